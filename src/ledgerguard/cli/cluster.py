@@ -1,0 +1,128 @@
+"""`ledgerguard cluster ...`: the local MariaDB primary + GTID replica."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ledgerguard.cli.common import abort, err_console, print_json, say, settings_of
+from ledgerguard.cluster.errors import ClusterError
+from ledgerguard.cluster.local import LocalCluster
+from ledgerguard.cluster.status import ClusterStatus
+from ledgerguard.errors import LedgerGuardError
+
+app = typer.Typer(help="Run the local primary + replica cluster.", no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON only (for scripts).")]
+
+
+def _cluster(ctx: typer.Context) -> LocalCluster:
+    return LocalCluster(settings_of(ctx))
+
+
+@app.command()
+def up(ctx: typer.Context) -> None:
+    """Start (creating on first use) both servers, provision, migrate and wire replication.
+
+    Idempotent: a running cluster is left as it is; data survives `down` and a reboot.
+    """
+    cluster = _cluster(ctx)
+    try:
+        result = cluster.up(progress=say)
+    except LedgerGuardError as exc:
+        abort(str(exc))
+    if result.already_running:
+        say("cluster already running")
+    say(
+        f"[green]cluster up[/]: primary 127.0.0.1:{cluster.specs['primary'].port}, "
+        f"replica 127.0.0.1:{cluster.specs['replica'].port}, state in {cluster.settings.state_dir}"
+    )
+
+
+@app.command()
+def down(ctx: typer.Context) -> None:
+    """Stop both servers cleanly (data kept)."""
+    try:
+        stopped = _cluster(ctx).down(progress=say)
+    except ClusterError as exc:
+        abort(str(exc))
+    if not stopped:
+        say("cluster was not running")
+
+
+@app.command()
+def reset(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    start: Annotated[bool, typer.Option(help="Start a fresh cluster after wiping.")] = True,
+) -> None:
+    """Stop both servers, WIPE their data, and (by default) provision a fresh cluster."""
+    cluster = _cluster(ctx)
+    if not yes:
+        typer.confirm(f"Wipe all data under {cluster.settings.state_dir}?", abort=True)
+    try:
+        cluster.reset(progress=say)
+        if start:
+            cluster.up(progress=say)
+            say("[green]fresh cluster up[/]")
+    except LedgerGuardError as exc:
+        abort(str(exc))
+
+
+@app.command()
+def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Both servers: up/down, version, GTID positions, replication threads, lag, last error.
+
+    Exit code 0 when healthy, 3 when not (so scripts can wait on it).
+    """
+    try:
+        current = _cluster(ctx).status()
+    except ClusterError as exc:
+        abort(str(exc))
+    if as_json:
+        print_json(current.to_dict())
+    else:
+        render_status(current)
+    if not current.healthy:
+        raise typer.Exit(3)
+
+
+def render_status(current: ClusterStatus) -> None:
+    """A Rich table of `current` on stderr."""
+    table = Table(title="LedgerGuard cluster", title_justify="left")
+    table.add_column("")
+    table.add_column("primary")
+    table.add_column("replica")
+    p, r = current.primary, current.replica
+    repl = r.replication
+
+    def yes_no(value: bool | None) -> str:
+        return "-" if value is None else ("[green]yes[/]" if value else "[red]no[/]")
+
+    rows = [
+        ("up", yes_no(p.up), yes_no(r.up)),
+        ("port", str(p.port), str(r.port)),
+        ("pid", str(p.pid or "-"), str(r.pid or "-")),
+        ("version", p.version or "-", r.version or "-"),
+        ("read only", yes_no(p.read_only), yes_no(r.read_only)),
+        ("GTID executed", p.gtid_executed or "-", r.gtid_executed or "-"),
+        ("replicating from", "-", repl.source if repl and repl.source else "-"),
+        ("IO thread", "-", yes_no(repl.io_running) if repl else "-"),
+        ("SQL thread", "-", yes_no(repl.sql_running) if repl else "-"),
+        (
+            "seconds behind",
+            "-",
+            str(repl.seconds_behind) if repl and repl.seconds_behind is not None else "-",
+        ),
+        (
+            "last error",
+            p.error or "-",
+            r.error or (repl and (repl.last_io_error or repl.last_sql_error)) or "-",
+        ),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    err_console.print(table)
+    err_console.print("[green]healthy[/]" if current.healthy else "[red]not healthy[/]")

@@ -1,0 +1,24 @@
+"""The `ledgerguard` command: one sub-command group per module in this package."""
+
+from __future__ import annotations
+
+import typer
+
+from ledgerguard.cli import cluster, db
+from ledgerguard.cli.demo import demo
+
+app = typer.Typer(
+    help="LedgerGuard: payment transactions on a primary + GTID replica, fraud analysis, "
+    "observability.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(cluster.app, name="cluster")
+app.add_typer(db.app, name="db")
+app.command()(demo)
+
+
+@app.callback()
+def main(ctx: typer.Context) -> None:
+    """Settings are read from the environment and `.env` (see `.env.example`)."""
+    ctx.obj = None

@@ -1,0 +1,204 @@
+"""The local two-server cluster: `up`, `down`, `reset`, `status` and the pieces tests need.
+
+`up` is idempotent and safe after a reboot: it (re)writes each `my.cnf`, creates a datadir only
+when there is none, starts what is not running, re-applies accounts and grants, points the
+replica at the primary only when it follows nobody yet (later starts resume from the replica's own
+GTID position), runs the migrations on the primary and waits until the replica has caught up.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+from ledgerguard.cluster.admin import admin_connection, run, scalar
+from ledgerguard.cluster.errors import AccessDenied, ClusterError, ReplicationError
+from ledgerguard.cluster.process import LocalServer, binary_version, find_binary
+from ledgerguard.cluster.provision import provision_primary, secure_root
+from ledgerguard.cluster.replication import (
+    Flavour,
+    Statement,
+    detect_flavour,
+    executed_gtids_query,
+    parse_replica_status,
+    point_replica_at,
+    replica_status_query,
+    start_replica,
+    wait_for_gtid,
+)
+from ledgerguard.cluster.spec import Role, server_specs
+from ledgerguard.cluster.status import ClusterStatus, server_status
+from ledgerguard.settings import Settings
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    """Default progress sink."""
+
+
+@dataclass
+class UpResult:
+    started: list[str]
+    created: list[str]
+
+    @property
+    def already_running(self) -> bool:
+        return not self.started
+
+
+class LocalCluster:
+    """A MariaDB primary and its GTID replica as local processes under `settings.state_dir`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.specs = server_specs(settings)
+
+    @cached_property
+    def _binaries(self) -> tuple[str, str, str]:
+        mariadbd = find_binary(self.settings.mariadbd_path)
+        install_db = find_binary(self.settings.install_db_path)
+        return mariadbd, install_db, binary_version(mariadbd)
+
+    def server(self, role: Role) -> LocalServer:
+        mariadbd, install_db, _ = self._binaries
+        return LocalServer(self.specs[role], mariadbd=mariadbd, install_db=install_db)
+
+    @property
+    def root_password(self) -> str:
+        return self.settings.mysql_root_password.get_secret_value()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def up(self, *, progress: Progress = _quiet, migrate: bool = True) -> UpResult:
+        """Bring the whole cluster to a healthy, migrated state (see module docstring)."""
+        result = UpResult(started=[], created=[])
+        for role in ("primary", "replica"):
+            server = self.server(role)
+            if server.prepare(binary_version_=self._binaries[2]):
+                result.created.append(role)
+                progress(f"created the {role} datadir {server.spec.datadir}")
+            if server.start(timeout=self.settings.start_timeout):
+                result.started.append(role)
+                progress(f"started the {role} on port {server.spec.port}")
+            self._secure_root_if_blank(role)
+            if role == "primary":
+                with admin_connection(server.spec, password=self.root_password) as conn:
+                    provision_primary(conn, self.settings)
+        self.connect_replica(progress=progress)
+        if migrate:
+            from ledgerguard.db.migrate import upgrade
+
+            upgrade(self.settings)
+            progress("migrations applied on the primary")
+        self.wait_for_replica(timeout=self.settings.start_timeout)
+        return result
+
+    def _secure_root_if_blank(self, role: Role) -> None:
+        """Set root's password on a server still carrying the install's blank one.
+
+        Decided by trying the configured password first, so an interrupted first `up` is finished
+        by the next one rather than leaving a server nobody can log in to.
+        """
+        spec = self.specs[role]
+        try:
+            with admin_connection(spec, password=self.root_password):
+                return
+        except AccessDenied:
+            try:
+                with admin_connection(spec, password="") as conn:
+                    secure_root(conn, password=self.root_password)
+            except AccessDenied:
+                pass
+            else:
+                return
+            raise
+
+    def connect_replica(self, *, progress: Progress = _quiet) -> None:
+        """Point the replica at the primary by GTID if it follows nobody; start its threads."""
+        primary = self.specs["primary"]
+        with admin_connection(self.specs["replica"], password=self.root_password) as conn:
+            flavour = detect_flavour(scalar(conn, Statement("SELECT VERSION()")))
+            rows = run(conn, replica_status_query(flavour))
+            if not rows:
+                run(
+                    conn,
+                    point_replica_at(
+                        flavour,
+                        host=self.settings.primary_host,
+                        port=primary.port,
+                        user=self.settings.repl_user,
+                        password=self.settings.repl_password.get_secret_value(),
+                    ),
+                )
+                progress(f"replica follows {self.settings.primary_host}:{primary.port} by GTID")
+            run(conn, start_replica(flavour))
+
+    def down(self, *, progress: Progress = _quiet) -> list[str]:
+        """Stop the replica, then the primary; returns the roles that were running."""
+        stopped = []
+        for role in ("replica", "primary"):
+            if self.server(role).stop(root_password=self.root_password):
+                stopped.append(role)
+                progress(f"stopped the {role}")
+        return stopped
+
+    def reset(self, *, progress: Progress = _quiet) -> None:
+        """Stop everything and wipe the state directory's server folders (data is lost)."""
+        for role in ("replica", "primary"):
+            server = self.server(role)
+            try:
+                server.stop(root_password=self.root_password)
+            except ClusterError:
+                server.kill()
+            if server.is_running():
+                server.kill()
+            shutil.rmtree(server.spec.base_dir, ignore_errors=True)
+            progress(f"wiped the {role} ({server.spec.base_dir})")
+
+    def status(self) -> ClusterStatus:
+        return ClusterStatus(
+            primary=server_status(self.server("primary"), root_password=self.root_password),
+            replica=server_status(self.server("replica"), root_password=self.root_password),
+        )
+
+    # --- replication ---------------------------------------------------------------------------
+    def primary_gtid(self) -> str:
+        """GTIDs written by the primary so far."""
+        with admin_connection(self.specs["primary"], password=self.root_password) as conn:
+            flavour = detect_flavour(scalar(conn, Statement("SELECT VERSION()")))
+            return scalar(conn, executed_gtids_query(flavour)) or ""
+
+    def wait_for_replica(self, *, timeout: float) -> None:
+        """Block until the replica has applied everything the primary has written so far.
+
+        Raises `ReplicationError` with the replica's last error when replication is broken, or
+        when it has not caught up within `timeout` seconds.
+        """
+        target = self.primary_gtid()
+        deadline = time.monotonic() + timeout
+        with admin_connection(self.specs["replica"], password=self.root_password) as conn:
+            flavour = detect_flavour(scalar(conn, Statement("SELECT VERSION()")))
+            while True:
+                remaining = deadline - time.monotonic()
+                if (
+                    not target
+                    or scalar(conn, wait_for_gtid(flavour, target, min(1, remaining))) == 0
+                ):
+                    return
+                rows = run(conn, replica_status_query(flavour))
+                status = parse_replica_status(flavour, rows[0] if rows else None)
+                error = status.last_io_error or status.last_sql_error
+                if remaining <= 0 or (error and not status.healthy):
+                    raise ReplicationError(
+                        f"the replica has not reached the primary's GTID {target!r} "
+                        f"(IO running: {status.io_running}, SQL running: {status.sql_running}"
+                        f"{', last error: ' + error if error else ''}); "
+                        "check `ledgerguard cluster status` and the replica's error.log"
+                    )
+
+    def flavour(self) -> Flavour:
+        with admin_connection(self.specs["primary"], password=self.root_password) as conn:
+            return detect_flavour(scalar(conn, Statement("SELECT VERSION()")))

@@ -1,0 +1,283 @@
+"""Start and stop one local `mariadbd` from the Debian binaries.
+
+The rules we follow (after pytest-mysql and mirakuru):
+
+* the server runs in its own process group, so a stop never signals anything else;
+* we refuse to start when the port already answers and the process is not ours ("port in use");
+* ready means the process is still alive *and* the server answers, within a timeout; a process
+  that dies raises at once with the tail of its error log;
+* stop is the SQL `SHUTDOWN` (the Debian core packages ship no `mariadb-admin`), then SIGTERM to
+  the group, then SIGKILL, each bounded in time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pymysql
+
+from ledgerguard.cluster.errors import (
+    BinaryNotFound,
+    ClusterError,
+    DatadirMismatch,
+    PortInUse,
+    ServerStartError,
+)
+from ledgerguard.cluster.spec import ServerSpec
+
+#: Where Debian puts the binaries; `/usr/sbin` is not on a normal user's PATH.
+_SEARCH_DIRS = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin")
+_PACKAGE_OF = {"mariadbd": "mariadb-server-core", "mariadb-install-db": "mariadb-server-core"}
+
+
+def find_binary(name_or_path: str) -> str:
+    """Absolute path of a server binary, or `BinaryNotFound` naming the package to install."""
+    if os.sep in name_or_path:
+        if os.access(name_or_path, os.X_OK):
+            return name_or_path
+    else:
+        found = shutil.which(name_or_path)
+        if found:
+            return found
+        for folder in _SEARCH_DIRS:
+            candidate = Path(folder) / name_or_path
+            if os.access(candidate, os.X_OK):
+                return str(candidate)
+    package = _PACKAGE_OF.get(Path(name_or_path).name, "mariadb-server-core")
+    raise BinaryNotFound(
+        f"{name_or_path} not found: install the Debian package {package} "
+        f"(sudo apt-get install -y {package}), or run `make setup`"
+    )
+
+
+def binary_version(mariadbd: str) -> str:
+    """`10.11.19-MariaDB` style version of the installed server binary."""
+    out = subprocess.run([mariadbd, "--version"], capture_output=True, text=True, check=True)
+    match = re.search(r"Ver\s+(\S+)", out.stdout)
+    if not match:
+        raise ClusterError(f"cannot read the version of {mariadbd}: {out.stdout.strip()!r}")
+    return match.group(1)
+
+
+def _major_minor(version: str) -> str:
+    return ".".join(version.split("-")[0].split(".")[:2])
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (exited, not yet reaped) counts as dead and is reaped."""
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a log file, for error messages."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no error log)"
+
+
+class LocalServer:
+    """One `mariadbd` process described by a `ServerSpec`."""
+
+    def __init__(self, spec: ServerSpec, *, mariadbd: str, install_db: str) -> None:
+        self.spec = spec
+        self.mariadbd = mariadbd
+        self.install_db = install_db
+
+    # --- files -------------------------------------------------------------------------------
+    @property
+    def initialized(self) -> bool:
+        return (self.spec.datadir / "mysql").is_dir()
+
+    def prepare(self, *, binary_version_: str) -> bool:
+        """Create folders, config and (first time only) the datadir; True if it was created.
+
+        Refuses a datadir made by another server version or by MySQL, rather than letting the
+        server half-upgrade it.
+        """
+        spec = self.spec
+        for folder in (spec.base_dir, spec.tmpdir):
+            folder.mkdir(parents=True, exist_ok=True)
+        spec.config_file.write_text(spec.render_config())
+        if self.initialized:
+            self._check_datadir_version(binary_version_)
+            return False
+        if spec.datadir.exists() and any(spec.datadir.iterdir()):
+            raise DatadirMismatch(
+                f"{spec.datadir} is not empty but holds no MariaDB system tables; "
+                "move it away or run `ledgerguard cluster reset`"
+            )
+        result = subprocess.run(
+            [
+                self.install_db,
+                "--no-defaults",
+                f"--datadir={spec.datadir}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                f"--user={getpass.getuser()}",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise ServerStartError(
+                f"mariadb-install-db failed for the {spec.role} ({spec.datadir}):\n"
+                f"{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            )
+        return True
+
+    def _check_datadir_version(self, binary_version_: str) -> None:
+        info = self.spec.datadir / "mysql_upgrade_info"
+        made_by = info.read_text().strip("\x00 \n") if info.exists() else ""
+        if not made_by:
+            if (self.spec.datadir / "mysql.ibd").exists():
+                made_by = "MySQL 8"
+            else:
+                return
+        if _major_minor(made_by) != _major_minor(binary_version_) or "MariaDB" not in made_by:
+            raise DatadirMismatch(
+                f"the {self.spec.role} datadir {self.spec.datadir} was made by {made_by}, but the "
+                f"installed server is {binary_version_}; back it up and run "
+                "`ledgerguard cluster reset` (wipes it), or install the matching server"
+            )
+
+    # --- process -----------------------------------------------------------------------------
+    def pid(self) -> int | None:
+        """The pid from the pid file if that process is alive, else None."""
+        try:
+            pid = int(self.spec.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
+
+    def is_running(self) -> bool:
+        return self.pid() is not None
+
+    def start(self, *, timeout: float) -> bool:
+        """Start the server if it is not running; True if we started it."""
+        spec = self.spec
+        if self.is_running():
+            return False
+        if port_answers(spec.host, spec.port):
+            raise PortInUse(
+                f"port {spec.port} ({spec.role}) is already in use by another process: stop it, "
+                f"or choose another port with LEDGERGUARD_{spec.role.upper()}_PORT"
+            )
+        with contextlib.suppress(FileNotFoundError):
+            spec.socket.unlink()
+        log = spec.error_log.open("ab")
+        try:
+            process = subprocess.Popen(
+                [
+                    self.mariadbd,
+                    f"--defaults-file={spec.config_file}",
+                    f"--user={getpass.getuser()}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        self._wait_ready(process, timeout=timeout)
+        return True
+
+    def _wait_ready(self, process: subprocess.Popen[bytes], *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise ServerStartError(
+                    f"the {self.spec.role} mariadbd exited with code {process.returncode} while "
+                    f"starting; the end of {self.spec.error_log}:\n{tail(self.spec.error_log)}"
+                )
+            if self.answers():
+                return
+            time.sleep(0.1)
+        self._signal_group(process.pid, signal.SIGKILL)
+        raise ServerStartError(
+            f"the {self.spec.role} did not answer within {timeout:.0f} s (killed); the end of "
+            f"{self.spec.error_log}:\n{tail(self.spec.error_log)}"
+        )
+
+    def answers(self) -> bool:
+        """Whether the server speaks the protocol on its socket (access denied still counts)."""
+        if not self.spec.socket.exists():
+            return False
+        try:
+            pymysql.connect(unix_socket=str(self.spec.socket), user="", connect_timeout=1).close()
+        except pymysql.err.OperationalError as exc:
+            return exc.args[0] in (1044, 1045, 1698)
+        return True
+
+    def stop(self, *, root_password: str, timeout: float = 60.0) -> bool:
+        """Stop the server cleanly; True if it was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        try:
+            conn = pymysql.connect(
+                unix_socket=str(self.spec.socket),
+                user="root",
+                password=root_password,
+                connect_timeout=2,
+            )
+            with conn.cursor() as cur:
+                cur.execute("SHUTDOWN")
+            conn.close()
+        except pymysql.MySQLError:
+            self._signal_group(pid, signal.SIGTERM)
+        if self._wait_gone(pid, timeout):
+            return True
+        self._signal_group(pid, signal.SIGTERM)
+        if self._wait_gone(pid, 10):
+            return True
+        self.kill()
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL the server's process group (a crash, as chaos tests want it)."""
+        pid = self.pid()
+        if pid is not None:
+            self._signal_group(pid, signal.SIGKILL)
+            self._wait_gone(pid, 10)
+
+    @staticmethod
+    def _signal_group(pid: int, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(os.getpgid(pid), sig)
+
+    @staticmethod
+    def _wait_gone(pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not pid_alive(pid):
+                return True
+            time.sleep(0.05)
+        return not pid_alive(pid)

@@ -1,0 +1,104 @@
+"""Accounts, privileges and the application database.
+
+Least privilege, one account per job (passwords come from settings, never from code):
+
+=================  ====================================================  ==========================
+account            privileges                                            used by
+=================  ====================================================  ==========================
+root@localhost     everything, local socket / 127.0.0.1 only             `ledgerguard cluster ...`
+repl_user@%        REPLICATION SLAVE                                     the replica's IO thread
+api_user@%         SELECT, INSERT, UPDATE on the application schema      the API, on the primary
+migrate_user@%     DDL on the application schema (no GRANT)              Alembic migrations
+app_user@%         SELECT on the application schema                      analytics, on the replica
+=================  ====================================================  ==========================
+
+The root password is set on each server locally (`sql_log_bin=0`); every other account and the
+database are created on the primary only, with the binlog on, so they reach the replica through
+replication like any other change. All statements are idempotent (`IF NOT EXISTS`, `ALTER USER`
+re-applies a changed password), so `cluster up` can run them every time.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pymysql
+
+from ledgerguard.cluster.admin import run
+from ledgerguard.cluster.errors import ClusterError
+from ledgerguard.cluster.replication import Statement
+from ledgerguard.settings import Settings
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
+
+
+def _name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ClusterError(
+            f"{value!r} is not a valid account or database name (letters, digits, _)"
+        )
+    return value
+
+
+def account_grants(settings: Settings) -> list[tuple[str, str, str]]:
+    """(user, password, privilege clause) for every application account."""
+    db = _name(settings.database)
+    return [
+        (settings.repl_user, settings.repl_password.get_secret_value(), "REPLICATION SLAVE ON *.*"),
+        (
+            settings.api_db_user,
+            settings.api_db_password.get_secret_value(),
+            f"SELECT, INSERT, UPDATE ON `{db}`.*",
+        ),
+        (
+            settings.migrate_user,
+            settings.migrate_password.get_secret_value(),
+            "SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP, INDEX, REFERENCES, "
+            f"CREATE VIEW, SHOW VIEW, TRIGGER, EVENT ON `{db}`.*",
+        ),
+        (
+            settings.replica_user,
+            settings.replica_password.get_secret_value(),
+            f"SELECT, SHOW VIEW ON `{db}`.*",
+        ),
+    ]
+
+
+def secure_root(conn: pymysql.connections.Connection, *, password: str) -> None:
+    """Give root its password and drop the install's extra root rows, on this server only.
+
+    `mariadb-install-db` creates password-less root@localhost, @127.0.0.1, @::1 and @<hostname>;
+    we keep the first two (socket and loopback TCP) and drop the rest. `sql_log_bin=0` keeps this
+    out of the binlog: each server has its own root.
+    """
+    run(conn, Statement("SET SESSION sql_log_bin = 0"))
+    try:
+        rows = run(conn, Statement("SELECT Host FROM mysql.user WHERE User = 'root'"))
+        for row in rows:
+            host = row["Host"]
+            if host in ("localhost", "127.0.0.1"):
+                run(conn, Statement("ALTER USER 'root'@%s IDENTIFIED BY %s", (host, password)))
+            else:
+                run(conn, Statement("DROP USER IF EXISTS 'root'@%s", (host,)))
+        run(conn, Statement("DROP USER IF EXISTS ''@'localhost'"))
+    finally:
+        run(conn, Statement("SET SESSION sql_log_bin = 1"))
+
+
+def provision_primary(conn: pymysql.connections.Connection, settings: Settings) -> None:
+    """Create the database and the application accounts on the primary (replicated)."""
+    db = _name(settings.database)
+    run(
+        conn,
+        Statement(
+            f"CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        ),
+    )
+    for user, password, privileges in account_grants(settings):
+        user = _name(user)
+        run(
+            conn,
+            Statement(f"CREATE USER IF NOT EXISTS '{user}'@'%%' IDENTIFIED BY %s", (password,)),
+        )
+        run(conn, Statement(f"ALTER USER '{user}'@'%%' IDENTIFIED BY %s", (password,)))
+        run(conn, Statement(f"GRANT {privileges} TO '{user}'@'%%'"))

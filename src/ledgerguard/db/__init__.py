@@ -1,0 +1,1 @@
+"""Database access: table definitions, engines for primary and replica, migrations."""

@@ -1,0 +1,70 @@
+"""Table definitions (SQLAlchemy Core), the single description of the schema the code queries.
+
+Migrations in `migrations/versions` create these tables; a test checks that the migrated schema
+and this metadata agree, so neither drifts.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+metadata = sa.MetaData()
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """DATETIME(6) holding UTC; Python sees timezone-aware datetimes only.
+
+    Naive datetimes are refused on the way in: a naive value is a bug at an edge, and silently
+    guessing its zone is how ledgers end up an hour off.
+    """
+
+    impl = mysql.DATETIME
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC column; attach a timezone")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+#: Money: DECIMAL(19,4) holds every ISO 4217 minor unit (at most 4 digits) up to 10^15.
+MONEY = sa.Numeric(19, 4)
+#: Time: DATETIME(6), always UTC (the servers run with time_zone +00:00).
+UTC_TIME = UTCDateTime()
+#: Ids: BIGINT everywhere; SQLite (unit tests only) needs plain INTEGER for autoincrement.
+BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+transactions = sa.Table(
+    "transactions",
+    metadata,
+    sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
+    sa.Column("external_id", sa.String(64), nullable=True),
+    sa.Column("user_id", sa.BigInteger, nullable=False),
+    sa.Column("amount", MONEY, nullable=False),
+    sa.Column("currency", sa.CHAR(3), nullable=False),
+    sa.Column("amount_usd", MONEY, nullable=True),
+    sa.Column("terminal_id", sa.BigInteger, nullable=True),
+    sa.Column("merchant_id", sa.BigInteger, nullable=True),
+    sa.Column("occurred_at", UTC_TIME, nullable=False),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="ACCEPTED"),
+    sa.UniqueConstraint("external_id", name="uq_transactions_external_id"),
+    sa.Index("ix_transactions_user_time", "user_id", "occurred_at"),
+    sa.Index("ix_transactions_time", "occurred_at"),
+    sa.Index("ix_transactions_terminal_time", "terminal_id", "occurred_at"),
+    mysql_engine="InnoDB",
+)

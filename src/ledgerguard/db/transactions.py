@@ -1,0 +1,59 @@
+"""The one home of the SQL that reads and writes `transactions`.
+
+Functions take keyword-only arguments and an explicit connection, so the caller decides which
+server (primary for writes, replica for reads) and which transaction boundaries apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledgerguard.db.tables import transactions
+
+
+@dataclass(frozen=True)
+class NewTransaction:
+    """A validated transaction ready to be stored (money as Decimal, times timezone-aware UTC)."""
+
+    user_id: int
+    amount: Decimal
+    currency: str
+    occurred_at: datetime
+    created_at: datetime
+    amount_usd: Decimal | None = None
+    external_id: str | None = None
+    terminal_id: int | None = None
+    merchant_id: int | None = None
+    status: str = "ACCEPTED"
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "amount": self.amount,
+            "currency": self.currency,
+            "amount_usd": self.amount_usd,
+            "occurred_at": self.occurred_at,
+            "created_at": self.created_at,
+            "external_id": self.external_id,
+            "terminal_id": self.terminal_id,
+            "merchant_id": self.merchant_id,
+            "status": self.status,
+        }
+
+
+async def insert_transaction(conn: AsyncConnection, *, tx: NewTransaction) -> int:
+    """Insert one row in the caller's transaction; returns its id."""
+    result = await conn.execute(sa.insert(transactions).values(**tx.values()))
+    return int(result.inserted_primary_key[0])
+
+
+async def get_transaction(conn: AsyncConnection, *, transaction_id: int) -> sa.Row[Any] | None:
+    """One row by id, or None."""
+    result = await conn.execute(sa.select(transactions).where(transactions.c.id == transaction_id))
+    return result.first()

@@ -1,0 +1,119 @@
+"""The one configuration object of LedgerGuard.
+
+Every setting is read from the environment or from `.env` (in the working directory). Names are
+`LEDGERGUARD_*`, except the secrets of the original design, which keep their original names
+(`MYSQL_ROOT_PASSWORD`, `REPLICA_USER`, `REPLICA_PASSWORD`, `REPL_USER`, `REPL_PASSWORD`,
+`AIRFLOW_*`) so an existing `.env` keeps working; `LEDGERGUARD_`-prefixed spellings of those are
+accepted too.
+
+Secrets have no default: a missing one is an error that names the variable. Outside development
+(`LEDGERGUARD_ENVIRONMENT` other than `development`) the dev values shipped in `.env.example` are
+refused, so a demo configuration cannot reach production by accident.
+
+Nothing here is a module-level singleton: callers build `Settings()` once at their edge (CLI
+callback, app factory, DAG task) and pass it down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Passwords shipped in `.env.example` (and the original design's README). Fine on a laptop, refused
+#: when `LEDGERGUARD_ENVIRONMENT` is not `development`.
+DEV_PASSWORDS = frozenset(
+    {
+        "rootpassword",
+        "AppPass123!",
+        "ReplicaPass123!",
+        "ApiPass123!",
+        "MigratePass123!",
+        "MonitorPass123!",
+        "admin",
+        "airflow",
+        "changeme",
+    }
+)
+
+
+def _secret(*names: str) -> Any:
+    """A required secret readable under each of `names` (original name first)."""
+    return Field(validation_alias=AliasChoices(*names))
+
+
+class Settings(BaseSettings):
+    """Configuration of the whole platform; see `.env.example` for every name with a comment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LEDGERGUARD_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+
+    # --- local state and servers ------------------------------------------------------------
+    home: Path = Path(".ledgerguard")
+    bind_address: str = "127.0.0.1"
+    primary_host: str = "127.0.0.1"
+    primary_port: int = Field(3306, ge=1, le=65535)
+    replica_host: str = "127.0.0.1"
+    replica_port: int = Field(3307, ge=1, le=65535)
+    database: str = Field("ledgerguard", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    innodb_buffer_pool_size: str = Field("1G", pattern=r"^\d+[KMG]?$")
+    replica_innodb_buffer_pool_size: str = Field("1G", pattern=r"^\d+[KMG]?$")
+    replica_parallel_threads: int = Field(4, ge=0, le=256)
+    max_connections: int = Field(500, ge=10)
+    mariadbd_path: str = "mariadbd"
+    install_db_path: str = "mariadb-install-db"
+    start_timeout: float = Field(60.0, gt=0)
+
+    # --- database accounts (least privilege; see README "Users") ----------------------------
+    mysql_root_password: SecretStr = _secret("MYSQL_ROOT_PASSWORD", "LEDGERGUARD_ROOT_PASSWORD")
+    replica_user: str = Field(
+        "app_user", validation_alias=AliasChoices("REPLICA_USER", "LEDGERGUARD_REPLICA_USER")
+    )
+    replica_password: SecretStr = _secret("REPLICA_PASSWORD", "LEDGERGUARD_REPLICA_PASSWORD")
+    repl_user: str = Field(
+        "repl_user", validation_alias=AliasChoices("REPL_USER", "LEDGERGUARD_REPL_USER")
+    )
+    repl_password: SecretStr = _secret("REPL_PASSWORD", "LEDGERGUARD_REPL_PASSWORD")
+    api_db_user: str = "api_user"
+    api_db_password: SecretStr = _secret("LEDGERGUARD_API_DB_PASSWORD")
+    migrate_user: str = "migrate_user"
+    migrate_password: SecretStr = _secret("LEDGERGUARD_MIGRATE_PASSWORD")
+
+    # --- API ---------------------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+
+    # --- analytics ---------------------------------------------------------------------------
+    reports_dir: Path = Path("reports")
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_outside_development(self) -> Settings:
+        if self.environment == "development":
+            return self
+        for name in (
+            "mysql_root_password",
+            "replica_password",
+            "repl_password",
+            "api_db_password",
+            "migrate_password",
+        ):
+            if getattr(self, name).get_secret_value() in DEV_PASSWORDS:
+                raise ValueError(
+                    f"{name} uses a development value from .env.example; set a real secret "
+                    f"when LEDGERGUARD_ENVIRONMENT={self.environment}"
+                )
+        return self
+
+    @property
+    def state_dir(self) -> Path:
+        """Absolute state directory, so server processes never depend on the caller's cwd."""
+        return self.home.expanduser().resolve()

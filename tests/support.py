@@ -1,0 +1,105 @@
+"""Helpers for tests: test settings on free ports, environment for CLI runs, connections."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pymysql
+
+from ledgerguard.settings import Settings
+
+TEST_SECRETS = {
+    "mysql_root_password": "t-root-secret",
+    "replica_password": "t-app-secret",
+    "repl_password": "t-repl-secret",
+    "api_db_password": "t-api-secret",
+    "migrate_password": "t-migrate-secret",
+}
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel says are free right now (held open together so they differ)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def make_settings(home: Path, **overrides: object) -> Settings:
+    """Test settings: free ports, small pools, no `.env` read."""
+    primary_port, replica_port, api_port = free_ports(3)
+    values: dict[str, object] = {
+        "environment": "test",
+        "home": home,
+        "primary_port": primary_port,
+        "replica_port": replica_port,
+        "api_port": api_port,
+        "innodb_buffer_pool_size": "128M",
+        "replica_innodb_buffer_pool_size": "128M",
+        "max_connections": 300,
+        "reports_dir": home / "reports",
+        **TEST_SECRETS,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment variables that reproduce `settings` (for CLI runs and subprocesses)."""
+    env = {
+        "LEDGERGUARD_ENVIRONMENT": settings.environment,
+        "LEDGERGUARD_HOME": str(settings.home),
+        "LEDGERGUARD_PRIMARY_PORT": str(settings.primary_port),
+        "LEDGERGUARD_REPLICA_PORT": str(settings.replica_port),
+        "LEDGERGUARD_API_PORT": str(settings.api_port),
+        "LEDGERGUARD_INNODB_BUFFER_POOL_SIZE": settings.innodb_buffer_pool_size,
+        "LEDGERGUARD_REPLICA_INNODB_BUFFER_POOL_SIZE": settings.replica_innodb_buffer_pool_size,
+        "LEDGERGUARD_MAX_CONNECTIONS": str(settings.max_connections),
+        "LEDGERGUARD_REPORTS_DIR": str(settings.reports_dir),
+        "MYSQL_ROOT_PASSWORD": settings.mysql_root_password.get_secret_value(),
+        "REPLICA_PASSWORD": settings.replica_password.get_secret_value(),
+        "REPL_PASSWORD": settings.repl_password.get_secret_value(),
+        "LEDGERGUARD_API_DB_PASSWORD": settings.api_db_password.get_secret_value(),
+        "LEDGERGUARD_MIGRATE_PASSWORD": settings.migrate_password.get_secret_value(),
+    }
+    return env
+
+
+def connect(
+    settings: Settings, role: str, *, user: str, password: str, database: bool = True
+) -> pymysql.connections.Connection:
+    """A TCP connection as `user` to the primary or the replica, autocommit."""
+    port = settings.primary_port if role == "primary" else settings.replica_port
+    return pymysql.connect(
+        host="127.0.0.1",
+        port=port,
+        user=user,
+        password=password,
+        database=settings.database if database else None,
+        autocommit=True,
+    )
+
+
+def api_conn(settings: Settings, role: str = "primary") -> pymysql.connections.Connection:
+    return connect(
+        settings,
+        role,
+        user=settings.api_db_user,
+        password=settings.api_db_password.get_secret_value(),
+    )
+
+
+def analytics_conn(settings: Settings, role: str = "replica") -> pymysql.connections.Connection:
+    return connect(
+        settings,
+        role,
+        user=settings.replica_user,
+        password=settings.replica_password.get_secret_value(),
+    )

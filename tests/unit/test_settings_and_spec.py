@@ -1,0 +1,91 @@
+"""Settings (names, secrets policy) and the generated server configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from ledgerguard.cluster.spec import server_specs
+from ledgerguard.settings import Settings
+from tests.support import TEST_SECRETS
+
+ORIGINAL_ENV = {
+    "MYSQL_ROOT_PASSWORD": "rootpassword",
+    "REPLICA_USER": "app_user",
+    "REPLICA_PASSWORD": "AppPass123!",
+    "REPL_USER": "repl_user",
+    "REPL_PASSWORD": "ReplicaPass123!",
+    "LEDGERGUARD_API_DB_PASSWORD": "ApiPass123!",
+    "LEDGERGUARD_MIGRATE_PASSWORD": "MigratePass123!",
+}
+
+
+def test_original_design_names_and_defaults(monkeypatch: pytest.MonkeyPatch):
+    for key, value in ORIGINAL_ENV.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings(_env_file=None)
+    assert settings.mysql_root_password.get_secret_value() == "rootpassword"
+    assert settings.replica_user == "app_user" and settings.repl_user == "repl_user"
+    assert (settings.primary_port, settings.replica_port, settings.api_port) == (3306, 3307, 8000)
+    assert settings.innodb_buffer_pool_size == "1G"
+    assert settings.reports_dir == Path("reports")
+    assert "rootpassword" not in repr(settings)  # secrets never print
+
+
+def test_ledgerguard_names_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    for key, value in ORIGINAL_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("LEDGERGUARD_HOME", str(tmp_path))
+    monkeypatch.setenv("LEDGERGUARD_PRIMARY_PORT", "4406")
+    monkeypatch.setenv("LEDGERGUARD_REPLICA_PORT", "4407")
+    monkeypatch.setenv("LEDGERGUARD_API_PORT", "9000")
+    monkeypatch.setenv("LEDGERGUARD_REPORTS_DIR", str(tmp_path / "r"))
+    settings = Settings(_env_file=None)
+    assert settings.state_dir == tmp_path.resolve()
+    assert (settings.primary_port, settings.replica_port, settings.api_port) == (4406, 4407, 9000)
+    assert settings.reports_dir == tmp_path / "r"
+
+
+def test_dev_secrets_refused_in_production(monkeypatch: pytest.MonkeyPatch):
+    for key, value in ORIGINAL_ENV.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValidationError, match="development value"):
+        Settings(_env_file=None, environment="production")
+    Settings(_env_file=None, environment="production", **TEST_SECRETS)
+
+
+def test_missing_secret_is_an_error(monkeypatch: pytest.MonkeyPatch):
+    for key in ORIGINAL_ENV:
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(ValidationError, match="MYSQL_ROOT_PASSWORD"):
+        Settings(_env_file=None)
+
+
+def test_primary_is_durable_and_replica_relaxed(tmp_path: Path):
+    settings = Settings(_env_file=None, home=tmp_path, **TEST_SECRETS)
+    specs = server_specs(settings)
+    primary = specs["primary"].render_config()
+    replica = specs["replica"].render_config()
+    for line in (
+        "server_id = 1",
+        "binlog_format = ROW",
+        "gtid_strict_mode = ON",
+        "innodb_flush_log_at_trx_commit = 1",
+        "sync_binlog = 1",
+        "innodb_buffer_pool_size = 1G",
+    ):
+        assert line in primary
+    for line in (
+        "server_id = 2",
+        "read_only = ON",
+        "log_slave_updates = ON",
+        "slave_parallel_mode = optimistic",
+        "slave_parallel_threads = 4",
+        "innodb_flush_log_at_trx_commit = 2",
+        "sync_binlog = 0",
+    ):
+        assert line in replica
+    assert specs["primary"].datadir != specs["replica"].datadir
+    assert specs["primary"].socket.parent == tmp_path.resolve() / "primary"
