@@ -15,6 +15,8 @@ TEST_SECRETS = {
     "repl_password": "t-repl-secret",
     "api_db_password": "t-api-secret",
     "migrate_password": "t-migrate-secret",
+    "monitor_password": "t-monitor-secret",
+    "airflow_admin_password": "t-airflow-secret",
 }
 
 
@@ -68,6 +70,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "REPL_PASSWORD": settings.repl_password.get_secret_value(),
         "LEDGERGUARD_API_DB_PASSWORD": settings.api_db_password.get_secret_value(),
         "LEDGERGUARD_MIGRATE_PASSWORD": settings.migrate_password.get_secret_value(),
+        "LEDGERGUARD_MONITOR_PASSWORD": settings.monitor_password.get_secret_value(),
+        "AIRFLOW_ADMIN_PASSWORD": settings.airflow_admin_password.get_secret_value(),
     }
     return env
 

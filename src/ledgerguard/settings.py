@@ -22,6 +22,8 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledgerguard.fraud.params import FraudParameters
+
 #: Passwords shipped in `.env.example` (and the original design's README). Fine on a laptop, refused
 #: when `LEDGERGUARD_ENVIRONMENT` is not `development`.
 DEV_PASSWORDS = frozenset(
@@ -53,6 +55,7 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
+        env_nested_delimiter="__",
     )
 
     environment: Literal["development", "test", "production"] = "development"
@@ -88,12 +91,45 @@ class Settings(BaseSettings):
     migrate_user: str = "migrate_user"
     migrate_password: SecretStr = _secret("LEDGERGUARD_MIGRATE_PASSWORD")
 
+    monitor_user: str = "monitor_user"
+    monitor_password: SecretStr = _secret("LEDGERGUARD_MONITOR_PASSWORD")
+
     # --- API ---------------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    #: Gunicorn workers; 0 = one per CPU core (the DB servers need the rest of the machine).
+    api_workers: int = Field(0, ge=0, le=64)
+    #: DB connections per worker and server.
+    api_pool_size: int = Field(20, ge=1, le=500)
+    #: Requests per second allowed per API key (token bucket, burst = 2x); 0 disables.
+    api_rate_limit: float = Field(2000.0, ge=0)
+    #: Largest accepted request body in bytes (413 beyond).
+    api_max_body_bytes: int = Field(16_384, ge=256)
+    #: Seconds a read with a `consistent_after` token waits for the replica before the primary.
+    read_your_writes_timeout: float = Field(2.0, gt=0, le=60)
 
     # --- analytics ---------------------------------------------------------------------------
     reports_dir: Path = Path("reports")
+    fraud: FraudParameters = FraudParameters()
+
+    # --- Airflow (local `airflow standalone`) -------------------------------------------------
+    airflow_port: int = Field(8080, ge=1, le=65535)
+    airflow_admin_user: str = Field(
+        "admin",
+        validation_alias=AliasChoices("AIRFLOW_ADMIN_USER", "LEDGERGUARD_AIRFLOW_ADMIN_USER"),
+    )
+    airflow_admin_password: SecretStr = Field(
+        SecretStr("admin"),
+        validation_alias=AliasChoices(
+            "AIRFLOW_ADMIN_PASSWORD", "LEDGERGUARD_AIRFLOW_ADMIN_PASSWORD"
+        ),
+    )
+
+    # --- monitoring (local Prometheus + mysqld-exporter from Debian) -------------------------
+    prometheus_port: int = Field(9090, ge=1, le=65535)
+    primary_exporter_port: int = Field(9104, ge=1, le=65535)
+    replica_exporter_port: int = Field(9105, ge=1, le=65535)
+    scrape_interval_seconds: int = Field(15, ge=1)
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_outside_development(self) -> Settings:
@@ -105,6 +141,8 @@ class Settings(BaseSettings):
             "repl_password",
             "api_db_password",
             "migrate_password",
+            "monitor_password",
+            "airflow_admin_password",
         ):
             if getattr(self, name).get_secret_value() in DEV_PASSWORDS:
                 raise ValueError(

@@ -10,6 +10,8 @@ repl_user@%        REPLICATION SLAVE                                     the rep
 api_user@%         SELECT, INSERT, UPDATE on the application schema      the API, on the primary
 migrate_user@%     DDL on the application schema (no GRANT)              Alembic migrations
 app_user@%         SELECT on the application schema                      analytics, on the replica
+monitor_user@%     PROCESS, REPLICATION CLIENT, SELECT on                mysqld-exporter (both)
+                   performance_schema and on the `heartbeat` database
 =================  ====================================================  ==========================
 
 The root password is set on each server locally (`sql_log_bin=0`); every other account and the
@@ -40,26 +42,41 @@ def _name(value: str) -> str:
     return value
 
 
-def account_grants(settings: Settings) -> list[tuple[str, str, str]]:
-    """(user, password, privilege clause) for every application account."""
+def account_grants(settings: Settings) -> list[tuple[str, str, list[str]]]:
+    """(user, password, privilege clauses) for every application account."""
     db = _name(settings.database)
     return [
-        (settings.repl_user, settings.repl_password.get_secret_value(), "REPLICATION SLAVE ON *.*"),
+        (
+            settings.repl_user,
+            settings.repl_password.get_secret_value(),
+            ["REPLICATION SLAVE ON *.*"],
+        ),
         (
             settings.api_db_user,
             settings.api_db_password.get_secret_value(),
-            f"SELECT, INSERT, UPDATE ON `{db}`.*",
+            [f"SELECT, INSERT, UPDATE ON `{db}`.*"],
         ),
         (
             settings.migrate_user,
             settings.migrate_password.get_secret_value(),
-            "SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP, INDEX, REFERENCES, "
-            f"CREATE VIEW, SHOW VIEW, TRIGGER, EVENT ON `{db}`.*",
+            [
+                "SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP, INDEX, REFERENCES, "
+                f"CREATE VIEW, SHOW VIEW, TRIGGER, EVENT ON `{db}`.*"
+            ],
         ),
         (
             settings.replica_user,
             settings.replica_password.get_secret_value(),
-            f"SELECT, SHOW VIEW ON `{db}`.*",
+            [f"SELECT, SHOW VIEW ON `{db}`.*"],
+        ),
+        (
+            settings.monitor_user,
+            settings.monitor_password.get_secret_value(),
+            [
+                "PROCESS, REPLICATION CLIENT ON *.*",
+                "SELECT ON performance_schema.*",
+                "SELECT ON `heartbeat`.*",
+            ],
         ),
     ]
 
@@ -94,11 +111,12 @@ def provision_primary(conn: pymysql.connections.Connection, settings: Settings) 
             f"CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
         ),
     )
-    for user, password, privileges in account_grants(settings):
+    for user, password, clauses in account_grants(settings):
         user = _name(user)
         run(
             conn,
             Statement(f"CREATE USER IF NOT EXISTS '{user}'@'%%' IDENTIFIED BY %s", (password,)),
         )
         run(conn, Statement(f"ALTER USER '{user}'@'%%' IDENTIFIED BY %s", (password,)))
-        run(conn, Statement(f"GRANT {privileges} TO '{user}'@'%%'"))
+        for privileges in clauses:
+            run(conn, Statement(f"GRANT {privileges} TO '{user}'@'%%'"))

@@ -68,3 +68,33 @@ transactions = sa.Table(
     sa.Index("ix_transactions_terminal_time", "terminal_id", "occurred_at"),
     mysql_engine="InnoDB",
 )
+
+
+#: API keys: only a SHA-256 of the key is stored; `prefix` (public, unique) finds the row and is
+#: what `apikey list` shows. `scopes` is a space-separated set.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("key_hash", sa.CHAR(64), nullable=False),
+    sa.Column("scopes", sa.String(255), nullable=False),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+    sa.Column("revoked_at", UTC_TIME, nullable=True),
+    sa.UniqueConstraint("prefix", name="uq_api_keys_prefix"),
+    sa.UniqueConstraint("name", name="uq_api_keys_name"),
+    mysql_engine="InnoDB",
+)
+
+#: One row per (API key, Idempotency-Key): the request's body hash and the transaction it created.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("api_key_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("idempotency_key", sa.String(255), primary_key=True),
+    sa.Column("request_hash", sa.CHAR(64), nullable=False),
+    sa.Column("transaction_id", sa.BigInteger, nullable=False),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+    mysql_engine="InnoDB",
+)
