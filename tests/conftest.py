@@ -13,7 +13,7 @@ import pytest
 
 from ledgerguard.cluster.local import LocalCluster
 from ledgerguard.settings import Settings
-from tests.support import make_settings
+from tests.support import make_key, make_settings
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +42,21 @@ def healthy_cluster(cluster: LocalCluster) -> LocalCluster:
     if not cluster.status().healthy:
         cluster.up()
     return cluster
+
+
+@pytest.fixture(scope="session")
+def api_url(cluster: LocalCluster, settings: Settings) -> Iterator[str]:
+    """The real API (Gunicorn, Uvicorn workers) in the background on a free port."""
+    from ledgerguard.api.server import start_background, stop_background
+
+    start_background(settings)
+    try:
+        yield f"http://{settings.api_host}:{settings.api_port}"
+    finally:
+        stop_background(settings)
+
+
+@pytest.fixture(scope="session")
+def api_key(cluster: LocalCluster, settings: Settings) -> str:
+    """A key with transactions:write and transactions:read."""
+    return make_key(settings, "session-rw", ("transactions:read", "transactions:write"))

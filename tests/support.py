@@ -55,25 +55,7 @@ def make_settings(home: Path, **overrides: object) -> Settings:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment variables that reproduce `settings` (for CLI runs and subprocesses)."""
-    env = {
-        "LEDGERGUARD_ENVIRONMENT": settings.environment,
-        "LEDGERGUARD_HOME": str(settings.home),
-        "LEDGERGUARD_PRIMARY_PORT": str(settings.primary_port),
-        "LEDGERGUARD_REPLICA_PORT": str(settings.replica_port),
-        "LEDGERGUARD_API_PORT": str(settings.api_port),
-        "LEDGERGUARD_INNODB_BUFFER_POOL_SIZE": settings.innodb_buffer_pool_size,
-        "LEDGERGUARD_REPLICA_INNODB_BUFFER_POOL_SIZE": settings.replica_innodb_buffer_pool_size,
-        "LEDGERGUARD_MAX_CONNECTIONS": str(settings.max_connections),
-        "LEDGERGUARD_REPORTS_DIR": str(settings.reports_dir),
-        "MYSQL_ROOT_PASSWORD": settings.mysql_root_password.get_secret_value(),
-        "REPLICA_PASSWORD": settings.replica_password.get_secret_value(),
-        "REPL_PASSWORD": settings.repl_password.get_secret_value(),
-        "LEDGERGUARD_API_DB_PASSWORD": settings.api_db_password.get_secret_value(),
-        "LEDGERGUARD_MIGRATE_PASSWORD": settings.migrate_password.get_secret_value(),
-        "LEDGERGUARD_MONITOR_PASSWORD": settings.monitor_password.get_secret_value(),
-        "AIRFLOW_ADMIN_PASSWORD": settings.airflow_admin_password.get_secret_value(),
-    }
-    return env
+    return settings.to_env()
 
 
 def connect(
@@ -107,3 +89,19 @@ def analytics_conn(settings: Settings, role: str = "replica") -> pymysql.connect
         user=settings.replica_user,
         password=settings.replica_password.get_secret_value(),
     )
+
+
+def make_key(settings: Settings, name: str, scopes: tuple[str, ...]) -> str:
+    """Create an API key directly in the database (as `apikey create` does); returns it."""
+    import sqlalchemy as sa
+
+    from ledgerguard.db.api_keys import create_api_key
+    from ledgerguard.db.engines import migration_url
+
+    engine = sa.create_engine(migration_url(settings))
+    try:
+        with engine.begin() as conn:
+            _, plain = create_api_key(conn, name=name, scopes=scopes)
+    finally:
+        engine.dispose()
+    return plain

@@ -16,10 +16,11 @@ callback, app factory, DAG task) and pass it down.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledgerguard.fraud.params import FraudParameters
@@ -150,6 +151,36 @@ class Settings(BaseSettings):
                     f"when LEDGERGUARD_ENVIRONMENT={self.environment}"
                 )
         return self
+
+    def to_env(self) -> dict[str, str]:
+        """Environment variables that rebuild exactly these settings in a child process.
+
+        Child processes (Gunicorn workers, Airflow tasks, exporters' wrappers) build their own
+        `Settings()`; passing this environment makes them see what the parent saw, whatever the
+        child's working directory or `.env` holds.
+        """
+        env: dict[str, str] = {}
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            alias = info.validation_alias
+            key = (
+                alias.choices[0]
+                if isinstance(alias, AliasChoices)
+                else f"LEDGERGUARD_{name.upper()}"
+            )
+            if isinstance(value, BaseModel):
+                for sub, sub_value in value.model_dump(mode="json").items():
+                    env[f"{key}__{sub.upper()}"] = str(sub_value)
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[str(key)] = str(value)
+        return env
+
+    @property
+    def workers(self) -> int:
+        """API worker processes: `api_workers`, or one per CPU core when 0."""
+        return self.api_workers or os.cpu_count() or 1
 
     @property
     def state_dir(self) -> Path:

@@ -54,4 +54,4 @@ def print_json(data: Any) -> None:
 
 
 def say(message: str) -> None:
-    err_console.print(message, highlight=False)
+    err_console.print(message, highlight=False, soft_wrap=True)

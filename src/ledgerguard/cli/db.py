@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import typer
+from alembic.util import CommandError
+from sqlalchemy.exc import SQLAlchemyError
 
 from ledgerguard.cli.common import abort, say, settings_of
 from ledgerguard.db import migrate
@@ -16,7 +18,7 @@ def upgrade(ctx: typer.Context, revision: str = "head") -> None:
     settings = settings_of(ctx)
     try:
         migrate.upgrade(settings, revision)
-    except Exception as exc:
+    except (CommandError, SQLAlchemyError) as exc:
         abort(f"migration failed: {exc}")
     say(f"schema at {migrate.current(settings)}")
 

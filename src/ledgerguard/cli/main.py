@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ledgerguard.cli import cluster, db
+from ledgerguard.cli import api, cluster, db
 from ledgerguard.cli.demo import demo
 
 app = typer.Typer(
@@ -15,6 +15,8 @@ app = typer.Typer(
 )
 app.add_typer(cluster.app, name="cluster")
 app.add_typer(db.app, name="db")
+app.add_typer(api.app, name="api")
+app.add_typer(api.keys_app, name="apikey")
 app.command()(demo)
 
 

@@ -27,6 +27,7 @@ from ledgerguard.cluster.replication import (
     point_replica_at,
     replica_status_query,
     start_replica,
+    stop_replica,
     wait_for_gtid,
 )
 from ledgerguard.cluster.spec import Role, server_specs
@@ -117,7 +118,11 @@ class LocalCluster:
             raise
 
     def connect_replica(self, *, progress: Progress = _quiet) -> None:
-        """Point the replica at the primary by GTID if it follows nobody; start its threads."""
+        """Point the replica at the primary by GTID if it follows nobody; start its threads.
+
+        An IO thread that is retrying (e.g. the primary was restarted) is restarted at once
+        rather than left waiting for its next retry.
+        """
         primary = self.specs["primary"]
         with admin_connection(self.specs["replica"], password=self.root_password) as conn:
             flavour = detect_flavour(scalar(conn, Statement("SELECT VERSION()")))
@@ -131,9 +136,12 @@ class LocalCluster:
                         port=primary.port,
                         user=self.settings.repl_user,
                         password=self.settings.repl_password.get_secret_value(),
+                        connect_retry=1,
                     ),
                 )
                 progress(f"replica follows {self.settings.primary_host}:{primary.port} by GTID")
+            elif not parse_replica_status(flavour, rows[0]).io_running:
+                run(conn, stop_replica(flavour))
             run(conn, start_replica(flavour))
 
     def down(self, *, progress: Progress = _quiet) -> list[str]:
@@ -183,15 +191,15 @@ class LocalCluster:
             flavour = detect_flavour(scalar(conn, Statement("SELECT VERSION()")))
             while True:
                 remaining = deadline - time.monotonic()
-                if (
-                    not target
-                    or scalar(conn, wait_for_gtid(flavour, target, min(1, remaining))) == 0
-                ):
+                # MASTER_GTID_WAIT with a negative timeout waits forever: keep it positive
+                step = max(0.05, min(1.0, remaining))
+                if not target or scalar(conn, wait_for_gtid(flavour, target, step)) == 0:
                     return
                 rows = run(conn, replica_status_query(flavour))
                 status = parse_replica_status(flavour, rows[0] if rows else None)
-                error = status.last_io_error or status.last_sql_error
-                if remaining <= 0 or (error and not status.healthy):
+                error = status.last_sql_error or status.last_io_error
+                # the IO thread retries by itself; a stopped SQL thread needs a human
+                if remaining <= 0 or (status.last_sql_error and not status.sql_running):
                     raise ReplicationError(
                         f"the replica has not reached the primary's GTID {target!r} "
                         f"(IO running: {status.io_running}, SQL running: {status.sql_running}"

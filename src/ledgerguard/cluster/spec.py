@@ -88,6 +88,8 @@ class ServerSpec:
             "max_connections": self.max_connections,
             "innodb_buffer_pool_size": self.buffer_pool_size,
             "innodb_log_file_size": "256M",
+            # consecutive ids for multi-row INSERTs (see ledgerguard.db.writer)
+            "innodb_autoinc_lock_mode": 1,
             # GTID replication; both servers keep a binlog so either can be promoted.
             "log_bin": self.datadir / "mariadb-bin",
             "log_bin_index": self.datadir / "mariadb-bin.index",

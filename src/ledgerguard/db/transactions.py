@@ -57,3 +57,29 @@ async def get_transaction(conn: AsyncConnection, *, transaction_id: int) -> sa.R
     """One row by id, or None."""
     result = await conn.execute(sa.select(transactions).where(transactions.c.id == transaction_id))
     return result.first()
+
+
+async def list_transactions(
+    conn: AsyncConnection,
+    *,
+    user_id: int | None,
+    since: datetime | None,
+    until: datetime | None,
+    after_id: int | None,
+    limit: int,
+) -> list[sa.Row[Any]]:
+    """A keyset page ordered by id: rows with id > `after_id` matching the filters.
+
+    Keyset (not OFFSET) pagination keeps every page an index range scan however deep the client
+    pages, and stays stable while new rows arrive (they get larger ids).
+    """
+    query = sa.select(transactions).order_by(transactions.c.id).limit(limit)
+    if user_id is not None:
+        query = query.where(transactions.c.user_id == user_id)
+    if since is not None:
+        query = query.where(transactions.c.occurred_at >= since)
+    if until is not None:
+        query = query.where(transactions.c.occurred_at < until)
+    if after_id is not None:
+        query = query.where(transactions.c.id > after_id)
+    return list((await conn.execute(query)).all())

@@ -1,0 +1,65 @@
+"""Shared dependencies, declared once as `Annotated` aliases and used by every route."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader
+
+from ledgerguard.api.ratelimit import retry_after_header
+from ledgerguard.api.services import ApiServices
+from ledgerguard.apikeys import ApiKeyRecord, prefix_of
+
+
+def get_services(request: Request) -> ApiServices:
+    return request.app.state.services
+
+
+Services = Annotated[ApiServices, Depends(get_services)]
+
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="Create one with `ledgerguard apikey create`."
+)
+
+
+async def current_key(
+    services: Services, plain: Annotated[str | None, Security(_api_key_header)]
+) -> ApiKeyRecord:
+    """The active key presented in `X-API-Key`, else 401; then the per-key rate limit (429)."""
+    if not plain:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing X-API-Key header")
+    prefix = prefix_of(plain)
+    record = await services.keys.get(prefix) if prefix else None
+    if record is None or not record.matches(plain):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown API key")
+    if not record.active:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "this API key has been revoked")
+    wait = services.limiter.acquire(record.id)
+    if wait:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "rate limit of this API key exceeded",
+            headers={"Retry-After": retry_after_header(wait)},
+        )
+    return record
+
+
+CurrentKey = Annotated[ApiKeyRecord, Depends(current_key)]
+
+
+def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, ApiKeyRecord]]:
+    async def check(key: CurrentKey) -> ApiKeyRecord:
+        if not key.allows(scope):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"this API key lacks the scope {scope!r}"
+            )
+        return key
+
+    return check
+
+
+WriteKey = Annotated[ApiKeyRecord, Depends(require_scope("transactions:write"))]
+ReadKey = Annotated[ApiKeyRecord, Depends(require_scope("transactions:read"))]
+AdminKey = Annotated[ApiKeyRecord, Depends(require_scope("admin"))]

@@ -1,0 +1,75 @@
+"""Translate failures to HTTP at the edge: 4xx with a message naming the field, 503 for outages.
+
+* Validation errors → 422 with `detail` (FastAPI's list: `loc`, `msg`, `type`) and a one-line
+  `message` such as `body.amount: amount has 3 decimal places but USD allows at most 2`.
+* A database that cannot be reached (connection refused, lost, timed out) → 503 with
+  `Retry-After`, never 500: the client retries and the pool reconnects by itself.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+
+from ledgerguard.errors import LedgerGuardError
+
+RETRY_AFTER_SECONDS = "1"
+
+
+def _describe(error: dict) -> str:
+    loc = ".".join(str(part) for part in error.get("loc", ()))
+    msg = str(error.get("msg", "invalid"))
+    msg = msg.removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = list(exc.errors())
+    for error in errors:
+        error.pop("input", None)  # never echo the (possibly huge or sensitive) input back
+        error.pop("ctx", None)
+        error.pop("url", None)
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content=jsonable_encoder(
+            {"detail": errors, "message": "; ".join(_describe(e) for e in errors)}
+        ),
+    )
+
+
+def _is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, DisconnectionError | InterfaceError | OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+    if _is_outage(exc):
+        return unavailable()
+    raise exc
+
+
+async def os_error(request: Request, exc: OSError) -> JSONResponse:
+    return unavailable()
+
+
+def unavailable() -> JSONResponse:
+    return JSONResponse(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        content={"detail": "the database is unavailable; retry shortly"},
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+async def library_error(request: Request, exc: LedgerGuardError) -> JSONResponse:
+    return JSONResponse(status_code=status.HTTP_400_BAD_REQUEST, content={"detail": str(exc)})
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(DBAPIError, database_error)
+    app.add_exception_handler(OSError, os_error)
+    app.add_exception_handler(LedgerGuardError, library_error)

@@ -1,0 +1,73 @@
+"""The app factory: `create_app(settings)` builds one FastAPI app with its own resources.
+
+Gunicorn loads `ledgerguard.api.main:create_app()` in each worker (see `ledgerguard.api.server`);
+tests call `create_app(test_settings)` and drive it in-process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ledgerguard.api import errors
+from ledgerguard.api.limits import BodySizeLimit
+from ledgerguard.api.metrics import ApiMetrics, MetricsMiddleware
+from ledgerguard.api.ratelimit import RateLimiter
+from ledgerguard.api.routes import health, transactions
+from ledgerguard.api.services import ApiServices, KeyCache, detect_server_flavour
+from ledgerguard.db.engines import primary_engine, replica_engine
+from ledgerguard.db.writer import TransactionWriter
+from ledgerguard.money import FxRates
+from ledgerguard.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, workers: int | None = None) -> FastAPI:
+    """A new app; `workers` is how many processes share the per-key rate limit.
+
+    Without arguments (how Gunicorn calls it) settings come from the environment / `.env` and the
+    worker count from `LEDGERGUARD_API_WORKERS`.
+    """
+    settings = settings if settings is not None else Settings()
+    workers = workers if workers is not None else settings.workers
+    metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        primary = primary_engine(settings, pool_size=settings.api_pool_size)
+        replica = replica_engine(settings, pool_size=settings.api_pool_size)
+        flavour = await detect_server_flavour(primary)
+        writer = TransactionWriter(primary, flavour=flavour)
+        await writer.start()
+        app.state.services = ApiServices(
+            settings=settings,
+            primary=primary,
+            replica=replica,
+            writer=writer,
+            fx=FxRates(),
+            metrics=metrics,
+            limiter=RateLimiter(rate_per_second=settings.api_rate_limit, workers=workers),
+            keys=KeyCache(primary),
+            flavour=flavour,
+        )
+        try:
+            yield
+        finally:
+            await writer.stop()
+            await primary.dispose()
+            await replica.dispose()
+
+    app = FastAPI(
+        title="LedgerGuard transaction API",
+        version="0.1.0",
+        description="Durable payment transactions on the primary; reads from the GTID replica. "
+        "Every data route needs an `X-API-Key` (`ledgerguard apikey create`).",
+        lifespan=lifespan,
+    )
+    app.include_router(transactions.router)
+    app.include_router(health.router)
+    errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

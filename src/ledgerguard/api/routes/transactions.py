@@ -1,0 +1,179 @@
+"""`/transactions`: durable writes on the primary, reads from the replica."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Response, status
+
+from ledgerguard.api.deps import ReadKey, Services, WriteKey
+from ledgerguard.api.reads import read_connection
+from ledgerguard.api.schemas import (
+    TransactionCreate,
+    TransactionCreated,
+    TransactionPublic,
+    TransactionsPage,
+)
+from ledgerguard.db.consistency import valid_gtid
+from ledgerguard.db.transactions import NewTransaction, get_transaction, list_transactions
+from ledgerguard.db.writer import DuplicateExternalId, IdempotencyConflict
+
+router = APIRouter(prefix="/transactions", tags=["transactions"])
+
+ConsistentAfter = Annotated[
+    str | None,
+    Query(
+        max_length=4096,
+        description="`consistent_after` from a POST: wait (bounded) until the replica has it",
+    ),
+]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TransactionCreated,
+    responses={
+        409: {"description": "Idempotency-Key reused with another body, or external_id taken"},
+        413: {"description": "request body too large"},
+        422: {"description": "invalid field; the message names the field and the rule"},
+        503: {"description": "the primary is unavailable; retry after Retry-After seconds"},
+    },
+)
+async def create_transaction(
+    body: TransactionCreate,
+    key: WriteKey,
+    services: Services,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            description="Retries with the same key and body return the original transaction",
+        ),
+    ] = None,
+) -> TransactionCreated:
+    """Commit a transaction durably on the primary (the 201 means it is on disk)."""
+    now = datetime.now(UTC)
+    occurred_at = body.occurred_at or now
+    tx = NewTransaction(
+        user_id=body.user_id,
+        amount=body.amount,
+        currency=body.currency,
+        amount_usd=services.fx.to_usd(body.amount, body.currency, occurred_at.date()),
+        occurred_at=occurred_at,
+        created_at=now,
+        external_id=body.external_id,
+        terminal_id=body.terminal_id,
+        merchant_id=body.merchant_id,
+    )
+    try:
+        if idempotency_key is None:
+            result = await services.writer.write(tx)
+        else:
+            request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+            result = await services.writer.write_idempotent(
+                tx, api_key_id=key.id, key=idempotency_key, request_hash=request_hash
+            )
+    except (IdempotencyConflict, DuplicateExternalId) as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+        async with services.primary.connect() as conn:
+            row = await get_transaction(conn, transaction_id=result.transaction_id)
+        return TransactionCreated(
+            **TransactionPublic.from_row(row).model_dump(), consistent_after=result.gtid
+        )
+    services.metrics.committed.inc()
+    if tx.amount_usd is not None:
+        services.metrics.amount_usd.inc(float(tx.amount_usd))
+    return TransactionCreated(
+        **TransactionPublic.from_row(_StoredRow(result.transaction_id, tx)).model_dump(),
+        consistent_after=result.gtid,
+    )
+
+
+class _StoredRow:
+    """The row as stored, without reading it back (values round-trip exactly)."""
+
+    def __init__(self, transaction_id: int, tx: NewTransaction) -> None:
+        self.id = transaction_id
+        for name, value in tx.values().items():
+            setattr(self, name, value)
+        self.occurred_at = tx.occurred_at.replace(tzinfo=UTC)
+        self.created_at = tx.created_at.replace(tzinfo=UTC)
+
+
+@router.get(
+    "/{transaction_id}",
+    response_model=TransactionPublic,
+    responses={404: {"description": "no such transaction"}},
+)
+async def read_transaction(
+    transaction_id: Annotated[int, Path(gt=0, le=2**63 - 1)],
+    key: ReadKey,
+    services: Services,
+    response: Response,
+    consistent_after: ConsistentAfter = None,
+) -> TransactionPublic:
+    """One transaction, from the replica (see `consistent_after` for read-your-writes)."""
+    token = _token(consistent_after, services)
+    async with read_connection(services, consistent_after=token) as (conn, source):
+        row = await get_transaction(conn, transaction_id=transaction_id)
+    response.headers["X-Read-Source"] = source
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"transaction {transaction_id} not found")
+    return TransactionPublic.from_row(row)
+
+
+@router.get("", response_model=TransactionsPage)
+async def list_user_transactions(
+    key: ReadKey,
+    services: Services,
+    response: Response,
+    user_id: Annotated[int | None, Query(gt=0, le=2**63 - 1)] = None,
+    since: Annotated[datetime | None, Query(description="occurred_at ≥ since (UTC)")] = None,
+    until: Annotated[datetime | None, Query(description="occurred_at < until (UTC)")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,19}$", description="from `next`")] = None,
+    consistent_after: ConsistentAfter = None,
+) -> TransactionsPage:
+    """Transactions in id order, one keyset page at a time, from the replica."""
+    since, until = _utc(since), _utc(until)
+    if since and until and since >= until:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since must be before until")
+    token = _token(consistent_after, services)
+    async with read_connection(services, consistent_after=token) as (conn, source):
+        rows = await list_transactions(
+            conn,
+            user_id=user_id,
+            since=since,
+            until=until,
+            after_id=int(cursor) if cursor else None,
+            limit=limit + 1,
+        )
+    response.headers["X-Read-Source"] = source
+    page = rows[:limit]
+    return TransactionsPage(
+        data=[TransactionPublic.from_row(row) for row in page],
+        count=len(page),
+        next=str(page[-1].id) if len(rows) > limit else None,
+    )
+
+
+def _token(consistent_after: str | None, services: Services) -> str | None:
+    if consistent_after is not None and not valid_gtid(consistent_after, services.flavour):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "consistent_after must be a GTID as returned by POST /transactions",
+        )
+    return consistent_after

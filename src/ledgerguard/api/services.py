@@ -1,0 +1,73 @@
+"""What one API worker holds for its lifetime: engines, the writer, rates, metrics, caches.
+
+Built by the app factory's lifespan and stored on `app.state.services`; routes get it through
+the `Services` dependency, so tests build their own app with their own settings and nothing lives
+in module globals.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledgerguard.api.metrics import ApiMetrics
+from ledgerguard.api.ratelimit import RateLimiter
+from ledgerguard.apikeys import ApiKeyRecord
+from ledgerguard.cluster.replication import Flavour, detect_flavour
+from ledgerguard.db.api_keys import find_api_key
+from ledgerguard.db.writer import TransactionWriter
+from ledgerguard.money import FxRates
+from ledgerguard.settings import Settings
+
+
+@dataclass
+class KeyCache:
+    """API keys by prefix, refreshed from the primary every `ttl` seconds.
+
+    Authentication must not cost a query per request; a revocation therefore takes effect within
+    `ttl` seconds (5 by default). Unknown prefixes are cached too, so a flood of bad keys does not
+    become a flood of queries; the cache is bounded.
+    """
+
+    engine: AsyncEngine
+    ttl: float = 5.0
+    max_entries: int = 10_000
+    _entries: dict[str, tuple[float, ApiKeyRecord | None]] = field(default_factory=dict)
+
+    async def get(self, prefix: str) -> ApiKeyRecord | None:
+        now = time.monotonic()
+        hit = self._entries.get(prefix)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        async with self.engine.connect() as conn:
+            record = await find_api_key(conn, prefix=prefix)
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[prefix] = (now, record)
+        return record
+
+
+@dataclass
+class ApiServices:
+    settings: Settings
+    primary: AsyncEngine
+    replica: AsyncEngine
+    writer: TransactionWriter
+    fx: FxRates
+    metrics: ApiMetrics
+    limiter: RateLimiter
+    keys: KeyCache
+    flavour: Flavour
+
+
+async def detect_server_flavour(engine: AsyncEngine) -> Flavour:
+    """The primary's flavour; MariaDB when it cannot be asked (the API must start anyway)."""
+    try:
+        async with engine.connect() as conn:
+            version = (await conn.execute(sa.text("SELECT VERSION()"))).scalar_one()
+        return detect_flavour(version)
+    except (sa.exc.SQLAlchemyError, OSError):
+        return Flavour.MARIADB

@@ -1,0 +1,32 @@
+"""`ledgerguard demo` end to end on the test cluster (what `make demo` runs)."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from ledgerguard.cli.main import app
+from ledgerguard.cluster.local import LocalCluster
+from ledgerguard.settings import Settings
+from tests.support import settings_env
+
+
+def test_demo_posts_the_example_and_reads_it_from_the_replica(
+    healthy_cluster: LocalCluster,
+    settings: Settings,
+    api_url: str,
+    tmp_path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["demo"], env=settings_env(settings))
+    assert result.exit_code == 0, result.output
+    assert "→ 201" in result.output
+    assert "from the replica: user_id=999 amount=15000.00 USD" in result.output
+    assert "healthy" in result.output
+    key_file = settings.state_dir / "demo-api-key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    first_key = key_file.read_text()
+    again = CliRunner().invoke(app, ["demo"], env=settings_env(settings))
+    assert again.exit_code == 0, again.output
+    assert key_file.read_text() == first_key  # the active key is reused, not re-created
