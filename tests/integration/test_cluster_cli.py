@@ -104,3 +104,18 @@ def test_wrong_root_password_is_explained(healthy_cluster: LocalCluster, setting
     with pytest.raises(AccessDenied, match="cluster reset"):
         LocalCluster(wrong).up()
     assert "MYSQL_ROOT_PASSWORD" in LocalCluster(wrong).status().primary.error
+
+
+def test_provision_over_tcp_is_idempotent(
+    healthy_cluster: LocalCluster, settings: Settings, in_empty_dir
+):
+    """The Compose path (`cluster provision`) against running servers, here the MariaDB pair."""
+    result = runner.invoke(app, ["cluster", "provision"], env=settings_env(settings))
+    assert result.exit_code == 0, result.output
+    assert "provisioned (mariadb)" in result.output
+    assert healthy_cluster.status().healthy
+    wrong = runner.invoke(
+        app, ["cluster", "provision", "--flavour", "mysql"], env=settings_env(settings)
+    )
+    assert wrong.exit_code == 1
+    assert "--flavour mysql given" in wrong.output

@@ -10,6 +10,7 @@ from rich.table import Table
 from ledgerguard.cli.common import abort, err_console, print_json, say, settings_of
 from ledgerguard.cluster.errors import ClusterError
 from ledgerguard.cluster.local import LocalCluster
+from ledgerguard.cluster.replication import Flavour
 from ledgerguard.cluster.status import ClusterStatus
 from ledgerguard.errors import LedgerGuardError
 
@@ -69,6 +70,31 @@ def reset(
             say("[green]fresh cluster up[/]")
     except LedgerGuardError as exc:
         abort(str(exc))
+
+
+@app.command()
+def provision(
+    ctx: typer.Context,
+    flavour: Annotated[
+        Flavour | None,
+        typer.Option(help="Expected server flavour (detected from SELECT VERSION() if omitted)."),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the servers.")] = 120.0,
+) -> None:
+    """Provision servers we do not run (Compose containers): accounts, GTID replication, schema.
+
+    Connects as root over TCP to LEDGERGUARD_PRIMARY_HOST/PORT and LEDGERGUARD_REPLICA_HOST/PORT.
+    Idempotent.
+    """
+    from ledgerguard.cluster.remote import provision_remote
+
+    try:
+        found = provision_remote(
+            settings_of(ctx), expected_flavour=flavour, timeout=timeout, progress=say
+        )
+    except LedgerGuardError as exc:
+        abort(str(exc))
+    say(f"[green]provisioned[/] ({found})")
 
 
 @app.command()

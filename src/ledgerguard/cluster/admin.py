@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pymysql
@@ -16,14 +17,28 @@ from ledgerguard.cluster.spec import ServerSpec
 _ACCESS_DENIED = 1045
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """A server reached over TCP (Compose, remote hosts), as opposed to a local `ServerSpec`."""
+
+    role: str
+    host: str
+    port: int
+
+
 @contextmanager
 def admin_connection(
-    spec: ServerSpec, *, password: str, connect_timeout: float = 5
+    target: ServerSpec | Endpoint, *, password: str, connect_timeout: float = 5
 ) -> Iterator[pymysql.connections.Connection]:
-    """Root on `spec`'s unix socket, autocommit, rows as dicts."""
+    """Root on a local server's unix socket or on a TCP endpoint; autocommit, dict rows."""
+    where: dict[str, Any] = (
+        {"unix_socket": str(target.socket)}
+        if isinstance(target, ServerSpec)
+        else {"host": target.host, "port": target.port}
+    )
     try:
         conn = pymysql.connect(
-            unix_socket=str(spec.socket),
+            **where,
             user="root",
             password=password,
             connect_timeout=connect_timeout,
@@ -33,12 +48,15 @@ def admin_connection(
     except pymysql.err.OperationalError as exc:
         if exc.args[0] == _ACCESS_DENIED:
             raise AccessDenied(
-                f"root cannot log in to the {spec.role} with MYSQL_ROOT_PASSWORD from the "
+                f"root cannot log in to the {target.role} with MYSQL_ROOT_PASSWORD from the "
                 "environment/.env: it was provisioned with another password. Put the old "
                 "password back, or wipe the cluster with `ledgerguard cluster reset`"
             ) from exc
+        location = (
+            target.socket if isinstance(target, ServerSpec) else f"{target.host}:{target.port}"
+        )
         raise ClusterError(
-            f"cannot connect to the {spec.role} on {spec.socket}: {exc.args[-1]}; is it running? "
+            f"cannot connect to the {target.role} on {location}: {exc.args[-1]}; is it running? "
             "(`ledgerguard cluster up`)"
         ) from exc
     try:

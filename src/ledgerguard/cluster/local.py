@@ -9,27 +9,21 @@ GTID position), runs the migrations on the primary and waits until the replica h
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
-from ledgerguard.cluster.admin import admin_connection, run, scalar
-from ledgerguard.cluster.errors import AccessDenied, ClusterError, ReplicationError
+from ledgerguard.cluster.admin import admin_connection
+from ledgerguard.cluster.errors import AccessDenied, ClusterError
 from ledgerguard.cluster.process import LocalServer, binary_version, find_binary
 from ledgerguard.cluster.provision import provision_primary, secure_root
-from ledgerguard.cluster.replication import (
-    Flavour,
-    Statement,
-    detect_flavour,
-    executed_gtids_query,
-    parse_replica_status,
-    point_replica_at,
-    replica_status_query,
-    start_replica,
-    stop_replica,
-    wait_for_gtid,
+from ledgerguard.cluster.replica import (
+    executed_gtids,
+    flavour_of,
+    follow_primary,
+    wait_until_applied,
 )
+from ledgerguard.cluster.replication import Flavour
 from ledgerguard.cluster.spec import Role, server_specs
 from ledgerguard.cluster.status import ClusterStatus, server_status
 from ledgerguard.settings import Settings
@@ -118,31 +112,15 @@ class LocalCluster:
             raise
 
     def connect_replica(self, *, progress: Progress = _quiet) -> None:
-        """Point the replica at the primary by GTID if it follows nobody; start its threads.
-
-        An IO thread that is retrying (e.g. the primary was restarted) is restarted at once
-        rather than left waiting for its next retry.
-        """
-        primary = self.specs["primary"]
+        """Point the replica at the primary by GTID if needed and start replication."""
         with admin_connection(self.specs["replica"], password=self.root_password) as conn:
-            flavour = detect_flavour(scalar(conn, Statement("SELECT VERSION()")))
-            rows = run(conn, replica_status_query(flavour))
-            if not rows:
-                run(
-                    conn,
-                    point_replica_at(
-                        flavour,
-                        host=self.settings.primary_host,
-                        port=primary.port,
-                        user=self.settings.repl_user,
-                        password=self.settings.repl_password.get_secret_value(),
-                        connect_retry=1,
-                    ),
-                )
-                progress(f"replica follows {self.settings.primary_host}:{primary.port} by GTID")
-            elif not parse_replica_status(flavour, rows[0]).io_running:
-                run(conn, stop_replica(flavour))
-            run(conn, start_replica(flavour))
+            follow_primary(
+                conn,
+                self.settings,
+                primary_host=self.settings.primary_host,
+                primary_port=self.specs["primary"].port,
+                progress=progress,
+            )
 
     def down(self, *, progress: Progress = _quiet) -> list[str]:
         """Stop the replica, then the primary; returns the roles that were running."""
@@ -176,37 +154,18 @@ class LocalCluster:
     def primary_gtid(self) -> str:
         """GTIDs written by the primary so far."""
         with admin_connection(self.specs["primary"], password=self.root_password) as conn:
-            flavour = detect_flavour(scalar(conn, Statement("SELECT VERSION()")))
-            return scalar(conn, executed_gtids_query(flavour)) or ""
+            return executed_gtids(conn)
 
     def wait_for_replica(self, *, timeout: float) -> None:
         """Block until the replica has applied everything the primary has written so far.
 
-        Raises `ReplicationError` with the replica's last error when replication is broken, or
+        Raises `ReplicationError` with the replica's last error when its SQL thread stopped, or
         when it has not caught up within `timeout` seconds.
         """
         target = self.primary_gtid()
-        deadline = time.monotonic() + timeout
         with admin_connection(self.specs["replica"], password=self.root_password) as conn:
-            flavour = detect_flavour(scalar(conn, Statement("SELECT VERSION()")))
-            while True:
-                remaining = deadline - time.monotonic()
-                # MASTER_GTID_WAIT with a negative timeout waits forever: keep it positive
-                step = max(0.05, min(1.0, remaining))
-                if not target or scalar(conn, wait_for_gtid(flavour, target, step)) == 0:
-                    return
-                rows = run(conn, replica_status_query(flavour))
-                status = parse_replica_status(flavour, rows[0] if rows else None)
-                error = status.last_sql_error or status.last_io_error
-                # the IO thread retries by itself; a stopped SQL thread needs a human
-                if remaining <= 0 or (status.last_sql_error and not status.sql_running):
-                    raise ReplicationError(
-                        f"the replica has not reached the primary's GTID {target!r} "
-                        f"(IO running: {status.io_running}, SQL running: {status.sql_running}"
-                        f"{', last error: ' + error if error else ''}); "
-                        "check `ledgerguard cluster status` and the replica's error.log"
-                    )
+            wait_until_applied(conn, target, timeout=timeout)
 
     def flavour(self) -> Flavour:
         with admin_connection(self.specs["primary"], password=self.root_password) as conn:
-            return detect_flavour(scalar(conn, Statement("SELECT VERSION()")))
+            return flavour_of(conn)
