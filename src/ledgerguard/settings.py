@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     replica_innodb_buffer_pool_size: str = Field("1G", pattern=r"^\d+[KMG]?$")
     replica_parallel_threads: int = Field(4, ge=0, le=256)
     max_connections: int = Field(500, ge=10)
+    #: Semi-synchronous replication: a commit waits for the replica's acknowledgement at most
+    #: this long (ms), then continues asynchronously until the replica catches up. 0 disables.
+    semi_sync_timeout_ms: int = Field(1000, ge=0, le=600_000)
     mariadbd_path: str = "mariadbd"
     install_db_path: str = "mariadb-install-db"
     start_timeout: float = Field(60.0, gt=0)

@@ -119,3 +119,50 @@ def test_provision_over_tcp_is_idempotent(
     )
     assert wrong.exit_code == 1
     assert "--flavour mysql given" in wrong.output
+
+
+def test_checksum_is_clean_then_finds_a_replica_drift(
+    healthy_cluster: LocalCluster, settings: Settings, in_empty_dir
+):
+    from ledgerguard.cluster.admin import admin_connection, run
+    from ledgerguard.cluster.replication import Statement
+
+    from tests.support import api_conn
+
+    with api_conn(settings) as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO transactions (user_id, amount, currency, occurred_at, created_at) "
+            "VALUES (8, 1, 'USD', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))"
+        )
+    healthy_cluster.wait_for_replica(timeout=10)
+    env = settings_env(settings)
+    clean = runner.invoke(app, ["cluster", "checksum", "--json"], env=env)
+    assert clean.exit_code == 0, clean.output
+    data = json.loads(clean.stdout)
+    assert data["clean"] and data["rows"] > 0 and "transactions" in data["tables"]
+    replica = healthy_cluster.specs["replica"]
+    with admin_connection(replica, password=healthy_cluster.root_password) as conn:
+        row = run(conn, Statement("SELECT MAX(id) AS id FROM ledgerguard.transactions"))[0]
+        drift = Statement("UPDATE ledgerguard.transactions SET amount = amount + %s WHERE id = %s")
+        run(conn, Statement("SET SESSION sql_log_bin = 0"))
+        run(conn, Statement(drift.sql, (1, row["id"])))
+    try:
+        dirty = runner.invoke(app, ["cluster", "checksum", "--chunk-size", "1000"], env=env)
+        assert dirty.exit_code == 1, dirty.output
+        assert "DIFFERENT transactions" in dirty.output
+    finally:
+        with admin_connection(replica, password=healthy_cluster.root_password) as conn:
+            run(conn, Statement("SET SESSION sql_log_bin = 0"))
+            run(conn, Statement(drift.sql, (-1, row["id"])))
+    assert healthy_cluster.checksum().clean
+
+
+def test_semi_sync_acknowledges_commits(healthy_cluster: LocalCluster, settings: Settings):
+    from tests.support import api_conn
+
+    with api_conn(settings) as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO transactions (user_id, amount, currency, occurred_at, created_at) "
+            "VALUES (7, 1, 'USD', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))"
+        )
+    assert healthy_cluster.status().primary.semi_sync_active is True

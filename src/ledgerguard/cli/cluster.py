@@ -115,6 +115,36 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         raise typer.Exit(3)
 
 
+@app.command()
+def checksum(
+    ctx: typer.Context,
+    chunk_size: Annotated[int, typer.Option(min=100, help="Rows per compared chunk.")] = 10_000,
+    as_json: JsonFlag = False,
+) -> None:
+    """Compare the application tables on primary and replica; exit 1 on any difference."""
+    try:
+        report = _cluster(ctx).checksum(chunk_size=chunk_size)
+    except ClusterError as exc:
+        abort(str(exc))
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        for table, chunks in report.tables.items():
+            say(f"{table}: {chunks} chunk(s)")
+        for diff in report.differences:
+            say(
+                f"[red]DIFFERENT[/] {diff.table} key [{diff.lower}, {diff.upper}): primary "
+                f"{diff.primary_rows} rows, replica {diff.replica_rows} rows"
+            )
+        say(
+            f"[green]clean[/]: {report.rows} rows identical"
+            if report.clean
+            else f"[red]{len(report.differences)} chunk(s) differ[/]"
+        )
+    if not report.clean:
+        raise typer.Exit(1)
+
+
 def render_status(current: ClusterStatus) -> None:
     """A Rich table of `current` on stderr."""
     table = Table(title="LedgerGuard cluster", title_justify="left")
@@ -134,6 +164,7 @@ def render_status(current: ClusterStatus) -> None:
         ("version", p.version or "-", r.version or "-"),
         ("read only", yes_no(p.read_only), yes_no(r.read_only)),
         ("GTID executed", p.gtid_executed or "-", r.gtid_executed or "-"),
+        ("semi-sync acknowledged", yes_no(p.semi_sync_active), "-"),
         ("replicating from", "-", repl.source if repl and repl.source else "-"),
         ("IO thread", "-", yes_no(repl.io_running) if repl else "-"),
         ("SQL thread", "-", yes_no(repl.sql_running) if repl else "-"),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from ledgerguard.cluster.admin import admin_connection
+from ledgerguard.cluster.checksum import ChecksumReport, compare_tables
 from ledgerguard.cluster.errors import AccessDenied, ClusterError
 from ledgerguard.cluster.process import LocalServer, binary_version, find_binary
 from ledgerguard.cluster.provision import provision_primary, secure_root
@@ -165,6 +166,16 @@ class LocalCluster:
         target = self.primary_gtid()
         with admin_connection(self.specs["replica"], password=self.root_password) as conn:
             wait_until_applied(conn, target, timeout=timeout)
+
+    def checksum(self, *, chunk_size: int = 10_000) -> ChecksumReport:
+        """Compare the application tables on both servers (see `ledgerguard.cluster.checksum`)."""
+        with (
+            admin_connection(self.specs["primary"], password=self.root_password) as primary,
+            admin_connection(self.specs["replica"], password=self.root_password) as replica,
+        ):
+            return compare_tables(
+                primary, replica, schema=self.settings.database, chunk_size=chunk_size
+            )
 
     def flavour(self) -> Flavour:
         with admin_connection(self.specs["primary"], password=self.root_password) as conn:

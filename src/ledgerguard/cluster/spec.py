@@ -9,6 +9,11 @@ Durability choices, and why they differ between the two servers:
 * The **primary** commits durably: `innodb_flush_log_at_trx_commit=1` and `sync_binlog=1`. A 201
   from the API means the row and its binlog event are on disk; group commit keeps this fast under
   concurrency.
+* **Semi-synchronous replication** (`rpl_semi_sync_master_wait_point=AFTER_SYNC`, lossless): a
+  commit is acknowledged to the client only after the replica has the event in its relay log, so
+  failing over to the replica loses no acknowledged transaction. If the replica does not answer
+  within `semi_sync_timeout_ms`, the primary continues asynchronously (and says so in
+  `cluster status`) rather than stopping writes; it returns to semi-sync when the replica is back.
 * The **replica** applies in parallel (`slave_parallel_mode=optimistic`) and relaxes its own fsync
   (`innodb_flush_log_at_trx_commit=2`, `sync_binlog=0`). Measured on a 2-core machine, a serial,
   fully durable replica fell 30-60 s behind a primary taking ~9k inserts/s and caught up at once with
@@ -41,6 +46,7 @@ class ServerSpec:
     buffer_pool_size: str
     max_connections: int
     parallel_threads: int = 0
+    semi_sync_timeout_ms: int = 0
 
     @property
     def datadir(self) -> Path:
@@ -99,6 +105,15 @@ class ServerSpec:
             "binlog_expire_logs_seconds": 7 * 24 * 3600,
             "relay_log": self.datadir / "relay-bin",
         }
+        if self.semi_sync_timeout_ms:
+            # Either server may be promoted, so both can acknowledge; only the primary waits.
+            options["rpl_semi_sync_slave_enabled"] = "ON"
+            if not self.is_replica:
+                options |= {
+                    "rpl_semi_sync_master_enabled": "ON",
+                    "rpl_semi_sync_master_timeout": self.semi_sync_timeout_ms,
+                    "rpl_semi_sync_master_wait_point": "AFTER_SYNC",
+                }
         if self.is_replica:
             options |= {
                 "read_only": "ON",
@@ -124,6 +139,7 @@ def server_specs(settings: Settings) -> dict[Role, ServerSpec]:
     common = {
         "bind_address": settings.bind_address,
         "max_connections": settings.max_connections,
+        "semi_sync_timeout_ms": settings.semi_sync_timeout_ms,
     }
     return {
         "primary": ServerSpec(

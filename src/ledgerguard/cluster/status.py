@@ -34,6 +34,8 @@ class ServerStatus:
     gtid_executed: str | None = None
     gtid_binlog_pos: str | None = None
     replication: ReplicaStatus | None = None
+    #: primary only: commits are currently acknowledged by a replica (semi-sync active)
+    semi_sync_active: bool | None = None
     error: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,6 +80,9 @@ def server_status(server: LocalServer, *, root_password: str) -> ServerStatus:
             status.gtid_executed = scalar(conn, executed_gtids_query(flavour))
             if flavour is Flavour.MARIADB:
                 status.gtid_binlog_pos = scalar(conn, Statement("SELECT @@GLOBAL.gtid_binlog_pos"))
+            if not spec.is_replica and flavour is Flavour.MARIADB:
+                rows = run(conn, Statement("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'"))
+                status.semi_sync_active = bool(rows) and rows[0]["Value"] == "ON"
             if spec.is_replica:
                 rows = run(conn, replica_status_query(flavour))
                 status.replication = parse_replica_status(flavour, rows[0] if rows else None)
