@@ -11,10 +11,12 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from ledgerguard.cli.main import app
+from ledgerguard.cluster.admin import admin_connection, run
 from ledgerguard.cluster.errors import AccessDenied, BinaryNotFound, DatadirMismatch, PortInUse
 from ledgerguard.cluster.local import LocalCluster
+from ledgerguard.cluster.replication import Statement
 from ledgerguard.settings import Settings
-from tests.support import make_settings, settings_env
+from tests.support import api_conn, make_settings, settings_env
 
 runner = CliRunner()
 
@@ -124,11 +126,6 @@ def test_provision_over_tcp_is_idempotent(
 def test_checksum_is_clean_then_finds_a_replica_drift(
     healthy_cluster: LocalCluster, settings: Settings, in_empty_dir
 ):
-    from ledgerguard.cluster.admin import admin_connection, run
-    from ledgerguard.cluster.replication import Statement
-
-    from tests.support import api_conn
-
     with api_conn(settings) as conn, conn.cursor() as cur:
         cur.execute(
             "INSERT INTO transactions (user_id, amount, currency, occurred_at, created_at) "
@@ -158,8 +155,6 @@ def test_checksum_is_clean_then_finds_a_replica_drift(
 
 
 def test_semi_sync_acknowledges_commits(healthy_cluster: LocalCluster, settings: Settings):
-    from tests.support import api_conn
-
     with api_conn(settings) as conn, conn.cursor() as cur:
         cur.execute(
             "INSERT INTO transactions (user_id, amount, currency, occurred_at, created_at) "
