@@ -2,7 +2,7 @@
 EXTRAS ?= dev
 LG := .venv/bin/ledgerguard
 
-.PHONY: setup demo test lint format up down status reset
+.PHONY: setup demo test chaos lint format up down status reset
 
 setup:
 	EXTRAS=$(EXTRAS) ./scripts/setup.sh
@@ -17,6 +17,11 @@ demo: setup .env
 test: setup
 	.venv/bin/ruff check .
 	.venv/bin/pytest
+
+# fault injection only (kill -9 the primary, failover, replica outage, API worker crash); these
+# also run in `make test`
+chaos: setup
+	.venv/bin/pytest tests/chaos -v
 
 lint: setup
 	.venv/bin/ruff check .
@@ -36,3 +41,17 @@ status:
 
 reset: setup .env
 	$(LG) cluster reset --yes
+
+# --- Docker Compose (MySQL 8.4 flavour; needs a Docker engine) -------------------------------
+COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+COMPOSE_ARGS := -p ledgerguard -f deploy/docker-compose.yml --env-file .env
+
+.PHONY: compose-config compose-up compose-down
+compose-config: .env
+	$(COMPOSE) $(COMPOSE_ARGS) config -q
+
+compose-up: .env
+	$(COMPOSE) $(COMPOSE_ARGS) up -d --build
+
+compose-down:
+	$(COMPOSE) $(COMPOSE_ARGS) down

@@ -7,7 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(mariadb-server-core mariadb-client-core)
+APT_PACKAGES=(
+  mariadb-server-core mariadb-client-core   # the two local database servers
+  prometheus prometheus-mysqld-exporter     # local monitoring (promtool comes with prometheus)
+  docker-compose                            # only to validate deploy/docker-compose.yml
+)
 EXTRAS="${EXTRAS:-dev}"
 PYTHON="${PYTHON:-python3}"
 
@@ -23,6 +27,10 @@ if ((${#missing[@]})); then
   echo "setup: installing Debian packages: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts its own Prometheus/exporter services on 9090/9104; ours are started by
+  # `ledgerguard monitoring up` on the configured ports, so the system copies stay off.
+  $sudo systemctl disable --now prometheus.service prometheus-mysqld-exporter.service \
+    >/dev/null 2>&1 || true
 fi
 
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then

@@ -12,8 +12,9 @@ from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
+from ledgerguard.db.writer import is_outage
 from ledgerguard.errors import LedgerGuardError
 
 RETRY_AFTER_SECONDS = "1"
@@ -40,14 +41,8 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
     )
 
 
-def _is_outage(exc: BaseException) -> bool:
-    if isinstance(exc, DisconnectionError | InterfaceError | OperationalError):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
-
-
 async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
-    if _is_outage(exc):
+    if is_outage(exc):
         return unavailable()
     raise exc
 

@@ -16,8 +16,8 @@ from ledgerguard.api.limits import BodySizeLimit
 from ledgerguard.api.metrics import ApiMetrics, MetricsMiddleware
 from ledgerguard.api.ratelimit import RateLimiter
 from ledgerguard.api.routes import health, transactions
-from ledgerguard.api.services import ApiServices, KeyCache, detect_server_flavour
-from ledgerguard.db.engines import primary_engine, replica_engine
+from ledgerguard.api.services import ApiServices, KeyCache
+from ledgerguard.api.topology import Topology
 from ledgerguard.db.writer import TransactionWriter
 from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings
@@ -35,28 +35,28 @@ def create_app(settings: Settings | None = None, *, workers: int | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        primary = primary_engine(settings, pool_size=settings.api_pool_size)
-        replica = replica_engine(settings, pool_size=settings.api_pool_size)
-        flavour = await detect_server_flavour(primary)
-        writer = TransactionWriter(primary, flavour=flavour)
+        topology = Topology.from_settings(settings)
+        await topology.refresh()
+        writer = TransactionWriter(
+            lambda: topology.primary,
+            flavour=lambda: topology.flavour,
+            on_outage=topology.refresh,
+        )
         await writer.start()
         app.state.services = ApiServices(
             settings=settings,
-            primary=primary,
-            replica=replica,
+            topology=topology,
             writer=writer,
             fx=FxRates(),
             metrics=metrics,
             limiter=RateLimiter(rate_per_second=settings.api_rate_limit, workers=workers),
-            keys=KeyCache(primary),
-            flavour=flavour,
+            keys=KeyCache(lambda: topology.primary),
         )
         try:
             yield
         finally:
             await writer.stop()
-            await primary.dispose()
-            await replica.dispose()
+            await topology.dispose()
 
     app = FastAPI(
         title="LedgerGuard transaction API",

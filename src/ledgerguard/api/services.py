@@ -8,15 +8,16 @@ in module globals.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledgerguard.api.metrics import ApiMetrics
 from ledgerguard.api.ratelimit import RateLimiter
+from ledgerguard.api.topology import Topology
 from ledgerguard.apikeys import ApiKeyRecord
-from ledgerguard.cluster.replication import Flavour, detect_flavour
+from ledgerguard.cluster.replication import Flavour
 from ledgerguard.db.api_keys import find_api_key
 from ledgerguard.db.writer import TransactionWriter
 from ledgerguard.money import FxRates
@@ -32,7 +33,7 @@ class KeyCache:
     become a flood of queries; the cache is bounded.
     """
 
-    engine: AsyncEngine
+    engine: Callable[[], AsyncEngine]
     ttl: float = 5.0
     max_entries: int = 10_000
     _entries: dict[str, tuple[float, ApiKeyRecord | None]] = field(default_factory=dict)
@@ -42,7 +43,7 @@ class KeyCache:
         hit = self._entries.get(prefix)
         if hit is not None and now - hit[0] < self.ttl:
             return hit[1]
-        async with self.engine.connect() as conn:
+        async with self.engine().connect() as conn:
             record = await find_api_key(conn, prefix=prefix)
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
@@ -53,21 +54,23 @@ class KeyCache:
 @dataclass
 class ApiServices:
     settings: Settings
-    primary: AsyncEngine
-    replica: AsyncEngine
+    topology: Topology
     writer: TransactionWriter
     fx: FxRates
     metrics: ApiMetrics
     limiter: RateLimiter
     keys: KeyCache
-    flavour: Flavour
 
+    @property
+    def primary(self) -> AsyncEngine:
+        """The server taking writes right now (API account)."""
+        return self.topology.primary
 
-async def detect_server_flavour(engine: AsyncEngine) -> Flavour:
-    """The primary's flavour; MariaDB when it cannot be asked (the API must start anyway)."""
-    try:
-        async with engine.connect() as conn:
-            version = (await conn.execute(sa.text("SELECT VERSION()"))).scalar_one()
-        return detect_flavour(version)
-    except (sa.exc.SQLAlchemyError, OSError):
-        return Flavour.MARIADB
+    @property
+    def replica(self) -> AsyncEngine:
+        """The other server (read-only account)."""
+        return self.topology.replica
+
+    @property
+    def flavour(self) -> Flavour:
+        return self.topology.flavour

@@ -116,6 +116,46 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 
 @app.command()
+def failover(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan, change nothing.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option(help="Promote even when acknowledged transactions may be lost.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the replica to catch up.")
+    ] = 30.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Promote the replica to primary (switchover if the primary is up, failover if not).
+
+    Refuses when the replica may lack acknowledged transactions (GTID / semi-sync check) unless
+    --force. The API follows by itself (it writes to whichever server is writable).
+    """
+    from ledgerguard.cluster import failover as failover_lib
+
+    cluster = _cluster(ctx)
+    try:
+        plan = (
+            failover_lib.plan(cluster)
+            if dry_run
+            else failover_lib.failover(cluster, force=force, timeout=timeout, progress=say)
+        )
+    except LedgerGuardError as exc:
+        abort(str(exc))
+    if as_json:
+        print_json(plan.to_dict())
+        return
+    say(f"{'plan' if dry_run else 'done'}: {plan.old_primary} → {plan.new_primary}")
+    for number, step in enumerate(plan.steps, 1):
+        say(f"  {number}. {step}")
+    if dry_run and plan.refusal:
+        say(f"[red]would refuse[/]: {plan.refusal} (--force overrides)")
+
+
+@app.command()
 def checksum(
     ctx: typer.Context,
     chunk_size: Annotated[int, typer.Option(min=100, help="Rows per compared chunk.")] = 10_000,

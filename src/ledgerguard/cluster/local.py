@@ -25,8 +25,9 @@ from ledgerguard.cluster.replica import (
     wait_until_applied,
 )
 from ledgerguard.cluster.replication import Flavour
-from ledgerguard.cluster.spec import Role, server_specs
+from ledgerguard.cluster.spec import Role, load_swapped, server_specs
 from ledgerguard.cluster.status import ClusterStatus, server_status
+from ledgerguard.monitoring.heartbeat import install_heartbeat
 from ledgerguard.settings import Settings
 
 Progress = Callable[[str], None]
@@ -51,7 +52,9 @@ class LocalCluster:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.specs = server_specs(settings)
+        #: True after a failover: the `replica/` server acts as the primary (topology.json)
+        self.swapped = load_swapped(settings)
+        self.specs = server_specs(settings, swapped=self.swapped)
 
     @cached_property
     def _binaries(self) -> tuple[str, str, str]:
@@ -83,6 +86,7 @@ class LocalCluster:
             if role == "primary":
                 with admin_connection(server.spec, password=self.root_password) as conn:
                     provision_primary(conn, self.settings)
+                    install_heartbeat(conn)
         self.connect_replica(progress=progress)
         if migrate:
             from ledgerguard.db.migrate import upgrade
@@ -118,7 +122,7 @@ class LocalCluster:
             follow_primary(
                 conn,
                 self.settings,
-                primary_host=self.settings.primary_host,
+                primary_host=self.specs["primary"].host,
                 primary_port=self.specs["primary"].port,
                 progress=progress,
             )

@@ -187,7 +187,7 @@ class LocalServer:
         if port_answers(spec.host, spec.port):
             raise PortInUse(
                 f"port {spec.port} ({spec.role}) is already in use by another process: stop it, "
-                f"or choose another port with LEDGERGUARD_{spec.role.upper()}_PORT"
+                f"or choose another port with LEDGERGUARD_{spec.base_dir.name.upper()}_PORT"
             )
         with contextlib.suppress(FileNotFoundError):
             spec.socket.unlink()

@@ -10,7 +10,8 @@ repl_user@%        REPLICATION SLAVE                                     the rep
 api_user@%         SELECT, INSERT, UPDATE on the application schema      the API, on the primary
 migrate_user@%     DDL on the application schema (no GRANT)              Alembic migrations
 app_user@%         SELECT on the application schema                      analytics, on the replica
-monitor_user@%     PROCESS, REPLICATION CLIENT, SELECT on                mysqld-exporter (both)
+monitor_user@%     PROCESS, REPLICATION CLIENT, SLAVE MONITOR (MariaDB),  mysqld-exporter (both)
+                   SELECT on
                    performance_schema and on the `heartbeat` database
 =================  ====================================================  ==========================
 
@@ -26,9 +27,9 @@ import re
 
 import pymysql
 
-from ledgerguard.cluster.admin import run
+from ledgerguard.cluster.admin import run, scalar
 from ledgerguard.cluster.errors import ClusterError
-from ledgerguard.cluster.replication import Statement
+from ledgerguard.cluster.replication import Flavour, Statement, detect_flavour
 from ledgerguard.settings import Settings
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
@@ -42,9 +43,18 @@ def _name(value: str) -> str:
     return value
 
 
-def account_grants(settings: Settings) -> list[tuple[str, str, list[str]]]:
-    """(user, password, privilege clauses) for every application account."""
+def account_grants(
+    settings: Settings, flavour: Flavour = Flavour.MARIADB
+) -> list[tuple[str, str, list[str]]]:
+    """(user, password, privilege clauses) for every application account.
+
+    MariaDB 10.5+ split replication monitoring out of `REPLICATION CLIENT` (now an alias of
+    `BINLOG MONITOR`): `SHOW SLAVE STATUS` needs `SLAVE MONITOR`, which MySQL does not know.
+    """
     db = _name(settings.database)
+    monitor = "PROCESS, REPLICATION CLIENT" + (
+        ", SLAVE MONITOR" if flavour is Flavour.MARIADB else ""
+    )
     return [
         (
             settings.repl_user,
@@ -73,7 +83,7 @@ def account_grants(settings: Settings) -> list[tuple[str, str, list[str]]]:
             settings.monitor_user,
             settings.monitor_password.get_secret_value(),
             [
-                "PROCESS, REPLICATION CLIENT ON *.*",
+                f"{monitor} ON *.*",
                 "SELECT ON performance_schema.*",
                 "SELECT ON `heartbeat`.*",
             ],
@@ -111,7 +121,8 @@ def provision_primary(conn: pymysql.connections.Connection, settings: Settings) 
             f"CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
         ),
     )
-    for user, password, clauses in account_grants(settings):
+    flavour = detect_flavour(scalar(conn, Statement("SELECT VERSION()")) or "")
+    for user, password, clauses in account_grants(settings, flavour):
         user = _name(user)
         run(
             conn,

@@ -23,6 +23,7 @@ from ledgerguard.cluster.replica import (
     wait_until_applied,
 )
 from ledgerguard.cluster.replication import Flavour
+from ledgerguard.monitoring.heartbeat import install_heartbeat
 from ledgerguard.settings import Settings
 
 
@@ -64,6 +65,7 @@ def provision_remote(
                 f"{primary.port} is {flavour}"
             )
         provision_primary(conn, settings)
+        install_heartbeat(conn)
         progress(f"accounts and database `{settings.database}` provisioned on the primary")
     with admin_connection(replica, password=password) as conn:
         follow_primary(

@@ -56,6 +56,11 @@ def follow_primary(
     flavour = flavour_of(conn)
     status = replica_status(conn, flavour)
     if not status.configured:
+        if flavour is Flavour.MARIADB:
+            # start after everything this server already has: nothing on a fresh replica, its
+            # own history on a demoted primary (whose extra transactions, if any, then surface
+            # as a clear replication error instead of silent divergence)
+            run(conn, Statement("SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos"))
         run(
             conn,
             point_replica_at(

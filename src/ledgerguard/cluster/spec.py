@@ -24,6 +24,7 @@ Durability choices, and why they differ between the two servers:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -108,12 +109,19 @@ class ServerSpec:
         if self.semi_sync_timeout_ms:
             # Either server may be promoted, so both can acknowledge; only the primary waits.
             options["rpl_semi_sync_slave_enabled"] = "ON"
+            # a demoted primary restarting after a crash drops the binlog tail no replica
+            # acknowledged (it was never confirmed to a client) instead of committing it, so it
+            # can rejoin the new primary by GTID without diverging
+            options["init_rpl_role"] = "SLAVE" if self.is_replica else "MASTER"
             if not self.is_replica:
                 options |= {
                     "rpl_semi_sync_master_enabled": "ON",
                     "rpl_semi_sync_master_timeout": self.semi_sync_timeout_ms,
                     "rpl_semi_sync_master_wait_point": "AFTER_SYNC",
                 }
+        # the replication heartbeat's writer event (ledgerguard.monitoring.heartbeat) runs on the
+        # primary only: a demoted primary restarting as replica must not write rows of its own
+        options["event_scheduler"] = "OFF" if self.is_replica else "ON"
         if self.is_replica:
             options |= {
                 "read_only": "ON",
@@ -133,32 +141,66 @@ class ServerSpec:
         return "\n".join(lines) + "\n"
 
 
-def server_specs(settings: Settings) -> dict[Role, ServerSpec]:
-    """The primary and replica of the local cluster described by `settings`."""
+def topology_file(settings: Settings) -> Path:
+    """Where a failover records which server folder acts as the primary."""
+    return settings.state_dir / "topology.json"
+
+
+def load_swapped(settings: Settings) -> bool:
+    """True after a failover: the `replica` folder's server acts as the primary."""
+    try:
+        return bool(json.loads(topology_file(settings).read_text()).get("swapped", False))
+    except (OSError, ValueError):
+        return False
+
+
+def save_swapped(settings: Settings, swapped: bool) -> None:
+    path = topology_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"swapped": swapped}) + "\n")
+    tmp.replace(path)
+
+
+def server_specs(settings: Settings, *, swapped: bool | None = None) -> dict[Role, ServerSpec]:
+    """The acting primary and replica of the local cluster described by `settings`.
+
+    Each server keeps its folder, port and `server_id` for life (`primary/` on
+    `LEDGERGUARD_PRIMARY_PORT` with id 1, `replica/` on `LEDGERGUARD_REPLICA_PORT` with id 2);
+    after `cluster failover` the roles swap (recorded in `topology.json`), so `specs["primary"]`
+    is always the server that takes writes.
+    """
     state = settings.state_dir
+    if swapped is None:
+        swapped = load_swapped(settings)
+    nodes = [
+        {
+            "server_id": 1,
+            "host": settings.primary_host,
+            "port": settings.primary_port,
+            "base_dir": state / "primary",
+            "buffer_pool_size": settings.innodb_buffer_pool_size,
+        },
+        {
+            "server_id": 2,
+            "host": settings.replica_host,
+            "port": settings.replica_port,
+            "base_dir": state / "replica",
+            "buffer_pool_size": settings.replica_innodb_buffer_pool_size,
+        },
+    ]
+    acting_primary, acting_replica = (nodes[1], nodes[0]) if swapped else (nodes[0], nodes[1])
     common = {
         "bind_address": settings.bind_address,
         "max_connections": settings.max_connections,
         "semi_sync_timeout_ms": settings.semi_sync_timeout_ms,
     }
     return {
-        "primary": ServerSpec(
-            role="primary",
-            server_id=1,
-            host=settings.primary_host,
-            port=settings.primary_port,
-            base_dir=state / "primary",
-            buffer_pool_size=settings.innodb_buffer_pool_size,
-            **common,
-        ),
+        "primary": ServerSpec(role="primary", **acting_primary, **common),
         "replica": ServerSpec(
             role="replica",
-            server_id=2,
-            host=settings.replica_host,
-            port=settings.replica_port,
-            base_dir=state / "replica",
-            buffer_pool_size=settings.replica_innodb_buffer_pool_size,
             parallel_threads=settings.replica_parallel_threads,
+            **acting_replica,
             **common,
         ),
     }

@@ -62,25 +62,40 @@ def analytics_url(settings: Settings, *, driver: str = "pymysql") -> sa.URL:
     )
 
 
-def primary_engine(settings: Settings, *, pool_size: int = 20) -> AsyncEngine:
-    """Async engine for writes, as the API account, with a bounded pre-pinged pool."""
-    url = server_url(
-        settings,
-        "primary",
-        user=settings.api_db_user,
-        password=settings.api_db_password.get_secret_value(),
-    )
+def _async_engine(url: sa.URL, pool_size: int) -> AsyncEngine:
+    # connect_timeout keeps a dead server from stalling requests (refused is instant, a
+    # black-holed host is not)
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True, pool_recycle=3600
-    )
-
-
-def replica_engine(settings: Settings, *, pool_size: int = 20) -> AsyncEngine:
-    """Async engine for reads, as `app_user` on the replica."""
-    return create_async_engine(
-        analytics_url(settings, driver="asyncmy"),
+        url,
         pool_size=pool_size,
         max_overflow=0,
         pool_pre_ping=True,
         pool_recycle=3600,
+        connect_args={"connect_timeout": 3},
     )
+
+
+def primary_engine(
+    settings: Settings, *, pool_size: int = 20, server: Role = "primary"
+) -> AsyncEngine:
+    """Async engine for writes, as the API account (on the primary unless `server` says)."""
+    url = server_url(
+        settings,
+        server,
+        user=settings.api_db_user,
+        password=settings.api_db_password.get_secret_value(),
+    )
+    return _async_engine(url, pool_size)
+
+
+def replica_engine(
+    settings: Settings, *, pool_size: int = 20, server: Role = "replica"
+) -> AsyncEngine:
+    """Async engine for reads, as `app_user` (on the replica unless `server` says)."""
+    url = server_url(
+        settings,
+        server,
+        user=settings.replica_user,
+        password=settings.replica_password.get_secret_value(),
+    )
+    return _async_engine(url, pool_size)

@@ -21,12 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledgerguard.cluster.replication import Flavour, last_gtid_query
@@ -89,18 +96,35 @@ class TransactionWriter:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        engine: Callable[[], AsyncEngine],
         *,
-        flavour: Flavour = Flavour.MARIADB,
+        flavour: Callable[[], Flavour] = lambda: Flavour.MARIADB,
+        on_outage: Callable[[], Awaitable[None]] | None = None,
         committers: int = 4,
         max_batch: int = 500,
     ) -> None:
-        self.engine = engine
-        self.flavour = flavour
+        """`engine` and `flavour` are asked at each commit, so the primary may change (failover);
+        `on_outage` runs after a write failed for lack of a server (e.g. to look for the new
+        primary)."""
+        self._engine = engine
+        self._flavour = flavour
+        self._on_outage = on_outage
         self.committers = committers
         self.max_batch = max_batch
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine()
+
+    @property
+    def flavour(self) -> Flavour:
+        return self._flavour()
+
+    async def _outage(self, exc: BaseException) -> None:
+        if self._on_outage is not None and is_outage(exc):
+            await self._on_outage()
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._commit_loop()) for _ in range(self.committers)]
@@ -128,6 +152,7 @@ class TransactionWriter:
             try:
                 results = await self._commit(batch)
             except Exception as exc:  # noqa: BLE001 - handed to every waiting request
+                await self._outage(exc)
                 if len(batch) > 1 and isinstance(exc, IntegrityError):
                     # one bad row (e.g. a duplicate external_id) must not fail its neighbours
                     for pending in batch:
@@ -145,6 +170,7 @@ class TransactionWriter:
         try:
             (result,) = await self._commit([pending])
         except Exception as exc:  # noqa: BLE001
+            await self._outage(exc)
             if not pending.done.done():
                 pending.done.set_exception(_translate(exc))
         else:
@@ -190,6 +216,9 @@ class TransactionWriter:
         except IntegrityError as exc:
             if "idempotency_keys" not in str(exc.orig) and "PRIMARY" not in str(exc.orig):
                 raise _translate(exc) from exc
+        except Exception as exc:
+            await self._outage(exc)
+            raise
         return await self._replay(api_key_id=api_key_id, key=key, request_hash=request_hash)
 
     async def _replay(self, *, api_key_id: int, key: str, request_hash: str) -> WriteResult:
@@ -220,6 +249,21 @@ class TransactionWriter:
         value = (await conn.exec_driver_sql(sql)).scalar()
         await conn.rollback()
         return value or None
+
+
+#: MariaDB/MySQL error numbers meaning "this server cannot take the write now": read-only
+#: (a demoted primary), lost connection, server gone away, shutdown in progress.
+_OUTAGE_CODES = {1290, 1836, 2002, 2003, 2006, 2013, 1053, 1927}
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` means the server is unavailable (retry later) rather than a bad request."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+            return True
+        code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+        return code in _OUTAGE_CODES
+    return isinstance(exc, OSError | DisconnectionError)
 
 
 def _translate(exc: BaseException) -> BaseException:

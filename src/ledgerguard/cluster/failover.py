@@ -1,0 +1,202 @@
+"""Promote the replica: planned switchover when the primary is up, failover when it is not.
+
+The promotion itself is always the same: the replica applies everything it has received, stops
+replicating (`STOP SLAVE`, `RESET SLAVE ALL`), becomes writable (`read_only=OFF`) and starts
+waiting for semi-sync acknowledgements; `topology.json` records the swap so `cluster up`, `status`
+and later restarts treat it as the primary.
+
+Safety rule: promote only a replica that provably has every committed transaction.
+
+* Old primary **up** (switchover): it is made read-only first, so nothing new commits, and the
+  replica must reach the old primary's GTID position within the timeout; the old primary then
+  follows the new one by GTID at once.
+* Old primary **down** (failover): with semi-synchronous replication (AFTER_SYNC) every
+  acknowledged commit is in the replica's relay log, *unless* the primary had fallen back to
+  asynchronous mode before it died. Its error log says so ("Semi-sync replication switched OFF"
+  after the last "switched ON"), so we refuse then, and when semi-sync is disabled, unless
+  `--force`. When the old primary comes back, `cluster up` makes it a replica of the new one; if it
+  holds transactions the new primary lacks, replication stops with a GTID error instead of
+  diverging silently.
+
+The API follows by itself: it checks `@@read_only` on both configured servers and writes to the
+writable one (see `ledgerguard.api.topology`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ledgerguard.cluster.admin import admin_connection, run
+from ledgerguard.cluster.errors import ClusterError, ReplicationError
+from ledgerguard.cluster.local import LocalCluster
+from ledgerguard.cluster.replica import (
+    executed_gtids,
+    flavour_of,
+    follow_primary,
+    replica_status,
+    wait_until_applied,
+)
+from ledgerguard.cluster.replication import Statement, stop_replica
+from ledgerguard.cluster.spec import save_swapped
+from ledgerguard.monitoring.heartbeat import enable_heartbeat_writer
+
+_SWITCH = re.compile(r"Semi-sync replication switched (ON|OFF)")
+_STARTUP = re.compile(r"ready for connections")
+
+
+class FailoverRefused(ClusterError):
+    """Promoting now could lose acknowledged transactions (use --force to accept that)."""
+
+
+@dataclass
+class FailoverPlan:
+    old_primary: str
+    new_primary: str
+    old_primary_up: bool
+    steps: list[str] = field(default_factory=list)
+    refusal: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "old_primary": self.old_primary,
+            "new_primary": self.new_primary,
+            "old_primary_up": self.old_primary_up,
+            "steps": self.steps,
+            "refusal": self.refusal,
+        }
+
+
+def semi_sync_was_on_at_crash(error_log: Path) -> bool | None:
+    """From the old primary's error log: was semi-sync on during its last run?
+
+    None when the log says nothing (semi-sync never switched during that run).
+    """
+    try:
+        lines = error_log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    last_start = max((i for i, line in enumerate(lines) if _STARTUP.search(line)), default=0)
+    state = None
+    for line in lines[last_start:]:
+        match = _SWITCH.search(line)
+        if match:
+            state = match.group(1) == "ON"
+    return state
+
+
+def plan(cluster: LocalCluster) -> FailoverPlan:
+    """What `failover` would do, and whether it would refuse."""
+    old, new = cluster.specs["primary"], cluster.specs["replica"]
+    old_server, new_server = cluster.server("primary"), cluster.server("replica")
+    if not new_server.is_running():
+        raise ClusterError(
+            f"the replica ({new.base_dir.name}, port {new.port}) is not running: there is nothing "
+            "to promote; start it with `ledgerguard cluster up`"
+        )
+    result = FailoverPlan(
+        old_primary=f"{old.base_dir.name}:{old.port}",
+        new_primary=f"{new.base_dir.name}:{new.port}",
+        old_primary_up=old_server.is_running() and old_server.answers(),
+    )
+    if result.old_primary_up:
+        result.steps += [
+            f"set read_only=ON on the old primary {result.old_primary} (no new commits)",
+            "wait until the replica has applied the old primary's GTID position",
+        ]
+    else:
+        result.steps.append(f"the old primary {result.old_primary} is down: check semi-sync")
+        if cluster.settings.semi_sync_timeout_ms == 0:
+            result.refusal = (
+                "semi-synchronous replication is disabled, so the replica may lack transactions "
+                "the old primary acknowledged"
+            )
+        elif semi_sync_was_on_at_crash(old.error_log) is False:
+            result.refusal = (
+                "the old primary had switched to asynchronous replication before it stopped "
+                f"(see {old.error_log}), so the replica may lack acknowledged transactions"
+            )
+    result.steps += [
+        f"apply everything the replica {result.new_primary} received, then STOP SLAVE and "
+        "RESET SLAVE ALL",
+        f"SET GLOBAL read_only=OFF and semi-sync waiting on {result.new_primary}",
+        "record the new topology (topology.json) so restarts keep the roles",
+    ]
+    if result.old_primary_up:
+        result.steps.append(
+            f"make {result.old_primary} a read-only GTID replica of the new primary"
+        )
+    else:
+        result.steps.append(
+            f"when {result.old_primary} comes back, `cluster up` makes it a replica of the new one"
+        )
+    return result
+
+
+def failover(
+    cluster: LocalCluster,
+    *,
+    force: bool = False,
+    timeout: float = 30.0,
+    progress: Callable[[str], None] = lambda _: None,
+) -> FailoverPlan:
+    """Promote the replica (see module docstring); returns the plan that was carried out."""
+    steps = plan(cluster)
+    if steps.refusal and not force:
+        raise FailoverRefused(f"refusing to fail over: {steps.refusal}; --force to do it anyway")
+    password = cluster.root_password
+    old, new = cluster.specs["primary"], cluster.specs["replica"]
+    if steps.old_primary_up:
+        with admin_connection(old, password=password) as conn:
+            run(conn, Statement("SET GLOBAL read_only = ON"))
+            target = executed_gtids(conn)
+        progress(f"old primary read-only at GTID {target}")
+        with admin_connection(new, password=password) as conn:
+            try:
+                wait_until_applied(conn, target, timeout=timeout)
+            except ReplicationError:
+                if not force:
+                    with admin_connection(old, password=password) as old_conn:
+                        run(old_conn, Statement("SET GLOBAL read_only = OFF"))
+                    raise
+    with admin_connection(new, password=password) as conn:
+        flavour = flavour_of(conn)
+        status = replica_status(conn, flavour)
+        if status.gtid_io_pos:
+            try:
+                wait_until_applied(conn, status.gtid_io_pos, timeout=timeout)
+            except ReplicationError:
+                if not force:
+                    raise
+        run(conn, stop_replica(flavour))
+        run(conn, Statement("RESET SLAVE ALL"))
+        run(conn, Statement("SET GLOBAL read_only = OFF"))
+        if cluster.settings.semi_sync_timeout_ms:
+            run(
+                conn,
+                Statement(
+                    "SET GLOBAL rpl_semi_sync_master_timeout = %s",
+                    (cluster.settings.semi_sync_timeout_ms,),
+                ),
+            )
+            run(conn, Statement("SET GLOBAL rpl_semi_sync_master_enabled = ON"))
+        enable_heartbeat_writer(conn)
+    save_swapped(cluster.settings, not cluster.swapped)
+    progress(f"promoted {steps.new_primary}: it takes writes now")
+    promoted = LocalCluster(cluster.settings)
+    for role in ("primary", "replica"):
+        spec = promoted.specs[role]
+        spec.config_file.write_text(spec.render_config())
+    if steps.old_primary_up:
+        with admin_connection(promoted.specs["replica"], password=password) as conn:
+            run(conn, Statement("SET GLOBAL rpl_semi_sync_master_enabled = OFF"))
+            follow_primary(
+                conn,
+                cluster.settings,
+                primary_host=promoted.specs["primary"].host,
+                primary_port=promoted.specs["primary"].port,
+                progress=progress,
+            )
+    return steps

@@ -1,0 +1,15 @@
+"""Observability of the local stack: Prometheus, mysqld-exporters, the replication heartbeat.
+
+Modules, one concern each:
+
+* `config`: renders `deploy/prometheus/prometheus.yml.tmpl` and the exporters' credentials under
+  `<state dir>/monitoring`;
+* `process`: one local HTTP program (start/stop/probe, own process group, pid and log files);
+* `local`: `LocalMonitoring(settings).up() / down() / status()`;
+* `heartbeat`: the pt-heartbeat-compatible table and writer event on the primary;
+* `stack`: `stack_status(settings)`, everything at a glance for `ledgerguard status`;
+* `expressions`: the PromQL of the Grafana dashboards, for checking against a real Prometheus.
+
+Alert rules and their `promtool` unit tests live in `deploy/prometheus/`, dashboards in
+`deploy/grafana/`.
+"""

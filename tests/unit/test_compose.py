@@ -1,0 +1,105 @@
+"""What can be checked of the Compose stack without a Docker engine."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO / "deploy" / "docker-compose.yml"
+
+
+def _compose_command() -> list[str]:
+    docker = shutil.which("docker")
+    if (
+        docker
+        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    ):
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    if legacy is None:
+        pytest.fail("neither `docker compose` nor `docker-compose` is installed: run make setup")
+    return [legacy]
+
+
+@pytest.fixture(scope="module")
+def resolved() -> dict:
+    """`docker compose config` output: validated and with paths resolved."""
+    result = subprocess.run(
+        [
+            *_compose_command(),
+            "-p",
+            "ledgerguard",
+            "-f",
+            str(COMPOSE_FILE),
+            "--env-file",
+            str(REPO / ".env.example"),
+            "config",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def test_every_mounted_file_and_build_context_exists(resolved: dict):
+    for name, service in resolved["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+            if source.startswith("/"):
+                assert Path(source).exists(), f"{name} mounts missing {source}"
+        build = service.get("build")
+        if build:
+            context = Path(build["context"])
+            assert context.is_dir(), name
+            assert (context / build.get("dockerfile", "Dockerfile")).is_file(), name
+
+
+def test_start_order_uses_health_and_provisioning(resolved: dict):
+    services = resolved["services"]
+    provision = services["provision"]
+    assert provision["command"][-2:] == ["--flavour", "mysql"]
+    for db in ("mysql-primary", "mysql-replica"):
+        assert provision["depends_on"][db]["condition"] == "service_healthy"
+        assert "healthcheck" in services[db]
+    for dependent in ("api", "airflow", "mysqld-exporter-primary", "mysqld-exporter-replica"):
+        condition = services[dependent]["depends_on"]["provision"]["condition"]
+        assert condition == "service_completed_successfully", dependent
+
+
+def test_mysql_configs_enable_gtid_and_protect_the_replica():
+    primary = (REPO / "deploy/mysql/primary.cnf").read_text()
+    replica = (REPO / "deploy/mysql/replica.cnf").read_text()
+    for text in (primary, replica):
+        assert re.search(r"^gtid_mode = ON$", text, re.M)
+        assert re.search(r"^enforce_gtid_consistency = ON$", text, re.M)
+    assert re.search(r"^innodb_flush_log_at_trx_commit = 1$", primary, re.M)
+    assert re.search(r"^sync_binlog = 1$", primary, re.M)
+    assert re.search(r"^super_read_only = ON$", replica, re.M)
+    assert "server_id = 1" in primary and "server_id = 2" in replica
+
+
+def test_readme_section_matches_services_and_ports(resolved: dict):
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Docker Compose", 1)[1].split("\n## ", 1)[0]
+    documented = {}
+    for match in re.finditer(r"^\| `([a-z0-9-]+)`\s*\|\s*([0-9-]+)\s*\|", section, re.M):
+        documented[match.group(1)] = match.group(2)
+    published = {}
+    for name, service in resolved["services"].items():
+        ports = service.get("ports", [])
+        published[name] = str(ports[0]["published"]) if ports else "-"
+    assert documented == published
+
+
+def test_no_secret_values_in_the_compose_file():
+    text = COMPOSE_FILE.read_text()
+    for value in ("rootpassword", "AppPass123!", "ReplicaPass123!", "ApiPass123!"):
+        assert value not in text
