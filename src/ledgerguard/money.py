@@ -27,6 +27,8 @@ from iso4217 import Currency
 from ledgerguard.errors import LedgerGuardError
 
 USD_SCALE = Decimal("0.0001")
+#: Largest amount one transaction may carry (in its own currency); DECIMAL(19,4) holds 10^15.
+MAX_AMOUNT = Decimal("1000000000000")
 
 
 class MoneyError(LedgerGuardError, ValueError):

@@ -16,6 +16,7 @@ callback, app factory, DAG task) and pass it down.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -173,7 +174,12 @@ class Settings(BaseSettings):
             )
             if isinstance(value, BaseModel):
                 for sub, sub_value in value.model_dump(mode="json").items():
-                    env[f"{key}__{sub.upper()}"] = str(sub_value)
+                    text = (
+                        json.dumps(sub_value)
+                        if isinstance(sub_value, list | dict)
+                        else str(sub_value)
+                    )
+                    env[f"{key}__{sub.upper()}"] = text
                 continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()

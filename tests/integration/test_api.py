@@ -323,3 +323,32 @@ def test_primary_down_is_503_and_recovers_without_restart(
         healthy_cluster.up()
     assert client.post("/transactions", json=payload).status_code == 201
     assert httpx.get(f"{api_url}/ready").status_code == 200
+
+
+def test_labels_need_admin_and_an_existing_transaction(
+    client: httpx.Client, api_url: str, settings: Settings
+):
+    created = client.post(
+        "/transactions", json={"user_id": next_user(), "amount": "9.99", "currency": "USD"}
+    ).json()
+    label = {"is_fraud": True, "source": "chargeback"}
+    forbidden = client.post(f"/transactions/{created['id']}/label", json=label)
+    assert forbidden.status_code == 403
+    admin = make_key(settings, f"admin-{created['id']}", ("admin",))
+    headers = {"X-API-Key": admin}
+    missing = httpx.post(f"{api_url}/transactions/{2**62}/label", json=label, headers=headers)
+    assert missing.status_code == 404
+    bad = httpx.post(
+        f"{api_url}/transactions/{created['id']}/label", json={"is_fraud": "yes"}, headers=headers
+    )
+    assert bad.status_code == 422
+    stored = httpx.post(
+        f"{api_url}/transactions/{created['id']}/label", json=label, headers=headers
+    )
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["is_fraud"] is True
+    with api_conn(settings) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT is_fraud, source FROM fraud_labels WHERE transaction_id = %s", (created["id"],)
+        )
+        assert cur.fetchone() == (1, "chargeback")

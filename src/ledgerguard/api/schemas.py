@@ -14,10 +14,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ledgerguard.money import MoneyError, check_amount, currency_exponent, format_amount
+from ledgerguard.money import (
+    MAX_AMOUNT,
+    MoneyError,
+    check_amount,
+    currency_exponent,
+    format_amount,
+)
 
-#: Largest amount one transaction may carry (in its own currency); DECIMAL(19,4) holds 10^15.
-MAX_AMOUNT = Decimal("1000000000000")
 #: How far in the future `occurred_at` may lie (clock skew between client and server).
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
@@ -113,6 +117,22 @@ class TransactionsPage(BaseModel):
     data: list[TransactionPublic]
     count: int
     next: str | None = Field(None, description="cursor of the next page, null on the last one")
+
+
+class LabelCreate(BaseModel):
+    """A confirmed verdict on a transaction (chargeback, analyst decision)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    is_fraud: bool = Field(strict=True)
+    source: Annotated[str, Field(min_length=1, max_length=64)] = "analyst"
+
+
+class LabelPublic(BaseModel):
+    transaction_id: int
+    is_fraud: bool
+    source: str
+    labelled_at: datetime
 
 
 class Health(BaseModel):

@@ -98,3 +98,41 @@ idempotency_keys = sa.Table(
     sa.Column("created_at", UTC_TIME, nullable=False),
     mysql_engine="InnoDB",
 )
+
+
+# --- fraud analysis (ledgerguard.fraud) ---------------------------------------------------------
+
+#: Confirmed outcomes (chargebacks, analyst decisions), one per transaction; a later label for the
+#: same transaction replaces the earlier one. `labelled_at` is when the outcome became known.
+fraud_labels = sa.Table(
+    "fraud_labels",
+    metadata,
+    sa.Column("transaction_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("external_id", sa.String(64), nullable=True),
+    sa.Column("is_fraud", sa.Boolean, nullable=False),
+    sa.Column("labelled_at", UTC_TIME, nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Index("ix_fraud_labels_is_fraud", "is_fraud"),
+    mysql_engine="InnoDB",
+)
+
+#: The fraud engine's verdict per transaction (upserted; a rerun of the same interval with the
+#: same data changes nothing, `analysed_at` included). `user_id`, `occurred_at` and `amount_usd`
+#: are copies so reports and bucketed merges read this table alone.
+fraud_scores = sa.Table(
+    "fraud_scores",
+    metadata,
+    sa.Column("transaction_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("user_id", sa.BigInteger, nullable=False),
+    sa.Column("occurred_at", UTC_TIME, nullable=False),
+    sa.Column("amount_usd", MONEY, nullable=True),
+    sa.Column("score", sa.Numeric(5, 4), nullable=False),
+    sa.Column("flagged", sa.Boolean, nullable=False),
+    sa.Column("rule_ids", sa.String(255), nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("interval_start", UTC_TIME, nullable=False),
+    sa.Column("interval_end", UTC_TIME, nullable=False),
+    sa.Column("analysed_at", UTC_TIME, nullable=False),
+    sa.Index("ix_fraud_scores_occurred_at", "occurred_at"),
+    mysql_engine="InnoDB",
+)

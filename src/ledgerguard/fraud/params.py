@@ -1,17 +1,113 @@
 """Parameters of the fraud rules and score, nested in `Settings.fraud`.
 
 Set from the environment as `LEDGERGUARD_FRAUD__<NAME>` (double underscore), e.g.
-`LEDGERGUARD_FRAUD__LARGE_AMOUNT_USD=10000`.
+`LEDGERGUARD_FRAUD__LARGE_AMOUNT_USD=10000` or `LEDGERGUARD_FRAUD__CUSTOMER_WINDOWS_DAYS=[1,7,30]`.
+
+Defaults are domain values (the US Currency Transaction Report line of 10,000 USD, card-testing
+bursts measured in minutes, chargebacks known after about a week), not values fitted to a data
+set: the engine is judged on data it has never seen. Every rule reads only these fields, so a
+deployment tunes the engine here and nowhere else.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
 class FraudParameters(BaseModel):
     """Thresholds and windows of every rule; defaults follow the original design."""
 
+    # --- large_amount (hard rule) -------------------------------------------------------------
+    #: A transaction whose USD-equivalent is strictly above this is FLAGGED_FRAUD.
     large_amount_usd: Decimal = Field(Decimal("10000.00"), gt=0)
+
+    # --- feature windows (Fraud Detection Handbook names) ----------------------------------------
+    #: Windows of `customer_nb_tx_<w>d` / `customer_avg_amount_<w>d`.
+    customer_windows_days: tuple[int, ...] = (1, 7, 30)
+    #: Windows of `terminal_nb_tx_<w>d` / `terminal_risk_<w>d`.
+    terminal_windows_days: tuple[int, ...] = (1, 7, 30)
+    #: Labels of transactions younger than this are not yet known (chargebacks arrive late), so
+    #: terminal risk only counts transactions at least this many days before the scored one.
+    label_delay_days: int = Field(7, ge=0, le=365)
+
+    # --- structuring (CTR evasion) ---------------------------------------------------------------
+    #: Rolling window in which one user's near-threshold transactions are added up.
+    structuring_window_hours: float = Field(72.0, gt=0, le=24 * 31)
+    #: "Just under the line": USD amounts in [ratio * large_amount_usd, large_amount_usd].
+    structuring_floor_ratio: Decimal = Field(Decimal("0.80"), gt=0, lt=1)
+    #: At least this many near-threshold transactions, together above the line.
+    structuring_min_count: int = Field(2, ge=2)
+
+    # --- velocity / card testing -----------------------------------------------------------------
+    #: Burst window: small charges of one user within this many minutes are counted together.
+    velocity_window_minutes: float = Field(30.0, gt=0, le=24 * 60)
+    #: "Small": a USD amount at or below this.
+    velocity_small_amount_usd: Decimal = Field(Decimal("50.00"), gt=0)
+    #: A burst is at least this many small charges within the window.
+    velocity_min_count: int = Field(5, ge=2)
+
+    # --- spending anomaly ------------------------------------------------------------------------
+    #: Trailing window of the user's own history (the current transaction excluded).
+    anomaly_window_days: int = Field(30, ge=1, le=366)
+    #: Minimum number of earlier transactions in the window before the user has a baseline.
+    anomaly_min_history: int = Field(8, ge=1)
+    #: Fires when amount_usd >= ratio x the user's trailing median amount_usd.
+    anomaly_ratio: float = Field(3.0, gt=1)
+
+    # --- terminal risk ---------------------------------------------------------------------------
+    #: Trailing window of the rule: the share of confirmed fraud among the terminal's transactions
+    #: of the `terminal_risk_window_days` days ending `label_delay_days` before the transaction.
+    #: Short enough that a terminal is trusted again soon after a compromise ends.
+    terminal_risk_window_days: int = Field(7, ge=1, le=366)
+    #: Fires when that share is at least this.
+    terminal_risk_threshold: float = Field(0.5, gt=0, le=1)
+    #: ... and the window holds at least this many confirmed frauds (one fraud is not a pattern).
+    terminal_min_frauds: int = Field(2, ge=1)
+
+    # --- score -----------------------------------------------------------------------------------
+    #: FLAGGED_FRAUD when the combined score is at least this (or a hard rule fired).
+    score_threshold: float = Field(0.5, gt=0, le=1)
+    #: Weight of each rule in the noisy-OR score: score = 1 - prod(1 - weight * strength).
+    weight_structuring: float = Field(0.95, ge=0, le=1)
+    weight_velocity: float = Field(0.9, ge=0, le=1)
+    weight_spending_anomaly: float = Field(0.8, ge=0, le=1)
+    weight_terminal_risk: float = Field(0.7, ge=0, le=1)
+    #: Rows scoring below this (and not flagged) are not written to `fraud_scores`: a nightly
+    #: run over millions of normal transactions stores only what someone may look at.
+    store_min_score: float = Field(0.1, ge=0, le=1)
+
+    # --- batch reading ---------------------------------------------------------------------------
+    #: Target rows per page read from the replica; bounds the engine's memory.
+    page_rows: int = Field(400_000, ge=1_000)
+
+    @field_validator("customer_windows_days", "terminal_windows_days")
+    @classmethod
+    def _positive_sorted_windows(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(w < 1 for w in value):
+            raise ValueError("windows must be a non-empty list of whole days >= 1")
+        return tuple(sorted(set(value)))
+
+    @property
+    def lookback_days(self) -> float:
+        """History read before `start` so every trailing customer window is complete."""
+        return max(
+            max(self.customer_windows_days),
+            self.anomaly_window_days,
+            self.structuring_window_hours / 24,
+            self.velocity_window_minutes / 1440,
+        )
+
+    @property
+    def terminal_feature_windows(self) -> tuple[int, ...]:
+        """Terminal windows computed: the Handbook ones plus the rule's."""
+        return tuple(sorted({*self.terminal_windows_days, self.terminal_risk_window_days}))
+
+    @property
+    def structuring_floor_usd(self) -> Decimal:
+        return self.large_amount_usd * self.structuring_floor_ratio
+
+    def rule_weight(self, rule_id: str) -> float:
+        """Weight of a soft rule in the score (hard rules flag on their own)."""
+        return float(getattr(self, f"weight_{rule_id}", 1.0))

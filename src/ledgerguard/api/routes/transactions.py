@@ -8,15 +8,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Response, status
 
-from ledgerguard.api.deps import ReadKey, Services, WriteKey
+from ledgerguard.api.deps import AdminKey, ReadKey, Services, WriteKey
 from ledgerguard.api.reads import read_connection
 from ledgerguard.api.schemas import (
+    LabelCreate,
+    LabelPublic,
     TransactionCreate,
     TransactionCreated,
     TransactionPublic,
     TransactionsPage,
 )
 from ledgerguard.db.consistency import valid_gtid
+from ledgerguard.db.fraud_results import UPSERT_LABELS
 from ledgerguard.db.transactions import NewTransaction, get_transaction, list_transactions
 from ledgerguard.db.writer import DuplicateExternalId, IdempotencyConflict
 
@@ -167,6 +170,45 @@ async def list_user_transactions(
         data=[TransactionPublic.from_row(row) for row in page],
         count=len(page),
         next=str(page[-1].id) if len(rows) > limit else None,
+    )
+
+
+@router.post(
+    "/{transaction_id}/label",
+    response_model=LabelPublic,
+    responses={404: {"description": "no such transaction"}},
+)
+async def label_transaction(
+    transaction_id: Annotated[int, Path(gt=0, le=2**63 - 1)],
+    body: LabelCreate,
+    key: AdminKey,
+    services: Services,
+) -> LabelPublic:
+    """Record a fraud label (scope `admin`); the latest label of a transaction wins."""
+    labelled_at = datetime.now(UTC)
+    async with services.primary.begin() as conn:
+        row = await get_transaction(conn, transaction_id=transaction_id)
+        if row is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"transaction {transaction_id} not found"
+            )
+        await conn.execute(
+            UPSERT_LABELS,
+            [
+                {
+                    "transaction_id": transaction_id,
+                    "external_id": row.external_id,
+                    "is_fraud": body.is_fraud,
+                    "labelled_at": labelled_at,
+                    "source": body.source,
+                }
+            ],
+        )
+    return LabelPublic(
+        transaction_id=transaction_id,
+        is_fraud=body.is_fraud,
+        source=body.source,
+        labelled_at=labelled_at,
     )
 
 

@@ -1,0 +1,347 @@
+"""Vectorised features of the fraud engine, named like the Fraud Detection Handbook.
+
+Input is a *transaction frame* (see `TX_DTYPES`): one row per transaction of the users being
+analysed, covering the analysed interval plus a lookback period, so trailing windows of the
+first transactions of the interval are complete. Every window is a per-user (or per-terminal)
+range found with `searchsorted` on one flat time key, and sums are differences of cumulative
+sums: no Python loop per row and no per-group `groupby` overhead.
+
+Feature catalogue (`w` ranges over the windows in `FraudParameters`):
+
+| output                          | source column(s)                 | transformation |
+|---------------------------------|----------------------------------|----------------|
+| `amount_usd`                    | `transactions.amount_usd` (or `amount`, `currency`, date via ECB rates when NULL) | float USD; NaN when the ECB has no rate |
+| `customer_nb_tx_<w>d`           | `user_id`, `occurred_at`         | number of the user's transactions in (t - w days, t], current included |
+| `customer_avg_amount_<w>d`      | `amount_usd`                     | mean USD amount over the same window |
+| `customer_median_amount_<a>d`   | `amount_usd`                     | median USD amount of the user's earlier transactions in [t - a days, t), a = `anomaly_window_days`, leaving out velocity bursts and structuring groups |
+| `customer_hist_nb_tx_<a>d`      | `occurred_at`                    | number of those earlier transactions |
+| `amount_to_median_ratio`        | `amount_usd`                     | amount_usd / customer_median_amount |
+| `velocity_nb_tx`                | `amount_usd`, `occurred_at`      | small charges (<= `velocity_small_amount_usd`) in (t - window, t] |
+| `velocity_burst_nb_tx` / `velocity_burst_nb_terminals` / `velocity_burst_minutes` | `terminal_id` | size, distinct terminals and duration of the burst (>= `velocity_min_count` small charges within the window) the row belongs to; 0 outside bursts |
+| `structuring_group_nb_tx` / `structuring_group_usd` / `structuring_group_hours` | `amount_usd` | size, USD total and duration of the group of near-threshold amounts ([floor, line] USD) within `structuring_window_hours` that together pass the line; 0 outside groups |
+| `terminal_nb_tx_<w>d`           | `terminal_id`, `occurred_at`     | transactions on the terminal in the w days ending `label_delay_days` before the transaction's day |
+| `terminal_nb_fraud_<w>d`        | `fraud_labels.is_fraud`          | confirmed frauds among them |
+| `terminal_risk_<w>d`            | both                             | nb_fraud / nb_tx (0 when no transaction) |
+
+Bursts and groups are marked on every row they contain, not only on the row that completes
+them: the analysis runs after the fact, so the first charges of a card-testing burst are as
+flagged as the last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ledgerguard.fraud.params import FraudParameters
+
+#: Columns and dtypes of a transaction frame, the engine's input.
+TX_DTYPES: dict[str, str] = {
+    "transaction_id": "int64",
+    "user_id": "int64",
+    "terminal_id": "int64",  # -1: no terminal
+    "ts_us": "int64",  # occurred_at, microseconds since 1970-01-01 UTC
+    "amount_units": "int64",  # amount * 10^4 (DECIMAL(19,4) exactly)
+    "usd_units": "int64",  # amount_usd * 10^4; -1 when unknown
+    "currency": "object",
+}
+UNITS_PER_USD = 10_000
+SECONDS_PER_DAY = 86_400
+US_PER_SECOND = 1_000_000
+_DAY_BITS = 22  # terminal-day keys: rank << 22 | day offset (11,000 years of days)
+
+
+def usd_units(amount: object) -> int:
+    """Largest whole number of 10^-4 USD at or below `amount` (Decimal-exact thresholds)."""
+    from decimal import ROUND_FLOOR, Decimal
+
+    return int((Decimal(str(amount)) * UNITS_PER_USD).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def sort_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows ordered by user, time, id: the order every window below relies on."""
+    order = np.lexsort(
+        (frame["transaction_id"].to_numpy(), frame["ts_us"].to_numpy(), frame["user_id"].to_numpy())
+    )
+    return frame.iloc[order].reset_index(drop=True)
+
+
+class TimeAxis:
+    """One flat time key for rows sorted by (user, time): windows never cross users.
+
+    key = user rank * gap + seconds since the first row, with a gap larger than the data's span
+    plus any window, so `searchsorted(key, key - window)` finds the start of the user's own
+    window in one vectorised call.
+    """
+
+    def __init__(self, user_id: np.ndarray, ts_us: np.ndarray, *, max_window_s: int) -> None:
+        seconds = ts_us // US_PER_SECOND
+        n = len(user_id)
+        new_user = np.ones(n, dtype=bool)
+        if n:
+            new_user[1:] = user_id[1:] != user_id[:-1]
+            origin = int(seconds.min())
+            gap = int(seconds.max()) - origin + max_window_s + 1
+        else:
+            origin, gap = 0, 1
+        self.rank = np.cumsum(new_user) - 1
+        self.key = self.rank * gap + (seconds - origin)
+        self.gap = gap
+
+    def __len__(self) -> int:
+        return len(self.key)
+
+    def since(self, window_s: float, *, include_current: bool) -> tuple[np.ndarray, np.ndarray]:
+        """[lo, hi) row ranges: (t - w, t] with the current row, else [t - w, t) without it."""
+        if include_current:
+            lo = np.searchsorted(self.key, self.key - window_s, side="right")
+            hi = np.arange(1, len(self.key) + 1)
+        else:
+            lo = np.searchsorted(self.key, self.key - window_s, side="left")
+            hi = np.searchsorted(self.key, self.key, side="left")
+        return lo, hi
+
+    def rolling_median(self, values: np.ndarray, window_s: int) -> np.ndarray:
+        """Median of `values` over [t - w, t) of the same user (NaN when empty or all NaN)."""
+        index = pd.DatetimeIndex(self.key.astype("datetime64[s]"))
+        series = pd.Series(values, index=index)
+        return series.rolling(f"{int(window_s)}s", closed="left").median().to_numpy()
+
+
+def window_sums(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Sum of `values[lo:hi]` for every row (prefix sums; exact for integers)."""
+    prefix = np.concatenate(([0], np.cumsum(values)))
+    return prefix[hi] - prefix[lo]
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Rows covered by windows that met a condition, joined into groups (bursts)."""
+
+    member: np.ndarray  # bool per row
+    group: np.ndarray  # group number per row, -1 outside
+    size: np.ndarray  # per group
+    first: np.ndarray  # first row index per group
+    last: np.ndarray  # last row index per group
+
+
+def covering_groups(key: np.ndarray, lo: np.ndarray, hit: np.ndarray, window_s: float) -> Groups:
+    """Mark every row inside a window [lo[i], i] with `hit[i]`, then join overlapping windows.
+
+    Consecutive marked rows closer than the window belong to the same group; users never share
+    one because the flat key puts a gap wider than any window between users.
+    """
+    n = len(key)
+    ends = np.flatnonzero(hit)
+    delta = np.bincount(lo[ends], minlength=n + 1) - np.bincount(ends + 1, minlength=n + 1)
+    member = np.cumsum(delta)[:n] > 0
+    rows = np.flatnonzero(member)
+    group = np.full(n, -1, dtype=np.int64)
+    if len(rows) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return Groups(member, group, empty, empty, empty)
+    starts = np.ones(len(rows), dtype=bool)
+    starts[1:] = (np.diff(rows) > 1) | (np.diff(key[rows]) > window_s)
+    numbers = np.cumsum(starts) - 1
+    group[rows] = numbers
+    size = np.bincount(numbers)
+    first = rows[starts]
+    last = np.append(rows[np.flatnonzero(starts)[1:] - 1], rows[-1])
+    return Groups(member, group, size, first, last)
+
+
+def _by_group(per_group: np.ndarray, group: np.ndarray, fill: float | int = 0) -> np.ndarray:
+    """Per-group values looked up for each row (`fill` outside every group)."""
+    out = np.full(len(group), fill, dtype=np.result_type(per_group, type(fill)))
+    inside = group >= 0
+    out[inside] = per_group[group[inside]]
+    return out
+
+
+def _spread(values: np.ndarray, mask: np.ndarray, fill: float | int = 0) -> np.ndarray:
+    """Values of a subset (rows where `mask`) placed back into a full-length array."""
+    out = np.full(len(mask), fill, dtype=np.result_type(values, type(fill)))
+    out[mask] = values
+    return out
+
+
+def customer_features(
+    frame: pd.DataFrame, axis: TimeAxis, params: FraudParameters
+) -> dict[str, np.ndarray]:
+    """Handbook customer windows, the spending baseline, velocity bursts and structuring groups."""
+    usd_known = frame["usd_units"].to_numpy() >= 0
+    units = frame["usd_units"].to_numpy()
+    amount_usd = np.where(usd_known, units / UNITS_PER_USD, np.nan)
+    out: dict[str, np.ndarray] = {"amount_usd": amount_usd}
+
+    known_amount = np.where(usd_known, amount_usd, 0.0)
+    for days in params.customer_windows_days:
+        lo, hi = axis.since(days * SECONDS_PER_DAY, include_current=True)
+        out[f"customer_nb_tx_{days}d"] = hi - lo
+        n_known = window_sums(usd_known.astype(np.int64), lo, hi)
+        total = window_sums(known_amount, lo, hi)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[f"customer_avg_amount_{days}d"] = np.where(n_known > 0, total / n_known, np.nan)
+
+    out |= _velocity(frame, axis, usd_known, units, params)
+    out |= _structuring(axis, usd_known, units, params)
+
+    # The spending baseline leaves out card-testing bursts and structuring groups: twenty test
+    # charges of 1 USD are not what the user normally spends, and would make every later
+    # ordinary payment look like an anomaly.
+    baseline = (
+        usd_known & (out["velocity_burst_nb_tx"] == 0) & (out["structuring_group_nb_tx"] == 0)
+    )
+    a = params.anomaly_window_days
+    window_s = a * SECONDS_PER_DAY
+    lo, hi = axis.since(window_s, include_current=False)
+    out[f"customer_hist_nb_tx_{a}d"] = window_sums(baseline.astype(np.int64), lo, hi)
+    median = axis.rolling_median(np.where(baseline, amount_usd, np.nan), window_s)
+    out[f"customer_median_amount_{a}d"] = median
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["amount_to_median_ratio"] = np.where(median > 0, amount_usd / median, np.nan)
+    return out
+
+
+def _velocity(
+    frame: pd.DataFrame,
+    axis: TimeAxis,
+    usd_known: np.ndarray,
+    units: np.ndarray,
+    params: FraudParameters,
+) -> dict[str, np.ndarray]:
+    small = usd_known & (units <= usd_units(params.velocity_small_amount_usd))
+    key = axis.key[small]
+    window_s = params.velocity_window_minutes * 60
+    lo = np.searchsorted(key, key - window_s, side="right")
+    count = np.arange(1, len(key) + 1) - lo
+    groups = covering_groups(key, lo, count >= params.velocity_min_count, window_s)
+    terminals = frame["terminal_id"].to_numpy()[small]
+    member_rows = np.flatnonzero(groups.member)
+    distinct = pd.DataFrame(
+        {"g": groups.group[member_rows], "t": terminals[member_rows]}
+    ).drop_duplicates()
+    n_terminals = np.bincount(distinct["g"].to_numpy(), minlength=len(groups.size))
+    minutes = (key[groups.last] - key[groups.first]) / 60 if len(groups.size) else np.zeros(0)
+    g = groups.group
+    return {
+        "velocity_nb_tx": _spread(count, small),
+        "velocity_burst_nb_tx": _spread(_by_group(groups.size, g), small),
+        "velocity_burst_nb_terminals": _spread(_by_group(n_terminals, g), small),
+        "velocity_burst_minutes": _spread(_by_group(minutes, g, 0.0), small, 0.0),
+    }
+
+
+def _structuring(
+    axis: TimeAxis, usd_known: np.ndarray, units: np.ndarray, params: FraudParameters
+) -> dict[str, np.ndarray]:
+    line = usd_units(params.large_amount_usd)
+    floor = usd_units(params.structuring_floor_usd)
+    near = usd_known & (units >= floor) & (units <= line)
+    key = axis.key[near]
+    near_units = units[near]
+    window_s = params.structuring_window_hours * 3600
+    lo = np.searchsorted(key, key - window_s, side="right")
+    count = np.arange(1, len(key) + 1) - lo
+    total = window_sums(near_units, lo, np.arange(1, len(key) + 1))
+    hit = (count >= params.structuring_min_count) & (total > line)
+    groups = covering_groups(key, lo, hit, window_s)
+    g = groups.group
+    inside = g >= 0
+    group_units = np.bincount(g[inside], weights=near_units[inside], minlength=len(groups.size))
+    hours = (key[groups.last] - key[groups.first]) / 3600 if len(groups.size) else np.zeros(0)
+    return {
+        "structuring_group_nb_tx": _spread(_by_group(groups.size, g), near),
+        "structuring_group_usd": _spread(_by_group(group_units / UNITS_PER_USD, g, 0.0), near, 0.0),
+        "structuring_group_hours": _spread(_by_group(hours, g, 0.0), near, 0.0),
+    }
+
+
+class TerminalHistory:
+    """Daily transaction and confirmed-fraud counts per terminal, queried by window.
+
+    Built once per run from `(terminal_id, day, n_tx, n_fraud)` rows (day = days since
+    1970-01-01 UTC) and shared by every page, so terminal features see all users' transactions
+    even when the analysis is split by user.
+    """
+
+    def __init__(self, days: pd.DataFrame) -> None:
+        days = days.sort_values(["terminal_id", "day"], kind="stable")
+        terminal = days["terminal_id"].to_numpy(dtype=np.int64)
+        day = days["day"].to_numpy(dtype=np.int64)
+        self.terminals, rank = np.unique(terminal, return_inverse=True)
+        self.day_origin = int(day.min()) if len(day) else 0
+        self.key = (rank.astype(np.int64) << _DAY_BITS) + (day - self.day_origin)
+        self.prefix_tx = np.concatenate(([0], np.cumsum(days["n_tx"].to_numpy(dtype=np.int64))))
+        self.prefix_fraud = np.concatenate(
+            ([0], np.cumsum(days["n_fraud"].to_numpy(dtype=np.int64)))
+        )
+
+    @classmethod
+    def empty(cls) -> TerminalHistory:
+        return cls(pd.DataFrame({"terminal_id": [], "day": [], "n_tx": [], "n_fraud": []}))
+
+    def window(
+        self, terminal_id: np.ndarray, day: np.ndarray, *, days: int, delay: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(transactions, frauds) on each terminal over days [day - delay - days, day - delay)."""
+        if len(self.terminals) == 0:
+            zeros = np.zeros(len(terminal_id), dtype=np.int64)
+            return zeros, zeros
+        pos = np.searchsorted(self.terminals, terminal_id).clip(0, len(self.terminals) - 1)
+        found = self.terminals[pos] == terminal_id
+        limit = (1 << _DAY_BITS) - 1
+        first = (day - delay - days - self.day_origin).clip(0, limit)
+        stop = (day - delay - self.day_origin).clip(0, limit)
+        base = pos.astype(np.int64) << _DAY_BITS
+        lo = np.searchsorted(self.key, base + first, side="left")
+        hi = np.searchsorted(self.key, base + stop, side="left")
+        n_tx = np.where(found, self.prefix_tx[hi] - self.prefix_tx[lo], 0)
+        n_fraud = np.where(found, self.prefix_fraud[hi] - self.prefix_fraud[lo], 0)
+        return n_tx, n_fraud
+
+
+def terminal_features(
+    frame: pd.DataFrame, history: TerminalHistory, params: FraudParameters
+) -> dict[str, np.ndarray]:
+    """Handbook `terminal_nb_tx_<w>d` / `terminal_risk_<w>d` with the label delay."""
+    terminal = frame["terminal_id"].to_numpy()
+    day = frame["ts_us"].to_numpy() // (SECONDS_PER_DAY * US_PER_SECOND)
+    out: dict[str, np.ndarray] = {}
+    for days in params.terminal_feature_windows:
+        n_tx, n_fraud = history.window(terminal, day, days=days, delay=params.label_delay_days)
+        out[f"terminal_nb_tx_{days}d"] = n_tx
+        out[f"terminal_nb_fraud_{days}d"] = n_fraud
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[f"terminal_risk_{days}d"] = np.where(n_tx > 0, n_fraud / n_tx, 0.0)
+    return out
+
+
+def terminal_days(frame: pd.DataFrame, fraud_ids: np.ndarray) -> pd.DataFrame:
+    """`TerminalHistory` input computed in memory (the pipeline asks the replica instead)."""
+    with_terminal = frame[frame["terminal_id"] >= 0]
+    data = pd.DataFrame(
+        {
+            "terminal_id": with_terminal["terminal_id"].to_numpy(),
+            "day": with_terminal["ts_us"].to_numpy() // (SECONDS_PER_DAY * US_PER_SECOND),
+            "n_tx": 1,
+            "n_fraud": np.isin(with_terminal["transaction_id"].to_numpy(), fraud_ids).astype(int),
+        }
+    )
+    return data.groupby(["terminal_id", "day"], as_index=False)[["n_tx", "n_fraud"]].sum()
+
+
+def build_features(
+    frame: pd.DataFrame, history: TerminalHistory, params: FraudParameters
+) -> pd.DataFrame:
+    """Every feature of the catalogue for a sorted transaction frame (same row order)."""
+    max_window_s = int(
+        max(params.lookback_days, max(params.terminal_feature_windows)) * SECONDS_PER_DAY
+    )
+    axis = TimeAxis(
+        frame["user_id"].to_numpy(), frame["ts_us"].to_numpy(), max_window_s=max_window_s
+    )
+    columns = customer_features(frame, axis, params) | terminal_features(frame, history, params)
+    return pd.DataFrame(columns, index=frame.index)

@@ -1,0 +1,206 @@
+"""The nightly analysis: replica pages in, verdicts to `fraud_scores`, CSV reports out.
+
+`analyze_interval` is the one entry point the Airflow DAG and the CLI call. For an interval
+[start, end) (timezone-aware UTC) it
+
+1. opens one consistent snapshot of the replica as `app_user`;
+2. reads the per-(terminal, day) transaction and confirmed-fraud counts needed by
+   `terminal_risk` (all users: terminals are shared across user buckets);
+3. reads the transactions of [start - lookback, end) page by page (ranges of user ids, only the
+   users of `bucket` when `buckets > 1`), fills missing USD amounts at the ECB rate, and scores
+   each page with `scoring.score_frame`; only rows inside [start, end) are scored and counted,
+   the lookback only feeds the trailing windows;
+4. upserts the verdicts on the primary as the API account, one transaction per page;
+5. for an unbucketed run, writes the reports from `fraud_scores` (`merge_reports`).
+
+A bucketed run (mapped Airflow tasks, `bucket` = 0..buckets-1, users split by
+`user_id % buckets`) writes verdicts only; one task after all buckets calls `merge_reports`.
+Per-user windows never cross buckets and terminal counts are global, so bucketed and unbucketed
+runs give the same verdicts and byte-identical reports.
+
+Idempotent: the same interval over the same data leaves `fraud_scores` and the report bytes as
+they were. Rows stored by an earlier run are always rewritten, so a verdict that went back below
+`store_min_score` is lowered rather than left stale.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ledgerguard.fraud.errors import FraudAnalysisError
+from ledgerguard.fraud.features import TerminalHistory
+from ledgerguard.fraud.fx import fill_missing_usd
+from ledgerguard.fraud.reader import ReplicaReader
+from ledgerguard.fraud.reports import write_fraud_reports
+from ledgerguard.fraud.rules import RULE_IDS
+from ledgerguard.fraud.scoring import score_frame
+from ledgerguard.fraud.store import report_rows, stored_ids, upsert_scores, writer_engine
+from ledgerguard.money import FxRates
+from ledgerguard.settings import Settings
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    report_path: Path
+    details_path: Path
+    flagged: int
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """What one run (or one bucket of a run) did; `to_dict()` is small and JSON-able (XCom)."""
+
+    start: datetime
+    end: datetime
+    bucket: int
+    buckets: int
+    analysed: int
+    flagged: int
+    counts_by_rule: dict[str, int]
+    no_usd_rate: int
+    stored: int
+    rows_read: int
+    pages: int
+    seconds: float
+    report_path: Path | None = None
+    details_path: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["start"], data["end"] = self.start.isoformat(), self.end.isoformat()
+        data["report_path"] = str(self.report_path) if self.report_path else None
+        data["details_path"] = str(self.details_path) if self.details_path else None
+        return data
+
+
+def _check_interval(start: datetime, end: datetime, bucket: int, buckets: int) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise FraudAnalysisError(
+            "start and end must be timezone-aware (UTC), e.g. 2025-01-31T00:00Z"
+        )
+    if start >= end:
+        raise FraudAnalysisError(
+            f"empty interval: start {start.isoformat()} is not before end {end.isoformat()}"
+        )
+    if buckets < 1 or not 0 <= bucket < buckets:
+        raise FraudAnalysisError(f"bucket must be in 0..{buckets - 1} (got {bucket} of {buckets})")
+
+
+def analyze_interval(
+    settings: Settings,
+    *,
+    start: datetime,
+    end: datetime,
+    bucket: int = 0,
+    buckets: int = 1,
+    progress: Progress | None = None,
+) -> AnalysisResult:
+    """Analyse transactions in [start, end); see the module docstring for every step.
+
+    `progress(done, total)` is called after each page, in units of the user-id range covered.
+    Raises `FraudAnalysisError` for a bad interval or bucket.
+    """
+    _check_interval(start, end, bucket, buckets)
+    began = time.monotonic()
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    params = settings.fraud
+    fx = FxRates()
+    analysed_at = datetime.now(UTC)  # informational; unchanged rows keep their earlier value
+    counts: Counter[str] = Counter({rule_id: 0 for rule_id in RULE_IDS})
+    totals: Counter[str] = Counter()
+
+    terminal_since = _midnight(start) - timedelta(
+        days=params.label_delay_days + max(params.terminal_feature_windows)
+    )
+    terminal_until = _midnight(end) + timedelta(days=1) - timedelta(days=params.label_delay_days)
+    writer = writer_engine(settings)
+    try:
+        with ReplicaReader(settings) as replica:
+            history = TerminalHistory(
+                replica.terminal_days(since=terminal_since, until=terminal_until)
+            )
+            with writer.connect() as conn:
+                keep = stored_ids(conn, start=start, end=end, bucket=bucket, buckets=buckets)
+            for frame in replica.pages(
+                since=start - timedelta(days=params.lookback_days),
+                until=end,
+                page_rows=params.page_rows,
+                bucket=bucket,
+                buckets=buckets,
+                progress=progress,
+            ):
+                verdicts = score_frame(
+                    fill_missing_usd(frame, fx),
+                    history,
+                    params,
+                    start=start,
+                    end=end,
+                    keep_ids=keep,
+                )
+                with writer.begin() as conn:
+                    totals["stored"] += upsert_scores(
+                        conn, verdicts.rows, start=start, end=end, analysed_at=analysed_at
+                    )
+                totals["analysed"] += verdicts.analysed
+                totals["flagged"] += verdicts.flagged
+                totals["no_usd_rate"] += verdicts.no_usd_rate
+                totals["pages"] += 1
+                counts.update(verdicts.counts_by_rule)
+            rows_read = replica.rows_read
+    finally:
+        writer.dispose()
+
+    paths = merge_reports(settings, start=start, end=end) if buckets == 1 else None
+    return AnalysisResult(
+        start=start,
+        end=end,
+        bucket=bucket,
+        buckets=buckets,
+        analysed=totals["analysed"],
+        flagged=totals["flagged"],
+        counts_by_rule=dict(counts),
+        no_usd_rate=totals["no_usd_rate"],
+        stored=totals["stored"],
+        rows_read=rows_read,
+        pages=totals["pages"],
+        seconds=round(time.monotonic() - began, 3),
+        report_path=paths.report_path if paths else None,
+        details_path=paths.details_path if paths else None,
+    )
+
+
+def merge_reports(settings: Settings, *, start: datetime, end: datetime) -> ReportPaths:
+    """Write both reports of [start, end) from `fraud_scores` on the primary.
+
+    Called by `analyze_interval` for an unbucketed run, and once after all buckets otherwise.
+    The file date is `start`'s UTC date.
+    """
+    _check_interval(start, end, 0, 1)
+    writer = writer_engine(settings)
+    try:
+        with writer.connect() as conn:
+            rows = report_rows(conn, start=start, end=end)
+    finally:
+        writer.dispose()
+    report_path, details_path, flagged = write_fraud_reports(
+        settings.reports_dir, start.astimezone(UTC).date(), rows
+    )
+    return ReportPaths(report_path=report_path, details_path=details_path, flagged=flagged)
+
+
+def day_interval(day: date) -> tuple[datetime, datetime]:
+    """[00:00, next 00:00) UTC of `day`: the nightly run's interval."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def _midnight(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

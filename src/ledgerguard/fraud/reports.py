@@ -1,0 +1,118 @@
+"""CSV reports under `settings.reports_dir`, written atomically (temporary file, then rename).
+
+* `fraud_report_<YYYY-MM-DD>.csv`: exactly the original design's header
+  `Transaction ID,User ID,Amount,Currency,Status`, one row per flagged transaction, ordered by
+  transaction id, amount with the currency's decimals, Status `FLAGGED_FRAUD`:
+  `1,999,15000.00,USD,FLAGGED_FRAUD`.
+* `fraud_report_<YYYY-MM-DD>_details.csv`: the same transactions plus the ones whose USD amount
+  is unknown (Status `NO_USD_RATE`: the ECB publishes no rate for their currency, so the USD
+  rules could not judge them), with time, USD amount, score, rule ids and reasons.
+
+The date is the analysed interval's start date. A reader never sees a half-written file: the
+rows go to a temporary file in the same directory, which is flushed, synced and renamed over the
+final name (an atomic replace on POSIX file systems).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ledgerguard.money import format_amount
+
+REPORT_HEADER = ("Transaction ID", "User ID", "Amount", "Currency", "Status")
+DETAILS_HEADER = (
+    "Transaction ID",
+    "User ID",
+    "Occurred At",
+    "Amount",
+    "Currency",
+    "Amount USD",
+    "Score",
+    "Status",
+    "Rules",
+    "Reasons",
+)
+FLAGGED = "FLAGGED_FRAUD"
+NO_USD_RATE = "NO_USD_RATE"
+
+
+def report_paths(reports_dir: Path, day: date) -> tuple[Path, Path]:
+    """(report, details) file names for the interval starting on `day`."""
+    stem = f"fraud_report_{day.isoformat()}"
+    return reports_dir / f"{stem}.csv", reports_dir / f"{stem}_details.csv"
+
+
+def write_csv_atomic(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    """Write a CSV file (LF line ends) so that `path` is either the old or the whole new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows(rows)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def write_fraud_reports(
+    reports_dir: Path, day: date, verdicts: Sequence[Any]
+) -> tuple[Path, Path, int]:
+    """Both reports from verdict rows (`store.report_rows`); returns the paths and flag count.
+
+    Each row has transaction_id, user_id, occurred_at, amount, currency, amount_usd, score,
+    flagged, rule_ids, reasons, in transaction id order.
+    """
+    report_path, details_path = report_paths(reports_dir, day)
+    flagged = [row for row in verdicts if row.flagged]
+    write_csv_atomic(
+        report_path,
+        REPORT_HEADER,
+        (
+            (
+                row.transaction_id,
+                row.user_id,
+                format_amount(row.amount, row.currency),
+                row.currency,
+                FLAGGED,
+            )
+            for row in flagged
+        ),
+    )
+    write_csv_atomic(
+        details_path,
+        DETAILS_HEADER,
+        (
+            (
+                row.transaction_id,
+                row.user_id,
+                _iso(row.occurred_at),
+                format_amount(row.amount, row.currency),
+                row.currency,
+                "" if row.amount_usd is None else str(Decimal(row.amount_usd)),
+                f"{Decimal(row.score):.4f}",
+                FLAGGED if row.flagged else NO_USD_RATE,
+                row.rule_ids,
+                row.reasons,
+            )
+            for row in verdicts
+        ),
+    )
+    return report_path, details_path, len(flagged)

@@ -1,0 +1,220 @@
+"""The fraud rules: small units with an id, a description, parameters and a reason.
+
+Each rule reads feature columns (see `ledgerguard.fraud.features`) and returns, per row, a
+*strength* in [0, 1] and whether it *fired*. A fired rule has strength 1; below its threshold a
+rule may still contribute a small strength (a ramp from "nothing unusual" to the threshold,
+cubed so that only values close to the threshold count, and at most `NEAR_MISS`), which lets the score combine several
+near misses and ranks transactions for average precision. `explain` turns fired rows into the
+reason strings written to `fraud_scores` and the details report.
+
+`large_amount` is *hard*: it flags on its own whatever the score. The others flag through the
+score (their weights default above the score threshold, so each can flag alone too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from ledgerguard.fraud.features import usd_units
+from ledgerguard.fraud.params import FraudParameters
+
+#: Largest strength of a rule that did not fire: with weights <= 1 and a score threshold >= 0.5 a
+#: near miss never flags on its own, two or three strong near misses together do.
+NEAR_MISS = 0.5
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    strength: np.ndarray  # float64 in [0, 1]
+    fired: np.ndarray  # bool
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule: `evaluate` scores every row, `explain` words the rows where it fired."""
+
+    id: str
+    description: str
+    hard: bool
+    evaluate: Callable[[pd.DataFrame, FraudParameters], RuleOutcome]
+    explain: Callable[[pd.DataFrame, FraudParameters], list[str]]
+
+
+def ramp(value: np.ndarray, zero_at: float, fire_at: float) -> np.ndarray:
+    """0 at or below `zero_at`, rising (cubed) to 1 at `fire_at`; NaN counts as 0."""
+    scaled = np.clip((np.nan_to_num(value, nan=zero_at) - zero_at) / (fire_at - zero_at), 0, 1)
+    return scaled**3
+
+
+def _outcome(fired: np.ndarray, below: np.ndarray) -> RuleOutcome:
+    """Strength 1 where fired; below the threshold at most `NEAR_MISS` (see module docstring)."""
+    return RuleOutcome(strength=np.where(fired, 1.0, NEAR_MISS * below), fired=fired)
+
+
+def _usd(value: float) -> str:
+    return f"{value:,.2f}"
+
+
+# --- large_amount ---------------------------------------------------------------------------
+
+
+def _large_amount(data: pd.DataFrame, params: FraudParameters) -> RuleOutcome:
+    # Integer 10^-4 USD on both sides: 10,000.00 is not above the line, 10,000.0001 is.
+    fired = data["usd_units"].to_numpy() > usd_units(params.large_amount_usd)
+    return _outcome(fired, np.zeros(len(data)))
+
+
+def _explain_large_amount(data: pd.DataFrame, params: FraudParameters) -> list[str]:
+    return [
+        f"large_amount: {Decimal(int(units)).scaleb(-4)} USD-equivalent is above "
+        f"{params.large_amount_usd} USD"
+        for units in data["usd_units"].to_numpy()
+    ]
+
+
+# --- structuring ----------------------------------------------------------------------------
+
+
+def _structuring(data: pd.DataFrame, params: FraudParameters) -> RuleOutcome:
+    fired = data["structuring_group_nb_tx"].to_numpy() >= params.structuring_min_count
+    return _outcome(fired, np.zeros(len(data)))
+
+
+def _explain_structuring(data: pd.DataFrame, params: FraudParameters) -> list[str]:
+    floor, line = params.structuring_floor_usd, params.large_amount_usd
+    return [
+        f"structuring: {n} transactions of {_usd(float(floor))}-{_usd(float(line))} USD within "
+        f"{hours:.1f} h total {_usd(total)} USD, above {_usd(float(line))} USD"
+        for n, total, hours in zip(
+            data["structuring_group_nb_tx"],
+            data["structuring_group_usd"],
+            data["structuring_group_hours"],
+            strict=True,
+        )
+    ]
+
+
+# --- velocity (card testing) --------------------------------------------------------------
+
+
+def _velocity(data: pd.DataFrame, params: FraudParameters) -> RuleOutcome:
+    fired = data["velocity_burst_nb_tx"].to_numpy() >= params.velocity_min_count
+    below = ramp(data["velocity_nb_tx"].to_numpy().astype(float), 1, params.velocity_min_count)
+    return _outcome(fired, below)
+
+
+def _explain_velocity(data: pd.DataFrame, params: FraudParameters) -> list[str]:
+    small = _usd(float(params.velocity_small_amount_usd))
+    return [
+        f"velocity: {n} charges of at most {small} USD within {minutes:.0f} min "
+        f"on {terminals} terminal{'s' if terminals != 1 else ''}"
+        for n, terminals, minutes in zip(
+            data["velocity_burst_nb_tx"],
+            data["velocity_burst_nb_terminals"],
+            data["velocity_burst_minutes"],
+            strict=True,
+        )
+    ]
+
+
+# --- spending_anomaly ---------------------------------------------------------------------
+
+
+def _spending_anomaly(data: pd.DataFrame, params: FraudParameters) -> RuleOutcome:
+    a = params.anomaly_window_days
+    has_history = data[f"customer_hist_nb_tx_{a}d"].to_numpy() >= params.anomaly_min_history
+    ratio = np.where(has_history, data["amount_to_median_ratio"].to_numpy(), np.nan)
+    fired = np.nan_to_num(ratio) >= params.anomaly_ratio
+    below = ramp(ratio, (1 + params.anomaly_ratio) / 2, params.anomaly_ratio)
+    return _outcome(fired, below)
+
+
+def _explain_spending_anomaly(data: pd.DataFrame, params: FraudParameters) -> list[str]:
+    a = params.anomaly_window_days
+    return [
+        f"spending_anomaly: {_usd(usd)} USD is {ratio:.1f}x the user's {a}-day median of "
+        f"{_usd(median)} USD ({n} earlier transactions)"
+        for usd, ratio, median, n in zip(
+            data["amount_usd"],
+            data["amount_to_median_ratio"],
+            data[f"customer_median_amount_{a}d"],
+            data[f"customer_hist_nb_tx_{a}d"],
+            strict=True,
+        )
+    ]
+
+
+# --- terminal_risk ------------------------------------------------------------------------
+
+
+def _terminal_window(data: pd.DataFrame, params: FraudParameters) -> tuple[np.ndarray, ...]:
+    days = params.terminal_risk_window_days
+    n_fraud = data[f"terminal_nb_fraud_{days}d"].to_numpy()
+    n_tx = data[f"terminal_nb_tx_{days}d"].to_numpy()
+    risk = np.where(n_fraud >= params.terminal_min_frauds, data[f"terminal_risk_{days}d"], 0.0)
+    return n_fraud, n_tx, risk
+
+
+def _terminal_risk(data: pd.DataFrame, params: FraudParameters) -> RuleOutcome:
+    _, _, risk = _terminal_window(data, params)
+    fired = risk >= params.terminal_risk_threshold
+    return _outcome(fired, ramp(risk, 0.0, params.terminal_risk_threshold))
+
+
+def _explain_terminal_risk(data: pd.DataFrame, params: FraudParameters) -> list[str]:
+    n_fraud, n_tx, risk = _terminal_window(data, params)
+    return [
+        f"terminal_risk: terminal {terminal} had {frauds}/{total} confirmed fraud ({share:.0%}) "
+        f"in the {params.terminal_risk_window_days} days ending {params.label_delay_days} days "
+        "before this transaction"
+        for terminal, frauds, total, share in zip(
+            data["terminal_id"], n_fraud, n_tx, risk, strict=True
+        )
+    ]
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        id="large_amount",
+        description="USD-equivalent amount (ECB rate of the transaction date) above the CTR line",
+        hard=True,
+        evaluate=_large_amount,
+        explain=_explain_large_amount,
+    ),
+    Rule(
+        id="structuring",
+        description="several near-threshold amounts of one user within a window, together "
+        "above the CTR line (CTR evasion)",
+        hard=False,
+        evaluate=_structuring,
+        explain=_explain_structuring,
+    ),
+    Rule(
+        id="velocity",
+        description="a burst of small charges by one user within minutes (card testing)",
+        hard=False,
+        evaluate=_velocity,
+        explain=_explain_velocity,
+    ),
+    Rule(
+        id="spending_anomaly",
+        description="amount far above the user's own trailing median",
+        hard=False,
+        evaluate=_spending_anomaly,
+        explain=_explain_spending_anomaly,
+    ),
+    Rule(
+        id="terminal_risk",
+        description="terminal with a high share of confirmed fraud (labels older than the delay)",
+        hard=False,
+        evaluate=_terminal_risk,
+        explain=_explain_terminal_risk,
+    ),
+)
+
+RULE_IDS: tuple[str, ...] = tuple(rule.id for rule in RULES)

@@ -1,0 +1,147 @@
+"""Writes of the fraud engine on the primary, as the API account (SELECT/INSERT/UPDATE only).
+
+Every write is an upsert (`INSERT ... ON DUPLICATE KEY UPDATE`), so running the same analysis or
+label import twice leaves the tables as they were. The timestamps (`analysed_at`, `labelled_at`)
+follow that rule too: they move only when the row's content changes. MariaDB applies the
+assignments of ON DUPLICATE KEY UPDATE left to right, each seeing the columns as already updated,
+which is why the timestamp is assigned first, while the old values are still there to compare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from ledgerguard.db.engines import server_url
+from ledgerguard.db.fraud_results import UPSERT_LABELS, UPSERT_SCORES
+from ledgerguard.db.tables import fraud_scores, transactions
+from ledgerguard.fraud.features import US_PER_SECOND
+from ledgerguard.fraud.fx import units_to_decimal
+from ledgerguard.settings import Settings
+
+BATCH_ROWS = 2_000
+
+
+def writer_engine(settings: Settings, **connect_args: Any) -> sa.Engine:
+    """A sync engine for the API account on the primary, no pool (batch jobs)."""
+    url = server_url(
+        settings,
+        "primary",
+        user=settings.api_db_user,
+        password=settings.api_db_password.get_secret_value(),
+        driver="pymysql",
+    )
+    return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=connect_args)
+
+
+def _batches(rows: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
+    for offset in range(0, len(rows), BATCH_ROWS):
+        yield rows[offset : offset + BATCH_ROWS]
+
+
+def from_us(ts_us: int) -> datetime:
+    seconds, micros = divmod(int(ts_us), US_PER_SECOND)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
+
+
+def upsert_scores(
+    conn: sa.Connection,
+    verdicts: pd.DataFrame,
+    *,
+    start: datetime,
+    end: datetime,
+    analysed_at: datetime,
+) -> int:
+    """Store verdict rows (see `scoring.VERDICT_COLUMNS`) in the caller's transaction."""
+    rows = [
+        {
+            "transaction_id": int(tx_id),
+            "user_id": int(user_id),
+            "occurred_at": from_us(ts_us),
+            "amount_usd": units_to_decimal(units) if units >= 0 else None,
+            "score": Decimal(f"{score:.4f}"),
+            "flagged": bool(flagged),
+            "rule_ids": rule_ids,
+            "reasons": reasons,
+            "interval_start": start,
+            "interval_end": end,
+            "analysed_at": analysed_at,
+        }
+        for tx_id, user_id, ts_us, units, score, flagged, rule_ids, reasons in verdicts[
+            [
+                "transaction_id",
+                "user_id",
+                "ts_us",
+                "usd_units",
+                "score",
+                "flagged",
+                "rule_ids",
+                "reasons",
+            ]
+        ].itertuples(index=False, name=None)
+    ]
+    for batch in _batches(rows):
+        conn.execute(UPSERT_SCORES, batch)
+    return len(rows)
+
+
+def stored_ids(
+    conn: sa.Connection, *, start: datetime, end: datetime, bucket: int, buckets: int
+) -> np.ndarray:
+    """Ids already in `fraud_scores` for transactions of [start, end) in this bucket."""
+    query = sa.select(fraud_scores.c.transaction_id).where(
+        fraud_scores.c.occurred_at >= start, fraud_scores.c.occurred_at < end
+    )
+    if buckets > 1:
+        query = query.where(fraud_scores.c.user_id % buckets == bucket)
+    return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
+
+
+def report_rows(conn: sa.Connection, *, start: datetime, end: datetime) -> list[sa.Row[Any]]:
+    """Flagged or unconverted verdicts of transactions in [start, end), by transaction id."""
+    query = (
+        sa.select(
+            fraud_scores.c.transaction_id,
+            fraud_scores.c.user_id,
+            fraud_scores.c.occurred_at,
+            transactions.c.amount,
+            transactions.c.currency,
+            fraud_scores.c.amount_usd,
+            fraud_scores.c.score,
+            fraud_scores.c.flagged,
+            fraud_scores.c.rule_ids,
+            fraud_scores.c.reasons,
+        )
+        .join(transactions, transactions.c.id == fraud_scores.c.transaction_id)
+        .where(
+            fraud_scores.c.occurred_at >= start,
+            fraud_scores.c.occurred_at < end,
+            sa.or_(fraud_scores.c.flagged.is_(True), fraud_scores.c.amount_usd.is_(None)),
+        )
+        .order_by(fraud_scores.c.transaction_id)
+    )
+    return list(conn.execute(query).all())
+
+
+def transaction_ids_by_external(conn: sa.Connection, external_ids: list[str]) -> dict[str, int]:
+    """`transactions.id` of each known external id (unknown ones are absent)."""
+    found: dict[str, int] = {}
+    for offset in range(0, len(external_ids), 5_000):
+        chunk = external_ids[offset : offset + 5_000]
+        query = sa.select(transactions.c.external_id, transactions.c.id).where(
+            transactions.c.external_id.in_(chunk)
+        )
+        found.update({external_id: int(tx_id) for external_id, tx_id in conn.execute(query)})
+    return found
+
+
+def upsert_labels(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Store label rows (transaction_id, external_id, is_fraud, labelled_at, source)."""
+    for batch in _batches(rows):
+        conn.execute(UPSERT_LABELS, batch)

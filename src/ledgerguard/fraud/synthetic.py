@@ -1,0 +1,363 @@
+"""A labelled synthetic data set: normal card traffic plus injected fraud patterns.
+
+Normal traffic follows the customer/terminal simulator of the Fraud Detection Handbook in spirit
+(our own implementation): customers and terminals sit on a 100 x 100 grid, a customer pays only
+at terminals within `radius`, each customer has a mean amount (USD 5-100, standard deviation
+half of it) and a mean number of transactions per day (0-4, Poisson), and payments happen around
+midday. Some customers pay in other currencies (converted from their USD amount at the ECB rate
+of the day) and a very few in a currency the ECB does not publish.
+
+Fraud patterns, each labelled with `is_fraud=1` and its `pattern` name:
+
+* `large_amount`: single payments worth 10,000.01-60,000 USD, some in EUR/GBP.
+* `structuring`: 2-5 payments of 9,000-9,990 USD-equivalent by one customer within 1-48 h.
+* `card_testing`: 6-25 charges of 0.50-5.00 USD within 2-20 minutes on random terminals.
+* `spending_anomaly`: compromised customers; over 14 days a third of their payments are
+  multiplied by 4-10 (Handbook scenario 3, with a random factor).
+* `terminal_compromise`: compromised terminals; every payment on them for 28 days is fraud
+  (Handbook scenario 2).
+
+Everything is drawn from one `numpy` generator seeded with `seed`: the same configuration gives
+the same files byte for byte. `user_id_offset`, `terminal_id_offset` and `external_prefix` let
+several data sets share one database (tests use disjoint ranges).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ledgerguard.fraud.features import SECONDS_PER_DAY, US_PER_SECOND
+from ledgerguard.money import FxRates, currency_exponent
+
+TRANSACTION_COLUMNS = ("external_id", "user_id", "terminal_id", "amount", "currency", "occurred_at")
+LABEL_COLUMNS = ("external_id", "is_fraud", "pattern")
+PATTERNS = (
+    "large_amount",
+    "structuring",
+    "card_testing",
+    "spending_anomaly",
+    "terminal_compromise",
+)
+FOREIGN_CURRENCIES = ("EUR", "GBP", "JPY", "CHF", "CAD")
+NO_RATE_CURRENCY = "XOF"  # active ISO 4217 code without an ECB reference rate
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Size, seed, id ranges and pattern rates (per customer-day) of a data set."""
+
+    customers: int = 2_000
+    terminals: int = 1_000
+    days: int = 60
+    start: date = date(2025, 1, 1)
+    seed: int = 0
+    user_id_offset: int = 1
+    terminal_id_offset: int = 1
+    external_prefix: str = "syn-"
+    radius: float = 5.0
+    foreign_share: float = 0.15
+    no_rate_share: float = 0.001
+    large_amount_rate: float = 0.0002
+    structuring_rate: float = 0.0002
+    card_testing_rate: float = 0.0002
+    compromised_customer_rate: float = 0.0005
+    compromised_terminal_rate: float = 0.0002
+
+
+@dataclass(frozen=True)
+class SyntheticData:
+    """`transactions` in the import format (times as UTC datetimes) and `labels`."""
+
+    transactions: pd.DataFrame
+    labels: pd.DataFrame
+
+
+def config_for_rows(rows: int, **overrides: object) -> SyntheticConfig:
+    """A configuration producing about `rows` transactions (two per customer-day on average)."""
+    base = SyntheticConfig()
+    days = int(overrides.get("days", base.days))  # type: ignore[call-overload]
+    customers = max(50, round(rows / (2 * days)))
+    terminals = max(50, customers // 2)
+    return replace(base, customers=customers, terminals=terminals, **overrides)  # type: ignore[arg-type]
+
+
+def generate(config: SyntheticConfig) -> SyntheticData:
+    """The data set of `config` (deterministic)."""
+    rng = np.random.default_rng(config.seed)
+    start_us = int(datetime.combine(config.start, datetime.min.time(), UTC).timestamp()) * (
+        US_PER_SECOND
+    )
+    normal = _normal_traffic(config, rng, start_us)
+    frames = [
+        _terminal_compromise(_spending_anomaly(normal, config, rng), config, rng),
+        _large_amounts(normal, config, rng, start_us),
+        _structuring(normal, config, rng, start_us),
+        _card_testing(normal, config, rng, start_us),
+    ]
+    data = pd.concat(frames, ignore_index=True)
+    data = data.sort_values(["ts_us", "user_id"], kind="stable").reset_index(drop=True)
+    data = _currencies(data, config, rng)
+    ids = pd.Series(np.arange(len(data)), dtype="int64").map(
+        lambda i: f"{config.external_prefix}{i:09d}"
+    )
+    transactions = pd.DataFrame(
+        {
+            "external_id": ids,
+            "user_id": data["user_id"] + config.user_id_offset,
+            "terminal_id": data["terminal_id"] + config.terminal_id_offset,
+            "amount": data["amount"],
+            "currency": data["currency"],
+            "occurred_at": pd.to_datetime(data["ts_us"], unit="us", utc=True),
+        }
+    )
+    labels = pd.DataFrame(
+        {"external_id": ids, "is_fraud": data["is_fraud"].astype(int), "pattern": data["pattern"]}
+    )
+    return SyntheticData(transactions=transactions, labels=labels)
+
+
+def _normal_traffic(
+    config: SyntheticConfig, rng: np.random.Generator, start_us: int
+) -> pd.DataFrame:
+    c, t = config.customers, config.terminals
+    customer_xy = rng.uniform(0, 100, (c, 2))
+    terminal_xy = rng.uniform(0, 100, (t, 2))
+    mean_amount = rng.uniform(5, 100, c)
+    tx_per_day = rng.uniform(0, 4, c)
+    offsets, counts, reachable = _reachable_terminals(customer_xy, terminal_xy, config.radius)
+
+    per_day = rng.poisson(tx_per_day[:, None], (c, config.days))
+    customer = np.repeat(np.repeat(np.arange(c), config.days), per_day.ravel())
+    day = np.repeat(np.tile(np.arange(config.days), c), per_day.ravel())
+    n = len(customer)
+    seconds = rng.normal(SECONDS_PER_DAY / 2, 20_000, n)
+    while (bad := (seconds < 0) | (seconds >= SECONDS_PER_DAY)).any():
+        seconds[bad] = rng.normal(SECONDS_PER_DAY / 2, 20_000, int(bad.sum()))
+    mean = mean_amount[customer]
+    usd = rng.normal(mean, mean / 2)
+    negative = usd <= 0
+    usd[negative] = rng.uniform(0, 2 * mean[negative])
+    pick = offsets[customer] + (rng.random(n) * counts[customer]).astype(np.int64)
+    return pd.DataFrame(
+        {
+            "user_id": customer.astype(np.int64),
+            "terminal_id": reachable[pick].astype(np.int64),
+            "ts_us": start_us
+            + (day * SECONDS_PER_DAY + seconds).astype(np.int64) * US_PER_SECOND
+            + rng.integers(0, US_PER_SECOND, n),
+            "usd": np.maximum(np.round(usd, 2), 0.01),
+            "is_fraud": False,
+            "pattern": "",
+        }
+    )
+
+
+def _reachable_terminals(
+    customer_xy: np.ndarray, terminal_xy: np.ndarray, radius: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR lists of terminals within `radius` of each customer (the nearest one if none)."""
+    lists = []
+    for chunk in range(0, len(customer_xy), 2_000):
+        block = customer_xy[chunk : chunk + 2_000]
+        distance = np.linalg.norm(block[:, None, :] - terminal_xy[None, :, :], axis=2)
+        near = distance < radius
+        nearest = distance.argmin(axis=1)
+        near[np.arange(len(block)), nearest] = True
+        lists.extend(np.flatnonzero(row) for row in near)
+    counts = np.array([len(item) for item in lists], dtype=np.int64)
+    offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    return offsets, counts, np.concatenate(lists)
+
+
+def _events(config: SyntheticConfig, rate: float, rng: np.random.Generator) -> int:
+    expected = rate * config.customers * config.days
+    return max(1, int(rng.poisson(expected)))
+
+
+def _rows_in_windows(
+    data: pd.DataFrame, column: str, owners: np.ndarray, first_days: np.ndarray, length: int
+) -> np.ndarray:
+    """Row positions whose `column` is one of `owners` and whose day is in the owner's window."""
+    day = (data["ts_us"] - data["ts_us"].min()) // (SECONDS_PER_DAY * US_PER_SECOND)
+    rows = pd.DataFrame({"owner": data[column].to_numpy(), "day": day.to_numpy()})
+    rows["position"] = np.arange(len(rows))
+    events = pd.DataFrame({"owner": owners, "first": first_days})
+    hits = rows[rows["owner"].isin(owners)].merge(events, on="owner")
+    hits = hits[(hits["day"] >= hits["first"]) & (hits["day"] < hits["first"] + length)]
+    return np.unique(hits["position"].to_numpy())
+
+
+def _spending_anomaly(
+    normal: pd.DataFrame, config: SyntheticConfig, rng: np.random.Generator
+) -> pd.DataFrame:
+    data = normal.copy()
+    n = _events(config, config.compromised_customer_rate, rng)
+    customers = rng.integers(0, config.customers, n)
+    rows = _rows_in_windows(data, "user_id", customers, rng.integers(0, config.days, n), 14)
+    chosen = rows[rng.random(len(rows)) < 1 / 3]
+    factor = rng.uniform(4, 10, len(chosen))
+    usd = data["usd"].to_numpy().copy()
+    usd[chosen] = np.round(usd[chosen] * factor, 2)
+    data["usd"] = usd
+    return _label(data, chosen, "spending_anomaly")
+
+
+def _terminal_compromise(
+    data: pd.DataFrame, config: SyntheticConfig, rng: np.random.Generator
+) -> pd.DataFrame:
+    n = _events(config, config.compromised_terminal_rate, rng)
+    terminals = rng.integers(0, config.terminals, n)
+    rows = _rows_in_windows(data, "terminal_id", terminals, rng.integers(0, config.days, n), 28)
+    rows = rows[~data["is_fraud"].to_numpy()[rows]]
+    return _label(data, rows, "terminal_compromise")
+
+
+def _label(data: pd.DataFrame, rows: np.ndarray, pattern: str) -> pd.DataFrame:
+    is_fraud = data["is_fraud"].to_numpy().copy()
+    names = data["pattern"].to_numpy().copy()
+    is_fraud[rows] = True
+    names[rows] = pattern
+    return data.assign(is_fraud=is_fraud, pattern=names)
+
+
+def _new_rows(
+    user_id: np.ndarray, terminal_id: np.ndarray, ts_us: np.ndarray, usd: np.ndarray, pattern: str
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user_id": user_id.astype(np.int64),
+            "terminal_id": terminal_id.astype(np.int64),
+            "ts_us": ts_us.astype(np.int64),
+            "usd": usd,
+            "is_fraud": True,
+            "pattern": pattern,
+        }
+    )
+
+
+def _random_moments(
+    config: SyntheticConfig, rng: np.random.Generator, n: int, start_us: int
+) -> np.ndarray:
+    span = config.days * SECONDS_PER_DAY * US_PER_SECOND
+    return start_us + rng.integers(0, span, n)
+
+
+def _own_terminals(normal: pd.DataFrame, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A terminal each user has used (any terminal when the user has no transaction)."""
+    seen = normal.groupby("user_id")["terminal_id"].first()
+    fallback = rng.integers(0, max(1, int(normal["terminal_id"].max()) + 1), len(users))
+    return np.where(np.isin(users, seen.index), seen.reindex(users).fillna(0), fallback)
+
+
+def _large_amounts(
+    normal: pd.DataFrame, config: SyntheticConfig, rng: np.random.Generator, start_us: int
+) -> pd.DataFrame:
+    n = _events(config, config.large_amount_rate, rng)
+    users = rng.integers(0, config.customers, n)
+    usd = np.round(rng.uniform(10_000.01, 60_000, n), 2)
+    return _new_rows(
+        users,
+        _own_terminals(normal, users, rng),
+        _random_moments(config, rng, n, start_us),
+        usd,
+        "large_amount",
+    )
+
+
+def _structuring(
+    normal: pd.DataFrame, config: SyntheticConfig, rng: np.random.Generator, start_us: int
+) -> pd.DataFrame:
+    groups = _events(config, config.structuring_rate, rng)
+    sizes = rng.integers(2, 6, groups)
+    users = np.repeat(rng.integers(0, config.customers, groups), sizes)
+    first = np.repeat(_random_moments(config, rng, groups, start_us), sizes)
+    span_us = np.repeat(rng.uniform(1, 48, groups) * 3600 * US_PER_SECOND, sizes)
+    ts = first + (rng.random(len(users)) * span_us).astype(np.int64)
+    usd = np.round(rng.uniform(9_000, 9_990, len(users)), 2)
+    return _new_rows(users, _own_terminals(normal, users, rng), ts, usd, "structuring")
+
+
+def _card_testing(
+    normal: pd.DataFrame, config: SyntheticConfig, rng: np.random.Generator, start_us: int
+) -> pd.DataFrame:
+    bursts = _events(config, config.card_testing_rate, rng)
+    sizes = rng.integers(6, 26, bursts)
+    users = np.repeat(rng.integers(0, config.customers, bursts), sizes)
+    first = np.repeat(_random_moments(config, rng, bursts, start_us), sizes)
+    span_us = np.repeat(rng.uniform(2, 20, bursts) * 60 * US_PER_SECOND, sizes)
+    ts = first + (rng.random(len(users)) * span_us).astype(np.int64)
+    terminals = rng.integers(0, config.terminals, len(users))
+    usd = np.round(rng.uniform(0.5, 5.0, len(users)), 2)
+    return _new_rows(users, terminals, ts, usd, "card_testing")
+
+
+def _currencies(
+    data: pd.DataFrame, config: SyntheticConfig, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Pick each payment's currency and express its USD value in it (exact decimal strings)."""
+    n = len(data)
+    draw = rng.random(n)
+    currency = np.full(n, "USD", dtype=object)
+    foreign = draw < config.foreign_share
+    currency[foreign] = rng.choice(FOREIGN_CURRENCIES, int(foreign.sum()))
+    currency[
+        (draw >= config.foreign_share) & (draw < config.foreign_share + config.no_rate_share)
+    ] = NO_RATE_CURRENCY
+    # Near-threshold patterns stay in USD or EUR so their USD value stays in the pattern's range.
+    pinned = data["pattern"].isin(["structuring", "large_amount"]).to_numpy()
+    currency[pinned & (currency != "EUR")] = "USD"
+    fx = FxRates()
+    days = data["ts_us"].to_numpy() // (SECONDS_PER_DAY * US_PER_SECOND)
+    rate = np.ones(n)
+    for code in set(currency) - {"USD", NO_RATE_CURRENCY}:
+        rows = np.flatnonzero(currency == code)
+        for day in np.unique(days[rows]):
+            on = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=int(day))).date()
+            usd_rate = fx.usd_rate(code, on)
+            rate[rows[days[rows] == day]] = float(usd_rate) if usd_rate else 1.0
+    exponent = np.array([currency_exponent(code) for code in currency])
+    native = data["usd"].to_numpy() / rate
+    # Round down in the currency so a converted amount never crosses a USD line by rounding up.
+    minor = np.maximum(np.floor(native * 10.0**exponent), 1).astype(np.int64)
+    large = data["pattern"].to_numpy() == "large_amount"
+    minor[large] += 10 ** exponent[large]  # ... except large amounts, kept safely above the line
+    data = data.assign(currency=currency, amount=_decimal_strings(minor, exponent))
+    return data
+
+
+def _decimal_strings(minor: np.ndarray, exponent: np.ndarray) -> list[str]:
+    out = []
+    for value, places in zip(minor.tolist(), exponent.tolist(), strict=True):
+        if places == 0:
+            out.append(str(value))
+        else:
+            whole, fraction = divmod(value, 10**places)
+            out.append(f"{whole}.{fraction:0{places}d}")
+    return out
+
+
+def write_dataset(
+    data: SyntheticData, directory: Path, *, name: str = "synthetic"
+) -> tuple[Path, Path]:
+    """Write `<name>_transactions.csv` (import format) and `<name>_labels.csv`; returns both."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tx_path = directory / f"{name}_transactions.csv"
+    labels_path = directory / f"{name}_labels.csv"
+    frame = data.transactions.assign(
+        occurred_at=data.transactions["occurred_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    )
+    frame.to_csv(tx_path, index=False, columns=list(TRANSACTION_COLUMNS), lineterminator="\n")
+    data.labels.to_csv(
+        labels_path,
+        index=False,
+        columns=list(LABEL_COLUMNS),
+        lineterminator="\n",
+        quoting=csv.QUOTE_MINIMAL,
+    )
+    return tx_path, labels_path

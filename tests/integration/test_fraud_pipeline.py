@@ -1,0 +1,251 @@
+"""The fraud engine against the real primary + replica: imports, analysis, reports, reruns.
+
+Data of this module: synthetic users/terminals offset by 77,000,000 and external ids prefixed
+`itfraud-`, in January-February 2025, far from what other tests write (now, small user ids).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from ledgerguard.cluster.local import LocalCluster
+from ledgerguard.db.tables import fraud_labels, fraud_scores
+from ledgerguard.fraud.compliance import compliance_report
+from ledgerguard.fraud.errors import FraudAnalysisError, ImportRejected
+from ledgerguard.fraud.evaluate import evaluate, scores_from_database
+from ledgerguard.fraud.imports import import_labels, import_transactions
+from ledgerguard.fraud.pipeline import AnalysisResult, analyze_interval, merge_reports
+from ledgerguard.fraud.store import writer_engine
+from ledgerguard.fraud.synthetic import SyntheticConfig, generate, write_dataset
+from ledgerguard.settings import Settings
+from tests.support import api_conn
+
+OFFSET = 77_000_000
+DAY = date(2025, 2, 5)
+START = datetime(2025, 2, 5, tzinfo=UTC)
+END = START + timedelta(days=1)
+BIG_USER, STRUCTURER = OFFSET + 999_999, OFFSET + 999_998
+EXTRA_ROWS = [  # external_id, user_id, terminal_id, amount, currency, occurred_at
+    ("itfraud-x1", BIG_USER, OFFSET + 1, "15000.00", "USD", "2025-02-05T09:00:00Z"),
+    ("itfraud-x2", BIG_USER, OFFSET + 1, "10000.00", "USD", "2025-02-05T09:05:00Z"),
+    ("itfraud-x3", BIG_USER, OFFSET + 1, "10000.01", "USD", "2025-02-05T09:10:00Z"),
+    ("itfraud-x4", BIG_USER, OFFSET + 1, "7500000", "XOF", "2025-02-05T09:15:00Z"),
+    ("itfraud-x5", STRUCTURER, OFFSET + 2, "9500.00", "USD", "2025-02-05T10:00:00Z"),
+    ("itfraud-x6", STRUCTURER, OFFSET + 2, "9400.00", "USD", "2025-02-05T14:00:00Z"),
+    ("itfraud-x7", STRUCTURER, OFFSET + 2, "9300.00", "USD", "2025-02-05T18:00:00Z"),
+]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    transactions: Path
+    labels: Path
+    rows: int
+
+
+def _scores(settings: Settings) -> list[tuple]:
+    engine = writer_engine(settings)
+    try:
+        with engine.connect() as conn:
+            query = (
+                sa.select(fraud_scores)
+                .where(
+                    fraud_scores.c.user_id >= OFFSET, fraud_scores.c.user_id < OFFSET + 1_000_000
+                )
+                .order_by(fraud_scores.c.transaction_id)
+            )
+            return [tuple(row) for row in conn.execute(query)]
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def loaded(
+    cluster: LocalCluster, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Loaded]:
+    directory = tmp_path_factory.mktemp("fraud-data")
+    config = SyntheticConfig(
+        customers=250,
+        terminals=120,
+        days=40,
+        seed=77,
+        user_id_offset=OFFSET,
+        terminal_id_offset=OFFSET,
+        external_prefix="itfraud-s",
+    )
+    tx_path, labels_path = write_dataset(generate(config), directory, name="it")
+    with tx_path.open("a") as handle:
+        handle.writelines(",".join(map(str, row)) + "\n" for row in EXTRA_ROWS)
+    seen: list[tuple[int, int]] = []
+    result = import_transactions(
+        settings, tx_path, progress=lambda done, total: seen.append((done, total))
+    )
+    assert result.inserted == result.rows and result.method == "load_data"
+    assert seen and seen[-1][0] == seen[-1][1] == result.rows
+    labels = import_labels(settings, labels_path)
+    assert labels.rows == result.rows - len(EXTRA_ROWS) and labels.fraud > 0
+    cluster.wait_for_replica(timeout=60)
+    yield Loaded(transactions=tx_path, labels=labels_path, rows=result.rows)
+
+
+@pytest.fixture(scope="module")
+def first_run(loaded: Loaded, cluster: LocalCluster, settings: Settings) -> AnalysisResult:
+    return analyze_interval(settings, start=START, end=END)
+
+
+def test_analysis_end_to_end_on_the_replica(first_run: AnalysisResult, settings: Settings):
+    result = first_run
+    assert result.analysed > 100 and result.flagged >= 4
+    assert result.counts_by_rule["large_amount"] >= 2 and result.counts_by_rule["structuring"] >= 3
+    assert result.no_usd_rate >= 1
+    assert result.report_path == settings.reports_dir / "fraud_report_2025-02-05.csv"
+    lines = result.report_path.read_text().splitlines()
+    assert lines[0] == "Transaction ID,User ID,Amount,Currency,Status"
+    big = [line for line in lines if f",{BIG_USER}," in line]
+    assert [line.split(",")[2:] for line in big] == [
+        ["15000.00", "USD", "FLAGGED_FRAUD"],
+        ["10000.01", "USD", "FLAGGED_FRAUD"],
+    ]
+    assert sum(f",{STRUCTURER}," in line for line in lines) == 3
+    assert len(lines) - 1 == result.flagged
+    details = result.details_path.read_text()
+    assert "NO_USD_RATE" in details and "no ECB USD rate for XOF" in details
+    assert "structuring: 3 transactions" in details
+    stored = _scores(settings)
+    assert sum(1 for row in stored if START <= row[2] < END) == result.stored
+
+
+def test_rerun_changes_nothing(first_run: AnalysisResult, settings: Settings):
+    before_rows, before_report = _scores(settings), first_run.report_path.read_bytes()
+    before_details = first_run.details_path.read_bytes()
+    again = analyze_interval(settings, start=START, end=END)
+    assert _scores(settings) == before_rows  # analysed_at included
+    assert again.report_path.read_bytes() == before_report
+    assert again.details_path.read_bytes() == before_details
+    assert (again.flagged, again.counts_by_rule) == (first_run.flagged, first_run.counts_by_rule)
+
+
+def test_bucketed_runs_merge_to_the_same_report(first_run: AnalysisResult, settings: Settings):
+    before_rows, before_report = _scores(settings), first_run.report_path.read_bytes()
+    parts = [
+        analyze_interval(settings, start=START, end=END, bucket=b, buckets=3) for b in range(3)
+    ]
+    assert all(part.report_path is None for part in parts)
+    assert sum(part.analysed for part in parts) == first_run.analysed
+    assert sum(part.flagged for part in parts) == first_run.flagged
+    merged = merge_reports(settings, start=START, end=END)
+    assert merged.report_path.read_bytes() == before_report
+    assert _scores(settings) == before_rows
+
+
+def test_bad_interval_is_refused(settings: Settings):
+    with pytest.raises(FraudAnalysisError, match="timezone-aware"):
+        analyze_interval(settings, start=datetime(2025, 2, 5), end=datetime(2025, 2, 6))
+    with pytest.raises(FraudAnalysisError, match="bucket"):
+        analyze_interval(settings, start=START, end=END, bucket=3, buckets=3)
+
+
+def _count(settings: Settings, prefix: str) -> int:
+    with api_conn(settings) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT COUNT(*) FROM transactions WHERE external_id LIKE %s", (prefix + "%",)
+        )
+        return cursor.fetchone()[0]
+
+
+def test_bad_file_is_refused_whole(
+    healthy_cluster: LocalCluster, settings: Settings, tmp_path: Path
+):
+    path = tmp_path / "bad.csv"
+    good = "".join(
+        f"itbad-{i},{OFFSET + 5},{OFFSET},12.50,USD,2025-02-05T10:00:00Z\n" for i in range(500)
+    )
+    path.write_text(
+        "external_id,user_id,terminal_id,amount,currency,occurred_at\n"
+        + good
+        + "itbad-x,1,1,12.345,USD,2025-02-05T10:00:00Z\n"
+    )
+    with pytest.raises(ImportRejected) as info:
+        import_transactions(settings, path)
+    assert [error.line for error in info.value.errors] == [502]
+    assert _count(settings, "itbad-") == 0
+
+
+def test_insert_path_and_reimport_is_a_no_op(
+    healthy_cluster: LocalCluster, settings: Settings, tmp_path: Path
+):
+    path = tmp_path / "small.csv"
+    path.write_text(
+        "external_id,user_id,terminal_id,amount,currency,occurred_at\n"
+        + "".join(
+            f"itins-{i},{OFFSET + 6},,{i + 1}.25,EUR,2025-02-04T10:00:00Z\n" for i in range(300)
+        )
+        + "it'ins\\q,1,1,1,JPY,2025-02-04T10:00:00Z\n"  # quote and backslash survive
+    )
+    first = import_transactions(settings, path, method="insert")
+    assert (first.inserted, first.method) == (301, "insert")
+    again = import_transactions(settings, path)
+    assert (again.inserted, again.skipped) == (0, 301)
+    with api_conn(settings) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT amount, amount_usd, terminal_id FROM transactions WHERE external_id = 'itins-0'"
+        )
+        amount, amount_usd, terminal = cursor.fetchone()
+        assert str(amount) == "1.2500" and amount_usd > amount and terminal is None
+        cursor.execute("SELECT COUNT(*) FROM transactions WHERE external_id = %s", ("it'ins\\q",))
+        assert cursor.fetchone()[0] == 1
+
+
+def test_labels_for_unknown_transactions_are_refused(
+    loaded: Loaded, settings: Settings, tmp_path: Path
+):
+    path = tmp_path / "labels.csv"
+    path.write_text("external_id,is_fraud\nitfraud-x1,1\nnope-1,1\nitfraud-x2,maybe\n")
+    with pytest.raises(ImportRejected) as info:
+        import_labels(settings, path)
+    assert [error.line for error in info.value.errors] == [3, 4]
+    engine = writer_engine(settings)
+    try:
+        with engine.connect() as conn:
+            query = sa.select(sa.func.count()).where(fraud_labels.c.external_id == "itfraud-x1")
+            assert conn.execute(query).scalar() == 0
+    finally:
+        engine.dispose()
+
+
+def test_compliance_report_of_a_day(first_run: AnalysisResult, settings: Settings):
+    report = compliance_report(settings, day=DAY)
+    ctr = report.ctr_path.read_text().splitlines()
+    assert ctr[0] == "User ID,Transactions,Total USD,Unconverted Transactions,Status"
+    mine = [line for line in ctr if line.startswith(f"{BIG_USER},")]
+    assert mine == [f"{BIG_USER},4,35000.0100,1,CTR_REQUIRED"]
+    structuring = report.structuring_path.read_text().splitlines()
+    assert any(line.startswith(f"{STRUCTURER},3,28200.0000,") for line in structuring)
+    assert report.ctr_users >= 2 and report.structuring_users >= 1
+
+
+def test_fraud_tables_match_the_metadata(cluster: LocalCluster, settings: Settings):
+    engine = writer_engine(settings)
+    try:
+        inspector = sa.inspect(engine)
+        for table in (fraud_labels, fraud_scores):
+            columns = {c["name"]: c["nullable"] for c in inspector.get_columns(table.name)}
+            assert columns == {c.name: c.nullable for c in table.columns}
+            indexes = {i["name"] for i in inspector.get_indexes(table.name)}
+            assert indexes == {i.name for i in table.indexes}
+    finally:
+        engine.dispose()
+
+
+def test_evaluation_of_a_stored_run(first_run: AnalysisResult, loaded: Loaded, settings: Settings):
+    frame = scores_from_database(settings, labels_path=loaded.labels, start=START, end=END)
+    assert len(frame) == first_run.analysed - len(EXTRA_ROWS)  # the extra rows have no label
+    table = evaluate(frame).set_index("pattern")
+    assert table.loc["overall", "positives"] == frame["is_fraud"].sum()
+    assert 0 < table.loc["overall", "recall"] <= 1

@@ -1,0 +1,62 @@
+"""Small hand-made transaction frames for rule tests (no database)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from functools import cache
+
+import pandas as pd
+
+from ledgerguard.fraud.evaluate import engine_frame
+from ledgerguard.fraud.features import TerminalHistory
+from ledgerguard.fraud.params import FraudParameters
+from ledgerguard.fraud.scoring import PageScores, score_frame
+from ledgerguard.money import FxRates
+
+T0 = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)  # a Monday with an ECB fixing
+
+
+@cache
+def fx() -> FxRates:
+    return FxRates()
+
+
+def rows_frame(rows: Sequence[tuple[int, int, datetime, str, str]]) -> pd.DataFrame:
+    """(user_id, terminal_id, occurred_at, amount, currency) rows in the import format."""
+    return pd.DataFrame(
+        {
+            "external_id": [f"t{i}" for i in range(len(rows))],
+            "user_id": [row[0] for row in rows],
+            "terminal_id": [row[1] for row in rows],
+            "amount": [row[3] for row in rows],
+            "currency": [row[4] for row in rows],
+            "occurred_at": [row[2].isoformat() for row in rows],
+        }
+    )
+
+
+def score_rows(
+    rows: Sequence[tuple[int, int, datetime, str, str]],
+    *,
+    params: FraudParameters | None = None,
+    history: TerminalHistory | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> PageScores:
+    """Score every row (store_all) within [start, end), default: all of them."""
+    frame = engine_frame(rows_frame(rows), fx()).drop(columns="external_id")
+    return score_frame(
+        frame,
+        history or TerminalHistory.empty(),
+        params or FraudParameters(),
+        start=start or min(row[2] for row in rows),
+        end=end or max(row[2] for row in rows) + timedelta(seconds=1),
+        store_all=True,
+    )
+
+
+def verdict(scores: PageScores, transaction_id: int) -> pd.Series:
+    """The verdict row of the n-th input row (ids are 1-based in input order)."""
+    rows = scores.rows.set_index("transaction_id")
+    return rows.loc[transaction_id]

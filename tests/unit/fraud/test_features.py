@@ -1,0 +1,53 @@
+"""Vectorised windows against brute force on random data."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledgerguard.fraud.features import TimeAxis, covering_groups, usd_units, window_sums
+
+rows = st.lists(
+    st.tuples(st.integers(1, 4), st.integers(0, 5_000), st.integers(1, 1_000)),
+    min_size=1,
+    max_size=60,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=rows, window=st.integers(1, 2_000))
+def test_trailing_windows_match_brute_force(data, window):
+    data = sorted(data)
+    user = np.array([d[0] for d in data])
+    seconds = np.array([d[1] for d in data])
+    value = np.array([d[2] for d in data])
+    axis = TimeAxis(user, seconds * 1_000_000, max_window_s=window)
+    lo, hi = axis.since(window, include_current=True)
+    sums = window_sums(value, lo, hi)
+    lo_prev, hi_prev = axis.since(window, include_current=False)
+    medians = axis.rolling_median(value.astype(float), window)
+    for i in range(len(data)):
+        same = [j for j in range(len(data)) if user[j] == user[i]]
+        inclusive = [j for j in same if seconds[i] - window < seconds[j] and j <= i]
+        assert sums[i] == value[inclusive].sum()
+        earlier = [j for j in same if seconds[i] - window <= seconds[j] < seconds[i]]
+        assert hi_prev[i] - lo_prev[i] == len(earlier)
+        if earlier:
+            assert medians[i] == np.median(value[earlier])
+        else:
+            assert np.isnan(medians[i])
+
+
+def test_covering_groups_mark_every_row_of_a_burst():
+    key = np.array([0, 10, 20, 30, 1_000, 1_010])
+    lo = np.searchsorted(key, key - 60, side="right")
+    count = np.arange(1, len(key) + 1) - lo
+    groups = covering_groups(key, lo, count >= 3, 60)
+    assert groups.member.tolist() == [True, True, True, True, False, False]
+    assert groups.size.tolist() == [4]
+
+
+def test_usd_units_floor_keeps_strict_comparisons_exact():
+    assert usd_units("10000.00") == 100_000_000
+    assert usd_units("10000.00005") == 100_000_000  # x > 10000.00005 <=> units > 100000000

@@ -1,0 +1,159 @@
+"""Each rule at its boundaries, on hand-made transactions (no database)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledgerguard.fraud.features import TerminalHistory
+from ledgerguard.fraud.params import FraudParameters
+from ledgerguard.fraud.rules import NEAR_MISS, RULE_IDS, RULES
+from tests.unit.fraud.helpers import T0, fx, score_rows, verdict
+
+
+def _large(amount: str, currency: str = "USD") -> bool:
+    scores = score_rows([(1, 1, T0, amount, currency)])
+    row = verdict(scores, 1)
+    assert ("large_amount" in row.rule_ids) == bool(row.flagged)
+    return bool(row.flagged)
+
+
+def test_large_amount_boundary_is_strict_and_exact():
+    assert not _large("10000.00")
+    assert _large("10000.01")
+    assert not _large("9999.99")
+
+
+@settings(max_examples=60, deadline=None)
+@given(cents=st.integers(min_value=999_000, max_value=1_001_000))
+def test_large_amount_flags_iff_above_10000_usd(cents: int):
+    amount = f"{cents // 100}.{cents % 100:02d}"
+    assert _large(amount) == (Decimal(amount) > Decimal("10000.00"))
+
+
+def test_9000_eur_above_10000_usd_is_flagged():
+    moment = datetime(2021, 1, 6, 12, tzinfo=UTC)  # EUR 1.23 USD at the ECB
+    assert fx().to_usd(Decimal("9000.00"), "EUR", moment.date()) > Decimal("10000")
+    scores = score_rows([(1, 1, moment, "9000.00", "EUR")])
+    row = verdict(scores, 1)
+    assert row.flagged and row.rule_ids == "large_amount"
+    assert "USD-equivalent is above 10000.00 USD" in row.reasons
+
+
+def test_currency_without_ecb_rate_is_reported_not_crashing():
+    scores = score_rows([(1, 1, T0, "50000000", "XOF"), (2, 1, T0, "20000.00", "USD")])
+    unknown = verdict(scores, 1)
+    assert not unknown.flagged and unknown.usd_units == -1
+    assert "no ECB USD rate for XOF" in unknown.reasons
+    assert scores.no_usd_rate == 1 and scores.flagged == 1
+
+
+def test_structuring_fires_on_near_threshold_series_only():
+    series = [(5, 1, T0 + timedelta(hours=h), "9500.00", "USD") for h in (0, 5, 20)]
+    scores = score_rows(series)
+    assert all(verdict(scores, i).rule_ids == "structuring" for i in (1, 2, 3))
+    assert "3 transactions" in verdict(scores, 1).reasons
+    # A single near-threshold payment, or small ones adding up, is not structuring.
+    assert scores.counts_by_rule["structuring"] == 3
+    assert score_rows([(5, 1, T0, "9500.00", "USD")]).counts_by_rule["structuring"] == 0
+    small = [(5, 1, T0 + timedelta(hours=h), "4000.00", "USD") for h in (0, 1, 2)]
+    assert score_rows(small).counts_by_rule["structuring"] == 0
+    # Outside the window (default 72 h) the payments are separate events.
+    apart = [(5, 1, T0 + timedelta(days=d), "9500.00", "USD") for d in (0, 4)]
+    assert score_rows(apart).counts_by_rule["structuring"] == 0
+
+
+def test_velocity_marks_the_whole_burst():
+    burst = [(7, 100 + i, T0 + timedelta(minutes=i), "1.50", "USD") for i in range(8)]
+    scores = score_rows(burst)
+    assert scores.counts_by_rule["velocity"] == 8  # the first charges too, not only the 5th+
+    assert "8 charges" in verdict(scores, 1).reasons and "8 terminals" in verdict(scores, 1).reasons
+    few = [(7, 100 + i, T0 + timedelta(minutes=i), "1.50", "USD") for i in range(4)]
+    assert score_rows(few).counts_by_rule["velocity"] == 0
+    spread = [(7, 100, T0 + timedelta(hours=i), "1.50", "USD") for i in range(8)]
+    assert score_rows(spread).counts_by_rule["velocity"] == 0
+
+
+def _history(user: int, days: int = 20, amount: str = "50.00") -> list:
+    return [(user, 1, T0 - timedelta(days=days - d), amount, "USD") for d in range(days)]
+
+
+def test_spending_anomaly_against_own_history():
+    rows = [
+        *_history(9),
+        (9, 1, T0, "400.00", "USD"),
+        (9, 1, T0 + timedelta(hours=1), "60.00", "USD"),
+    ]
+    scores = score_rows(rows, start=T0)
+    anomaly, normal = verdict(scores, 21), verdict(scores, 22)
+    assert anomaly.rule_ids == "spending_anomaly" and anomaly.flagged
+    assert "8.0x" in anomaly.reasons
+    assert normal.rule_ids == "" and not normal.flagged
+    # Without enough history there is no baseline.
+    short = [*_history(9, days=3), (9, 1, T0, "400.00", "USD")]
+    assert score_rows(short, start=T0).counts_by_rule["spending_anomaly"] == 0
+
+
+def test_spending_baseline_ignores_card_testing_bursts():
+    burst = [(9, 50 + i, T0 - timedelta(days=2, minutes=-i), "1.00", "USD") for i in range(15)]
+    rows = [*_history(9), *burst, (9, 1, T0, "55.00", "USD")]
+    scores = score_rows(rows, start=T0)
+    assert scores.counts_by_rule["spending_anomaly"] == 0
+
+
+def _terminal_history(terminal: int, day: int, n_tx: int, n_fraud: int) -> TerminalHistory:
+    return TerminalHistory(
+        pd.DataFrame(
+            {"terminal_id": [terminal], "day": [day], "n_tx": [n_tx], "n_fraud": [n_fraud]}
+        )
+    )
+
+
+def test_terminal_risk_counts_only_labels_older_than_the_delay():
+    today = (T0 - T0.replace(year=1970, month=1, day=1)).days
+    params = FraudParameters()
+    known = _terminal_history(42, today - params.label_delay_days - 1, 6, 5)
+    scores = score_rows([(3, 42, T0, "20.00", "USD")], history=known)
+    assert verdict(scores, 1).rule_ids == "terminal_risk"
+    assert "5/6 confirmed fraud" in verdict(scores, 1).reasons
+    too_recent = _terminal_history(42, today - 1, 6, 5)
+    assert score_rows([(3, 42, T0, "20.00", "USD")], history=too_recent).flagged == 0
+    one_fraud = _terminal_history(42, today - params.label_delay_days - 1, 1, 1)
+    assert score_rows([(3, 42, T0, "20.00", "USD")], history=one_fraud).flagged == 0
+
+
+def test_near_misses_never_flag_alone():
+    params = FraudParameters()
+    for rule in RULES:
+        if not rule.hard:
+            assert params.rule_weight(rule.id) * NEAR_MISS < params.score_threshold
+
+
+def test_rules_have_ids_descriptions_and_weights():
+    assert RULE_IDS == (
+        "large_amount",
+        "structuring",
+        "velocity",
+        "spending_anomaly",
+        "terminal_risk",
+    )
+    assert all(rule.description for rule in RULES)
+    assert [rule.id for rule in RULES if rule.hard] == ["large_amount"]
+
+
+def test_lookback_rows_are_not_scored():
+    rows = [(1, 1, T0 - timedelta(days=1), "20000.00", "USD"), (1, 1, T0, "20.00", "USD")]
+    scores = score_rows(rows, start=T0)
+    assert scores.analysed == 1 and scores.flagged == 0
+    assert np.array_equal(scores.rows["transaction_id"].to_numpy(), [2])
+
+
+def test_parameters_change_the_rules():
+    rows = [(1, 1, T0, "600.00", "USD")]
+    assert score_rows(rows).flagged == 0
+    assert score_rows(rows, params=FraudParameters(large_amount_usd=Decimal("500"))).flagged == 1
