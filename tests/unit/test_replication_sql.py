@@ -90,3 +90,33 @@ def test_parse_mariadb_status_row_and_unconfigured():
     }
     status = parse_replica_status(Flavour.MARIADB, row)
     assert status.healthy and status.seconds_behind == 0 and status.gtid_io_pos == "0-1-42"
+
+
+def test_semi_sync_options_per_flavour():
+    from ledgerguard.cluster.replication import semi_sync_options
+
+    mariadb = semi_sync_options(Flavour.MARIADB, primary=True, timeout_ms=1000)
+    assert mariadb["rpl_semi_sync_master_enabled"] == "ON"
+    assert mariadb["rpl_semi_sync_master_wait_point"] == "AFTER_SYNC"
+    mysql = semi_sync_options(Flavour.MYSQL, primary=True, timeout_ms=1000)
+    assert mysql["rpl_semi_sync_source_enabled"] == "ON"
+    assert "rpl_semi_sync_replica_enabled" in semi_sync_options(
+        Flavour.MYSQL, primary=False, timeout_ms=1000
+    )
+
+
+def test_compose_mysql_configs_use_the_flavour_options():
+    """deploy/mysql/*.cnf carry exactly what `semi_sync_options(MYSQL)` says."""
+    from pathlib import Path
+
+    from ledgerguard.cluster.replication import semi_sync_options
+
+    deploy = Path(__file__).resolve().parents[2] / "deploy" / "mysql"
+    for name, primary in (("primary.cnf", True), ("replica.cnf", False)):
+        text = (deploy / name).read_text()
+        for key, value in semi_sync_options(
+            Flavour.MYSQL, primary=primary, timeout_ms=1000
+        ).items():
+            assert f"{key} = {value}" in text, (name, key)
+        for key, value in server_options(Flavour.MYSQL).items():
+            assert f"{key} = {value}" in text, (name, key)

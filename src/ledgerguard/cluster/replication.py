@@ -62,6 +62,26 @@ def server_options(flavour: Flavour) -> dict[str, str]:
     return {"gtid_mode": "ON", "enforce_gtid_consistency": "ON", "log_replica_updates": "ON"}
 
 
+def semi_sync_options(flavour: Flavour, *, primary: bool, timeout_ms: int) -> dict[str, str]:
+    """Semi-synchronous replication settings (MariaDB: built in; MySQL: the 8.4 plugins)."""
+    if flavour is Flavour.MARIADB:
+        if primary:
+            return {
+                "rpl_semi_sync_master_enabled": "ON",
+                "rpl_semi_sync_master_timeout": str(timeout_ms),
+                "rpl_semi_sync_master_wait_point": "AFTER_SYNC",
+                "rpl_semi_sync_slave_enabled": "ON",
+            }
+        return {"rpl_semi_sync_slave_enabled": "ON"}
+    if primary:
+        return {
+            "rpl_semi_sync_source_enabled": "ON",
+            "rpl_semi_sync_source_timeout": str(timeout_ms),
+            "rpl_semi_sync_source_wait_point": "AFTER_SYNC",
+        }
+    return {"rpl_semi_sync_replica_enabled": "ON"}
+
+
 def point_replica_at(
     flavour: Flavour,
     *,

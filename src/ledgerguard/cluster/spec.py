@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ledgerguard.cluster.replication import Flavour, semi_sync_options
 from ledgerguard.settings import Settings
 
 Role = Literal["primary", "replica"]
@@ -108,17 +109,15 @@ class ServerSpec:
         }
         if self.semi_sync_timeout_ms:
             # Either server may be promoted, so both can acknowledge; only the primary waits.
+            options |= semi_sync_options(
+                Flavour.MARIADB, primary=not self.is_replica, timeout_ms=self.semi_sync_timeout_ms
+            )
+            # either server may be promoted, so both can acknowledge
             options["rpl_semi_sync_slave_enabled"] = "ON"
             # a demoted primary restarting after a crash drops the binlog tail no replica
             # acknowledged (it was never confirmed to a client) instead of committing it, so it
             # can rejoin the new primary by GTID without diverging
             options["init_rpl_role"] = "SLAVE" if self.is_replica else "MASTER"
-            if not self.is_replica:
-                options |= {
-                    "rpl_semi_sync_master_enabled": "ON",
-                    "rpl_semi_sync_master_timeout": self.semi_sync_timeout_ms,
-                    "rpl_semi_sync_master_wait_point": "AFTER_SYNC",
-                }
         # the replication heartbeat's writer event (ledgerguard.monitoring.heartbeat) runs on the
         # primary only: a demoted primary restarting as replica must not write rows of its own
         options["event_scheduler"] = "OFF" if self.is_replica else "ON"
