@@ -36,13 +36,20 @@ def free_ports(count: int) -> list[int]:
 
 def make_settings(home: Path, **overrides: object) -> Settings:
     """Test settings: free ports, small pools, no `.env` read."""
-    primary_port, replica_port, api_port = free_ports(3)
+    primary_port, replica_port, api_port, prometheus, exporter_1, exporter_2, airflow = free_ports(
+        7
+    )
     values: dict[str, object] = {
         "environment": "test",
         "home": home,
         "primary_port": primary_port,
         "replica_port": replica_port,
         "api_port": api_port,
+        # never the fixed demo ports (9090/9104/9105/8080), so suites run beside a demo
+        "prometheus_port": prometheus,
+        "primary_exporter_port": exporter_1,
+        "replica_exporter_port": exporter_2,
+        "airflow_port": airflow,
         "innodb_buffer_pool_size": "128M",
         "replica_innodb_buffer_pool_size": "128M",
         "max_connections": 300,

@@ -1,13 +1,16 @@
-"""The end-to-end demonstration run by `make demo` / `ledgerguard demo`.
+"""The end-to-end demonstration run by `make demo` / `ledgerguard demo`: the original design's
+"Testing the Pipeline" scenario, automated.
 
 Each step uses the same code as the platform itself and reports what it did, so the demo doubles
 as a smoke test of a fresh installation:
 
-1. the cluster comes up (created, provisioned, replicating, migrated);
+1. the cluster comes up (created, provisioned, replicating, migrated), then the API and, unless
+   switched off, Prometheus with both exporters and Airflow (`ledgerguard.platform`);
 2. a demo API key is created once and kept in `<state dir>/demo-api-key` (mode 0600);
-3. the API starts in the background (Gunicorn + Uvicorn workers);
-4. the original design's example `{"user_id": 999, "amount": 15000.00, "currency": "USD"}` is
-   POSTed with the key, and read back from the replica with its `consistent_after` token.
+3. the original design's example `{"user_id": 999, "amount": 15000.00, "currency": "USD"}` is
+   POSTed with the key, and read back from the replica with its `consistent_after` token;
+4. `02_fraud_analysis_etl` is triggered for today through Airflow's REST API; when it succeeded,
+   the report line of that transaction (`<id>,999,15000.00,USD,FLAGGED_FRAUD`) is shown.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from ledgerguard.cluster.local import LocalCluster
 from ledgerguard.db.api_keys import create_api_key, find_api_key_sync
 from ledgerguard.db.engines import migration_url
 from ledgerguard.errors import LedgerGuardError
@@ -41,6 +43,7 @@ class DemoResult:
     created: dict[str, Any]
     read_back: dict[str, Any]
     read_source: str
+    report_line: str | None = None
 
 
 def demo_api_key(settings: Settings) -> str:
@@ -82,15 +85,18 @@ def post_and_read_back(api_url: str, api_key: str) -> tuple[dict, dict, str]:
         return body, read.json(), read.headers.get("x-read-source", "?")
 
 
-def run_demo(settings: Settings, *, say: Callable[[str], None]) -> DemoResult:
-    from ledgerguard.api.server import start_background
+def run_demo(
+    settings: Settings,
+    *,
+    say: Callable[[str], None],
+    with_monitoring: bool = True,
+    with_airflow: bool = True,
+) -> DemoResult:
+    from ledgerguard.platform import platform_up
 
-    cluster = LocalCluster(settings)
-    cluster.up(progress=say)
+    platform_up(settings, with_monitoring=with_monitoring, with_airflow=with_airflow, progress=say)
     key = demo_api_key(settings)
     api_url = f"http://{settings.api_host}:{settings.api_port}"
-    started = start_background(settings)
-    say(f"API {'started' if started else 'already running'} at {api_url} (Swagger UI: /docs)")
     created, read_back, source = post_and_read_back(api_url, key)
     say(f"POST /transactions {EXAMPLE} → 201, id {created['id']}")
     say(
@@ -103,4 +109,35 @@ def run_demo(settings: Settings, *, say: Callable[[str], None]) -> DemoResult:
         f"{settings.state_dir / 'demo-api-key'})\" -H 'Content-Type: application/json' "
         '-d \'{"user_id": 999, "amount": 15000.00, "currency": "USD"}\''
     )
-    return DemoResult(api_url, key, created, read_back, source)
+    result = DemoResult(api_url, key, created, read_back, source)
+    if with_airflow:
+        result.report_line = run_fraud_dag(settings, created, say=say)
+    return result
+
+
+def run_fraud_dag(
+    settings: Settings, created: dict[str, Any], *, say: Callable[[str], None]
+) -> str:
+    """Trigger `02_fraud_analysis_etl` for today, wait, and return the example's report line."""
+    from datetime import UTC, datetime
+
+    from ledgerguard.orchestration.client import local_client
+    from ledgerguard.orchestration.runs import run_day
+
+    today = datetime.now(UTC).date()
+    with local_client(settings) as client:
+        outcome = run_day(client, "02_fraud_analysis_etl", day=today, timeout=600, progress=say)
+    if not outcome.succeeded:
+        raise DemoError(
+            f"02_fraud_analysis_etl ended {outcome.state} (tasks: {outcome.tasks}); see the "
+            f"task logs under {settings.state_dir / 'airflow'}"
+        )
+    report = settings.reports_dir / f"fraud_report_{today.isoformat()}.csv"
+    expected = f"{created['id']},{created['user_id']},{created['amount']},{created['currency']},FLAGGED_FRAUD"
+    lines = report.read_text().splitlines() if report.exists() else []
+    if expected not in lines:
+        raise DemoError(f"{report} does not list the example transaction ({expected!r})")
+    say(f"02_fraud_analysis_etl succeeded; {report}:")
+    say(f"  {lines[0]}")
+    say(f"  {expected}")
+    return expected

@@ -19,7 +19,10 @@ def test_demo_posts_the_example_and_reads_it_from_the_replica(
     monkeypatch: pytest.MonkeyPatch,
 ):
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["demo"], env=settings_env(settings))
+    # monitoring and Airflow have tests of their own (tests/integration/test_monitoring.py,
+    # tests/dags/test_airflow_standalone.py); here the demo's own steps
+    args = ["demo", "--no-monitoring", "--no-airflow"]
+    result = CliRunner().invoke(app, args, env=settings_env(settings))
     assert result.exit_code == 0, result.output
     assert "→ 201" in result.output
     assert "from the replica: user_id=999 amount=15000.00 USD" in result.output
@@ -27,6 +30,31 @@ def test_demo_posts_the_example_and_reads_it_from_the_replica(
     key_file = settings.state_dir / "demo-api-key"
     assert key_file.stat().st_mode & 0o777 == 0o600
     first_key = key_file.read_text()
-    again = CliRunner().invoke(app, ["demo"], env=settings_env(settings))
+    again = CliRunner().invoke(app, args, env=settings_env(settings))
     assert again.exit_code == 0, again.output
     assert key_file.read_text() == first_key  # the active key is reused, not re-created
+
+
+def test_up_with_monitoring_then_status(
+    healthy_cluster: LocalCluster,
+    settings: Settings,
+    api_url: str,
+    tmp_path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """`ledgerguard up --with-monitoring` on a running platform starts only what is missing."""
+    import json
+
+    from ledgerguard.monitoring.local import LocalMonitoring
+
+    monkeypatch.chdir(tmp_path)
+    env = settings_env(settings)
+    try:
+        up = CliRunner().invoke(app, ["up", "--with-monitoring"], env=env)
+        assert up.exit_code == 0, up.output
+        assert "API already running" in up.output
+        status = CliRunner().invoke(app, ["status", "--json"], env=env)
+        data = json.loads(status.stdout)
+        assert data["cluster"]["healthy"] is True, data
+    finally:
+        LocalMonitoring(settings).down()

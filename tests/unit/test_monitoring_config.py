@@ -41,7 +41,14 @@ def _rendered(tmp_path: Path, **overrides: object) -> dict:
 
 
 def test_prometheus_config_scrapes_api_and_both_exporters(tmp_path: Path):
-    config = _rendered(tmp_path, primary_port=13306, replica_port=13307, api_port=18000)
+    config = _rendered(
+        tmp_path,
+        primary_port=13306,
+        replica_port=13307,
+        api_port=18000,
+        primary_exporter_port=9104,
+        replica_exporter_port=9105,
+    )
     assert config["global"]["scrape_interval"] == "15s"
     assert config["global"]["evaluation_interval"] == "15s"
     assert config["rule_files"] == [str(tmp_path / "rules" / "*.yml")]

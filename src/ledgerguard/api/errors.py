@@ -43,12 +43,21 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
 
 async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
     if is_outage(exc):
+        await _look_for_primary(request)
         return unavailable()
     raise exc
 
 
 async def os_error(request: Request, exc: OSError) -> JSONResponse:
+    await _look_for_primary(request)
     return unavailable()
+
+
+async def _look_for_primary(request: Request) -> None:
+    """Any outage (a write, a key lookup, a read) may mean a failover: ask again who is primary."""
+    services = getattr(request.app.state, "services", None)
+    if services is not None:
+        await services.topology.refresh()
 
 
 def unavailable() -> JSONResponse:

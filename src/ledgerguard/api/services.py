@@ -29,7 +29,8 @@ class KeyCache:
     """API keys by prefix, refreshed from the primary every `ttl` seconds.
 
     Authentication must not cost a query per request; a revocation therefore takes effect within
-    `ttl` seconds (5 by default). Unknown prefixes are cached too, so a flood of bad keys does not
+    `ttl` seconds (5 by default). While the primary cannot be asked (a failover), a known key's
+    last answer stays valid, so clients are not locked out by their own credentials. Unknown prefixes are cached too, so a flood of bad keys does not
     become a flood of queries; the cache is bounded.
     """
 
@@ -43,8 +44,13 @@ class KeyCache:
         hit = self._entries.get(prefix)
         if hit is not None and now - hit[0] < self.ttl:
             return hit[1]
-        async with self.engine().connect() as conn:
-            record = await find_api_key(conn, prefix=prefix)
+        try:
+            async with self.engine().connect() as conn:
+                record = await find_api_key(conn, prefix=prefix)
+        except Exception:
+            if hit is not None:  # the primary is away (failover): the last answer stands
+                return hit[1]
+            raise
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
         self._entries[prefix] = (now, record)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from ledgerguard.cli.cluster import render_status
@@ -11,11 +13,20 @@ from ledgerguard.demo import run_demo
 from ledgerguard.errors import LedgerGuardError
 
 
-def demo(ctx: typer.Context) -> None:
-    """Start the cluster, write a transaction on the primary, read it from the replica, show status."""
+def demo(
+    ctx: typer.Context,
+    monitoring: Annotated[
+        bool, typer.Option(help="Also start Prometheus and the exporters.")
+    ] = True,
+    airflow: Annotated[
+        bool, typer.Option(help="Also start Airflow and run 02_fraud_analysis_etl for today.")
+    ] = True,
+) -> None:
+    """The original design's scenario end to end: cluster, API, the 15,000 USD example read back
+    from the replica, monitoring, and Airflow's fraud DAG flagging it."""
     settings = settings_of(ctx)
     try:
-        run_demo(settings, say=say)
+        run_demo(settings, say=say, with_monitoring=monitoring, with_airflow=airflow)
     except LedgerGuardError as exc:
         abort(str(exc))
     render_status(LocalCluster(settings).status())

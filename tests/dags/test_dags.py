@@ -1,0 +1,131 @@
+"""The DAGs of `dags/`: they import cleanly, and each one runs (`dag.test()`) against the real
+session cluster, tasks in this process with the test settings in the environment."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ledgerguard.cluster.admin import admin_connection, run
+from ledgerguard.cluster.local import LocalCluster
+from ledgerguard.cluster.replication import Statement
+from ledgerguard.orchestration.config import REPO_DAGS_FOLDER
+from ledgerguard.settings import Settings
+from tests.dags.support import insert_transaction, report_line, requires_airflow, unique_user_id
+
+pytestmark = requires_airflow
+
+DAG_IDS = {"01_replica_health_check", "02_fraud_analysis_etl", "03_compliance_reports"}
+
+#: The day the ETL tests analyse; `dag.test(logical_date=X)` is a manual run, whose data interval
+#: Airflow infers as the last complete day before X, so a day D is run with X = D + 1 day.
+ETL_DAY = datetime(2024, 2, 29, tzinfo=UTC)
+
+
+def _run(dag: Any, *, logical_date: datetime, conf: dict[str, Any] | None = None) -> Any:
+    began = time.monotonic()
+    dag_run = dag.test(logical_date=logical_date, run_conf=conf)
+    print(f"{dag.dag_id} dag.test: {time.monotonic() - began:.1f} s -> {dag_run.state}")
+    return dag_run
+
+
+def _task_states(dag_run: Any) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+def test_every_dag_file_imports_without_errors(dag_bag: Any):
+    assert dag_bag.import_errors == {}
+    files = {Path(dag.fileloc).name for dag in dag_bag.dags.values()}
+    assert files == {path.name for path in REPO_DAGS_FOLDER.glob("*.py")}
+    assert set(dag_bag.dag_ids) == DAG_IDS
+    for dag in dag_bag.dags.values():
+        assert dag.doc_md and "###" in dag.doc_md, f"{dag.dag_id} has no documentation"
+        assert "ledgerguard" in dag.tags
+
+
+def test_fraud_etl_flags_a_large_payment_and_reruns_identically(
+    healthy_cluster: LocalCluster, settings: Settings, task_env: dict[str, str], dag_bag: Any
+):
+    user_id = unique_user_id()
+    tx_id = insert_transaction(
+        settings,
+        user_id=user_id,
+        amount="15000.00",
+        currency="USD",
+        occurred_at=ETL_DAY + timedelta(hours=13, minutes=5),
+    )
+    healthy_cluster.wait_for_replica(timeout=30)
+    dag = dag_bag.get_dag("02_fraud_analysis_etl")
+
+    first = _run(dag, logical_date=ETL_DAY + timedelta(days=1), conf={"buckets": 3})
+    assert first.state == "success", _task_states(first)
+    assert first.data_interval_start == ETL_DAY
+    report = settings.reports_dir / "fraud_report_2024-02-29.csv"
+    content = report.read_bytes()
+    assert content.startswith(b"Transaction ID,User ID,Amount,Currency,Status\n")
+    assert report_line(report, tx_id) == f"{tx_id},{user_id},15000.00,USD,FLAGGED_FRAUD"
+
+    again = _run(dag, logical_date=ETL_DAY + timedelta(days=1), conf={"buckets": 3})
+    assert again.state == "success", _task_states(again)
+    assert report.read_bytes() == content
+
+
+def test_compliance_dag_writes_the_ctr_file(
+    healthy_cluster: LocalCluster, settings: Settings, task_env: dict[str, str], dag_bag: Any
+):
+    day = datetime(2024, 3, 1, tzinfo=UTC)
+    user_id = unique_user_id()
+    for hour in (9, 15):
+        insert_transaction(
+            settings,
+            user_id=user_id,
+            amount="6000.00",
+            currency="USD",
+            occurred_at=day + timedelta(hours=hour),
+        )
+    healthy_cluster.wait_for_replica(timeout=30)
+
+    dag_run = _run(dag_bag.get_dag("03_compliance_reports"), logical_date=day + timedelta(days=1))
+    assert dag_run.state == "success", _task_states(dag_run)
+    ctr = (settings.reports_dir / "ctr_report_2024-03-01.csv").read_text().splitlines()
+    (line,) = [row for row in ctr if row.startswith(f"{user_id},")]
+    assert line.startswith(f"{user_id},2,12000.00") and line.endswith(",CTR_REQUIRED")
+    assert (settings.reports_dir / "structuring_candidates_2024-03-01.csv").exists()
+
+
+def test_health_check_dag_succeeds_on_a_healthy_replica(
+    healthy_cluster: LocalCluster, task_env: dict[str, str], dag_bag: Any
+):
+    hour = datetime(2024, 3, 2, 10, tzinfo=UTC)
+    dag_run = _run(dag_bag.get_dag("01_replica_health_check"), logical_date=hour)
+    assert dag_run.state == "success", _task_states(dag_run)
+
+
+def test_health_check_dag_fails_while_the_replica_sql_thread_is_stopped(
+    healthy_cluster: LocalCluster, settings: Settings, task_env: dict[str, str], dag_bag: Any
+):
+    replica = healthy_cluster.specs["replica"]
+    password = settings.mysql_root_password.get_secret_value()
+    with admin_connection(replica, password=password) as conn:
+        run(conn, Statement("STOP SLAVE SQL_THREAD"))
+    try:
+        insert_transaction(
+            settings,
+            user_id=unique_user_id(),
+            amount="1.00",
+            currency="USD",
+            occurred_at=datetime(2024, 3, 2, 9, 30, tzinfo=UTC),
+        )
+        dag_run = _run(
+            dag_bag.get_dag("01_replica_health_check"),
+            logical_date=datetime(2024, 3, 2, 11, tzinfo=UTC),
+            conf={"freshness_timeout_seconds": 2},
+        )
+        assert dag_run.state == "failed"
+        assert _task_states(dag_run) == {"replica_health_check": "failed"}
+    finally:
+        with admin_connection(replica, password=password) as conn:
+            run(conn, Statement("START SLAVE SQL_THREAD"))
+        healthy_cluster.wait_for_replica(timeout=30)
