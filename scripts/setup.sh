@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what LedgerGuard needs on a Debian 12 machine, idempotently:
 #   - Debian packages (MariaDB server/client core, ...), only those missing;
-#   - .venv with the package and its extras (EXTRAS, default "dev"), re-installed when
+#   - .venv with the package and its extras (EXTRAS, default "dev"; the Makefile asks for
+#     "dev,airflow"), re-installed when
 #     pyproject.toml changes.
 # Used by `make setup`, `make demo`, `make test` and .ci/run.
 set -euo pipefail
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   mariadb-server-core mariadb-client-core   # the two local database servers
   prometheus prometheus-mysqld-exporter     # local monitoring (promtool comes with prometheus)
+  sysbench wrk                              # the benchmark's DB ceiling and a C HTTP client
   docker-compose                            # only to validate deploy/docker-compose.yml
 )
 EXTRAS="${EXTRAS:-dev}"
@@ -40,11 +42,13 @@ fi
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   "$PYTHON" -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q --upgrade pip 2>&1 | { grep -v "^WARNING: Location '" || true; }
 fi
 stamp=".venv/.ledgerguard-installed-${EXTRAS//,/-}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing ledgerguard[${EXTRAS}] into .venv"
-  .venv/bin/pip install -q -e ".[${EXTRAS}]"
+  # (this machine's pip configuration names local index folders that may be absent; its
+  # "Location ... is ignored" warnings are noise, everything else is shown)
+  .venv/bin/pip install -q -e ".[${EXTRAS}]" 2>&1 | { grep -v "^WARNING: Location '" || true; }
   touch "$stamp"
 fi

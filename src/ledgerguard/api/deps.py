@@ -13,7 +13,8 @@ from ledgerguard.api.services import ApiServices
 from ledgerguard.apikeys import ApiKeyRecord, prefix_of
 
 
-def get_services(request: Request) -> ApiServices:
+async def get_services(request: Request) -> ApiServices:
+    """`async` on purpose: FastAPI runs a plain `def` dependency in a thread per request."""
     return request.app.state.services
 
 
@@ -49,6 +50,22 @@ async def current_key(
 CurrentKey = Annotated[ApiKeyRecord, Depends(current_key)]
 
 
+async def write_key(
+    request: Request, plain: Annotated[str | None, Security(_api_key_header)]
+) -> ApiKeyRecord:
+    """`current_key` + `require_scope("transactions:write")` as one dependency for the hot path.
+
+    FastAPI pays per dependency node (parameter analysis, a coroutine, an exit-stack entry): the
+    write route's tree shrinks from four nodes to two. Same answers: 401, 429, 403.
+    """
+    key = await current_key(request.app.state.services, plain)
+    if not key.allows("transactions:write"):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "this API key lacks the scope 'transactions:write'"
+        )
+    return key
+
+
 def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, ApiKeyRecord]]:
     async def check(key: CurrentKey) -> ApiKeyRecord:
         if not key.allows(scope):
@@ -60,6 +77,6 @@ def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, ApiKeyRecord]
     return check
 
 
-WriteKey = Annotated[ApiKeyRecord, Depends(require_scope("transactions:write"))]
+WriteKey = Annotated[ApiKeyRecord, Depends(write_key)]
 ReadKey = Annotated[ApiKeyRecord, Depends(require_scope("transactions:read"))]
 AdminKey = Annotated[ApiKeyRecord, Depends(require_scope("admin"))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ledgerguard.cli import airflow, api, cluster, db, fraud, monitoring, platform
+from ledgerguard.cli import airflow, api, bench, cluster, db, fraud, load, monitoring, platform
 from ledgerguard.cli.demo import demo
 
 app = typer.Typer(
@@ -20,6 +20,8 @@ app.add_typer(api.keys_app, name="apikey")
 app.add_typer(monitoring.app, name="monitoring")
 app.add_typer(fraud.app, name="fraud")
 app.add_typer(airflow.app, name="airflow")
+app.add_typer(bench.app, name="bench")
+app.command("load")(load.load)
 app.add_typer(fraud.import_app, name="import")
 app.command()(fraud.generate)
 app.command(name="status")(monitoring.stack_status)

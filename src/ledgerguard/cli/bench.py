@@ -1,0 +1,150 @@
+"""`ledgerguard bench ...`: repeatable benchmarks whose JSON goes into benchmarks/README.md."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ledgerguard.cli.common import abort, err_console, print_json, say, settings_of
+from ledgerguard.errors import LedgerGuardError
+from ledgerguard.load.display import LiveDisplay
+
+app = typer.Typer(help="Benchmarks of this machine's cluster and API.", no_args_is_help=True)
+
+_ENV = "LEDGERGUARD_BENCH_"
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    duration: Annotated[
+        float,
+        typer.Option(
+            "--duration",
+            "-d",
+            min=1,
+            envvar=f"{_ENV}DURATION",
+            help="Measured seconds of each phase (sysbench, then the API).",
+        ),
+    ] = 30.0,
+    users: Annotated[
+        int,
+        typer.Option(
+            "--users",
+            "-u",
+            min=1,
+            max=1000,
+            envvar=f"{_ENV}USERS",
+            help="Concurrent clients: sysbench threads and API virtual users.",
+        ),
+    ] = 50,
+    api_workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            envvar=f"{_ENV}API_WORKERS",
+            help="Workers of the API this command starts (default LEDGERGUARD_API_WORKERS); "
+            "refused if a running API has another count.",
+        ),
+    ] = None,
+    warmup: Annotated[
+        float,
+        typer.Option(min=0, envvar=f"{_ENV}WARMUP", help="Unmeasured seconds before each phase."),
+    ] = 2.0,
+    ceiling: Annotated[
+        bool,
+        typer.Option(
+            envvar=f"{_ENV}CEILING",
+            help="Measure the primary's ceiling with sysbench (--no-ceiling: the API only).",
+        ),
+    ] = True,
+    keep_running: Annotated[
+        bool,
+        typer.Option(
+            envvar=f"{_ENV}KEEP_RUNNING",
+            help="Leave the cluster/API running if this command started them.",
+        ),
+    ] = False,
+    live: Annotated[
+        bool,
+        typer.Option(envvar=f"{_ENV}LIVE", help="Live figures on stderr during the API phase."),
+    ] = True,
+) -> None:
+    """Ceiling of durable inserts on the primary vs. the API at N users, plus replica lag.
+
+    Prints the report as JSON on stdout (only JSON) and a verdict table on stderr. It starts
+    the cluster and the API on the configured ports when they are not running (and stops them
+    afterwards). Every option also reads the environment variable shown next to it.
+    """
+    from ledgerguard.load.bench.ingest import IngestOptions, run_ingest
+
+    settings = settings_of(ctx)
+    options = IngestOptions(
+        duration=duration,
+        users=users,
+        api_workers=api_workers,
+        warmup=warmup,
+        ceiling=ceiling,
+        keep_running=keep_running,
+    )
+    try:
+        with LiveDisplay(err_console, enabled=live) as display:
+            report = run_ingest(settings, options, progress=say, on_tick=display.update)
+    except LedgerGuardError as exc:
+        abort(str(exc))
+    err_console.print(render_verdict(report))
+    print_json(report)
+
+
+def render_verdict(report: dict[str, Any]) -> Table:
+    """Targets against measurements, one row each."""
+    table = Table(title="bench ingest — targets", title_justify="left")
+    for column in ("figure", "measured", "target", "met"):
+        table.add_column(column)
+    units = {"tps": "TPS", "p99_ms": "ms", "ratio": "", "replica_lag_p99_s": "s"}
+    for name, row in report["targets"].items():
+        comparison = "≤" if name in ("p99_ms", "replica_lag_p99_s") else "≥"
+        measured = "-" if row["measured"] is None else f"{row['measured']:,} {units[name]}"
+        met = {True: "[green]yes[/]", False: "[red]no[/]", None: "-"}[row["met"]]
+        table.add_row(name, measured, f"{comparison} {row['target']:,} {units[name]}", met)
+    ceiling = report["ceiling"]
+    if ceiling:
+        table.caption = (
+            f"ceiling: sysbench oltp_insert {ceiling['tps']:,.0f} TPS at {ceiling['threads']} "
+            f"threads, p99 {ceiling['latency_ms']['p99']} ms"
+        )
+    return table
+
+
+@app.command()
+def analysis(
+    ctx: typer.Context,
+    rows: Annotated[
+        int,
+        typer.Option(
+            "--rows",
+            "-n",
+            min=1_000,
+            envvar=f"{_ENV}ROWS",
+            help="Synthetic transactions to load (once) and analyse; the original design's "
+            "daily capacity is 13,400,000.",
+        ),
+    ] = 1_000_000,
+    seed: Annotated[int, typer.Option(help="Data set seed (same seed and size: loaded once).")] = 7,
+) -> None:
+    """Time the nightly analysis over N transactions on the replica; prints JSON.
+
+    Target: 13.4M transactions in <= 3 minutes with <= 2 GiB peak memory on 2 cores.
+    """
+    from ledgerguard.fraud.bench import bench_analysis
+
+    settings = settings_of(ctx)
+    say(f"loading up to {rows:,} synthetic transactions (once per seed and size), then analysing")
+    try:
+        result = bench_analysis(settings, rows, seed=seed)
+    except LedgerGuardError as exc:
+        abort(str(exc))
+    print_json(result)

@@ -1,0 +1,1 @@
+"""Benchmark commands (`ledgerguard bench ...`): each measures one path end to end on this machine."""
