@@ -86,3 +86,13 @@ def test_bad_import_file_is_refused_with_line_numbers(
     assert result.exit_code == 1, result.output
     assert "line 3" in result.output and "line 4" in result.output and "line 5" in result.output
     assert "nothing was loaded" in result.output
+
+
+def test_bench_analysis_smoke(healthy_cluster: LocalCluster, env: dict[str, str]):
+    """The benchmark command runs end to end on a small data set (no timing asserted)."""
+    result = runner.invoke(app, ["bench", "analysis", "--rows", "2000", "--seed", "11"], env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["rows"] > 0 and report["analysis_seconds"] > 0
+    assert report["analysis_rows_read"] >= report["analysed"] > 0
+    assert report["peak_rss_mib"] > 0
