@@ -22,8 +22,11 @@ def demo(
         bool, typer.Option(help="Also start Airflow and run 02_fraud_analysis_etl for today.")
     ] = True,
 ) -> None:
-    """The original design's scenario end to end: cluster, API, the 15,000 USD example read back
-    from the replica, monitoring, and Airflow's fraud DAG flagging it."""
+    """The original design's scenario end to end (what `make demo` runs).
+
+    Cluster, API, the 15,000 USD example read back from the replica, monitoring, and Airflow's
+    fraud DAG flagging it in the report.
+    """
     settings = settings_of(ctx)
     try:
         run_demo(settings, say=say, with_monitoring=monitoring, with_airflow=airflow)
