@@ -21,6 +21,7 @@ from ledgerguard.fraud.errors import FraudAnalysisError, ImportRejected
 from ledgerguard.fraud.evaluate import evaluate, scores_from_database
 from ledgerguard.fraud.imports import import_labels, import_transactions
 from ledgerguard.fraud.pipeline import AnalysisResult, analyze_interval, merge_reports
+from ledgerguard.fraud.reader import ReplicaReader
 from ledgerguard.fraud.store import writer_engine
 from ledgerguard.fraud.synthetic import SyntheticConfig, generate, write_dataset
 from ledgerguard.settings import Settings
@@ -142,6 +143,30 @@ def test_bucketed_runs_merge_to_the_same_report(first_run: AnalysisResult, setti
     merged = merge_reports(settings, start=START, end=END)
     assert merged.report_path.read_bytes() == before_report
     assert _scores(settings) == before_rows
+
+
+def test_small_pages_hold_whole_users_and_give_the_same_verdicts(
+    first_run: AnalysisResult, settings: Settings
+):
+    # Other tests' users (small ids) and this module's (77M) leave a wide gap in the user ids:
+    # page ends come from row counts, so no page swallows the rest of the table.
+    since, page_rows = START - timedelta(days=settings.fraud.lookback_days), 1_000
+    with ReplicaReader(settings) as replica:
+        pages = list(replica.pages(since=since, until=END, page_rows=page_rows))
+        rows_read = replica.rows_read
+    assert len(pages) > 3 and sum(len(page) for page in pages) == rows_read
+    assert all(len(page) <= page_rows or page["user_id"].nunique() == 1 for page in pages)
+    users = [set(page["user_id"]) for page in pages]
+    assert sum(len(u) for u in users) == len(set().union(*users))  # no user split across pages
+
+    before_rows, before_report = _scores(settings), first_run.report_path.read_bytes()
+    small = settings.model_copy(
+        update={"fraud": settings.fraud.model_copy(update={"page_rows": page_rows})}
+    )
+    again = analyze_interval(small, start=START, end=END)
+    assert again.pages > 3 and again.rows_read == first_run.rows_read
+    assert _scores(settings) == before_rows
+    assert again.report_path.read_bytes() == before_report
 
 
 def test_bad_interval_is_refused(settings: Settings):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -134,6 +135,9 @@ def analysis(
         ),
     ] = 1_000_000,
     seed: Annotated[int, typer.Option(help="Data set seed (same seed and size: loaded once).")] = 7,
+    start: Annotated[
+        datetime, typer.Option(formats=["%Y-%m-%d"], help="First day of the synthetic data.")
+    ] = datetime(2025, 1, 1),
 ) -> None:
     """Time the nightly analysis over N transactions on the replica; prints JSON.
 
@@ -144,7 +148,7 @@ def analysis(
     settings = settings_of(ctx)
     say(f"loading up to {rows:,} synthetic transactions (once per seed and size), then analysing")
     try:
-        result = bench_analysis(settings, rows, seed=seed)
+        result = bench_analysis(settings, rows, seed=seed, start=start.date())
     except LedgerGuardError as exc:
         abort(str(exc))
     print_json(result)

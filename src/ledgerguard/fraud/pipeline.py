@@ -154,6 +154,9 @@ def analyze_interval(
                 totals["no_usd_rate"] += verdicts.no_usd_rate
                 totals["pages"] += 1
                 counts.update(verdicts.counts_by_rule)
+                # Drop this page before the generator reads the next one, or two pages (and
+                # their verdicts) would be alive at once at the peak.
+                del frame, verdicts
             rows_read = replica.rows_read
     finally:
         writer.dispose()
