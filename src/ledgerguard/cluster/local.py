@@ -20,11 +20,9 @@ from ledgerguard.cluster.process import LocalServer, binary_version, find_binary
 from ledgerguard.cluster.provision import provision_primary, secure_root
 from ledgerguard.cluster.replica import (
     executed_gtids,
-    flavour_of,
     follow_primary,
     wait_until_applied,
 )
-from ledgerguard.cluster.replication import Flavour
 from ledgerguard.cluster.spec import Role, load_swapped, server_specs
 from ledgerguard.cluster.status import ClusterStatus, server_status
 from ledgerguard.monitoring.heartbeat import install_heartbeat
@@ -180,7 +178,3 @@ class LocalCluster:
             return compare_tables(
                 primary, replica, schema=self.settings.database, chunk_size=chunk_size
             )
-
-    def flavour(self) -> Flavour:
-        with admin_connection(self.specs["primary"], password=self.root_password) as conn:
-            return flavour_of(conn)

@@ -1,7 +1,8 @@
-"""The one home of the SQL that reads and writes `transactions`.
+"""The SQL that reads `transactions`, and the validated shape of a row to write.
 
 Functions take keyword-only arguments and an explicit connection, so the caller decides which
-server (primary for writes, replica for reads) and which transaction boundaries apply.
+server (replica, or the primary as a fallback) serves the read. Writes have one home of their
+own, `ledgerguard.db.writer` (group commit); bulk loads are in `ledgerguard.fraud.imports`.
 """
 
 from __future__ import annotations
@@ -45,12 +46,6 @@ class NewTransaction:
             "merchant_id": self.merchant_id,
             "status": self.status,
         }
-
-
-async def insert_transaction(conn: AsyncConnection, *, tx: NewTransaction) -> int:
-    """Insert one row in the caller's transaction; returns its id."""
-    result = await conn.execute(sa.insert(transactions).values(**tx.values()))
-    return int(result.inserted_primary_key[0])
 
 
 async def get_transaction(conn: AsyncConnection, *, transaction_id: int) -> sa.Row[Any] | None:
