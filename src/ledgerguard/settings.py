@@ -115,6 +115,9 @@ class Settings(BaseSettings):
 
     # --- analytics ---------------------------------------------------------------------------
     reports_dir: Path = Path("reports")
+    #: Seconds the analysis waits for the replica to apply what the primary has committed
+    #: before reading (verdicts of earlier runs, this run's verdicts for the reports).
+    replica_catch_up_timeout: float = Field(300.0, gt=0)
     fraud: FraudParameters = FraudParameters()
 
     # --- Airflow (local `airflow standalone`) -------------------------------------------------

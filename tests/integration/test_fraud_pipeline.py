@@ -11,17 +11,20 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from ledgerguard.cluster.admin import admin_connection, run
 from ledgerguard.cluster.local import LocalCluster
+from ledgerguard.cluster.replication import Statement
 from ledgerguard.db.tables import fraud_labels, fraud_scores
 from ledgerguard.fraud.compliance import compliance_report
 from ledgerguard.fraud.errors import FraudAnalysisError, ImportRejected
 from ledgerguard.fraud.evaluate import evaluate, scores_from_database
 from ledgerguard.fraud.imports import import_labels, import_transactions
 from ledgerguard.fraud.pipeline import AnalysisResult, analyze_interval, merge_reports
-from ledgerguard.fraud.reader import ReplicaReader
+from ledgerguard.fraud.reader import ReplicaReader, wait_for_replica
 from ledgerguard.fraud.store import writer_engine
 from ledgerguard.fraud.synthetic import SyntheticConfig, generate, write_dataset
 from ledgerguard.settings import Settings
@@ -274,3 +277,54 @@ def test_evaluation_of_a_stored_run(first_run: AnalysisResult, loaded: Loaded, s
     table = evaluate(frame).set_index("pattern")
     assert table.loc["overall", "positives"] == frame["is_fraud"].sum()
     assert 0 < table.loc["overall", "recall"] <= 1
+
+
+def test_users_cut_short_by_the_server_are_read_row_by_row(
+    first_run: AnalysisResult, settings: Settings
+):
+    # A page comes one row per user (GROUP_CONCAT); a list cut short by the server's length
+    # limit must be noticed and read again row by row, never parsed half.
+    since = START - timedelta(days=settings.fraud.lookback_days)
+    with ReplicaReader(settings) as replica:
+        whole = pd.concat(list(replica.pages(since=since, until=END, page_rows=1_000_000)))
+    with ReplicaReader(settings) as replica:
+        with replica._connection.cursor() as cursor:
+            cursor.execute("SET SESSION group_concat_max_len = 200")  # ~3 transactions
+        cut = pd.concat(list(replica.pages(since=since, until=END, page_rows=1_000_000)))
+        with pytest.raises(FraudAnalysisError, match="cut the transaction list of terminal"):
+            replica.terminal_days(since=since, until=END)
+    assert whole["user_id"].value_counts().max() > 3  # the limit did cut lists short
+    key = ["user_id", "ts_us", "transaction_id"]
+    pd.testing.assert_frame_equal(
+        cut.sort_values(key).reset_index(drop=True), whole.sort_values(key).reset_index(drop=True)
+    )
+
+
+def test_the_analysis_waits_for_the_replica_and_refuses_a_stale_one(
+    healthy_cluster: LocalCluster, settings: Settings
+):
+    replica = healthy_cluster.specs["replica"]
+    password = settings.mysql_root_password.get_secret_value()
+    with admin_connection(replica, password=password) as conn:
+        run(conn, Statement("STOP SLAVE SQL_THREAD"))
+    try:
+        with api_conn(settings) as conn, conn.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO transactions (user_id, amount, currency, occurred_at, created_at) "
+                "VALUES (%s, 1.00, 'USD', '2025-02-05 12:00:00', UTC_TIMESTAMP(6))",
+                (OFFSET + 999_997,),
+            )
+        impatient = settings.model_copy(update={"replica_catch_up_timeout": 1.0})
+        with pytest.raises(FraudAnalysisError, match="has not applied"):
+            analyze_interval(impatient, start=START, end=END)
+    finally:
+        with admin_connection(replica, password=password) as conn:
+            run(conn, Statement("START SLAVE SQL_THREAD"))
+    wait_for_replica(settings)  # returns once the row is there
+    with ReplicaReader(settings) as reader:
+        users = set(
+            reader.page(users=(OFFSET + 999_997, OFFSET + 999_998), since=START, until=END)[
+                "user_id"
+            ]
+        )
+    assert users == {OFFSET + 999_997}

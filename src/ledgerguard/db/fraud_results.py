@@ -32,6 +32,8 @@ def _upsert(table: sa.Table, stamp: str, compared: Sequence[str]) -> Any:
 _SCORE_COLUMNS = (
     "user_id",
     "occurred_at",
+    "amount",
+    "currency",
     "amount_usd",
     "score",
     "flagged",

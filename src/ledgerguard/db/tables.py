@@ -63,7 +63,16 @@ transactions = sa.Table(
     sa.Column("created_at", UTC_TIME, nullable=False),
     sa.Column("status", sa.String(16), nullable=False, server_default="ACCEPTED"),
     sa.UniqueConstraint("external_id", name="uq_transactions_external_id"),
-    sa.Index("ix_transactions_user_time", "user_id", "occurred_at"),
+    # Covers every column the fraud engine reads (migration 0004 says why); `id` is implicit.
+    sa.Index(
+        "ix_transactions_user_time",
+        "user_id",
+        "occurred_at",
+        "terminal_id",
+        "amount",
+        "amount_usd",
+        "currency",
+    ),
     sa.Index("ix_transactions_time", "occurred_at"),
     sa.Index("ix_transactions_terminal_time", "terminal_id", "occurred_at"),
     mysql_engine="InnoDB",
@@ -117,14 +126,16 @@ fraud_labels = sa.Table(
 )
 
 #: The fraud engine's verdict per transaction (upserted; a rerun of the same interval with the
-#: same data changes nothing, `analysed_at` included). `user_id`, `occurred_at` and `amount_usd`
-#: are copies so reports and bucketed merges read this table alone.
+#: same data changes nothing, `analysed_at` included). `user_id`, `occurred_at`, `amount`,
+#: `currency` and `amount_usd` are copies so reports and bucketed merges read this table alone.
 fraud_scores = sa.Table(
     "fraud_scores",
     metadata,
     sa.Column("transaction_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("user_id", sa.BigInteger, nullable=False),
     sa.Column("occurred_at", UTC_TIME, nullable=False),
+    sa.Column("amount", MONEY, nullable=False),
+    sa.Column("currency", sa.CHAR(3), nullable=False),
     sa.Column("amount_usd", MONEY, nullable=True),
     sa.Column("score", sa.Numeric(5, 4), nullable=False),
     sa.Column("flagged", sa.Boolean, nullable=False),

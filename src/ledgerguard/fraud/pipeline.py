@@ -3,7 +3,9 @@
 `analyze_interval` is the one entry point the Airflow DAG and the CLI call. For an interval
 [start, end) (timezone-aware UTC) it
 
-1. opens one consistent snapshot of the replica as `app_user`;
+1. waits for the replica to apply what the primary has committed (`wait_for_replica`: verdicts
+   of earlier runs are read back to be rewritten), then opens one consistent snapshot of the
+   replica as `app_user`;
 2. reads the per-(terminal, day) transaction and confirmed-fraud counts needed by
    `terminal_risk` (all users: terminals are shared across user buckets);
 3. reads the transactions of [start - lookback, end) page by page (ranges of user ids, only the
@@ -11,7 +13,8 @@
    each page with `scoring.score_frame`; only rows inside [start, end) are scored and counted,
    the lookback only feeds the trailing windows;
 4. upserts the verdicts on the primary as the API account, one transaction per page;
-5. for an unbucketed run, writes the reports from `fraud_scores` (`merge_reports`).
+5. for an unbucketed run, writes the reports from `fraud_scores` on the replica
+   (`merge_reports`, after waiting for the replica again).
 
 A bucketed run (mapped Airflow tasks, `bucket` = 0..buckets-1, users split by
 `user_id % buckets`) writes verdicts only; one task after all buckets calls `merge_reports`.
@@ -36,11 +39,11 @@ from typing import Any
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.fraud.features import TerminalHistory
 from ledgerguard.fraud.fx import fill_missing_usd
-from ledgerguard.fraud.reader import ReplicaReader
+from ledgerguard.fraud.reader import ReplicaReader, wait_for_replica
 from ledgerguard.fraud.reports import write_fraud_reports
 from ledgerguard.fraud.rules import RULE_IDS
 from ledgerguard.fraud.scoring import score_frame
-from ledgerguard.fraud.store import report_rows, stored_ids, upsert_scores, writer_engine
+from ledgerguard.fraud.store import upsert_scores, writer_engine
 from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings
 
@@ -121,14 +124,14 @@ def analyze_interval(
         days=params.label_delay_days + max(params.terminal_feature_windows)
     )
     terminal_until = _midnight(end) + timedelta(days=1) - timedelta(days=params.label_delay_days)
+    wait_for_replica(settings)
     writer = writer_engine(settings)
     try:
         with ReplicaReader(settings) as replica:
             history = TerminalHistory(
                 replica.terminal_days(since=terminal_since, until=terminal_until)
             )
-            with writer.connect() as conn:
-                keep = stored_ids(conn, start=start, end=end, bucket=bucket, buckets=buckets)
+            keep = replica.stored_ids(start=start, end=end, bucket=bucket, buckets=buckets)
             for frame in replica.pages(
                 since=start - timedelta(days=params.lookback_days),
                 until=end,
@@ -181,18 +184,15 @@ def analyze_interval(
 
 
 def merge_reports(settings: Settings, *, start: datetime, end: datetime) -> ReportPaths:
-    """Write both reports of [start, end) from `fraud_scores` on the primary.
+    """Write both reports of [start, end) from `fraud_scores`, read on the replica.
 
-    Called by `analyze_interval` for an unbucketed run, and once after all buckets otherwise.
+    Waits for the replica to have applied the verdicts first (`wait_for_replica`). Called by `analyze_interval` for an unbucketed run, and once after all buckets otherwise.
     The file date is `start`'s UTC date.
     """
     _check_interval(start, end, 0, 1)
-    writer = writer_engine(settings)
-    try:
-        with writer.connect() as conn:
-            rows = report_rows(conn, start=start, end=end)
-    finally:
-        writer.dispose()
+    wait_for_replica(settings)
+    with ReplicaReader(settings) as replica:
+        rows = replica.report_rows(start=start, end=end)
     report_path, details_path, flagged = write_fraud_reports(
         settings.reports_dir, start.astimezone(UTC).date(), rows
     )

@@ -32,6 +32,8 @@ VERDICT_COLUMNS = (
     "transaction_id",
     "user_id",
     "ts_us",
+    "amount_units",
+    "currency",
     "usd_units",
     "score",
     "flagged",
@@ -104,7 +106,7 @@ def score_frame(
         | (np.isin(data["transaction_id"].to_numpy(), keep_ids) if keep_ids is not None else False)
     )
     stored = np.flatnonzero(store)
-    rows = data.iloc[stored][["transaction_id", "user_id", "ts_us", "usd_units"]].copy()
+    rows = data.iloc[stored][list(VERDICT_COLUMNS[:6])].copy()
     rows["score"] = score[stored]
     rows["flagged"] = flagged[stored]
     rule_ids, reasons = _words(data, stored, fired, weighted, flagged, score, no_usd, params)

@@ -14,13 +14,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from ledgerguard.db.engines import server_url
 from ledgerguard.db.fraud_results import UPSERT_LABELS, UPSERT_SCORES
-from ledgerguard.db.tables import fraud_scores, transactions
+from ledgerguard.db.tables import transactions
 from ledgerguard.fraud.features import US_PER_SECOND
 from ledgerguard.fraud.fx import units_to_decimal
 from ledgerguard.settings import Settings
@@ -64,6 +63,8 @@ def upsert_scores(
             "transaction_id": int(tx_id),
             "user_id": int(user_id),
             "occurred_at": from_us(ts_us),
+            "amount": units_to_decimal(amount_units),
+            "currency": currency,
             "amount_usd": units_to_decimal(units) if units >= 0 else None,
             "score": Decimal(f"{score:.4f}"),
             "flagged": bool(flagged),
@@ -73,11 +74,13 @@ def upsert_scores(
             "interval_end": end,
             "analysed_at": analysed_at,
         }
-        for tx_id, user_id, ts_us, units, score, flagged, rule_ids, reasons in verdicts[
+        for tx_id, user_id, ts_us, amount_units, currency, units, score, flagged, rule_ids, reasons in verdicts[
             [
                 "transaction_id",
                 "user_id",
                 "ts_us",
+                "amount_units",
+                "currency",
                 "usd_units",
                 "score",
                 "flagged",
@@ -89,44 +92,6 @@ def upsert_scores(
     for batch in _batches(rows):
         conn.execute(UPSERT_SCORES, batch)
     return len(rows)
-
-
-def stored_ids(
-    conn: sa.Connection, *, start: datetime, end: datetime, bucket: int, buckets: int
-) -> np.ndarray:
-    """Ids already in `fraud_scores` for transactions of [start, end) in this bucket."""
-    query = sa.select(fraud_scores.c.transaction_id).where(
-        fraud_scores.c.occurred_at >= start, fraud_scores.c.occurred_at < end
-    )
-    if buckets > 1:
-        query = query.where(fraud_scores.c.user_id % buckets == bucket)
-    return np.fromiter(conn.execute(query).scalars(), dtype=np.int64)
-
-
-def report_rows(conn: sa.Connection, *, start: datetime, end: datetime) -> list[sa.Row[Any]]:
-    """Flagged or unconverted verdicts of transactions in [start, end), by transaction id."""
-    query = (
-        sa.select(
-            fraud_scores.c.transaction_id,
-            fraud_scores.c.user_id,
-            fraud_scores.c.occurred_at,
-            transactions.c.amount,
-            transactions.c.currency,
-            fraud_scores.c.amount_usd,
-            fraud_scores.c.score,
-            fraud_scores.c.flagged,
-            fraud_scores.c.rule_ids,
-            fraud_scores.c.reasons,
-        )
-        .join(transactions, transactions.c.id == fraud_scores.c.transaction_id)
-        .where(
-            fraud_scores.c.occurred_at >= start,
-            fraud_scores.c.occurred_at < end,
-            sa.or_(fraud_scores.c.flagged.is_(True), fraud_scores.c.amount_usd.is_(None)),
-        )
-        .order_by(fraud_scores.c.transaction_id)
-    )
-    return list(conn.execute(query).all())
 
 
 def transaction_ids_by_external(conn: sa.Connection, external_ids: list[str]) -> dict[str, int]:
