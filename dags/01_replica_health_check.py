@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag
+
+from ledgerguard.orchestration.dag_tasks import replica_health_check_task
 
 
 @dag(
@@ -38,20 +39,7 @@ def replica_health_check_dag() -> None:
     interval that has not ended yet; manual runs of "today" only).
     """
 
-    @task(retries=0)
-    def replica_health_check(
-        data_interval_end: datetime | None = None, params: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """Wait (bounded) until the replica covers the interval; fail otherwise."""
-        from ledgerguard.orchestration.tasks import replica_health
-
-        assert data_interval_end is not None and params is not None
-        return replica_health(
-            until=data_interval_end,
-            timeout=float(params["freshness_timeout_seconds"]),
-            allow_open_interval=bool(params["allow_open_interval"]),
-        )
-
+    replica_health_check = replica_health_check_task()
     replica_health_check()
 
 

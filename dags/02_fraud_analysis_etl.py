@@ -7,6 +7,8 @@ from typing import Any
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
+from ledgerguard.orchestration.dag_tasks import replica_health_check_task
+
 
 @dag(
     dag_id="02_fraud_analysis_etl",
@@ -43,20 +45,6 @@ def fraud_analysis_etl() -> None:
     `airflow backfill create --dag-id 02_fraud_analysis_etl --from-date ... --to-date ...`.
     XCom holds only counts and paths.
     """
-
-    @task(retries=0)
-    def replica_health_check(
-        data_interval_end: datetime | None = None, params: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """Refuse to analyse an interval the replica does not fully cover."""
-        from ledgerguard.orchestration.tasks import replica_health
-
-        assert data_interval_end is not None and params is not None
-        return replica_health(
-            until=data_interval_end,
-            timeout=float(params["freshness_timeout_seconds"]),
-            allow_open_interval=bool(params["allow_open_interval"]),
-        )
 
     @task
     def plan_buckets(params: dict[str, Any] | None = None) -> list[int]:
@@ -100,6 +88,7 @@ def fraud_analysis_etl() -> None:
         )
 
     buckets = plan_buckets()
+    replica_health_check = replica_health_check_task()
     replica_health_check() >> buckets
     merge_report(analyse_bucket.expand(bucket=buckets))
 

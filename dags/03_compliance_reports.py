@@ -7,6 +7,8 @@ from typing import Any
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
+from ledgerguard.orchestration.dag_tasks import replica_health_check_task
+
 
 @dag(
     dag_id="03_compliance_reports",
@@ -38,20 +40,6 @@ def compliance_reports() -> None:
     Idempotent: the files are rewritten atomically from the same data.
     """
 
-    @task(retries=0)
-    def replica_health_check(
-        data_interval_end: datetime | None = None, params: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """Refuse to report on a day the replica does not fully cover."""
-        from ledgerguard.orchestration.tasks import replica_health
-
-        assert data_interval_end is not None and params is not None
-        return replica_health(
-            until=data_interval_end,
-            timeout=float(params["freshness_timeout_seconds"]),
-            allow_open_interval=bool(params["allow_open_interval"]),
-        )
-
     @task
     def compliance_report(data_interval_start: datetime | None = None) -> dict[str, Any]:
         """Write the day's CTR and structuring files; returns their paths and user counts."""
@@ -60,6 +48,7 @@ def compliance_reports() -> None:
         assert data_interval_start is not None
         return compliance(start=data_interval_start)
 
+    replica_health_check = replica_health_check_task()
     replica_health_check() >> compliance_report()
 
 

@@ -328,3 +328,42 @@ def test_the_analysis_waits_for_the_replica_and_refuses_a_stale_one(
             ]
         )
     assert users == {OFFSET + 999_997}
+
+
+def test_a_file_of_many_chunks_is_checked_in_a_child_and_refused_whole(
+    healthy_cluster: LocalCluster, settings: Settings, tmp_path: Path
+):
+    # 1,000 rows in chunks of 300: checked in a child process while this one loads. A bad row
+    # in the third chunk and an id repeated across chunks refuse the whole file, and the first
+    # two chunks, already sent, are rolled back.
+    header = "external_id,user_id,terminal_id,amount,currency,occurred_at\n"
+    rows = [f"itchunk-{i},{OFFSET + 7},{OFFSET},3.50,USD,2025-02-03T10:00:00Z" for i in range(1000)]
+    rows[700] = "itchunk-700,0,1,3.50,USD,2025-02-03T10:00:00Z"  # line 702: user_id
+    rows[950] = rows[10]  # line 952 repeats line 12's id, three chunks later
+    path = tmp_path / "chunks.csv"
+    path.write_text(header + "\n".join(rows) + "\n")
+    with pytest.raises(ImportRejected) as info:
+        import_transactions(settings, path, chunk_rows=300)
+    assert [(e.line, e.message.split(" (")[0]) for e in info.value.errors] == [
+        (702, "user_id must be a positive integer"),
+        (952, "duplicate external_id 'itchunk-10'"),
+    ]
+    assert "first on line 12" in info.value.errors[1].message
+    assert _count(settings, "itchunk-") == 0
+
+    rows[700], rows[950] = (
+        rows[700].replace(",0,", ",5,"),
+        "itchunk-\\N,5,,1.00,USD,2025-02-03T11:00:00Z",
+    )
+    path.write_text(header + "\n".join(rows) + "\n")
+    seen: list[tuple[int, int]] = []
+    result = import_transactions(
+        settings, path, chunk_rows=300, progress=lambda done, total: seen.append((done, total))
+    )
+    assert (result.rows, result.inserted, result.method) == (1000, 1000, "load_data")
+    assert seen[-1] == (1000, 1000)
+    with api_conn(settings) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT terminal_id FROM transactions WHERE external_id = %s", ("itchunk-\\N",)
+        )
+        assert cursor.fetchall() == ((None,),)  # a literal backslash-N id, a NULL terminal

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from ledgerguard.cluster.process import pid_alive
 from ledgerguard.monitoring.errors import BinaryNotFound, PortInUse, ProcessStartError
 from ledgerguard.monitoring.process import LocalProcess, find_tool
+from ledgerguard.processes import pid_alive
 from tests.support import free_ports
 
 

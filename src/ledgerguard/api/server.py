@@ -4,19 +4,22 @@ process (`api start/stop/status`, used by the demo), with Prometheus multiproces
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
-from ledgerguard.cluster.process import pid_alive, port_answers, tail
 from ledgerguard.errors import LedgerGuardError
+from ledgerguard.processes import (
+    StartFailed,
+    pid_from_file,
+    port_answers,
+    spawn_detached,
+    stop_group,
+    wait_ready,
+)
 from ledgerguard.settings import Settings
 
 
@@ -55,12 +58,9 @@ def serve_foreground(settings: Settings) -> None:
 
 
 def running_pid(settings: Settings) -> int | None:
+    """Gunicorn's master (it writes its own pid file) if it is alive."""
     pid_file, _, _ = _paths(settings)
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if pid_alive(pid) else None
+    return pid_from_file(pid_file, runs=lambda cmdline: b"gunicorn" in cmdline)
 
 
 def start_background(settings: Settings, *, timeout: float = 30.0) -> bool:
@@ -74,28 +74,27 @@ def start_background(settings: Settings, *, timeout: float = 30.0) -> bool:
         )
     argv, env = gunicorn_command(settings)
     _, log_path, _ = _paths(settings)
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
+    process = spawn_detached(argv, log_file=log_path, env=env)
     url = f"http://{settings.api_host}:{settings.api_port}/health"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ApiServerError(
-                f"the API exited while starting; end of {log_path}:\n{tail(log_path)}"
-            )
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return True
-        time.sleep(0.2)
-    stop_background(settings)
-    raise ApiServerError(f"the API did not answer {url} within {timeout:.0f} s; see {log_path}")
+    try:
+        wait_ready(
+            process,
+            answers=lambda: _answers(url),
+            timeout=timeout,
+            name=f"the API ({url})",
+            log_file=log_path,
+            poll=0.2,
+        )
+    except StartFailed as exc:
+        raise ApiServerError(str(exc)) from None
+    return True
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def stop_background(settings: Settings, *, timeout: float = 15.0) -> bool:
@@ -103,11 +102,5 @@ def stop_background(settings: Settings, *, timeout: float = 15.0) -> bool:
     pid = running_pid(settings)
     if pid is None:
         return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and pid_alive(pid):
-        time.sleep(0.1)
-    if pid_alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(os.getpgid(pid), signal.SIGKILL)
+    stop_group(pid, timeout=timeout)
     return True

@@ -1,11 +1,9 @@
 """Start and stop one local `mariadbd` from the Debian binaries.
 
-The rules we follow (after pytest-mysql and mirakuru):
+The rules we follow:
 
-* the server runs in its own process group, so a stop never signals anything else;
-* we refuse to start when the port already answers and the process is not ours ("port in use");
-* ready means the process is still alive *and* the server answers, within a timeout; a process
-  that dies raises at once with the tail of its error log;
+* the rules of every program we run (`ledgerguard.processes`): own process group, "port in
+  use" refused, ready = alive *and* answering within a timeout, the log's tail in every error;
 * stop is the SQL `SHUTDOWN` (the Debian core packages ship no `mariadb-admin`), then SIGTERM to
   the group, then SIGKILL, each bounded in time.
 """
@@ -18,9 +16,7 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pymysql
@@ -33,6 +29,15 @@ from ledgerguard.cluster.errors import (
     ServerStartError,
 )
 from ledgerguard.cluster.spec import ServerSpec
+from ledgerguard.processes import (
+    StartFailed,
+    pid_from_file,
+    port_answers,
+    signal_group,
+    spawn_detached,
+    wait_gone,
+    wait_ready,
+)
 
 #: Where Debian puts the binaries; `/usr/sbin` is not on a normal user's PATH.
 _SEARCH_DIRS = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin")
@@ -70,36 +75,6 @@ def binary_version(mariadbd: str) -> str:
 
 def _major_minor(version: str) -> str:
     return ".".join(version.split("-")[0].split(".")[:2])
-
-
-def pid_alive(pid: int) -> bool:
-    """True while `pid` runs; a zombie (exited, not yet reaped) counts as dead and is reaped."""
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:
-    """Whether something accepts TCP connections on host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def tail(path: Path, lines: int = 15) -> str:
-    """The last lines of a log file, for error messages."""
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no error log)"
 
 
 class LocalServer:
@@ -169,12 +144,8 @@ class LocalServer:
 
     # --- process -----------------------------------------------------------------------------
     def pid(self) -> int | None:
-        """The pid from the pid file if that process is alive, else None."""
-        try:
-            pid = int(self.spec.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if pid_alive(pid) else None
+        """The pid from the server's own pid file if that process is alive, else None."""
+        return pid_from_file(self.spec.pid_file)
 
     def is_running(self) -> bool:
         return self.pid() is not None
@@ -191,40 +162,19 @@ class LocalServer:
             )
         with contextlib.suppress(FileNotFoundError):
             spec.socket.unlink()
-        log = spec.error_log.open("ab")
+        argv = [self.mariadbd, f"--defaults-file={spec.config_file}", f"--user={getpass.getuser()}"]
+        process = spawn_detached(argv, log_file=spec.error_log)
         try:
-            process = subprocess.Popen(
-                [
-                    self.mariadbd,
-                    f"--defaults-file={spec.config_file}",
-                    f"--user={getpass.getuser()}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
+            wait_ready(
+                process,
+                answers=self.answers,
+                timeout=timeout,
+                name=f"the {spec.role} mariadbd",
+                log_file=spec.error_log,
             )
-        finally:
-            log.close()
-        self._wait_ready(process, timeout=timeout)
+        except StartFailed as exc:
+            raise ServerStartError(str(exc)) from None
         return True
-
-    def _wait_ready(self, process: subprocess.Popen[bytes], *, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise ServerStartError(
-                    f"the {self.spec.role} mariadbd exited with code {process.returncode} while "
-                    f"starting; the end of {self.spec.error_log}:\n{tail(self.spec.error_log)}"
-                )
-            if self.answers():
-                return
-            time.sleep(0.1)
-        self._signal_group(process.pid, signal.SIGKILL)
-        raise ServerStartError(
-            f"the {self.spec.role} did not answer within {timeout:.0f} s (killed); the end of "
-            f"{self.spec.error_log}:\n{tail(self.spec.error_log)}"
-        )
 
     def answers(self) -> bool:
         """Whether the server speaks the protocol on its socket (access denied still counts)."""
@@ -252,11 +202,11 @@ class LocalServer:
                 cur.execute("SHUTDOWN")
             conn.close()
         except pymysql.MySQLError:
-            self._signal_group(pid, signal.SIGTERM)
-        if self._wait_gone(pid, timeout):
+            signal_group(pid, signal.SIGTERM)
+        if wait_gone(pid, timeout):
             return True
-        self._signal_group(pid, signal.SIGTERM)
-        if self._wait_gone(pid, 10):
+        signal_group(pid, signal.SIGTERM)
+        if wait_gone(pid, 10):
             return True
         self.kill()
         return True
@@ -265,19 +215,5 @@ class LocalServer:
         """SIGKILL the server's process group (a crash, as chaos tests want it)."""
         pid = self.pid()
         if pid is not None:
-            self._signal_group(pid, signal.SIGKILL)
-            self._wait_gone(pid, 10)
-
-    @staticmethod
-    def _signal_group(pid: int, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(os.getpgid(pid), sig)
-
-    @staticmethod
-    def _wait_gone(pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not pid_alive(pid):
-                return True
-            time.sleep(0.05)
-        return not pid_alive(pid)
+            signal_group(pid, signal.SIGKILL)
+            wait_gone(pid, 10)

@@ -40,3 +40,7 @@ class ImportRejected(FraudError):
             f"{path}: {len(errors)} bad row{'s' if len(errors) != 1 else ''}, nothing was loaded; "
             f"fix them and import the file again:\n{shown}{more}"
         )
+
+    def __reduce__(self) -> tuple[type[ImportRejected], tuple[str, list[RowError]]]:
+        # Raised in the importer's checking process and re-raised in the parent.
+        return (ImportRejected, (self.path, self.errors))

@@ -14,17 +14,22 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects.mysql import pymysql as mysql_pymysql
 
 from ledgerguard.db.engines import server_url
 from ledgerguard.db.fraud_results import UPSERT_LABELS, UPSERT_SCORES
-from ledgerguard.db.tables import transactions
 from ledgerguard.fraud.features import US_PER_SECOND
 from ledgerguard.fraud.fx import units_to_decimal
 from ledgerguard.settings import Settings
 
 BATCH_ROWS = 2_000
+LOOKUP_IDS = 20_000
+LABEL_BATCH_ROWS = 10_000
+#: Order of a label row for `upsert_labels`.
+LABEL_ROW = ("transaction_id", "external_id", "is_fraud", "labelled_at", "source")
 
 
 def writer_engine(settings: Settings, **connect_args: Any) -> sa.Engine:
@@ -94,19 +99,41 @@ def upsert_scores(
     return len(rows)
 
 
-def transaction_ids_by_external(conn: sa.Connection, external_ids: list[str]) -> dict[str, int]:
-    """`transactions.id` of each known external id (unknown ones are absent)."""
-    found: dict[str, int] = {}
-    for offset in range(0, len(external_ids), 5_000):
-        chunk = external_ids[offset : offset + 5_000]
-        query = sa.select(transactions.c.external_id, transactions.c.id).where(
-            transactions.c.external_id.in_(chunk)
+def transaction_ids_by_external(cursor: Any, external_ids: list[str]) -> np.ndarray:
+    """`transactions.id` of each external id, in the same order; -1 where none is stored.
+
+    A raw DBAPI cursor and IN lists of 20,000 ids: at 13.4M labels the SQLAlchemy rows and a
+    dict of every id cost minutes and gigabytes.
+    """
+    found = np.full(len(external_ids), -1, dtype=np.int64)
+    for offset in range(0, len(external_ids), LOOKUP_IDS):
+        chunk = external_ids[offset : offset + LOOKUP_IDS]
+        marks = ", ".join(["%s"] * len(chunk))
+        cursor.execute(
+            f"SELECT external_id, id FROM transactions WHERE external_id IN ({marks})", chunk
         )
-        found.update({external_id: int(tx_id) for external_id, tx_id in conn.execute(query)})
+        ids = dict(cursor.fetchall())
+        found[offset : offset + len(chunk)] = [ids.get(external_id, -1) for external_id in chunk]
     return found
 
 
-def upsert_labels(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """Store label rows (transaction_id, external_id, is_fraud, labelled_at, source)."""
-    for batch in _batches(rows):
-        conn.execute(UPSERT_LABELS, batch)
+def upsert_labels(cursor: Any, rows: Iterable[tuple[Any, ...]]) -> int:
+    """Store label rows `(transaction_id, external_id, is_fraud, labelled_at, source)`.
+
+    The statement is `UPSERT_LABELS` compiled once for pymysql, whose `executemany` sends
+    multi-row INSERTs; tuples instead of dicts through SQLAlchemy make 13.4M labels minutes
+    faster.
+    """
+    compiled = UPSERT_LABELS.compile(dialect=mysql_pymysql.dialect())
+    assert compiled.positiontup == list(LABEL_ROW), compiled.positiontup
+    stored = 0
+    batch: list[tuple[Any, ...]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == LABEL_BATCH_ROWS:
+            cursor.executemany(compiled.string, batch)
+            stored, batch = stored + len(batch), []
+    if batch:
+        cursor.executemany(compiled.string, batch)
+        stored += len(batch)
+    return stored

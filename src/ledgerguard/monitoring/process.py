@@ -1,24 +1,16 @@
 """Start, stop and probe one local monitoring process (Prometheus, a mysqld-exporter).
 
-The same rules as the database servers (`ledgerguard.cluster.process`, after mirakuru):
-
-* the process runs in its own process group, so a stop signals nothing else;
-* its pid and log live under the state directory; the pid file is trusted only while that pid
-  is alive *and* runs the expected binary (a reused pid is never signalled);
-* we refuse to start when the port already answers and the process is not ours;
-* ready means still alive *and* answering HTTP within a timeout; a process that dies raises at
-  once with the tail of its log.
-
-These programs write no pid file of their own, so we write the one of the process we spawn.
+The rules of every program we run are in `ledgerguard.processes` (own process group, pid file
+trusted only while it names a live process of the expected binary, "port in use" refused,
+ready = alive *and* answering HTTP within a timeout). Its pid and log live under the state
+directory; these programs write no pid file of their own, so we write the one of the process
+we spawn.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import subprocess
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +19,16 @@ import httpx
 
 from ledgerguard.cluster import process as cluster_process
 from ledgerguard.cluster.errors import BinaryNotFound as ServerBinaryNotFound
-from ledgerguard.cluster.process import pid_alive, port_answers, tail
 from ledgerguard.monitoring.errors import BinaryNotFound, PortInUse, ProcessStartError
+from ledgerguard.processes import (
+    StartFailed,
+    pid_from_file,
+    port_answers,
+    program_is,
+    spawn_detached,
+    stop_group,
+    wait_ready,
+)
 
 #: The Debian package that ships each program.
 PACKAGE_OF = {
@@ -107,17 +107,7 @@ class LocalProcess:
     # --- state ----------------------------------------------------------------------------------
     def pid(self) -> int | None:
         """Our process's pid if it is alive and still runs our binary, else None."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        if not pid_alive(pid):
-            return None
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
-        except OSError:
-            return None
-        return pid if Path(os.fsdecode(command)).name == Path(self.argv[0]).name else None
+        return pid_from_file(self.pid_file, runs=program_is(self.argv[0]))
 
     def answers(self, *, timeout: float = 1.0) -> bool:
         return http_ok(self.url + self.ready_path, timeout=timeout)
@@ -145,39 +135,22 @@ class LocalProcess:
                 f"port {self.port} ({self.name}) is already in use by another process: stop it, "
                 f"or choose another port with {self.port_setting}"
             )
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as log:
-            process = subprocess.Popen(
-                list(self.argv),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env=clean_environment() if env is None else env,
-            )
-        self.pid_file.write_text(f"{process.pid}\n")
-        self._wait_ready(process, timeout=timeout)
-        return True
-
-    def _wait_ready(self, process: subprocess.Popen[bytes], *, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                self.pid_file.unlink(missing_ok=True)
-                raise ProcessStartError(
-                    f"{self.name} exited with code {process.returncode} while starting; "
-                    f"the end of {self.log_file}:\n{tail(self.log_file)}"
-                )
-            if self.answers(timeout=0.5):
-                return
-            time.sleep(0.1)
-        _signal_group(process.pid, signal.SIGKILL)
-        _wait_gone(process.pid, 5)
-        self.pid_file.unlink(missing_ok=True)
-        raise ProcessStartError(
-            f"{self.name} did not answer on {self.url}{self.ready_path} within {timeout:.0f} s "
-            f"(killed); the end of {self.log_file}:\n{tail(self.log_file)}"
+        process = spawn_detached(
+            self.argv, log_file=self.log_file, env=clean_environment() if env is None else env
         )
+        self.pid_file.write_text(f"{process.pid}\n")
+        try:
+            wait_ready(
+                process,
+                answers=lambda: self.answers(timeout=0.5),
+                timeout=timeout,
+                name=f"{self.name} ({self.url}{self.ready_path})",
+                log_file=self.log_file,
+            )
+        except StartFailed as exc:
+            self.pid_file.unlink(missing_ok=True)
+            raise ProcessStartError(str(exc)) from None
+        return True
 
     def reload(self) -> bool:
         """SIGHUP the running process (Prometheus re-reads its config); True if it runs."""
@@ -193,23 +166,6 @@ class LocalProcess:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        _signal_group(pid, signal.SIGTERM)
-        if not _wait_gone(pid, timeout):
-            _signal_group(pid, signal.SIGKILL)
-            _wait_gone(pid, 5)
+        stop_group(pid, timeout=timeout)
         self.pid_file.unlink(missing_ok=True)
         return True
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(os.getpgid(pid), sig)
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            return True
-        time.sleep(0.05)
-    return not pid_alive(pid)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +28,6 @@ from typing import Any
 
 import httpx
 
-from ledgerguard.cluster.process import pid_alive, port_answers, tail
 from ledgerguard.errors import LedgerGuardError
 from ledgerguard.orchestration.config import (
     airflow_env,
@@ -38,6 +36,15 @@ from ledgerguard.orchestration.config import (
     client_host,
     venv_bin,
     write_passwords_file,
+)
+from ledgerguard.processes import (
+    command_line,
+    pid_alive,
+    pid_from_file,
+    port_answers,
+    signal_group,
+    spawn_detached,
+    tail,
 )
 from ledgerguard.settings import Settings
 
@@ -81,20 +88,14 @@ def airflow_binary() -> str:
 
 
 def running_pid(settings: Settings) -> int | None:
-    """The pid of our standalone process if it is alive."""
-    try:
-        pid = int(airflow_paths(settings).pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if pid_alive(pid) and _is_airflow(pid) else None
+    """The pid of our standalone process if it is alive (and still runs Airflow)."""
+    return pid_from_file(airflow_paths(settings).pid_file, runs=_is_airflow)
 
 
-def _is_airflow(pid: int) -> bool:
-    """Whether `pid` runs an Airflow program: a pid file outlives its process, pids are reused."""
-    try:
-        return b"airflow" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
+def _is_airflow(cmdline: bytes) -> bool:
+    """Whether a command line runs an Airflow program: pid files outlive processes, pids are
+    reused."""
+    return b"airflow" in cmdline
 
 
 def component_health(settings: Settings, *, timeout: float = 2.0) -> dict[str, str]:
@@ -137,17 +138,13 @@ def start_airflow(settings: Settings, *, timeout: float = 180.0) -> bool:
     paths.home.mkdir(parents=True, exist_ok=True)
     write_passwords_file(settings, paths.passwords_file)
     env = dict(os.environ) | airflow_env(settings)
-    with paths.log_file.open("ab") as log:
-        process = subprocess.Popen(
-            [binary, "standalone"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=paths.home,
-            start_new_session=True,
-            preexec_fn=_default_sigint,
-        )
+    process = spawn_detached(
+        [binary, "standalone"],
+        log_file=paths.log_file,
+        env=env,
+        cwd=paths.home,
+        preexec_fn=_default_sigint,
+    )
     paths.pid_file.write_text(f"{process.pid}\n")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -166,11 +163,6 @@ def start_airflow(settings: Settings, *, timeout: float = 180.0) -> bool:
         f"{component_health(settings) or 'no answer'}; end of {paths.log_file}:\n"
         f"{tail(paths.log_file)}"
     )
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
 
 
 def _group_members(pgid: int) -> list[tuple[int, bytes]]:
@@ -218,9 +210,9 @@ def stop_airflow(settings: Settings, *, grace: float = 15.0) -> bool:
         pid = int(paths.pid_file.read_text().strip())
     except (OSError, ValueError):
         return False
-    was_running = pid_alive(pid) and _is_airflow(pid)
+    was_running = pid_alive(pid) and _is_airflow(command_line(pid))
     if was_running:
-        _signal_group(pid, signal.SIGINT)
+        signal_group(pid, signal.SIGINT)
         if not _wait_group_gone(pid, 3.0):
             for member, cmdline in _group_members(pid):
                 if b"LocalExecutor: <idle>" in cmdline:
@@ -231,7 +223,7 @@ def stop_airflow(settings: Settings, *, grace: float = 15.0) -> bool:
     for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 10.0)):
         if not _group_members(pid):
             break
-        _signal_group(pid, sig)
+        signal_group(pid, sig)
         _wait_group_gone(pid, wait)
     paths.pid_file.unlink(missing_ok=True)
     return was_running
