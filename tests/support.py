@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pymysql
 
+from ledgerguard.cluster.admin import admin_connection, run
+from ledgerguard.cluster.local import LocalCluster
+from ledgerguard.cluster.replication import Statement
 from ledgerguard.settings import Settings
 
 TEST_SECRETS = {
@@ -112,3 +117,19 @@ def make_key(settings: Settings, name: str, scopes: tuple[str, ...]) -> str:
     finally:
         engine.dispose()
     return plain
+
+
+@contextlib.contextmanager
+def replica_sql_thread_stopped(cluster: LocalCluster, settings: Settings) -> Iterator[None]:
+    """The replica's SQL thread stopped for the block (it still receives, applies nothing);
+    started again after it, and the replica waited for."""
+    replica = cluster.specs["replica"]
+    password = settings.mysql_root_password.get_secret_value()
+    with admin_connection(replica, password=password) as conn:
+        run(conn, Statement("STOP SLAVE SQL_THREAD"))
+    try:
+        yield
+    finally:
+        with admin_connection(replica, password=password) as conn:
+            run(conn, Statement("START SLAVE SQL_THREAD"))
+        cluster.wait_for_replica(timeout=30)

@@ -15,9 +15,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from ledgerguard.cluster.admin import admin_connection, run
 from ledgerguard.cluster.local import LocalCluster
-from ledgerguard.cluster.replication import Statement
 from ledgerguard.db.tables import fraud_labels, fraud_scores
 from ledgerguard.fraud.compliance import compliance_report
 from ledgerguard.fraud.errors import FraudAnalysisError, ImportRejected
@@ -28,7 +26,7 @@ from ledgerguard.fraud.reader import ReplicaReader, wait_for_replica
 from ledgerguard.fraud.store import writer_engine
 from ledgerguard.fraud.synthetic import SyntheticConfig, generate, write_dataset
 from ledgerguard.settings import Settings
-from tests.support import api_conn
+from tests.support import api_conn, replica_sql_thread_stopped
 
 OFFSET = 77_000_000
 DAY = date(2025, 2, 5)
@@ -258,19 +256,6 @@ def test_compliance_report_of_a_day(first_run: AnalysisResult, settings: Setting
     assert report.ctr_users >= 2 and report.structuring_users >= 1
 
 
-def test_fraud_tables_match_the_metadata(cluster: LocalCluster, settings: Settings):
-    engine = writer_engine(settings)
-    try:
-        inspector = sa.inspect(engine)
-        for table in (fraud_labels, fraud_scores):
-            columns = {c["name"]: c["nullable"] for c in inspector.get_columns(table.name)}
-            assert columns == {c.name: c.nullable for c in table.columns}
-            indexes = {i["name"] for i in inspector.get_indexes(table.name)}
-            assert indexes == {i.name for i in table.indexes}
-    finally:
-        engine.dispose()
-
-
 def test_evaluation_of_a_stored_run(first_run: AnalysisResult, loaded: Loaded, settings: Settings):
     frame = scores_from_database(settings, labels_path=loaded.labels, start=START, end=END)
     assert len(frame) == first_run.analysed - len(EXTRA_ROWS)  # the extra rows have no label
@@ -303,11 +288,7 @@ def test_users_cut_short_by_the_server_are_read_row_by_row(
 def test_the_analysis_waits_for_the_replica_and_refuses_a_stale_one(
     healthy_cluster: LocalCluster, settings: Settings
 ):
-    replica = healthy_cluster.specs["replica"]
-    password = settings.mysql_root_password.get_secret_value()
-    with admin_connection(replica, password=password) as conn:
-        run(conn, Statement("STOP SLAVE SQL_THREAD"))
-    try:
+    with replica_sql_thread_stopped(healthy_cluster, settings):
         with api_conn(settings) as conn, conn.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO transactions (user_id, amount, currency, occurred_at, created_at) "
@@ -317,9 +298,6 @@ def test_the_analysis_waits_for_the_replica_and_refuses_a_stale_one(
         impatient = settings.model_copy(update={"replica_catch_up_timeout": 1.0})
         with pytest.raises(FraudAnalysisError, match="has not applied"):
             analyze_interval(impatient, start=START, end=END)
-    finally:
-        with admin_connection(replica, password=password) as conn:
-            run(conn, Statement("START SLAVE SQL_THREAD"))
     wait_for_replica(settings)  # returns once the row is there
     with ReplicaReader(settings) as reader:
         users = set(

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ledgerguard.cluster.admin import admin_connection, run
 from ledgerguard.cluster.health import (
     IntervalNotOver,
     ReplicaNotFresh,
@@ -14,9 +13,8 @@ from ledgerguard.cluster.health import (
     check_replica_fresh,
 )
 from ledgerguard.cluster.local import LocalCluster
-from ledgerguard.cluster.replication import Statement
 from ledgerguard.settings import Settings
-from tests.support import api_conn, free_ports
+from tests.support import api_conn, free_ports, replica_sql_thread_stopped
 
 PAST = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -51,18 +49,10 @@ def test_an_interval_that_has_not_ended_is_refused_unless_allowed(
 def test_a_stopped_sql_thread_fails_with_the_reason(
     healthy_cluster: LocalCluster, settings: Settings
 ):
-    replica = healthy_cluster.specs["replica"]
-    password = settings.mysql_root_password.get_secret_value()
-    with admin_connection(replica, password=password) as conn:
-        run(conn, Statement("STOP SLAVE SQL_THREAD"))
-    try:
+    with replica_sql_thread_stopped(healthy_cluster, settings):
         _write_row(settings)
         with pytest.raises(ReplicaNotFresh, match="SQL thread running: False"):
             check_replica_fresh(settings, until=PAST, timeout=1.5)
-    finally:
-        with admin_connection(replica, password=password) as conn:
-            run(conn, Statement("START SLAVE SQL_THREAD"))
-        healthy_cluster.wait_for_replica(timeout=30)
     assert check_replica_fresh(settings, until=PAST, timeout=30).replica_gtid
 
 
