@@ -106,3 +106,9 @@ def test_bench_analysis_smoke(healthy_cluster: LocalCluster, env: dict[str, str]
     second = json.loads(again.stdout)
     assert second["load_skipped"] is True and "import_seconds" not in second
     assert (second["rows"], second["analysed"]) == (report["rows"], report["analysed"])
+    # --all-days scores every stored transaction of the data set, history days included.
+    whole = runner.invoke(app, [*BENCH_ARGS, "--all-days"], env=env)
+    assert whole.exit_code == 0, whole.output
+    everything = json.loads(whole.stdout)
+    assert everything["analysed"] == everything["analysis_rows_read"] > second["analysed"]
+    assert everything["analysed_interval"][0] == "2031-01-01T00:00:00+00:00"

@@ -138,6 +138,14 @@ def analysis(
     start: Annotated[
         datetime, typer.Option(formats=["%Y-%m-%d"], help="First day of the synthetic data.")
     ] = datetime(2025, 1, 1),
+    all_days: Annotated[
+        bool,
+        typer.Option(
+            "--all-days",
+            help="Score every transaction of the data set, not only those after the first "
+            "30 days (whose trailing windows are complete).",
+        ),
+    ] = False,
 ) -> None:
     """Time the nightly analysis over N transactions on the replica; prints JSON.
 
@@ -148,7 +156,9 @@ def analysis(
     settings = settings_of(ctx)
     say(f"loading up to {rows:,} synthetic transactions (once per seed and size), then analysing")
     try:
-        result = bench_analysis(settings, rows, seed=seed, start=start.date())
+        result = bench_analysis(
+            settings, rows, seed=seed, start=start.date(), history_days=0 if all_days else 30
+        )
     except LedgerGuardError as exc:
         abort(str(exc))
     print_json(result)

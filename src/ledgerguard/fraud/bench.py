@@ -92,11 +92,13 @@ def bench_analysis(
     days: int = 60,
     start: date = date(2025, 1, 1),
     wait_for_replica: bool = True,
+    history_days: int = 30,
 ) -> dict[str, Any]:
     """Load about `rows` synthetic transactions (unless already stored) and time one analysis.
 
-    The analysed interval is every day after the first 30 (the lookback of the trailing
-    windows), so the run reads all `rows` rows and scores about half of them. Returns a
+    The analysed interval is every day after the first `history_days` (by default the 30 days
+    of lookback of the trailing windows), so the run reads all `rows` rows and scores about
+    half of them; with `history_days=0` it scores every one. Returns a
     JSON-able dict: rows, import and analysis seconds, rows/s, peak RSS in MiB; with
     `load_skipped` true (and no import figures) when the data set was already stored.
     """
@@ -138,11 +140,12 @@ def bench_analysis(
         LocalCluster(settings).wait_for_replica(timeout=600)
 
     first = datetime.combine(config.start, datetime.min.time(), UTC)
-    start, end = first + timedelta(days=30), first + timedelta(days=config.days + 1)
+    start, end = first + timedelta(days=history_days), first + timedelta(days=config.days + 1)
     context = multiprocessing.get_context("spawn")
     with context.Pool(1) as pool:
         analysis = pool.apply(_analyse_in_child, (settings, start, end))
     return load | {
+        "analysed_interval": [start.isoformat(), end.isoformat()],
         "analysis_seconds": round(analysis["wall_seconds"], 2),
         "analysis_rows_read": analysis["rows_read"],
         "analysis_rows_per_second": round(analysis["rows_read"] / analysis["wall_seconds"]),
