@@ -90,8 +90,10 @@ def loaded(
     )
     assert result.inserted == result.rows and result.method == "load_data"
     assert seen and seen[-1][0] == seen[-1][1] == result.rows
-    labels = import_labels(settings, labels_path)
+    steps: list[tuple[int, int]] = []
+    labels = import_labels(settings, labels_path, progress=lambda d, t: steps.append((d, t)))
     assert labels.rows == result.rows - len(EXTRA_ROWS) and labels.fraud > 0
+    assert steps[-1] == (2 * labels.rows, 2 * labels.rows)  # looked up, then stored
     cluster.wait_for_replica(timeout=60)
     yield Loaded(transactions=tx_path, labels=labels_path, rows=result.rows)
 

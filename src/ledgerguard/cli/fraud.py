@@ -201,7 +201,13 @@ def import_labels_cmd(
     from ledgerguard.fraud.imports import import_labels
 
     try:
-        result = import_labels(settings_of(ctx), path)
+        with _progress("importing") as bar:
+            task = bar.add_task("looking up and storing labels", total=None)
+            result = import_labels(
+                settings_of(ctx),
+                path,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
     except ImportRejected as exc:
         for error in exc.errors[:50]:
             err_console.print(f"line {error.line}: {error.message}", highlight=False)

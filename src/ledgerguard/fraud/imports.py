@@ -145,7 +145,10 @@ def import_transactions(
 def import_labels(
     settings: Settings, path: Path, *, source: str = "import", progress: Progress | None = None
 ) -> LabelImportResult:
-    """Upsert fraud labels from a CSV into `fraud_labels`, all or nothing (see module docstring)."""
+    """Upsert fraud labels from a CSV into `fraud_labels`, all or nothing (see module docstring).
+
+    `progress(done, total)` runs over twice the rows: the ids are looked up, then stored.
+    """
     began = time.monotonic()
     path = Path(path)
     frame, lines = read_csv_rows(path, LABEL_COLUMNS)
@@ -174,7 +177,10 @@ def import_labels(
     connection = engine.raw_connection()
     try:
         with connection.cursor() as cursor:
-            ids = transaction_ids_by_external(cursor, external_ids)
+            rows = len(external_ids)
+            ids = transaction_ids_by_external(
+                cursor, external_ids, None if progress is None else lambda n: progress(n, 2 * rows)
+            )
             checks.fail(ids < 0, lambda i: f"no transaction with external_id {external_ids[i]!r}")
             checks.raise_if_any(path)
             is_fraud = flag.isin(_TRUE).to_numpy()
@@ -182,7 +188,6 @@ def import_labels(
                 stamp if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S.%f")
                 for moment in labelled_at
             ]
-            rows = len(external_ids)
             upsert_labels(
                 cursor,
                 zip(
@@ -193,10 +198,9 @@ def import_labels(
                     itertools.repeat(source, rows),
                     strict=False,
                 ),
+                None if progress is None else lambda n: progress(rows + n, 2 * rows),
             )
         connection.commit()
-        if progress is not None:
-            progress(rows, rows)
     except BaseException:
         connection.rollback()
         raise
