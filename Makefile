@@ -1,6 +1,6 @@
 # Thin targets; the work lives in scripts/setup.sh and the `ledgerguard` CLI.
 # the test suite and the demo run Airflow's DAGs, so both extras by default
-EXTRAS ?= dev,airflow
+EXTRAS ?= dev,airflow,ml
 LG := .venv/bin/ledgerguard
 
 .PHONY: setup demo test chaos lint format up down status reset

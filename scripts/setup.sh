@@ -2,7 +2,7 @@
 # Installs what LedgerGuard needs on a Debian 12 machine, idempotently:
 #   - Debian packages (MariaDB server/client core, ...), only those missing;
 #   - .venv with the package and its extras (EXTRAS, default "dev"; the Makefile asks for
-#     "dev,airflow"), re-installed when
+#     "dev,airflow,ml"), re-installed when
 #     pyproject.toml changes.
 # Used by `make setup`, `make demo`, `make test` and .ci/run.
 set -euo pipefail

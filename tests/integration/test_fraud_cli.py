@@ -112,3 +112,20 @@ def test_bench_analysis_smoke(healthy_cluster: LocalCluster, env: dict[str, str]
     everything = json.loads(whole.stdout)
     assert everything["analysed"] == everything["analysis_rows_read"] > second["analysed"]
     assert everything["analysed_interval"][0] == "2031-01-01T00:00:00+00:00"
+
+
+def test_train_prints_both_average_precisions_and_writes_the_model(
+    settings: Settings, env: dict[str, str], tmp_path: Path
+):
+    args = ["--rows", "30000", "--days", "30", "--seed", "4", "--out", str(tmp_path)]
+    assert runner.invoke(app, ["generate", *args, "--name", "tr"], env=env).exit_code == 0
+    files = [str(tmp_path / "tr_transactions.csv"), str(tmp_path / "tr_labels.csv")]
+    model = tmp_path / "m" / "model.joblib"
+    result = runner.invoke(app, ["fraud", "train", *files, "--out", str(model), "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["test_frauds"] > 0 and model.exists()
+    assert 0 < report["average_precision_model"] <= 1
+    assert 0 < report["average_precision_rules"] <= 1
+    too_long = runner.invoke(app, ["fraud", "train", *files, "--test-days", "40"], env=env)
+    assert too_long.exit_code == 1 and "needs frauds and legitimate rows" in too_long.output

@@ -15,7 +15,8 @@ from ledgerguard.cli.common import abort, err_console, print_json, say, settings
 from ledgerguard.errors import LedgerGuardError
 
 app = typer.Typer(
-    help="Fraud analysis on the replica: analyze, compliance, evaluate.", no_args_is_help=True
+    help="Fraud analysis on the replica: analyze, compliance, evaluate, train.",
+    no_args_is_help=True,
 )
 import_app = typer.Typer(
     help="Bulk imports into the primary (all or nothing).", no_args_is_help=True
@@ -147,6 +148,49 @@ def evaluate(
     for row in table.itertuples(index=False):
         rich_table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row])
     err_console.print(rich_table)
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    transactions: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="Import-format CSV.")
+    ],
+    labels: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="external_id,is_fraud CSV.")
+    ],
+    out: Annotated[Path, typer.Option(help="Where to write the model (joblib).")] = Path(
+        "models/fraud_model.joblib"
+    ),
+    test_days: Annotated[
+        int, typer.Option(min=1, help="Last days held out to judge the model (a time split).")
+    ] = 7,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train a model on the engine's window features; compare it with the rules on held-out days."""
+    import pandas as pd
+
+    from ledgerguard.fraud.model import train_model
+
+    settings = settings_of(ctx)
+    frame = pd.read_csv(transactions, dtype=str, keep_default_na=False)
+    label_frame = pd.read_csv(labels, dtype={"external_id": str}, keep_default_na=False)
+    try:
+        with err_console.status("building features and training"):
+            report = train_model(
+                frame, label_frame, out=out, params=settings.fraud, test_days=test_days
+            )
+    except (LedgerGuardError, KeyError, ValueError) as exc:
+        abort(f"cannot train on {transactions}: {exc}")
+    if as_json:
+        print_json(report.to_dict())
+        return
+    say(
+        f"trained on {report.train_rows:,} rows, judged on {report.test_rows:,} "
+        f"({report.test_frauds:,} frauds) since {report.test_since}: average precision "
+        f"model {report.average_precision_model:.3f}, rules {report.average_precision_rules:.3f}; "
+        f"model written to {report.model_path}"
+    )
 
 
 @import_app.command("transactions")
