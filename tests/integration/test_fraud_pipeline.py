@@ -21,6 +21,7 @@ from ledgerguard.fraud.compliance import compliance_report
 from ledgerguard.fraud.errors import FraudAnalysisError, ImportRejected
 from ledgerguard.fraud.evaluate import evaluate, scores_from_database
 from ledgerguard.fraud.imports import import_labels, import_transactions
+from ledgerguard.fraud.model import train_model
 from ledgerguard.fraud.pipeline import AnalysisResult, analyze_interval, merge_reports
 from ledgerguard.fraud.reader import ReplicaReader, wait_for_replica
 from ledgerguard.fraud.store import writer_engine
@@ -347,3 +348,23 @@ def test_a_file_of_many_chunks_is_checked_in_a_child_and_refused_whole(
             "SELECT terminal_id FROM transactions WHERE external_id = %s", ("itchunk-\\N",)
         )
         assert cursor.fetchall() == ((None,),)  # a literal backslash-N id, a NULL terminal
+
+
+def test_a_trained_model_joins_the_nightly_score(
+    first_run: AnalysisResult, loaded: Loaded, settings: Settings, tmp_path: Path
+):
+    transactions = pd.read_csv(loaded.transactions, dtype=str, keep_default_na=False)
+    labels = pd.read_csv(loaded.labels, dtype={"external_id": str}, keep_default_na=False)
+    model_path = tmp_path / "fraud.joblib"
+    train_model(transactions, labels, out=model_path, test_days=10)
+    fraud = settings.fraud.model_copy(update={"model_path": model_path})
+    try:
+        scored = analyze_interval(
+            settings.model_copy(update={"fraud": fraud}), start=START, end=END
+        )
+        rules_only = analyze_interval(settings, start=START, end=END)
+        assert "model" in scored.counts_by_rule and "model" not in rules_only.counts_by_rule
+        assert scored.analysed == rules_only.analysed
+        assert scored.flagged >= rules_only.flagged  # one more signal only raises scores
+    finally:  # the verdicts of the rules alone again, for whatever runs next
+        analyze_interval(settings, start=START, end=END)

@@ -10,8 +10,8 @@ score on the same rows, by average precision.
 What the model sees follows the pipeline's rules: terminal features count only labels older
 than `label_delay_days`, so nothing from the future leaks into a row's features. The model file
 (joblib) holds the model, its feature names, the parameters the features were built with and the
-evaluation. The nightly score does not read it yet: a team compares the two numbers first; the
-next step is a `model` signal in `scoring.score_frame` behind a setting.
+evaluation. With `LEDGERGUARD_FRAUD__MODEL_PATH` set, the nightly analysis loads it once per run
+(`FraudModel`) and `scoring.score_frame` adds its probability as one more signal of the score.
 
 Needs the `ml` extra (`pip install -e .[ml]`: scikit-learn).
 """
@@ -167,3 +167,36 @@ def load_model(path: Path) -> dict[str, Any]:
     import joblib
 
     return dict(joblib.load(path))
+
+
+class FraudModel:
+    """A trained model as the scorer uses it: fraud probability per row of a feature frame."""
+
+    def __init__(self, model: Any, features: list[str]) -> None:
+        self._model = model
+        self.features = features
+
+    @classmethod
+    def load(cls, path: Path) -> FraudModel:
+        """Read `path`; `TrainingError` when it is missing, unreadable or scikit-learn is absent."""
+        try:
+            saved = load_model(path)
+            return cls(saved["model"], list(saved["features"]))
+        except ImportError as exc:
+            raise TrainingError(
+                f"{path}: reading a model needs scikit-learn: pip install -e '.[ml]'"
+            ) from exc
+        except (OSError, KeyError, ValueError, EOFError) as exc:
+            raise TrainingError(
+                f"{path}: not a model written by `ledgerguard fraud train`: {exc}"
+            ) from exc
+
+    def probability(self, data: pd.DataFrame) -> np.ndarray:
+        """P(fraud) per row; the frame must hold the features the model was trained on."""
+        missing = [name for name in self.features if name not in data]
+        if missing:
+            raise TrainingError(
+                f"the model needs features the current parameters do not build: {missing} "
+                "(train it again with today's LEDGERGUARD_FRAUD__* windows)"
+            )
+        return self._model.predict_proba(data[self.features].to_numpy(dtype=float))[:, 1]

@@ -12,6 +12,7 @@ deployment tunes the engine here and nowhere else.
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -74,6 +75,12 @@ class FraudParameters(BaseModel):
     weight_velocity: float = Field(0.9, ge=0, le=1)
     weight_spending_anomaly: float = Field(0.8, ge=0, le=1)
     weight_terminal_risk: float = Field(0.7, ge=0, le=1)
+    #: A model trained by `ledgerguard fraud train`; when set, its fraud probability p joins the
+    #: score as one more signal of strength p (reason "model") and weight `weight_model`.
+    model_path: Path | None = None
+    weight_model: float = Field(0.8, ge=0, le=1)
+    #: The model's signal is named among a row's reasons from this probability on.
+    model_reason_probability: float = Field(0.5, gt=0, le=1)
     #: Rows scoring below this (and not flagged) are not written to `fraud_scores`: a nightly
     #: run over millions of normal transactions stores only what someone may look at.
     store_min_score: float = Field(0.1, ge=0, le=1)

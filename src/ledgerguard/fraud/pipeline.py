@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.fraud.features import TerminalHistory
@@ -46,6 +46,9 @@ from ledgerguard.fraud.scoring import score_frame
 from ledgerguard.fraud.store import upsert_scores, writer_engine
 from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings
+
+if TYPE_CHECKING:
+    from ledgerguard.fraud.model import FraudModel
 
 Progress = Callable[[int, int], None]
 
@@ -124,6 +127,7 @@ def analyze_interval(
         days=params.label_delay_days + max(params.terminal_feature_windows)
     )
     terminal_until = _midnight(end) + timedelta(days=1) - timedelta(days=params.label_delay_days)
+    model = _model(params.model_path)
     wait_for_replica(settings)
     writer = writer_engine(settings)
     try:
@@ -147,6 +151,7 @@ def analyze_interval(
                     start=start,
                     end=end,
                     keep_ids=keep,
+                    model=model,
                 )
                 with writer.begin() as conn:
                     totals["stored"] += upsert_scores(
@@ -197,6 +202,18 @@ def merge_reports(settings: Settings, *, start: datetime, end: datetime) -> Repo
         settings.reports_dir, start.astimezone(UTC).date(), rows
     )
     return ReportPaths(report_path=report_path, details_path=details_path, flagged=flagged)
+
+
+def _model(path: Path | None) -> FraudModel | None:
+    """The trained model of `LEDGERGUARD_FRAUD__MODEL_PATH`, read once per run (None: rules only)."""
+    if path is None:
+        return None
+    from ledgerguard.fraud.model import FraudModel, TrainingError
+
+    try:
+        return FraudModel.load(path)
+    except TrainingError as exc:
+        raise FraudAnalysisError(str(exc)) from exc
 
 
 def day_interval(day: date) -> tuple[datetime, datetime]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,10 @@ from ledgerguard.fraud.features import (
     sort_frame,
 )
 from ledgerguard.fraud.params import FraudParameters
-from ledgerguard.fraud.rules import RULES
+from ledgerguard.fraud.rules import RULE_IDS, RULES
+
+if TYPE_CHECKING:  # model.py imports this module
+    from ledgerguard.fraud.model import FraudModel
 
 #: Columns of the verdict frame returned for stored rows.
 VERDICT_COLUMNS = (
@@ -40,6 +44,15 @@ VERDICT_COLUMNS = (
     "rule_ids",
     "reasons",
 )
+
+
+#: Rule id of the trained model's signal (`ledgerguard fraud train`).
+MODEL_SIGNAL = "model"
+
+
+def _signal_ids(probability: np.ndarray | None) -> tuple[str, ...]:
+    """Ids of the score's columns: every rule, then the model when there is one."""
+    return RULE_IDS if probability is None else (*RULE_IDS, MODEL_SIGNAL)
 
 
 @dataclass
@@ -70,12 +83,17 @@ def score_frame(
     end: datetime,
     keep_ids: np.ndarray | None = None,
     store_all: bool = False,
+    model: FraudModel | None = None,
 ) -> PageScores:
     """Score the rows of `frame` inside [start, end); earlier rows only feed the windows.
 
     Rows are returned (in `PageScores.rows`) when flagged, when a rule fired, when their score
     reaches `store_min_score`, when their USD amount is unknown, when their id is in `keep_ids`
     (rows stored by an earlier run, so a rerun overwrites them), or always with `store_all`.
+    With a `model` (`ledgerguard fraud train`), its fraud probability p is one more signal of
+    the noisy-OR score, of strength p and weight `weight_model`; it counts as fired (id and
+    reason "model") from `model_reason_probability` on. It never flags on its own like a hard
+    rule does: only through the score threshold.
     """
     start_us, end_us = to_us(start), to_us(end)
     frame = sort_frame(frame)
@@ -93,6 +111,10 @@ def score_frame(
         fired[:, column] = outcome.fired
         if rule.hard:
             hard |= outcome.fired
+    probability = model.probability(data) if model is not None else None
+    if probability is not None:
+        weighted = np.column_stack([weighted, params.weight_model * probability])
+        fired = np.column_stack([fired, probability >= params.model_reason_probability])
     score = np.round(1.0 - np.prod(1.0 - weighted, axis=1), 4)
     flagged = hard | (score >= params.score_threshold)
     no_usd = data["usd_units"].to_numpy() < 0
@@ -109,7 +131,9 @@ def score_frame(
     rows = data.iloc[stored][list(VERDICT_COLUMNS[:6])].copy()
     rows["score"] = score[stored]
     rows["flagged"] = flagged[stored]
-    rule_ids, reasons = _words(data, stored, fired, weighted, flagged, score, no_usd, params)
+    rule_ids, reasons = _words(
+        data, stored, fired, weighted, flagged, score, no_usd, params, probability
+    )
     rows["rule_ids"] = rule_ids
     rows["reasons"] = reasons
     return PageScores(
@@ -118,7 +142,8 @@ def score_frame(
         flagged=int((flagged & inside).sum()),
         no_usd_rate=int((no_usd & inside).sum()),
         counts_by_rule={
-            rule.id: int((fired[:, column] & inside).sum()) for column, rule in enumerate(RULES)
+            signal: int((fired[:, column] & inside).sum())
+            for column, signal in enumerate(_signal_ids(probability))
         },
     )
 
@@ -132,6 +157,7 @@ def _words(
     score: np.ndarray,
     no_usd: np.ndarray,
     params: FraudParameters,
+    probability: np.ndarray | None = None,
 ) -> tuple[list[str], list[str]]:
     """Rule ids and reasons of the stored rows (few rows: plain Python is fine here)."""
     ids: list[list[str]] = [[] for _ in stored]
@@ -144,6 +170,13 @@ def _words(
         for position, text in zip(positions, texts, strict=True):
             ids[position].append(rule.id)
             reasons[position].append(text)
+    if probability is not None:
+        for position in np.flatnonzero(fired[stored, len(RULES)]).tolist():
+            ids[position].append(MODEL_SIGNAL)
+            reasons[position].append(
+                f"model: fraud probability {probability[stored[position]]:.2f} "
+                f"(trained model, weight {params.weight_model})"
+            )
     currency = data["currency"].to_numpy()
     for position, row in enumerate(stored):
         if no_usd[row]:
@@ -154,8 +187,8 @@ def _words(
             )
         if flagged[row] and not ids[position]:
             parts = ", ".join(
-                f"{rule.id} {weighted[row, column]:.2f}"
-                for column, rule in enumerate(RULES)
+                f"{signal} {weighted[row, column]:.2f}"
+                for column, signal in enumerate(_signal_ids(probability))
                 if weighted[row, column] > 0
             )
             reasons[position].append(

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ledgerguard.fraud.model import TrainingError, load_model, train_model
+from ledgerguard.fraud.errors import FraudAnalysisError
+from ledgerguard.fraud.evaluate import engine_frame
+from ledgerguard.fraud.features import TerminalHistory, terminal_days
+from ledgerguard.fraud.model import FraudModel, TrainingError, load_model, train_model
+from ledgerguard.fraud.params import FraudParameters
+from ledgerguard.fraud.pipeline import analyze_interval
+from ledgerguard.fraud.scoring import score_frame
 from ledgerguard.fraud.synthetic import SyntheticConfig, generate, write_dataset
+from ledgerguard.money import FxRates
+from tests.support import make_settings
 
 
 @pytest.fixture(scope="module")
@@ -46,3 +55,34 @@ def test_labels_without_fraud_cannot_train(
     with pytest.raises(TrainingError, match="needs frauds and legitimate rows"):
         train_model(transactions, labels.assign(is_fraud=0), out=tmp_path / "m.joblib")
     assert not (tmp_path / "m.joblib").exists()
+
+
+def test_the_model_joins_the_score_as_one_more_signal(
+    dataset: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+):
+    transactions, labels = dataset
+    out = tmp_path / "fraud.joblib"
+    train_model(transactions, labels, out=out, test_days=7)
+    model = FraudModel.load(out)
+    params = FraudParameters()
+    frame = engine_frame(transactions, FxRates())
+    fraud_ids = frame.loc[frame["external_id"].isin(labels["external_id"]), "transaction_id"]
+    history = TerminalHistory(terminal_days(frame, fraud_ids.to_numpy()))
+    data = frame.drop(columns="external_id")
+    start, end = datetime(2025, 2, 3, tzinfo=UTC), datetime(2025, 2, 10, tzinfo=UTC)
+    rules = score_frame(data, history, params, start=start, end=end, store_all=True)
+    both = score_frame(data, history, params, start=start, end=end, store_all=True, model=model)
+    assert (both.rows["score"].to_numpy() >= rules.rows["score"].to_numpy()).all()
+    assert both.counts_by_rule["model"] > 0 and "model" not in rules.counts_by_rule
+    named = both.rows[both.rows["rule_ids"].str.contains("model")]
+    assert len(named) == both.counts_by_rule["model"]
+    assert named["reasons"].str.contains("model: fraud probability").all()
+
+
+def test_a_missing_model_file_refuses_the_run(tmp_path: Path):
+    settings = make_settings(tmp_path)
+    settings.fraud.model_path = tmp_path / "nowhere.joblib"
+    with pytest.raises(FraudAnalysisError, match="not a model written by"):
+        analyze_interval(
+            settings, start=datetime(2025, 2, 3, tzinfo=UTC), end=datetime(2025, 2, 4, tzinfo=UTC)
+        )
