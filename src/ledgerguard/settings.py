@@ -177,6 +177,8 @@ class Settings(BaseSettings):
             )
             if isinstance(value, BaseModel):
                 for sub, sub_value in value.model_dump(mode="json").items():
+                    if sub_value is None:  # unset stays unset (the string "None" is a value)
+                        continue
                     text = (
                         json.dumps(sub_value)
                         if isinstance(sub_value, list | dict)

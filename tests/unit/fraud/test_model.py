@@ -86,3 +86,12 @@ def test_a_missing_model_file_refuses_the_run(tmp_path: Path):
         analyze_interval(
             settings, start=datetime(2025, 2, 3, tzinfo=UTC), end=datetime(2025, 2, 4, tzinfo=UTC)
         )
+
+
+def test_an_unset_model_path_stays_unset_in_child_processes(tmp_path: Path):
+    # Airflow tasks and API workers rebuild Settings from `to_env()`: "None" would be a path.
+    env = make_settings(tmp_path).to_env()
+    assert "LEDGERGUARD_FRAUD__MODEL_PATH" not in env
+    chosen = make_settings(tmp_path)
+    chosen.fraud.model_path = tmp_path / "m.joblib"
+    assert chosen.to_env()["LEDGERGUARD_FRAUD__MODEL_PATH"] == str(tmp_path / "m.joblib")
