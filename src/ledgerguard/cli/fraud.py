@@ -3,9 +3,10 @@ from the command line (the same library calls as the Airflow DAGs)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -193,6 +194,25 @@ def train(
     )
 
 
+T = TypeVar("T")
+
+
+def _run_import(path: Path, what: str, run: Callable[[Callable[[int, int], None]], T]) -> T:
+    """`run(progress)` under a progress bar; a refused file lists its bad lines and exits 1."""
+    from ledgerguard.fraud.errors import ImportRejected
+
+    try:
+        with _progress("importing") as bar:
+            task = bar.add_task(what, total=None)
+            return run(lambda done, total: bar.update(task, completed=done, total=total))
+    except ImportRejected as exc:
+        for error in exc.errors[:50]:
+            err_console.print(f"line {error.line}: {error.message}", highlight=False)
+        abort(f"{path} refused, nothing was loaded: {len(exc.errors)} bad row(s)")
+    except LedgerGuardError as exc:
+        abort(str(exc))
+
+
 @import_app.command("transactions")
 def import_transactions_cmd(
     ctx: typer.Context,
@@ -207,23 +227,13 @@ def import_transactions_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Bulk-load transactions into the primary; any bad row refuses the whole file (line numbers)."""
-    from ledgerguard.fraud.errors import ImportRejected
     from ledgerguard.fraud.imports import import_transactions
 
-    try:
-        with _progress("importing") as bar:
-            task = bar.add_task("importing rows", total=None)
-            result = import_transactions(
-                settings_of(ctx),
-                path,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-    except ImportRejected as exc:
-        for error in exc.errors[:50]:
-            err_console.print(f"line {error.line}: {error.message}", highlight=False)
-        abort(f"{path} refused, nothing was loaded: {len(exc.errors)} bad row(s)")
-    except LedgerGuardError as exc:
-        abort(str(exc))
+    result = _run_import(
+        path,
+        "importing rows",
+        lambda progress: import_transactions(settings_of(ctx), path, progress=progress),
+    )
     if as_json:
         print_json(result.__dict__ | {"rows_per_second": result.rows_per_second})
         return
@@ -241,23 +251,13 @@ def import_labels_cmd(
     ],
 ) -> None:
     """Upsert fraud labels (chargebacks, analyst decisions); the whole file or nothing."""
-    from ledgerguard.fraud.errors import ImportRejected
     from ledgerguard.fraud.imports import import_labels
 
-    try:
-        with _progress("importing") as bar:
-            task = bar.add_task("looking up and storing labels", total=None)
-            result = import_labels(
-                settings_of(ctx),
-                path,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-    except ImportRejected as exc:
-        for error in exc.errors[:50]:
-            err_console.print(f"line {error.line}: {error.message}", highlight=False)
-        abort(f"{path} refused, nothing was loaded: {len(exc.errors)} bad row(s)")
-    except LedgerGuardError as exc:
-        abort(str(exc))
+    result = _run_import(
+        path,
+        "looking up and storing labels",
+        lambda progress: import_labels(settings_of(ctx), path, progress=progress),
+    )
     say(f"stored {result.rows} labels ({result.fraud} fraud) in {result.seconds:.1f} s")
 
 

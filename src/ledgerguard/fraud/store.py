@@ -23,6 +23,7 @@ from ledgerguard.db.engines import server_url
 from ledgerguard.db.fraud_results import UPSERT_LABELS, UPSERT_SCORES
 from ledgerguard.fraud.features import US_PER_SECOND
 from ledgerguard.fraud.fx import units_to_decimal
+from ledgerguard.fraud.scoring import VERDICT_COLUMNS
 from ledgerguard.settings import Settings
 
 BATCH_ROWS = 2_000
@@ -80,18 +81,7 @@ def upsert_scores(
             "analysed_at": analysed_at,
         }
         for tx_id, user_id, ts_us, amount_units, currency, units, score, flagged, rule_ids, reasons in verdicts[
-            [
-                "transaction_id",
-                "user_id",
-                "ts_us",
-                "amount_units",
-                "currency",
-                "usd_units",
-                "score",
-                "flagged",
-                "rule_ids",
-                "reasons",
-            ]
+            list(VERDICT_COLUMNS)
         ].itertuples(index=False, name=None)
     ]
     for batch in _batches(rows):
