@@ -23,12 +23,10 @@ fetching the columns one by one.
 from __future__ import annotations
 
 import io
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +38,7 @@ from ledgerguard.db.engines import analytics_url
 from ledgerguard.db.tables import fraud_scores
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.fraud.features import TX_DTYPES
+from ledgerguard.fraud.read_ahead import read_ahead_of
 from ledgerguard.fraud.store import writer_engine
 from ledgerguard.settings import Settings
 
@@ -102,7 +101,6 @@ _TERMINAL_FRAUD_SQL = (
 _GROUP_CONCAT_MAX_LEN = 2**31
 
 Progress = Callable[[int, int], None]
-T = TypeVar("T")
 
 
 def utc_naive(moment: datetime) -> datetime:
@@ -299,7 +297,7 @@ class ReplicaReader:
         items = self._page_items(
             since=since, until=until, page_rows=page_rows, bucket=bucket, buckets=buckets
         )
-        for frame, done, total in _read_ahead(items) if read_ahead else items:
+        for frame, done, total in read_ahead_of(items) if read_ahead else items:
             if progress is not None:
                 progress(done, total)
             if len(frame):
@@ -420,57 +418,3 @@ class ReplicaReader:
                 "n_tx": n_tx,
             }
         )
-
-
-def _read_ahead(items: Iterator[T]) -> Iterator[T]:
-    """`items`, each produced in a background thread while the caller holds the previous one.
-
-    The producer owns the iterator (and so the replica connection) until it has stopped:
-    leaving the loop early, or an error on either side, stops it after the item in hand and
-    waits for it, so the connection is never used by two threads at once. An error of the
-    producer is raised in the caller.
-    """
-    ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def put(kind: str, value: Any) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put((kind, value), timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put("item", item):
-                    return
-                del item
-            put("end", None)
-        except Exception as exc:  # noqa: BLE001 -- handed to the caller, raised there
-            put("error", exc)
-
-    worker = threading.Thread(target=produce, name="replica-read-ahead", daemon=True)
-    worker.start()
-    try:
-        while True:
-            try:
-                kind, value = ready.get(timeout=0.5)
-            except queue.Empty:
-                if worker.is_alive() or not ready.empty():
-                    continue
-                raise RuntimeError("the replica read-ahead thread ended without a result") from None
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-            del value
-    finally:
-        stop.set()
-        worker.join()
-        close = getattr(items, "close", None)
-        if close is not None:
-            close()

@@ -1,4 +1,4 @@
-"""`reader._read_ahead`: the background reader hands items over in order, stops, and fails loud."""
+"""`read_ahead_of`: the background reader hands items over in order, stops, and fails loud."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ledgerguard.fraud.reader import _read_ahead
+from ledgerguard.fraud.read_ahead import read_ahead_of
 
 
 def test_items_arrive_in_order_and_are_produced_in_another_thread():
@@ -18,7 +18,7 @@ def test_items_arrive_in_order_and_are_produced_in_another_thread():
             threads.append(threading.current_thread().name)
             yield i
 
-    assert list(_read_ahead(produce())) == list(range(50))
+    assert list(read_ahead_of(produce())) == list(range(50))
     assert set(threads) == {"replica-read-ahead"}
 
 
@@ -34,7 +34,7 @@ def test_leaving_early_stops_the_producer_before_returning():
         finally:
             closed.set()
 
-    items = _read_ahead(produce())
+    items = read_ahead_of(produce())
     assert [next(items), next(items)] == [0, 1]
     items.close()
     assert closed.is_set()  # the producer's iterator was closed, no thread left behind
@@ -47,7 +47,7 @@ def test_an_error_of_the_producer_is_raised_in_the_caller():
         yield 1
         raise ConnectionError("replica went away")
 
-    items = _read_ahead(produce())
+    items = read_ahead_of(produce())
     assert next(items) == 1
     with pytest.raises(ConnectionError, match="replica went away"):
         next(items)
