@@ -3,10 +3,11 @@
 `checked_chunks` yields every chunk of the file checked (`validation.check_transactions`),
 hashed for the duplicate check, and, while no bad row has been seen, converted to the table's
 columns and written as a LOAD DATA file. A file of more than one chunk is checked in a child
-process: the loader's thread then never waits for the GIL between the 16 KiB packets pymysql
-sends a LOAD DATA LOCAL file in. With checking in the same process, each packet waited up to
-the interpreter's 5 ms switch interval, and the server starved (measured: 1M rows 18.7 s, of
-which the checking side waited 7.9 s for the loader).
+process, on the other core, fully apart from the loader: in a thread of the same process the
+two would share the interpreter lock, and pymysql sends a LOAD DATA LOCAL file in 16 KiB
+packets, each of which needs it. Measured at 1M rows, 18.7 s with a thread and 18.6 s with the
+process: at that size the server is the limit either way (LOAD DATA alone ~14.5 s per 1M rows
+into these five indexes; checking 7.7 s), so the process buys headroom rather than speed.
 """
 
 from __future__ import annotations
