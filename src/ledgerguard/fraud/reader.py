@@ -33,13 +33,13 @@ import pandas as pd
 import sqlalchemy as sa
 from pymysql.cursors import SSCursor
 
-from ledgerguard.cluster.replication import detect_flavour, executed_gtids_query, wait_for_gtid
+from ledgerguard.cluster.errors import ClusterError
+from ledgerguard.cluster.health import check_replica_fresh
 from ledgerguard.db.engines import analytics_url
 from ledgerguard.db.tables import fraud_scores
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.fraud.features import TX_DTYPES
 from ledgerguard.fraud.read_ahead import read_ahead_of
-from ledgerguard.fraud.store import writer_engine
 from ledgerguard.settings import Settings
 
 _EPOCH_DAYS = 719_528  # TO_DAYS('1970-01-01')
@@ -120,30 +120,23 @@ def wait_for_replica(settings: Settings) -> None:
 
     The analysis reads `fraud_scores` of earlier runs (and the report reads this run's) on the
     replica, so it first waits for the primary's executed GTID set there, up to
-    `settings.replica_catch_up_timeout` seconds; the primary is asked for its position only.
-    Raises `FraudAnalysisError` when the replica does not get there in time: analytics never
-    run on stale data.
+    `settings.replica_catch_up_timeout` seconds: the freshness rule of the DAGs' health check
+    (`cluster.health.check_replica_fresh`) with "now" as the interval's end. Raises
+    `FraudAnalysisError` when the replica does not get there in time or cannot be reached:
+    analytics never run on stale data.
     """
-    primary = writer_engine(settings)
     try:
-        with primary.connect() as conn:
-            flavour = detect_flavour(str(conn.exec_driver_sql("SELECT VERSION()").scalar()))
-            position = str(conn.exec_driver_sql(executed_gtids_query(flavour).sql).scalar() or "")
-    finally:
-        primary.dispose()
-    timeout = settings.replica_catch_up_timeout
-    statement = wait_for_gtid(flavour, position, timeout)
-    replica = analytics_engine(settings)
-    try:
-        with replica.connect() as conn:
-            result = conn.exec_driver_sql(statement.sql, statement.params).scalar()
-    finally:
-        replica.dispose()
-    if result != 0:
-        raise FraudAnalysisError(
-            f"the replica has not applied the primary's transactions ({position}) within "
-            f"{timeout:g} s (LEDGERGUARD_REPLICA_CATCH_UP_TIMEOUT): is replication running?"
+        check_replica_fresh(
+            settings,
+            until=datetime.now(UTC),
+            timeout=settings.replica_catch_up_timeout,
+            allow_open_interval=True,
         )
+    except ClusterError as exc:
+        raise FraudAnalysisError(
+            f"{exc} (waited up to LEDGERGUARD_REPLICA_CATCH_UP_TIMEOUT="
+            f"{settings.replica_catch_up_timeout:g} s)"
+        ) from exc
 
 
 def _csv_rows(
