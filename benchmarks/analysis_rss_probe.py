@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ledgerguard.fraud import pipeline, reader
-from ledgerguard.fraud.bench import BENCH_TERMINAL_OFFSET, BENCH_USER_OFFSET
 from ledgerguard.fraud.synthetic import config_for_rows
+from ledgerguard.load.bench.analysis import BENCH_TERMINAL_OFFSET, BENCH_USER_OFFSET
 from ledgerguard.settings import Settings
 
 _BEGAN = time.perf_counter()

@@ -17,13 +17,13 @@ import sqlalchemy as sa
 
 from ledgerguard.cluster.local import LocalCluster
 from ledgerguard.db.tables import fraud_labels, fraud_scores
-from ledgerguard.fraud.compliance import compliance_report
+from ledgerguard.fraud.engine.model import train_model
 from ledgerguard.fraud.errors import FraudAnalysisError, ImportRejected
 from ledgerguard.fraud.evaluate import evaluate, scores_from_database
-from ledgerguard.fraud.imports import import_labels, import_transactions
-from ledgerguard.fraud.model import train_model
+from ledgerguard.fraud.imports.importer import import_labels, import_transactions
 from ledgerguard.fraud.pipeline import AnalysisResult, analyze_interval, merge_reports
 from ledgerguard.fraud.reader import ReplicaReader, wait_for_replica
+from ledgerguard.fraud.reports.compliance import compliance_report
 from ledgerguard.fraud.store import writer_engine
 from ledgerguard.fraud.synthetic import SyntheticConfig, generate, write_dataset
 from ledgerguard.settings import Settings

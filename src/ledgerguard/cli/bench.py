@@ -151,7 +151,7 @@ def analysis(
 
     Target: 13.4M transactions in <= 3 minutes with <= 2 GiB peak memory on 2 cores.
     """
-    from ledgerguard.fraud.bench import bench_analysis
+    from ledgerguard.load.bench.analysis import bench_analysis
 
     settings = settings_of(ctx)
     say(f"loading up to {rows:,} synthetic transactions (once per seed and size), then analysing")

@@ -84,7 +84,7 @@ def compliance(
     as_json: JsonFlag = False,
 ) -> None:
     """CTR-style report (users above 10,000 USD in the day) and structuring candidates."""
-    from ledgerguard.fraud.compliance import compliance_report
+    from ledgerguard.fraud.reports.compliance import compliance_report
 
     try:
         report = compliance_report(settings_of(ctx), day=day.date())
@@ -171,7 +171,7 @@ def train(
     """Train a model on the engine's window features; compare it with the rules on held-out days."""
     import pandas as pd
 
-    from ledgerguard.fraud.model import train_model
+    from ledgerguard.fraud.engine.model import train_model
 
     settings = settings_of(ctx)
     frame = pd.read_csv(transactions, dtype=str, keep_default_na=False)
@@ -227,7 +227,7 @@ def import_transactions_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Bulk-load transactions into the primary; any bad row refuses the whole file (line numbers)."""
-    from ledgerguard.fraud.imports import import_transactions
+    from ledgerguard.fraud.imports.importer import import_transactions
 
     result = _run_import(
         path,
@@ -251,7 +251,7 @@ def import_labels_cmd(
     ],
 ) -> None:
     """Upsert fraud labels (chargebacks, analyst decisions); the whole file or nothing."""
-    from ledgerguard.fraud.imports import import_labels
+    from ledgerguard.fraud.imports.importer import import_labels
 
     result = _run_import(
         path,

@@ -2,7 +2,7 @@
 
 Functions take keyword-only arguments and an explicit connection, so the caller decides which
 server (replica, or the primary as a fallback) serves the read. Writes have one home of their
-own, `ledgerguard.db.writer` (group commit); bulk loads are in `ledgerguard.fraud.imports`.
+own, `ledgerguard.db.writer` (group commit); bulk loads are in `ledgerguard.fraud.imports.importer`.
 """
 
 from __future__ import annotations

@@ -1,16 +1,15 @@
-"""Fraud analysis engine: a plain library (no Airflow import) for the DAGs and the CLI.
+"""Fraud analysis: a plain library (no Airflow import) for the DAGs, the CLI and the scorer.
 
-Entry points (all take the one `Settings` object):
+Grouped by stage (all entry points take the one `Settings` object):
 
+* `engine/` — features, rules, scoring, model, fx: pure functions of a frame and
+  `FraudParameters` (`ledgerguard.settings.fraud`);
+* `imports/` — `importer.import_transactions(settings, path, progress=None)`,
+  `importer.import_labels(settings, path)`: all-or-nothing CSV loads into the primary;
+* `reports/` — `fraud_report` (the original design's CSV) and
+  `compliance.compliance_report(settings, *, day)` (CTR and structuring files of a day);
 * `pipeline.analyze_interval(settings, *, start, end, bucket=0, buckets=1, progress=None)`
-  -> `AnalysisResult`; `pipeline.merge_reports(settings, *, start, end)` after bucketed runs.
-* `imports.import_transactions(settings, path, progress=None)`,
-  `imports.import_labels(settings, path)`: all-or-nothing CSV loads into the primary.
-* `compliance.compliance_report(settings, *, day)`: CTR and structuring files of a day.
-* `synthetic.generate(config)` / `write_dataset(...)`: a labelled synthetic data set.
-* `evaluate.evaluate(frame)`, `score_in_memory(...)`, `scores_from_database(...)`.
-* `bench.bench_analysis(settings, rows)`.
-
-Modules: `params` (FraudParameters), `features` (catalogue), `rules`, `scoring`, `fx`,
-`reader` (replica), `store` (primary), `reports`, `errors`.
+  -> `AnalysisResult`; `pipeline.merge_reports(settings, *, start, end)` after bucketed runs;
+* `reader` (the replica), `store` (the primary), `evaluate` (precision/recall/AP),
+  `synthetic` (labelled data sets), `errors`.
 """

@@ -25,13 +25,13 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from ledgerguard.fraud.features import TerminalHistory, terminal_days
-from ledgerguard.fraud.fx import parse_units, usd_units
-from ledgerguard.fraud.params import FraudParameters
+from ledgerguard.fraud.engine.features import TerminalHistory, terminal_days
+from ledgerguard.fraud.engine.fx import parse_units, usd_units
+from ledgerguard.fraud.engine.scoring import score_frame, to_us
 from ledgerguard.fraud.reader import analytics_engine, utc_naive
-from ledgerguard.fraud.scoring import score_frame, to_us
 from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings
+from ledgerguard.settings.fraud import FraudParameters
 
 OVERALL = "overall"
 

@@ -36,19 +36,19 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ledgerguard.fraud.engine.features import TerminalHistory
+from ledgerguard.fraud.engine.fx import fill_missing_usd
+from ledgerguard.fraud.engine.rules import RULE_IDS
+from ledgerguard.fraud.engine.scoring import score_frame
 from ledgerguard.fraud.errors import FraudAnalysisError
-from ledgerguard.fraud.features import TerminalHistory
-from ledgerguard.fraud.fx import fill_missing_usd
 from ledgerguard.fraud.reader import ReplicaReader, wait_for_replica
-from ledgerguard.fraud.reports import write_fraud_reports
-from ledgerguard.fraud.rules import RULE_IDS
-from ledgerguard.fraud.scoring import score_frame
+from ledgerguard.fraud.reports.fraud_report import write_fraud_reports
 from ledgerguard.fraud.store import upsert_scores, writer_engine
 from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings
 
 if TYPE_CHECKING:
-    from ledgerguard.fraud.model import FraudModel
+    from ledgerguard.fraud.engine.model import FraudModel
 
 Progress = Callable[[int, int], None]
 
@@ -208,7 +208,7 @@ def _model(path: Path | None) -> FraudModel | None:
     """The trained model of `LEDGERGUARD_FRAUD__MODEL_PATH`, read once per run (None: rules only)."""
     if path is None:
         return None
-    from ledgerguard.fraud.model import FraudModel, TrainingError
+    from ledgerguard.fraud.engine.model import FraudModel, TrainingError
 
     try:
         return FraudModel.load(path)

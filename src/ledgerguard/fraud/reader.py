@@ -37,8 +37,8 @@ from ledgerguard.cluster.errors import ClusterError
 from ledgerguard.cluster.health import check_replica_fresh
 from ledgerguard.db.engines import analytics_url
 from ledgerguard.db.tables import fraud_scores
+from ledgerguard.fraud.engine.features import TX_DTYPES
 from ledgerguard.fraud.errors import FraudAnalysisError
-from ledgerguard.fraud.features import TX_DTYPES
 from ledgerguard.fraud.read_ahead import read_ahead_of
 from ledgerguard.settings import Settings
 

@@ -21,9 +21,9 @@ from sqlalchemy.dialects.mysql import pymysql as mysql_pymysql
 
 from ledgerguard.db.engines import server_url
 from ledgerguard.db.fraud_results import UPSERT_LABELS, UPSERT_SCORES
-from ledgerguard.fraud.features import US_PER_SECOND
-from ledgerguard.fraud.fx import units_to_decimal
-from ledgerguard.fraud.scoring import VERDICT_COLUMNS
+from ledgerguard.fraud.engine.features import US_PER_SECOND
+from ledgerguard.fraud.engine.fx import units_to_decimal
+from ledgerguard.fraud.engine.scoring import VERDICT_COLUMNS
 from ledgerguard.settings import Settings
 
 BATCH_ROWS = 2_000

@@ -94,7 +94,7 @@ def merge_report(
 
 def compliance(*, start: datetime) -> dict[str, Any]:
     """Write the CTR and structuring files of the business day starting at `start`."""
-    from ledgerguard.fraud.compliance import compliance_report
+    from ledgerguard.fraud.reports.compliance import compliance_report
 
     report = compliance_report(Settings(), day=business_day(start))
     return {

@@ -8,11 +8,11 @@ from functools import cache
 
 import pandas as pd
 
+from ledgerguard.fraud.engine.features import TerminalHistory
+from ledgerguard.fraud.engine.scoring import PageScores, score_frame
 from ledgerguard.fraud.evaluate import engine_frame
-from ledgerguard.fraud.features import TerminalHistory
-from ledgerguard.fraud.params import FraudParameters
-from ledgerguard.fraud.scoring import PageScores, score_frame
 from ledgerguard.money import FxRates
+from ledgerguard.settings.fraud import FraudParameters
 
 T0 = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)  # a Monday with an ECB fixing
 

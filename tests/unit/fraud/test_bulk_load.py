@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ledgerguard.fraud.bulk_load import _tsv_rows, tsv_text
+from ledgerguard.fraud.imports.bulk_load import _tsv_rows, tsv_text
 
 
 def test_nulls_backslashes_and_a_literal_backslash_n_survive(tmp_path: Path):

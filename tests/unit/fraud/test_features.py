@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledgerguard.fraud.features import TimeAxis, covering_groups, usd_units, window_sums
+from ledgerguard.fraud.engine.features import TimeAxis, covering_groups, usd_units, window_sums
 
 rows = st.lists(
     st.tuples(st.integers(1, 4), st.integers(0, 5_000), st.integers(1, 1_000)),

@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ledgerguard.fraud.engine.features import TerminalHistory, terminal_days
+from ledgerguard.fraud.engine.model import FraudModel, TrainingError, load_model, train_model
+from ledgerguard.fraud.engine.scoring import score_frame
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.fraud.evaluate import engine_frame
-from ledgerguard.fraud.features import TerminalHistory, terminal_days
-from ledgerguard.fraud.model import FraudModel, TrainingError, load_model, train_model
-from ledgerguard.fraud.params import FraudParameters
 from ledgerguard.fraud.pipeline import analyze_interval
-from ledgerguard.fraud.scoring import score_frame
 from ledgerguard.fraud.synthetic import SyntheticConfig, generate, write_dataset
 from ledgerguard.money import FxRates
+from ledgerguard.settings.fraud import FraudParameters
 from tests.support import make_settings
 
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 
-from ledgerguard.fraud.reports import write_csv_atomic, write_fraud_reports
+from ledgerguard.fraud.reports.fraud_report import write_csv_atomic, write_fraud_reports
 
 
 def _row(**values):

@@ -10,9 +10,9 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledgerguard.fraud.features import TerminalHistory
-from ledgerguard.fraud.params import FraudParameters
-from ledgerguard.fraud.rules import NEAR_MISS, RULE_IDS, RULES
+from ledgerguard.fraud.engine.features import TerminalHistory
+from ledgerguard.fraud.engine.rules import NEAR_MISS, RULE_IDS, RULES
+from ledgerguard.settings.fraud import FraudParameters
 from tests.unit.fraud.helpers import T0, fx, score_rows, verdict
 
 

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ledgerguard.fraud.bulk_load import tsv_text
+from ledgerguard.fraud.engine.fx import usd_units
 from ledgerguard.fraud.errors import RowError
-from ledgerguard.fraud.fx import usd_units
-from ledgerguard.fraud.validation import CHUNK_ROWS, check_transactions, csv_chunks
+from ledgerguard.fraud.imports.bulk_load import tsv_text
+from ledgerguard.fraud.imports.validation import CHUNK_ROWS, check_transactions, csv_chunks
 from ledgerguard.money import FxRates
 
 TRANSACTION_COLUMNS = ("external_id", "user_id", "terminal_id", "amount", "currency", "occurred_at")

@@ -102,7 +102,7 @@ def bench_analysis(
     JSON-able dict: rows, import and analysis seconds, rows/s, peak RSS in MiB; with
     `load_skipped` true (and no import figures) when the data set was already stored.
     """
-    from ledgerguard.fraud.imports import import_labels, import_transactions
+    from ledgerguard.fraud.imports.importer import import_labels, import_transactions
 
     config = config_for_rows(
         rows,

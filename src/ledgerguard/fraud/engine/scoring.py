@@ -18,18 +18,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ledgerguard.fraud.features import (
+from ledgerguard.fraud.engine.features import (
     SECONDS_PER_DAY,
     US_PER_SECOND,
     TerminalHistory,
     build_features,
     sort_frame,
 )
-from ledgerguard.fraud.params import FraudParameters
-from ledgerguard.fraud.rules import RULE_IDS, RULES
+from ledgerguard.fraud.engine.rules import RULE_IDS, RULES
+from ledgerguard.settings.fraud import FraudParameters
 
 if TYPE_CHECKING:  # model.py imports this module
-    from ledgerguard.fraud.model import FraudModel
+    from ledgerguard.fraud.engine.model import FraudModel
 
 #: Columns of the verdict frame returned for stored rows.
 VERDICT_COLUMNS = (

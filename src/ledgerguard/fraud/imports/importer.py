@@ -28,7 +28,7 @@ external ids are found across the whole file (`validation.DuplicateIds`).
 Labels (`external_id,is_fraud[,labelled_at]`, other columns such as `pattern` ignored):
 `is_fraud` is 0/1/true/false/yes/no; every `external_id` must name a stored transaction.
 
-Field checks live in `ledgerguard.fraud.validation`.
+Field checks live in `ledgerguard.fraud.imports.validation`.
 """
 
 from __future__ import annotations
@@ -44,22 +44,22 @@ from typing import Literal
 
 import pandas as pd
 
-from ledgerguard.fraud.bulk_load import ChunkLoader
 from ledgerguard.fraud.errors import ImportRejected, RowError
-from ledgerguard.fraud.import_check import (
+from ledgerguard.fraud.imports.bulk_load import ChunkLoader
+from ledgerguard.fraud.imports.check import (
     DB_COLUMNS,
     TRANSACTION_COLUMNS,
     checked_chunks,
     data_lines,
 )
-from ledgerguard.fraud.store import transaction_ids_by_external, upsert_labels, writer_engine
-from ledgerguard.fraud.validation import (
+from ledgerguard.fraud.imports.validation import (
     CHUNK_ROWS,
     DuplicateIds,
     RowChecks,
     check_external_ids,
     read_csv_rows,
 )
+from ledgerguard.fraud.store import transaction_ids_by_external, upsert_labels, writer_engine
 from ledgerguard.settings import Settings
 
 LABEL_COLUMNS = ("external_id", "is_fraud")

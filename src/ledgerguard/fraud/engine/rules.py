@@ -1,6 +1,6 @@
 """The fraud rules: small units with an id, a description, parameters and a reason.
 
-Each rule reads feature columns (see `ledgerguard.fraud.features`) and returns, per row, a
+Each rule reads feature columns (see `ledgerguard.fraud.engine.features`) and returns, per row, a
 *strength* in [0, 1] and whether it *fired*. A fired rule has strength 1; below its threshold a
 rule may still contribute a small strength (a ramp from "nothing unusual" to the threshold,
 cubed so that only values close to the threshold count, and at most `NEAR_MISS`), which lets the score combine several
@@ -20,8 +20,8 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from ledgerguard.fraud.features import usd_units
-from ledgerguard.fraud.params import FraudParameters
+from ledgerguard.fraud.engine.features import usd_units
+from ledgerguard.settings.fraud import FraudParameters
 
 #: Largest strength of a rule that did not fire: with weights <= 1 and a score threshold >= 0.5 a
 #: near miss never flags on its own, two or three strong near misses together do.

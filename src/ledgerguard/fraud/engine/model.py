@@ -27,9 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ledgerguard.fraud.errors import FraudError
-from ledgerguard.fraud.evaluate import average_precision, engine_frame
-from ledgerguard.fraud.features import (
+from ledgerguard.fraud.engine.features import (
     SECONDS_PER_DAY,
     US_PER_SECOND,
     TerminalHistory,
@@ -37,9 +35,11 @@ from ledgerguard.fraud.features import (
     sort_frame,
     terminal_days,
 )
-from ledgerguard.fraud.params import FraudParameters
-from ledgerguard.fraud.scoring import score_frame
+from ledgerguard.fraud.engine.scoring import score_frame
+from ledgerguard.fraud.errors import FraudError
+from ledgerguard.fraud.evaluate import average_precision, engine_frame
 from ledgerguard.money import FxRates
+from ledgerguard.settings.fraud import FraudParameters
 
 
 class TrainingError(FraudError, ValueError):

@@ -22,7 +22,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from ledgerguard.fraud.reader import analytics_engine
-from ledgerguard.fraud.reports import write_csv_atomic
+from ledgerguard.fraud.reports.fraud_report import write_csv_atomic
 from ledgerguard.settings import Settings
 
 CTR_HEADER = ("User ID", "Transactions", "Total USD", "Unconverted Transactions", "Status")

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ledgerguard.fraud.params import FraudParameters
+from ledgerguard.settings.fraud import FraudParameters
 
 #: Columns and dtypes of a transaction frame, the engine's input.
 TX_DTYPES: dict[str, str] = {

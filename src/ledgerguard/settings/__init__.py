@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ledgerguard.fraud.params import FraudParameters
+from ledgerguard.settings.fraud import FraudParameters
 
 #: Passwords shipped in `.env.example` (and the original design's README). Fine on a laptop, refused
 #: when `LEDGERGUARD_ENVIRONMENT` is not `development`.

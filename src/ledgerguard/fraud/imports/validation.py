@@ -4,7 +4,7 @@
 the header and the field count of every line and yields the rows as strings with their line
 numbers (line 1 is the header). `check_transactions` checks every field of a chunk and returns
 the parsed columns plus the bad rows; `read_csv_rows` / `validate_transactions` are the
-whole-file forms. See `ledgerguard.fraud.imports` for the rules and the all-or-nothing policy.
+whole-file forms. See `ledgerguard.fraud.imports.importer` for the rules and the all-or-nothing policy.
 
 Every check is vectorised; only rows already known to be bad go through Python one by one, to
 word their message (the same words as the API's `money.check_amount`).
