@@ -11,7 +11,7 @@ import pymysql
 
 from ledgerguard.cluster.admin import admin_connection, run
 from ledgerguard.cluster.local import LocalCluster
-from ledgerguard.cluster.replication import Statement
+from ledgerguard.db.dialect import Statement
 from ledgerguard.settings import Settings
 
 TEST_SECRETS = {

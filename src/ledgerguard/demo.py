@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 
 from ledgerguard.db.api_keys import create_api_key, find_api_key_sync
-from ledgerguard.db.engines import migration_url
+from ledgerguard.db.engines import migration_engine
 from ledgerguard.errors import LedgerGuardError
 from ledgerguard.settings import Settings
 
@@ -49,7 +48,7 @@ class DemoResult:
 def demo_api_key(settings: Settings) -> str:
     """The demo's key: reused while it is still active, else created (and saved 0600)."""
     path = settings.state_dir / "demo-api-key"
-    engine = sa.create_engine(migration_url(settings))
+    engine = migration_engine(settings)
     try:
         if path.exists():
             plain = path.read_text().strip()

@@ -155,9 +155,14 @@ def wait_ready(
     name: str,
     log_file: Path,
     poll: float = 0.1,
+    stop: Callable[[], object] | None = None,
 ) -> None:
-    """Return once `process` answers; `StartFailed` (process group killed) when it exits or
-    does not answer within `timeout` seconds, with the end of its log."""
+    """Return once `process` answers; `StartFailed` when it exits or does not answer within
+    `timeout` seconds, with the end of its log.
+
+    On a timeout the process is stopped first: by `stop` when it has a clean way (Airflow's
+    components shut down on SIGINT), else by SIGKILL to its process group.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -168,9 +173,12 @@ def wait_ready(
         if answers():
             return
         time.sleep(poll)
-    signal_group(process.pid, signal.SIGKILL)
-    wait_gone(process.pid, 5)
+    if stop is not None:
+        stop()
+    else:
+        signal_group(process.pid, signal.SIGKILL)
+        wait_gone(process.pid, 5)
     raise StartFailed(
-        f"{name} did not answer within {timeout:.0f} s (killed); "
+        f"{name} did not answer within {timeout:.0f} s (stopped); "
         f"the end of {log_file}:\n{tail(log_file)}"
     )

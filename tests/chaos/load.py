@@ -85,6 +85,14 @@ class BackgroundLoad:
             if response.status_code == 503:
                 await asyncio.sleep(0.1)
 
+    def wait_for_status(self, status: int, count: int = 1, timeout: float = 20) -> None:
+        """Block until `count` more answers with `status` arrived (e.g. 503 once a server died)."""
+        target = self.result.statuses[status] + count
+        deadline = time.monotonic() + timeout
+        while self.result.statuses[status] < target:
+            assert time.monotonic() < deadline, f"no {status} answer: {self.result.statuses}"
+            time.sleep(0.05)
+
     def wait_for_acks(self, count: int, timeout: float = 20) -> None:
         """Block until `count` more requests were acknowledged (the write path works)."""
         target = len(self.result.acknowledged) + count

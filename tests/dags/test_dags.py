@@ -10,7 +10,7 @@ from typing import Any
 
 from ledgerguard.cluster.admin import admin_connection, run
 from ledgerguard.cluster.local import LocalCluster
-from ledgerguard.cluster.replication import Statement
+from ledgerguard.db.dialect import Statement
 from ledgerguard.orchestration.config import REPO_DAGS_FOLDER
 from ledgerguard.settings import Settings
 from tests.dags.support import insert_transaction, report_line, requires_airflow, unique_user_id
@@ -72,7 +72,7 @@ def test_fraud_etl_flags_a_large_payment_and_reruns_identically(
     assert report.read_bytes() == content
 
 
-def test_compliance_dag_writes_the_ctr_file(
+def test_compliance_dag_writes_the_ctr_and_structuring_files(
     healthy_cluster: LocalCluster, settings: Settings, task_env: dict[str, str], dag_bag: Any
 ):
     day = datetime(2024, 3, 1, tzinfo=UTC)
@@ -85,6 +85,16 @@ def test_compliance_dag_writes_the_ctr_file(
             currency="USD",
             occurred_at=day + timedelta(hours=hour),
         )
+    # two near-line payments (in [8,000, 10,000] USD) that together pass 10,000: structuring
+    structurer = user_id + 1
+    for hour in (3, 20):
+        insert_transaction(
+            settings,
+            user_id=structurer,
+            amount="9000.00",
+            currency="USD",
+            occurred_at=day + timedelta(hours=hour),
+        )
     healthy_cluster.wait_for_replica(timeout=30)
 
     dag_run = _run(dag_bag.get_dag("03_compliance_reports"), logical_date=day + timedelta(days=1))
@@ -92,7 +102,13 @@ def test_compliance_dag_writes_the_ctr_file(
     ctr = (settings.reports_dir / "ctr_report_2024-03-01.csv").read_text().splitlines()
     (line,) = [row for row in ctr if row.startswith(f"{user_id},")]
     assert line.startswith(f"{user_id},2,12000.00") and line.endswith(",CTR_REQUIRED")
-    assert (settings.reports_dir / "structuring_candidates_2024-03-01.csv").exists()
+    structuring = (settings.reports_dir / "structuring_candidates_2024-03-01.csv").read_text()
+    lines = structuring.splitlines()
+    assert lines[0] == "User ID,Transactions,Total USD,First At,Last At"
+    (line,) = [row for row in lines if row.startswith(f"{structurer},")]
+    assert line.startswith(f"{structurer},2,18000.00")
+    assert line.endswith(",2024-03-01T03:00:00.000000Z,2024-03-01T20:00:00.000000Z")
+    assert not [row for row in lines if row.startswith(f"{user_id},")]  # 6,000 is not near-line
 
 
 def test_health_check_dag_succeeds_on_a_healthy_replica(

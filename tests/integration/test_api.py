@@ -11,7 +11,7 @@ import pytest
 
 from ledgerguard.cluster.admin import admin_connection, run
 from ledgerguard.cluster.local import LocalCluster
-from ledgerguard.cluster.replication import Statement
+from ledgerguard.db.dialect import Statement
 from ledgerguard.settings import Settings
 from tests.support import analytics_conn, api_conn, make_key
 

@@ -8,8 +8,8 @@ import pytest
 from ledgerguard.cluster.admin import admin_connection, run
 from ledgerguard.cluster.errors import ReplicationError
 from ledgerguard.cluster.local import LocalCluster
-from ledgerguard.cluster.replication import Statement
 from ledgerguard.db.consistency import gtid_gap
+from ledgerguard.db.dialect import Statement
 from ledgerguard.settings import Settings
 from tests.support import analytics_conn, api_conn, connect
 

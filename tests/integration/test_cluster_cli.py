@@ -14,7 +14,7 @@ from ledgerguard.cli.main import app
 from ledgerguard.cluster.admin import admin_connection, run
 from ledgerguard.cluster.errors import AccessDenied, BinaryNotFound, DatadirMismatch, PortInUse
 from ledgerguard.cluster.local import LocalCluster
-from ledgerguard.cluster.replication import Statement
+from ledgerguard.db.dialect import Statement
 from ledgerguard.settings import Settings
 from tests.support import api_conn, make_settings, settings_env
 

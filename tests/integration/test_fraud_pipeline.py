@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from ledgerguard.cluster.local import LocalCluster
+from ledgerguard.db.engines import writer_engine
 from ledgerguard.db.tables import fraud_labels, fraud_scores
 from ledgerguard.fraud.engine.model import train_model
 from ledgerguard.fraud.errors import FraudAnalysisError, ImportRejected
@@ -24,7 +25,6 @@ from ledgerguard.fraud.imports.importer import import_labels, import_transaction
 from ledgerguard.fraud.pipeline import AnalysisResult, analyze_interval, merge_reports
 from ledgerguard.fraud.reader import ReplicaReader, wait_for_replica
 from ledgerguard.fraud.reports.compliance import compliance_report
-from ledgerguard.fraud.store import writer_engine
 from ledgerguard.fraud.synthetic import SyntheticConfig, generate, write_dataset
 from ledgerguard.settings import Settings
 from tests.support import api_conn, replica_sql_thread_stopped

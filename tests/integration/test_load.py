@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from ledgerguard.cli.main import app as cli
 from ledgerguard.cluster.admin import admin_connection, run
 from ledgerguard.cluster.local import LocalCluster
-from ledgerguard.cluster.replication import Statement
+from ledgerguard.db.dialect import Statement
 from ledgerguard.settings import Settings
 from tests.support import free_ports, settings_env
 

@@ -19,11 +19,12 @@ import typer
 from typer.testing import CliRunner
 
 from ledgerguard.cli import monitoring as monitoring_cli
+from ledgerguard.cli import status as status_cli
 from ledgerguard.cluster.admin import admin_connection, run, scalar
+from ledgerguard.cluster.heartbeat import EVENT_SCHEDULER
 from ledgerguard.cluster.local import LocalCluster
-from ledgerguard.cluster.replication import Statement
+from ledgerguard.db.dialect import Statement
 from ledgerguard.monitoring.expressions import dashboard_queries
-from ledgerguard.monitoring.heartbeat import EVENT_SCHEDULER
 from ledgerguard.monitoring.local import LocalMonitoring
 from ledgerguard.monitoring.stack import stack_status
 from ledgerguard.settings import Settings
@@ -222,7 +223,7 @@ def _cli() -> typer.Typer:
     """The commands as cli/main.py registers them."""
     cli = typer.Typer()
     cli.add_typer(monitoring_cli.app, name="monitoring")
-    cli.command(name="status")(monitoring_cli.stack_status)
+    cli.command(name="status")(status_cli.stack_status)
     return cli
 
 
@@ -250,17 +251,8 @@ def test_cli_status_commands(monitoring: LocalMonitoring):
     assert "LedgerGuard stack" in result.output and "prometheus" in result.output
 
 
-def test_prometheus_scrapes_the_api_request_counter(
-    request: pytest.FixtureRequest, prometheus: str
-):
-    """Needs the API (app factory `ledgerguard.api.main:create_app`, `api_url` fixture)."""
-    main = pytest.importorskip("ledgerguard.api.main")
-    if not hasattr(main, "create_app"):
-        pytest.skip("the API has no app factory yet (ledgerguard.api.main:create_app)")
-    try:
-        api_url = request.getfixturevalue("api_url")
-    except pytest.FixtureLookupError:
-        pytest.skip("tests/conftest.py has no api_url fixture yet")
+def test_prometheus_scrapes_the_api_request_counter(api_url: str, prometheus: str):
+    """The API's own metrics reach Prometheus (job `ledgerguard-api`)."""
     for _ in range(3):
         assert httpx.get(f"{api_url}/health", timeout=5).status_code == 200
     expr = 'sum(ledgerguard_http_requests_total{route="/health", status="200"})'

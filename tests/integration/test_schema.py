@@ -1,8 +1,8 @@
 """The migrated schema on the real primary is exactly what `db/tables.py` describes.
 
 `tables.py` is what the code queries; the migrations are what builds the servers. Alembic's
-autogenerate comparison lists every table, column, index and nullability difference between
-the two, so a migration that forgets a column (or a model change without a migration) fails.
+autogenerate comparison lists every table, column, column type, index and nullability
+difference between the two, so a migration that forgets a column (or a model change without a migration) fails.
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from ledgerguard.cluster.local import LocalCluster
-from ledgerguard.db.engines import migration_url
+from ledgerguard.db.engines import migration_engine
 from ledgerguard.db.tables import metadata
 from ledgerguard.settings import Settings
 
 
 def test_migrations_build_the_schema_the_code_describes(cluster: LocalCluster, settings: Settings):
-    engine = sa.create_engine(migration_url(settings), poolclass=sa.pool.NullPool)
+    engine = migration_engine(settings)
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(
-                conn, opts={"compare_type": False, "compare_server_default": False}
+                conn, opts={"compare_type": True, "compare_server_default": False}
             )
             differences = compare_metadata(context, metadata)
             indexes = {

@@ -10,8 +10,8 @@ from pydantic import ValidationError
 from ledgerguard.api.ratelimit import RateLimiter
 from ledgerguard.api.schemas import TransactionCreate
 from ledgerguard.apikeys import ApiKeyError, key_hash, new_key, parse_scopes, prefix_of
-from ledgerguard.cluster.replication import Flavour
 from ledgerguard.db.consistency import gtid_gap, valid_gtid
+from ledgerguard.db.dialect import Flavour
 
 
 def test_token_bucket_refills_and_splits_over_workers():

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ledgerguard.db.consistency import gtid_sequence
 from ledgerguard.load.bench.ceiling import parse_sysbench
-from ledgerguard.load.bench.servers import LagHistory, gtid_sequence
+from ledgerguard.load.bench.servers import LagHistory
 from ledgerguard.load.client import Endpoint, build_request, parse_response
 from ledgerguard.load.generator import (
     CURRENCIES,

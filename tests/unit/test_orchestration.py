@@ -25,7 +25,8 @@ from ledgerguard.orchestration.config import (
     write_passwords_file,
 )
 from ledgerguard.orchestration.runs import run_day
-from ledgerguard.orchestration.tasks import as_utc, bucket_ids, business_day
+from ledgerguard.orchestration.tasks import bucket_ids, business_day
+from ledgerguard.utc import as_utc
 from tests.support import make_settings, settings_env
 
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 import pytest
 
 from ledgerguard.cluster.replication import (
+    point_replica_at,
+    server_options,
+    start_replica,
+    stop_replica,
+)
+from ledgerguard.db.dialect import (
     Flavour,
     detect_flavour,
     executed_gtids_query,
     parse_replica_status,
-    point_replica_at,
     replica_status_query,
-    server_options,
-    start_replica,
-    stop_replica,
     wait_for_gtid,
 )
 
@@ -120,3 +122,20 @@ def test_compose_mysql_configs_use_the_flavour_options():
             assert f"{key} = {value}" in text, (name, key)
         for key, value in server_options(Flavour.MYSQL).items():
             assert f"{key} = {value}" in text, (name, key)
+
+
+def test_position_queries_of_both_flavours():
+    from ledgerguard.db.dialect import applied_gtids_query, binlog_gtids_query
+
+    assert binlog_gtids_query(Flavour.MARIADB).sql == "SELECT @@GLOBAL.gtid_binlog_pos"
+    assert applied_gtids_query(Flavour.MARIADB).sql == "SELECT @@GLOBAL.gtid_slave_pos"
+    for query in (binlog_gtids_query, applied_gtids_query):
+        assert query(Flavour.MYSQL).sql == "SELECT @@GLOBAL.gtid_executed"
+
+
+def test_only_mariadb_seeds_its_replica_position():
+    from ledgerguard.cluster.replication import start_after_own_history
+
+    statement = start_after_own_history(Flavour.MARIADB)
+    assert statement is not None and "gtid_slave_pos" in statement.sql
+    assert start_after_own_history(Flavour.MYSQL) is None

@@ -21,6 +21,7 @@ from ledgerguard.money import (
     currency_exponent,
     format_amount,
 )
+from ledgerguard.utc import as_utc
 
 #: How far in the future `occurred_at` may lie (clock skew between client and server).
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -57,7 +58,7 @@ class TransactionCreate(BaseModel):
     def _utc(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        value = as_utc(value, assume_utc=True)
         if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
             raise ValueError("occurred_at must not be in the future")
         if value.year < 1999:

@@ -17,8 +17,8 @@ from ledgerguard.api.metrics import ApiMetrics
 from ledgerguard.api.ratelimit import RateLimiter
 from ledgerguard.api.topology import Topology
 from ledgerguard.apikeys import ApiKeyRecord
-from ledgerguard.cluster.replication import Flavour
 from ledgerguard.db.api_keys import find_api_key
+from ledgerguard.db.dialect import Flavour
 from ledgerguard.db.writer import TransactionWriter
 from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledgerguard.cluster.replication import Flavour, detect_flavour
+from ledgerguard.db.dialect import Flavour, detect_flavour
 from ledgerguard.db.engines import primary_engine, replica_engine
 from ledgerguard.settings import Settings
 

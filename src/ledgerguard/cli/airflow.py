@@ -9,15 +9,21 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ledgerguard.cli.common import abort, err_console, print_json, say, settings_of
+from ledgerguard.cli.common import (
+    NOT_HEALTHY,
+    JsonFlag,
+    abort,
+    err_console,
+    print_json,
+    say,
+    settings_of,
+)
 from ledgerguard.errors import LedgerGuardError
 
 app = typer.Typer(
     help="Local Airflow 3 for the DAGs in dags/ (UI and REST API on LEDGERGUARD_AIRFLOW_PORT).",
     no_args_is_help=True,
 )
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON only (for scripts).")]
 
 
 @app.command()
@@ -74,7 +80,7 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         if current.error:
             say(current.error)
     if not current.healthy:
-        raise typer.Exit(3)
+        raise typer.Exit(NOT_HEALTHY)
 
 
 def _parse_day(value: str) -> date:

@@ -8,39 +8,38 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ledgerguard.cli.common import abort, err_console, print_json, say, settings_of
+from ledgerguard.cli.common import (
+    abort,
+    duration_option,
+    err_console,
+    live_option,
+    print_json,
+    say,
+    settings_of,
+    users_option,
+    warmup_option,
+)
 from ledgerguard.errors import LedgerGuardError
 from ledgerguard.load.display import LiveDisplay
 
 app = typer.Typer(help="Benchmarks of this machine's cluster and API.", no_args_is_help=True)
 
 _ENV = "LEDGERGUARD_BENCH_"
+Users = users_option(
+    _ENV, maximum=1000, help="Concurrent clients: sysbench threads and API virtual users."
+)
+Duration = duration_option(
+    _ENV, minimum=1, help="Measured seconds of each phase (sysbench, then the API)."
+)
+Warmup = warmup_option(_ENV, help="Unmeasured seconds before each phase.")
+Live = live_option(_ENV, help="Live figures on stderr during the API phase.")
 
 
 @app.command()
 def ingest(
     ctx: typer.Context,
-    duration: Annotated[
-        float,
-        typer.Option(
-            "--duration",
-            "-d",
-            min=1,
-            envvar=f"{_ENV}DURATION",
-            help="Measured seconds of each phase (sysbench, then the API).",
-        ),
-    ] = 30.0,
-    users: Annotated[
-        int,
-        typer.Option(
-            "--users",
-            "-u",
-            min=1,
-            max=1000,
-            envvar=f"{_ENV}USERS",
-            help="Concurrent clients: sysbench threads and API virtual users.",
-        ),
-    ] = 50,
+    duration: Duration = 30.0,
+    users: Users = 50,
     api_workers: Annotated[
         int | None,
         typer.Option(
@@ -51,10 +50,7 @@ def ingest(
             "refused if a running API has another count.",
         ),
     ] = None,
-    warmup: Annotated[
-        float,
-        typer.Option(min=0, envvar=f"{_ENV}WARMUP", help="Unmeasured seconds before each phase."),
-    ] = 2.0,
+    warmup: Warmup = 2.0,
     ceiling: Annotated[
         bool,
         typer.Option(
@@ -69,10 +65,7 @@ def ingest(
             help="Leave the cluster/API running if this command started them.",
         ),
     ] = False,
-    live: Annotated[
-        bool,
-        typer.Option(envvar=f"{_ENV}LIVE", help="Live figures on stderr during the API phase."),
-    ] = True,
+    live: Live = True,
 ) -> None:
     """Ceiling of durable inserts on the primary vs. the API at N users, plus replica lag.
 

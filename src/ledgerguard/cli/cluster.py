@@ -7,16 +7,22 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ledgerguard.cli.common import abort, err_console, print_json, say, settings_of
+from ledgerguard.cli.common import (
+    JsonFlag,
+    abort,
+    err_console,
+    print_json,
+    say,
+    settings_of,
+    show_status,
+)
 from ledgerguard.cluster.errors import ClusterError
 from ledgerguard.cluster.local import LocalCluster
-from ledgerguard.cluster.replication import Flavour
 from ledgerguard.cluster.status import ClusterStatus
+from ledgerguard.db.dialect import Flavour
 from ledgerguard.errors import LedgerGuardError
 
 app = typer.Typer(help="Run the local primary + replica cluster.", no_args_is_help=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON only (for scripts).")]
 
 
 def _cluster(ctx: typer.Context) -> LocalCluster:
@@ -107,12 +113,12 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         current = _cluster(ctx).status()
     except ClusterError as exc:
         abort(str(exc))
-    if as_json:
-        print_json(current.to_dict())
-    else:
-        render_status(current)
-    if not current.healthy:
-        raise typer.Exit(3)
+    show_status(
+        current.to_dict(),
+        healthy=current.healthy,
+        as_json=as_json,
+        render=lambda: render_status(current),
+    )
 
 
 @app.command()

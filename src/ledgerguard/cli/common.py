@@ -1,18 +1,58 @@
-"""Shared CLI plumbing: settings from the context, `abort`, and stderr output."""
+"""Shared CLI plumbing: settings from the context, `abort`, stderr output, shared options.
+
+Options used by more than one command are declared here once: `JsonFlag` as an `Annotated`
+alias, and the load options that `load` and `bench ingest` share (users, duration, warm-up,
+live) as `Annotated` aliases built per command, since each command reads its own environment
+variables (`LEDGERGUARD_LOAD_USERS`, `LEDGERGUARD_BENCH_USERS`, ...).
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from ledgerguard.settings import Settings
 
 #: Messages and progress go to stderr, so `--json` output on stdout stays machine-readable.
 err_console = Console(stderr=True)
+
+#: Exit code of a status command when something is down.
+NOT_HEALTHY = 3
+
+#: `--json`: print only JSON on stdout (messages stay on stderr).
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON only (for scripts).")]
+
+
+def users_option(env_prefix: str, *, maximum: int, help: str) -> Any:
+    """`--users/-u`: concurrent clients, from `<env_prefix>USERS` too."""
+    return Annotated[
+        int,
+        typer.Option("--users", "-u", min=1, max=maximum, envvar=f"{env_prefix}USERS", help=help),
+    ]
+
+
+def duration_option(env_prefix: str, *, minimum: float, help: str) -> Any:
+    """`--duration/-d`: measured seconds, from `<env_prefix>DURATION` too."""
+    return Annotated[
+        float,
+        typer.Option("--duration", "-d", min=minimum, envvar=f"{env_prefix}DURATION", help=help),
+    ]
+
+
+def warmup_option(env_prefix: str, *, help: str) -> Any:
+    """`--warmup`: unmeasured seconds of load first, from `<env_prefix>WARMUP` too."""
+    return Annotated[float, typer.Option(min=0, envvar=f"{env_prefix}WARMUP", help=help)]
+
+
+def live_option(env_prefix: str, *, help: str) -> Any:
+    """`--live/--no-live`: live figures on stderr, from `<env_prefix>LIVE` too."""
+    return Annotated[bool, typer.Option(envvar=f"{env_prefix}LIVE", help=help)]
 
 
 def abort(message: str, code: int = 1) -> NoReturn:
@@ -51,6 +91,34 @@ def settings_of(ctx: typer.Context) -> Settings:
 def print_json(data: Any) -> None:
     """JSON, and only JSON, on stdout."""
     typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def show_status(data: Any, *, healthy: bool, as_json: bool, render: Callable[[], None]) -> None:
+    """The end of every status command: JSON on stdout or `render()` on stderr, then exit code
+    `NOT_HEALTHY` (3) when something is down, so scripts can wait on it."""
+    if as_json:
+        print_json(data)
+    else:
+        render()
+    if not healthy:
+        raise typer.Exit(NOT_HEALTHY)
+
+
+def progress_bar() -> Progress:
+    """A transient progress bar on stderr (description, bar, done/total, elapsed)."""
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+
+
+def up_down(up: bool) -> str:
+    """A coloured state word for status tables."""
+    return "[green]up[/]" if up else "[red]down[/]"
 
 
 def say(message: str) -> None:

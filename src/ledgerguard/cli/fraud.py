@@ -1,44 +1,32 @@
-"""`ledgerguard fraud ...`, `ledgerguard import ...` and `ledgerguard generate`: the fraud engine
-from the command line (the same library calls as the Airflow DAGs)."""
+"""`ledgerguard fraud ...`: the fraud engine from the command line (the same library calls as the
+Airflow DAGs). Imports are `ledgerguard import ...` (`cli/imports.py`), synthetic data
+`ledgerguard generate` (`cli/generate.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from ledgerguard.cli.common import abort, err_console, print_json, say, settings_of
+from ledgerguard.cli.common import (
+    JsonFlag,
+    abort,
+    err_console,
+    print_json,
+    progress_bar,
+    say,
+    settings_of,
+)
 from ledgerguard.errors import LedgerGuardError
+from ledgerguard.utc import utc_midnight
 
 app = typer.Typer(
     help="Fraud analysis on the replica: analyze, compliance, evaluate, train.",
     no_args_is_help=True,
 )
-import_app = typer.Typer(
-    help="Bulk imports into the primary (all or nothing).", no_args_is_help=True
-)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON only (for scripts).")]
-
-
-def _midnight(day: datetime) -> datetime:
-    return datetime.combine(day.date(), time(), tzinfo=UTC)
-
-
-def _progress(description: str) -> Progress:
-    return Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    )
 
 
 @app.command()
@@ -55,10 +43,10 @@ def analyze(
     from ledgerguard.fraud.pipeline import analyze_interval
 
     settings = settings_of(ctx)
-    begin = _midnight(start)
-    finish = _midnight(end) if end else begin + timedelta(days=1)
+    begin = utc_midnight(start, assume_utc=True)
+    finish = utc_midnight(end, assume_utc=True) if end else begin + timedelta(days=1)
     try:
-        with _progress("analysing") as bar:
+        with progress_bar() as bar:
             task = bar.add_task("analysing users", total=None)
 
             def progress(done: int, total: int) -> None:
@@ -129,14 +117,14 @@ def evaluate(
     frame = pd.read_csv(transactions, dtype=str, keep_default_na=False)
     label_frame = pd.read_csv(labels, dtype={"external_id": str}, keep_default_na=False)
     moments = pd.to_datetime(frame["occurred_at"], utc=True, format="ISO8601")
-    start = _midnight(moments.min().to_pydatetime())
+    start = utc_midnight(moments.min().to_pydatetime(), assume_utc=True)
     end = moments.max().to_pydatetime()
     try:
         scored = score_in_memory(
             frame,
             label_frame,
             start=start,
-            end=_midnight(end) + timedelta(days=1),
+            end=utc_midnight(end, assume_utc=True) + timedelta(days=1),
             params=settings.fraud,
         )
     except (LedgerGuardError, KeyError, ValueError) as exc:
@@ -192,96 +180,3 @@ def train(
         f"model {report.average_precision_model:.3f}, rules {report.average_precision_rules:.3f}; "
         f"model written to {report.model_path}"
     )
-
-
-T = TypeVar("T")
-
-
-def _run_import(path: Path, what: str, run: Callable[[Callable[[int, int], None]], T]) -> T:
-    """`run(progress)` under a progress bar; a refused file lists its bad lines and exits 1."""
-    from ledgerguard.fraud.errors import ImportRejected
-
-    try:
-        with _progress("importing") as bar:
-            task = bar.add_task(what, total=None)
-            return run(lambda done, total: bar.update(task, completed=done, total=total))
-    except ImportRejected as exc:
-        for error in exc.errors[:50]:
-            err_console.print(f"line {error.line}: {error.message}", highlight=False)
-        abort(f"{path} refused, nothing was loaded: {len(exc.errors)} bad row(s)")
-    except LedgerGuardError as exc:
-        abort(str(exc))
-
-
-@import_app.command("transactions")
-def import_transactions_cmd(
-    ctx: typer.Context,
-    path: Annotated[
-        Path,
-        typer.Argument(
-            exists=True,
-            dir_okay=False,
-            help="external_id,user_id,terminal_id,amount,currency,occurred_at",
-        ),
-    ],
-    as_json: JsonFlag = False,
-) -> None:
-    """Bulk-load transactions into the primary; any bad row refuses the whole file (line numbers)."""
-    from ledgerguard.fraud.imports.importer import import_transactions
-
-    result = _run_import(
-        path,
-        "importing rows",
-        lambda progress: import_transactions(settings_of(ctx), path, progress=progress),
-    )
-    if as_json:
-        print_json(result.__dict__ | {"rows_per_second": result.rows_per_second})
-        return
-    say(
-        f"imported {result.inserted} rows ({result.skipped} already present) in "
-        f"{result.seconds:.1f} s, {result.rows_per_second:,.0f} rows/s via {result.method}"
-    )
-
-
-@import_app.command("labels")
-def import_labels_cmd(
-    ctx: typer.Context,
-    path: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="external_id,is_fraud[,labelled_at]")
-    ],
-) -> None:
-    """Upsert fraud labels (chargebacks, analyst decisions); the whole file or nothing."""
-    from ledgerguard.fraud.imports.importer import import_labels
-
-    result = _run_import(
-        path,
-        "looking up and storing labels",
-        lambda progress: import_labels(settings_of(ctx), path, progress=progress),
-    )
-    say(f"stored {result.rows} labels ({result.fraud} fraud) in {result.seconds:.1f} s")
-
-
-def generate(
-    rows: Annotated[int, typer.Option(min=100, help="About this many transactions.")] = 100_000,
-    days: Annotated[int, typer.Option(min=1, help="Days of history.")] = 60,
-    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="First day.")] = datetime(
-        2025, 1, 1
-    ),
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 0,
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("data"),
-    name: Annotated[str, typer.Option(help="File name prefix.")] = "synthetic",
-) -> None:
-    """Write a synthetic labelled data set: `<name>_transactions.csv` + `<name>_labels.csv`."""
-    from ledgerguard.fraud.synthetic import (
-        config_for_rows,
-        write_dataset,
-    )
-    from ledgerguard.fraud.synthetic import (
-        generate as generate_data,
-    )
-
-    config = config_for_rows(rows, days=days, start=start.date(), seed=seed)
-    data = generate_data(config)
-    tx_path, labels_path = write_dataset(data, out, name=name)
-    say(f"{len(data.transactions)} transactions → {tx_path}")
-    say(f"{int(data.labels['is_fraud'].astype(int).sum())} fraud labels → {labels_path}")

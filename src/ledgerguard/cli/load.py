@@ -8,7 +8,17 @@ from typing import Annotated, Any
 
 import typer
 
-from ledgerguard.cli.common import abort, err_console, print_json, say, settings_of
+from ledgerguard.cli.common import (
+    abort,
+    duration_option,
+    err_console,
+    live_option,
+    print_json,
+    say,
+    settings_of,
+    users_option,
+    warmup_option,
+)
 from ledgerguard.errors import LedgerGuardError
 from ledgerguard.load.display import LiveDisplay, render_summary
 from ledgerguard.load.generator import GeneratorConfig
@@ -22,28 +32,23 @@ from ledgerguard.load.target import (
 )
 
 _ENV = "LEDGERGUARD_LOAD_"
+Users = users_option(
+    _ENV,
+    maximum=10_000,
+    help="Concurrent virtual users, one keep-alive connection each (closed loop); with --rate, "
+    "the number of connections.",
+)
+Duration = duration_option(_ENV, minimum=0.5, help="Measured seconds.")
+Warmup = warmup_option(_ENV, help="Seconds of load before measuring.")
+Live = live_option(
+    _ENV, help="Live figures on stderr (a panel on a terminal, a line every 5 s elsewhere)."
+)
 
 
 def load(
     ctx: typer.Context,
-    users: Annotated[
-        int,
-        typer.Option(
-            "--users",
-            "-u",
-            min=1,
-            max=10_000,
-            envvar=f"{_ENV}USERS",
-            help="Concurrent virtual users, one keep-alive connection each (closed loop); "
-            "with --rate, the number of connections.",
-        ),
-    ] = 50,
-    duration: Annotated[
-        float,
-        typer.Option(
-            "--duration", "-d", min=0.5, envvar=f"{_ENV}DURATION", help="Measured seconds."
-        ),
-    ] = 60.0,
+    users: Users = 50,
+    duration: Duration = 60.0,
     rate: Annotated[
         float | None,
         typer.Option(
@@ -82,10 +87,7 @@ def load(
             "only JSON).",
         ),
     ] = None,
-    warmup: Annotated[
-        float,
-        typer.Option(min=0, envvar=f"{_ENV}WARMUP", help="Seconds of load before measuring."),
-    ] = 0.0,
+    warmup: Warmup = 0.0,
     timeout: Annotated[
         float,
         typer.Option(min=0.1, envvar=f"{_ENV}TIMEOUT", help="Seconds before a request fails."),
@@ -120,13 +122,7 @@ def load(
         int | None,
         typer.Option(envvar=f"{_ENV}SEED", help="Seed for a reproducible transaction stream."),
     ] = None,
-    live: Annotated[
-        bool,
-        typer.Option(
-            envvar=f"{_ENV}LIVE",
-            help="Live figures on stderr (a panel on a terminal, a line every 5 s elsewhere).",
-        ),
-    ] = True,
+    live: Live = True,
 ) -> None:
     """Post realistic transactions and report TPS, latency percentiles and errors.
 

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import typer
 
-from ledgerguard.cli import airflow, api, bench, cluster, db, fraud, load, monitoring, platform
+from ledgerguard.cli import (
+    airflow,
+    api,
+    apikey,
+    bench,
+    cluster,
+    db,
+    fraud,
+    generate,
+    imports,
+    load,
+    monitoring,
+    platform,
+    status,
+)
 from ledgerguard.cli.demo import demo
 
 app = typer.Typer(
@@ -16,15 +30,15 @@ app = typer.Typer(
 app.add_typer(cluster.app, name="cluster")
 app.add_typer(db.app, name="db")
 app.add_typer(api.app, name="api")
-app.add_typer(api.keys_app, name="apikey")
+app.add_typer(apikey.app, name="apikey")
 app.add_typer(monitoring.app, name="monitoring")
 app.add_typer(fraud.app, name="fraud")
 app.add_typer(airflow.app, name="airflow")
 app.add_typer(bench.app, name="bench")
 app.command("load")(load.load)
-app.add_typer(fraud.import_app, name="import")
-app.command()(fraud.generate)
-app.command(name="status")(monitoring.stack_status)
+app.add_typer(imports.app, name="import")
+app.command()(generate.generate)
+app.command(name="status")(status.stack_status)
 app.command()(demo)
 app.command(name="up")(platform.up)
 app.command(name="down")(platform.down)

@@ -1,27 +1,26 @@
-"""`ledgerguard monitoring ...` (Prometheus + mysqld-exporters) and `ledgerguard status`."""
+"""`ledgerguard monitoring ...`: Prometheus and the mysqld-exporters (up, down, status)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from ledgerguard.cli.common import abort, err_console, print_json, say, settings_of
+from ledgerguard.cli.common import (
+    JsonFlag,
+    abort,
+    err_console,
+    say,
+    settings_of,
+    show_status,
+    up_down,
+)
 from ledgerguard.errors import LedgerGuardError
 from ledgerguard.monitoring.local import LocalMonitoring, MonitoringStatus
-from ledgerguard.monitoring.stack import stack_status as gather_stack_status
 
 app = typer.Typer(
     help="Run local monitoring: Prometheus and one mysqld-exporter per server.",
     no_args_is_help=True,
 )
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON only (for scripts).")]
-
-#: Exit code when something is down, as `cluster status` uses it.
-NOT_HEALTHY = 3
 
 
 @app.command()
@@ -63,30 +62,12 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         current = LocalMonitoring(settings_of(ctx)).status()
     except LedgerGuardError as exc:
         abort(str(exc))
-    if as_json:
-        print_json(current.to_dict())
-    else:
-        render_monitoring_status(current)
-    if not current.healthy:
-        raise typer.Exit(NOT_HEALTHY)
-
-
-def stack_status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """The whole stack at a glance: cluster, replication lag, API, Airflow, monitoring.
-
-    Exit code 0 when every component is up, 3 otherwise.
-    """
-    current = gather_stack_status(settings_of(ctx))
-    if as_json:
-        print_json(current)
-    else:
-        render_stack_status(current)
-    if not current["healthy"]:
-        raise typer.Exit(NOT_HEALTHY)
-
-
-def _up_down(up: bool) -> str:
-    return "[green]up[/]" if up else "[red]down[/]"
+    show_status(
+        current.to_dict(),
+        healthy=current.healthy,
+        as_json=as_json,
+        render=lambda: render_monitoring_status(current),
+    )
 
 
 def render_monitoring_status(current: MonitoringStatus) -> None:
@@ -97,25 +78,9 @@ def render_monitoring_status(current: MonitoringStatus) -> None:
     for process in current.processes:
         table.add_row(
             process.name,
-            _up_down(process.up),
+            up_down(process.up),
             process.url,
             str(process.pid or "-"),
             process.log_file,
         )
     err_console.print(table)
-
-
-def render_stack_status(current: dict[str, Any]) -> None:
-    """A Rich table of `stack_status` on stderr."""
-    table = Table(title="LedgerGuard stack", title_justify="left")
-    for column in ("component", "state", "address", "detail"):
-        table.add_column(column)
-    for name, component in current["components"].items():
-        table.add_row(
-            name,
-            _up_down(component["up"]),
-            escape(component["address"]),
-            escape(component["detail"] or "-"),
-        )
-    err_console.print(table)
-    err_console.print("[green]all up[/]" if current["healthy"] else "[red]not all up[/]")

@@ -11,8 +11,8 @@ import pymysql
 import pymysql.cursors
 
 from ledgerguard.cluster.errors import AccessDenied, ClusterError
-from ledgerguard.cluster.replication import Statement
 from ledgerguard.cluster.spec import ServerSpec
+from ledgerguard.db.dialect import Statement
 
 _ACCESS_DENIED = 1045
 

@@ -24,7 +24,7 @@ import pymysql
 
 from ledgerguard.cluster.admin import run, scalar
 from ledgerguard.cluster.replica import executed_gtids, flavour_of
-from ledgerguard.cluster.replication import Statement, wait_for_gtid
+from ledgerguard.db.dialect import Statement, wait_for_gtid
 
 Connection = pymysql.connections.Connection
 

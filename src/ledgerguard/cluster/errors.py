@@ -29,3 +29,7 @@ class AccessDenied(ClusterError):
 
 class ReplicationError(ClusterError):
     """The replica cannot follow the primary."""
+
+
+class HeartbeatError(ClusterError):
+    """The heartbeat cannot be written (event scheduler disabled at server start)."""

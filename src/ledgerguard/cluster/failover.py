@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ledgerguard.cluster.admin import admin_connection, run
 from ledgerguard.cluster.errors import ClusterError, ReplicationError
+from ledgerguard.cluster.heartbeat import enable_heartbeat_writer
 from ledgerguard.cluster.local import LocalCluster
 from ledgerguard.cluster.replica import (
     executed_gtids,
@@ -39,9 +40,9 @@ from ledgerguard.cluster.replica import (
     replica_status,
     wait_until_applied,
 )
-from ledgerguard.cluster.replication import Statement, stop_replica
+from ledgerguard.cluster.replication import stop_replica
 from ledgerguard.cluster.spec import save_swapped
-from ledgerguard.monitoring.heartbeat import enable_heartbeat_writer
+from ledgerguard.db.dialect import Statement
 
 _SWITCH = re.compile(r"Semi-sync replication switched (ON|OFF)")
 _STARTUP = re.compile(r"ready for connections")

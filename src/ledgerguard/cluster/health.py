@@ -40,7 +40,9 @@ import sqlalchemy as sa
 
 from ledgerguard.cluster.admin import admin_connection, run, scalar
 from ledgerguard.cluster.errors import ClusterError, ReplicationError
-from ledgerguard.cluster.replication import (
+from ledgerguard.cluster.spec import server_specs
+from ledgerguard.db.dialect import (
+    VERSION_QUERY,
     Flavour,
     ReplicaStatus,
     Statement,
@@ -50,11 +52,10 @@ from ledgerguard.cluster.replication import (
     replica_status_query,
     wait_for_gtid,
 )
-from ledgerguard.cluster.spec import server_specs
-from ledgerguard.db.engines import analytics_url, server_url
+from ledgerguard.db.engines import analytics_url, api_url, sync_engine
 from ledgerguard.settings import Settings
+from ledgerguard.utc import as_utc
 
-_VERSION = Statement("SELECT VERSION()")
 _SERVER_CLOCK = Statement("SELECT UTC_TIMESTAMP(6)")
 #: Newest row by primary key: instant on any table size (informational only, see module doc).
 _NEWEST_ROW = Statement("SELECT created_at FROM transactions ORDER BY id DESC LIMIT 1")
@@ -103,37 +104,21 @@ class ReplicaFreshness:
 
 def _engine(url: sa.URL) -> sa.Engine:
     # autocommit: each MASTER_GTID_WAIT/variable read must see the server's current state
-    return sa.create_engine(
-        url,
-        poolclass=sa.pool.NullPool,
-        isolation_level="AUTOCOMMIT",
-        connect_args={"connect_timeout": 5},
-    )
+    return sync_engine(url, autocommit=True, connect_timeout=5)
 
 
 def _value(conn: sa.Connection, statement: Statement) -> Any:
     return conn.exec_driver_sql(statement.sql, statement.params).scalar()
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _primary_position(settings: Settings) -> tuple[Flavour, str, datetime]:
     """(flavour, executed GTIDs, clock) of the primary, read as the API account."""
-    url = server_url(
-        settings,
-        "primary",
-        user=settings.api_db_user,
-        password=settings.api_db_password.get_secret_value(),
-        driver="pymysql",
-    )
-    engine = _engine(url)
+    engine = _engine(api_url(settings, driver="pymysql"))
     try:
         with engine.connect() as conn:
-            flavour = detect_flavour(_value(conn, _VERSION) or "")
+            flavour = detect_flavour(_value(conn, VERSION_QUERY) or "")
             gtid = _value(conn, executed_gtids_query(flavour)) or ""
-            clock = _utc(_value(conn, _SERVER_CLOCK))
+            clock = as_utc(_value(conn, _SERVER_CLOCK), assume_utc=True)
     except sa.exc.OperationalError as exc:
         raise ReplicaUnavailable(
             f"cannot read the primary's GTID position at {settings.primary_host}:"
@@ -155,7 +140,7 @@ def replication_threads(settings: Settings) -> ReplicaStatus | None:
     password = settings.mysql_root_password.get_secret_value()
     try:
         with admin_connection(spec, password=password, connect_timeout=2) as conn:
-            flavour = detect_flavour(scalar(conn, _VERSION) or "")
+            flavour = detect_flavour(scalar(conn, VERSION_QUERY) or "")
             rows = run(conn, replica_status_query(flavour))
     except (ClusterError, pymysql.MySQLError, OSError):
         return None
@@ -233,7 +218,7 @@ def check_replica_fresh(
         primary_gtid=target,
         replica_gtid=replica_gtid,
         waited_seconds=round(time.monotonic() - began, 3),
-        newest_created_at=_utc(newest) if newest else None,
+        newest_created_at=as_utc(newest, assume_utc=True) if newest else None,
         interval_complete=complete,
     )
 

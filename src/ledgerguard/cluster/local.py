@@ -16,6 +16,7 @@ from functools import cached_property
 from ledgerguard.cluster.admin import admin_connection
 from ledgerguard.cluster.checksum import ChecksumReport, compare_tables
 from ledgerguard.cluster.errors import AccessDenied, ClusterError
+from ledgerguard.cluster.heartbeat import install_heartbeat
 from ledgerguard.cluster.process import LocalServer, binary_version, find_binary
 from ledgerguard.cluster.provision import provision_primary, secure_root
 from ledgerguard.cluster.replica import (
@@ -25,7 +26,6 @@ from ledgerguard.cluster.replica import (
 )
 from ledgerguard.cluster.spec import Role, load_swapped, server_specs
 from ledgerguard.cluster.status import ClusterStatus, server_status
-from ledgerguard.monitoring.heartbeat import install_heartbeat
 from ledgerguard.settings import Settings
 
 Progress = Callable[[str], None]

@@ -29,7 +29,7 @@ import pymysql
 
 from ledgerguard.cluster.admin import run, scalar
 from ledgerguard.cluster.errors import ClusterError
-from ledgerguard.cluster.replication import Flavour, Statement, detect_flavour
+from ledgerguard.db.dialect import VERSION_QUERY, Flavour, Statement, detect_flavour
 from ledgerguard.settings import Settings
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
@@ -121,7 +121,7 @@ def provision_primary(conn: pymysql.connections.Connection, settings: Settings) 
             f"CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
         ),
     )
-    flavour = detect_flavour(scalar(conn, Statement("SELECT VERSION()")) or "")
+    flavour = detect_flavour(scalar(conn, VERSION_QUERY) or "")
     for user, password, clauses in account_grants(settings, flavour):
         user = _name(user)
         run(

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from ledgerguard.cluster.admin import Endpoint, admin_connection
 from ledgerguard.cluster.errors import AccessDenied, ClusterError
+from ledgerguard.cluster.heartbeat import install_heartbeat
 from ledgerguard.cluster.provision import provision_primary
 from ledgerguard.cluster.replica import (
     executed_gtids,
@@ -22,8 +23,7 @@ from ledgerguard.cluster.replica import (
     follow_primary,
     wait_until_applied,
 )
-from ledgerguard.cluster.replication import Flavour
-from ledgerguard.monitoring.heartbeat import install_heartbeat
+from ledgerguard.db.dialect import Flavour
 from ledgerguard.settings import Settings
 
 

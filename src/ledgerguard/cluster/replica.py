@@ -10,16 +10,19 @@ import pymysql
 from ledgerguard.cluster.admin import run, scalar
 from ledgerguard.cluster.errors import ReplicationError
 from ledgerguard.cluster.replication import (
+    point_replica_at,
+    start_after_own_history,
+    start_replica,
+    stop_replica,
+)
+from ledgerguard.db.dialect import (
+    VERSION_QUERY,
     Flavour,
     ReplicaStatus,
-    Statement,
     detect_flavour,
     executed_gtids_query,
     parse_replica_status,
-    point_replica_at,
     replica_status_query,
-    start_replica,
-    stop_replica,
     wait_for_gtid,
 )
 from ledgerguard.settings import Settings
@@ -28,7 +31,7 @@ Connection = pymysql.connections.Connection
 
 
 def flavour_of(conn: Connection) -> Flavour:
-    return detect_flavour(scalar(conn, Statement("SELECT VERSION()")) or "")
+    return detect_flavour(scalar(conn, VERSION_QUERY) or "")
 
 
 def replica_status(conn: Connection, flavour: Flavour) -> ReplicaStatus:
@@ -56,11 +59,9 @@ def follow_primary(
     flavour = flavour_of(conn)
     status = replica_status(conn, flavour)
     if not status.configured:
-        if flavour is Flavour.MARIADB:
-            # start after everything this server already has: nothing on a fresh replica, its
-            # own history on a demoted primary (whose extra transactions, if any, then surface
-            # as a clear replication error instead of silent divergence)
-            run(conn, Statement("SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos"))
+        start_after = start_after_own_history(flavour)
+        if start_after is not None:
+            run(conn, start_after)
         run(
             conn,
             point_replica_at(

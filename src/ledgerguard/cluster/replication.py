@@ -1,4 +1,4 @@
-"""The replication SQL of both supported flavours, in one place.
+"""The statements that administer replication, for both supported flavours.
 
 MariaDB (the local default) and MySQL 8.4 (the Compose stack) both replicate by GTID but spell it
 differently:
@@ -9,34 +9,21 @@ what                   MariaDB 10.11                                MySQL 8.4
 point the replica      `CHANGE MASTER TO ... MASTER_USE_GTID=       `CHANGE REPLICATION SOURCE TO
                        slave_pos`                                   ... SOURCE_AUTO_POSITION=1`
 start / stop           `START SLAVE` / `STOP SLAVE`                 `START REPLICA` / `STOP REPLICA`
-status                 `SHOW SLAVE STATUS` (`Slave_*` columns)      `SHOW REPLICA STATUS`
-executed GTIDs         `@@gtid_current_pos`                         `@@gtid_executed`
-wait for a GTID        `MASTER_GTID_WAIT(gtid, timeout)`            `WAIT_FOR_EXECUTED_GTID_SET`
 server options         `gtid_strict_mode=ON`                        `gtid_mode=ON`,
                                                                     `enforce_gtid_consistency=ON`
 =====================  ===========================================  ==============================
 
-The flavour is detected from `SELECT VERSION()`. Everything here returns SQL text plus
-parameters and never touches a connection, so both flavours are unit-tested without a server.
+Flavour detection and the queries that only *read* replication state (executed GTIDs, waiting for
+a GTID, replica status) live in `ledgerguard.db.dialect`, the one home of the dialect SQL, because
+the API and the writer need them too and `db` must not import `cluster`. Everything here returns
+SQL text plus parameters and never touches a connection.
 """
 
 from __future__ import annotations
 
-import enum
 import re
-from dataclasses import asdict, dataclass
-from typing import Any
 
-
-class Flavour(enum.StrEnum):
-    MARIADB = "mariadb"
-    MYSQL = "mysql"
-
-
-def detect_flavour(version: str) -> Flavour:
-    """`10.11.19-MariaDB-0+deb12u1` → MariaDB; `8.4.3` → MySQL."""
-    return Flavour.MARIADB if "mariadb" in version.lower() else Flavour.MYSQL
-
+from ledgerguard.db.dialect import Flavour, Statement
 
 _IDENT = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
 
@@ -45,14 +32,6 @@ def _check_host(host: str) -> str:
     if not _IDENT.match(host):
         raise ValueError(f"not a valid replication host: {host!r}")
     return host
-
-
-@dataclass(frozen=True)
-class Statement:
-    """One SQL statement with its driver parameters (pymysql `%s` style)."""
-
-    sql: str
-    params: tuple[Any, ...] = ()
 
 
 def server_options(flavour: Flavour) -> dict[str, str]:
@@ -115,71 +94,12 @@ def stop_replica(flavour: Flavour) -> Statement:
     return Statement("STOP SLAVE" if flavour is Flavour.MARIADB else "STOP REPLICA")
 
 
-def replica_status_query(flavour: Flavour) -> Statement:
-    return Statement("SHOW SLAVE STATUS" if flavour is Flavour.MARIADB else "SHOW REPLICA STATUS")
+def start_after_own_history(flavour: Flavour) -> Statement | None:
+    """Make a MariaDB replica-to-be start after everything it already has (MySQL: not needed).
 
-
-def executed_gtids_query(flavour: Flavour) -> Statement:
-    """GTIDs this server has applied or written (what a reader can rely on being visible)."""
+    Nothing on a fresh replica, its own history on a demoted primary (whose extra transactions,
+    if any, then surface as a clear replication error instead of silent divergence).
+    """
     if flavour is Flavour.MARIADB:
-        return Statement("SELECT @@GLOBAL.gtid_current_pos")
-    return Statement("SELECT @@GLOBAL.gtid_executed")
-
-
-def last_gtid_query(flavour: Flavour) -> Statement:
-    """The GTID of this session's last commit: the read-your-writes token."""
-    if flavour is Flavour.MARIADB:
-        return Statement("SELECT @@SESSION.last_gtid")
-    # MySQL reports it through session tracking; the executed set is a safe superset.
-    return Statement("SELECT @@GLOBAL.gtid_executed")
-
-
-def wait_for_gtid(flavour: Flavour, gtid: str, timeout_s: float) -> Statement:
-    """A query returning 0 once `gtid` is applied here, non-zero (or -1) on timeout."""
-    if flavour is Flavour.MARIADB:
-        return Statement("SELECT MASTER_GTID_WAIT(%s, %s)", (gtid, float(timeout_s)))
-    return Statement("SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s)", (gtid, float(timeout_s)))
-
-
-@dataclass(frozen=True)
-class ReplicaStatus:
-    """Flavour-neutral view of one replication channel."""
-
-    configured: bool
-    source: str | None = None
-    io_running: bool = False
-    sql_running: bool = False
-    seconds_behind: int | None = None
-    last_io_error: str = ""
-    last_sql_error: str = ""
-    gtid_io_pos: str = ""
-
-    @property
-    def healthy(self) -> bool:
-        return self.configured and self.io_running and self.sql_running
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"healthy": self.healthy}
-
-
-def parse_replica_status(flavour: Flavour, row: dict[str, Any] | None) -> ReplicaStatus:
-    """Normalise one `SHOW SLAVE/REPLICA STATUS` row (dict cursor) of either flavour."""
-    if not row:
-        return ReplicaStatus(configured=False)
-    prefix = "Master" if flavour is Flavour.MARIADB else "Source"
-    thread = "Slave" if flavour is Flavour.MARIADB else "Replica"
-    behind = row.get(f"Seconds_Behind_{prefix}")
-    if flavour is Flavour.MARIADB:
-        gtid_io = row.get("Gtid_IO_Pos") or ""
-    else:
-        gtid_io = row.get("Retrieved_Gtid_Set") or ""
-    return ReplicaStatus(
-        configured=True,
-        source=f"{row.get(f'{prefix}_Host')}:{row.get(f'{prefix}_Port')}",
-        io_running=row.get(f"{thread}_IO_Running") == "Yes",
-        sql_running=row.get(f"{thread}_SQL_Running") == "Yes",
-        seconds_behind=None if behind is None else int(behind),
-        last_io_error=row.get("Last_IO_Error") or "",
-        last_sql_error=row.get("Last_SQL_Error") or "",
-        gtid_io_pos=gtid_io.replace("\n", ""),
-    )
+        return Statement("SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos")
+    return None

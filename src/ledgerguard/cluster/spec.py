@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ledgerguard.cluster.replication import Flavour, semi_sync_options
+from ledgerguard.cluster.replication import semi_sync_options
+from ledgerguard.db.dialect import Flavour
+from ledgerguard.files import write_text_atomic
 from ledgerguard.settings import Settings
 
 Role = Literal["primary", "replica"]
@@ -118,7 +120,7 @@ class ServerSpec:
             # acknowledged (it was never confirmed to a client) instead of committing it, so it
             # can rejoin the new primary by GTID without diverging
             options["init_rpl_role"] = "SLAVE" if self.is_replica else "MASTER"
-        # the replication heartbeat's writer event (ledgerguard.monitoring.heartbeat) runs on the
+        # the replication heartbeat's writer event (ledgerguard.cluster.heartbeat) runs on the
         # primary only: a demoted primary restarting as replica must not write rows of its own
         options["event_scheduler"] = "OFF" if self.is_replica else "ON"
         if self.is_replica:
@@ -154,11 +156,7 @@ def load_swapped(settings: Settings) -> bool:
 
 
 def save_swapped(settings: Settings, swapped: bool) -> None:
-    path = topology_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"swapped": swapped}) + "\n")
-    tmp.replace(path)
+    write_text_atomic(topology_file(settings), json.dumps({"swapped": swapped}) + "\n")
 
 
 def server_specs(settings: Settings, *, swapped: bool | None = None) -> dict[Role, ServerSpec]:

@@ -10,10 +10,12 @@ import pymysql
 from ledgerguard.cluster.admin import admin_connection, run, scalar
 from ledgerguard.cluster.errors import ClusterError
 from ledgerguard.cluster.process import LocalServer
-from ledgerguard.cluster.replication import (
+from ledgerguard.db.dialect import (
+    VERSION_QUERY,
     Flavour,
     ReplicaStatus,
     Statement,
+    binlog_gtids_query,
     detect_flavour,
     executed_gtids_query,
     parse_replica_status,
@@ -74,12 +76,12 @@ def server_status(server: LocalServer, *, root_password: str) -> ServerStatus:
     try:
         with admin_connection(spec, password=root_password, connect_timeout=2) as conn:
             status.up = True
-            status.version = scalar(conn, Statement("SELECT VERSION()"))
+            status.version = scalar(conn, VERSION_QUERY)
             flavour = detect_flavour(status.version or "")
             status.read_only = bool(scalar(conn, Statement("SELECT @@GLOBAL.read_only")))
             status.gtid_executed = scalar(conn, executed_gtids_query(flavour))
             if flavour is Flavour.MARIADB:
-                status.gtid_binlog_pos = scalar(conn, Statement("SELECT @@GLOBAL.gtid_binlog_pos"))
+                status.gtid_binlog_pos = scalar(conn, binlog_gtids_query(flavour))
             if not spec.is_replica and flavour is Flavour.MARIADB:
                 rows = run(conn, Statement("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'"))
                 status.semi_sync_active = bool(rows) and rows[0]["Value"] == "ON"

@@ -6,7 +6,7 @@ import re
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledgerguard.cluster.replication import Flavour, wait_for_gtid
+from ledgerguard.db.dialect import Flavour, wait_for_gtid
 
 _MARIADB_GTID_LIST = re.compile(r"^\d+-\d+-\d+(,\d+-\d+-\d+)*$")
 
@@ -27,6 +27,26 @@ async def replica_has(
     return value == 0
 
 
+def mariadb_positions(position: str) -> dict[str, int] | None:
+    """Sequence number per replication domain of a MariaDB GTID position (`0-1-42,1-1-7`).
+
+    None when it is not one (e.g. a MySQL UUID set).
+    """
+    out = {}
+    for item in filter(None, position.replace("\n", "").split(",")):
+        parts = item.strip().split("-")
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            return None
+        out[parts[0]] = int(parts[2])
+    return out
+
+
+def gtid_sequence(position: str | None) -> int | None:
+    """Sum of the sequence numbers of a MariaDB GTID position (`0-1-42,1-1-7` → 49)."""
+    positions = None if position is None else mariadb_positions(position)
+    return None if positions is None else sum(positions.values())
+
+
 def gtid_gap(primary_pos: str | None, replica_pos: str | None) -> int | None:
     """Transactions the replica lacks, from MariaDB GTID positions (`domain-server-seq`, ...).
 
@@ -35,18 +55,7 @@ def gtid_gap(primary_pos: str | None, replica_pos: str | None) -> int | None:
     """
     if not primary_pos or replica_pos is None:
         return None
-
-    def seqs(pos: str) -> dict[str, int]:
-        out = {}
-        for item in filter(None, pos.split(",")):
-            parts = item.strip().split("-")
-            if len(parts) != 3 or not all(p.isdigit() for p in parts):
-                raise ValueError(item)
-            out[parts[0]] = int(parts[2])
-        return out
-
-    try:
-        primary, replica = seqs(primary_pos), seqs(replica_pos)
-    except ValueError:
+    primary, replica = mariadb_positions(primary_pos), mariadb_positions(replica_pos)
+    if primary is None or replica is None:
         return None
     return sum(max(0, seq - replica.get(domain, 0)) for domain, seq in primary.items())

@@ -1,16 +1,25 @@
-"""Engines for the two servers, each opened with the account its job needs.
+"""Every engine of the application, each opened with the account its job needs.
+
+Async (the API):
 
 * `primary_engine`: the API's least-privilege account (SELECT/INSERT/UPDATE) on the primary.
-* `replica_engine`: `app_user` (SELECT only) on the replica; reads and analytics go here.
-* `migration_url`: the DDL account, used by Alembic on the primary only.
+* `replica_engine`: `app_user` (SELECT only) on the replica; reads go here.
 
-Engines are built by the caller (app factory, CLI command, DAG task) and disposed by it; nothing
-here caches one.
+Sync, without a pool (batch jobs, CLI commands, health checks: one job, one connection):
+
+* `writer_engine`: the API account on the primary (fraud verdicts, imports, labels).
+* `analytics_engine`: `app_user` on the replica (the nightly analysis, reports).
+* `migration_engine`: the DDL account on the primary (Alembic, API keys, the demo's key).
+* `sync_engine`: any of the URLs below, e.g. with autocommit for health checks.
+
+This is the one place that builds an engine: a connection option (timeouts, pooling) changes here
+for every caller. Engines are built by the caller (app factory, CLI command, DAG task) and disposed
+by it; nothing here caches one.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -37,6 +46,17 @@ def server_url(
         port=port,
         database=settings.database,
         query={"charset": "utf8mb4"},
+    )
+
+
+def api_url(settings: Settings, role: Role = "primary", *, driver: str = "asyncmy") -> sa.URL:
+    """The API's least-privilege account on the primary (or, after a failover check, `role`)."""
+    return server_url(
+        settings,
+        role,
+        user=settings.api_db_user,
+        password=settings.api_db_password.get_secret_value(),
+        driver=driver,
     )
 
 
@@ -79,13 +99,7 @@ def primary_engine(
     settings: Settings, *, pool_size: int = 20, server: Role = "primary"
 ) -> AsyncEngine:
     """Async engine for writes, as the API account (on the primary unless `server` says)."""
-    url = server_url(
-        settings,
-        server,
-        user=settings.api_db_user,
-        password=settings.api_db_password.get_secret_value(),
-    )
-    return _async_engine(url, pool_size)
+    return _async_engine(api_url(settings, server), pool_size)
 
 
 def replica_engine(
@@ -99,3 +113,36 @@ def replica_engine(
         password=settings.replica_password.get_secret_value(),
     )
     return _async_engine(url, pool_size)
+
+
+def sync_engine(
+    url: sa.URL,
+    *,
+    autocommit: bool = False,
+    connect_timeout: float | None = None,
+    **connect_args: Any,
+) -> sa.Engine:
+    """A sync engine without a pool (NullPool): each `connect()` opens and closes a connection.
+
+    `autocommit` suits probes that must see the server's current state on every statement (a GTID
+    wait, a variable read); `connect_args` go to the driver (e.g. `local_infile=True`).
+    """
+    if connect_timeout is not None:
+        connect_args["connect_timeout"] = connect_timeout
+    options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=connect_args, **options)
+
+
+def writer_engine(settings: Settings, **connect_args: Any) -> sa.Engine:
+    """A sync engine for the API account on the primary, no pool (batch jobs)."""
+    return sync_engine(api_url(settings, driver="pymysql"), **connect_args)
+
+
+def analytics_engine(settings: Settings) -> sa.Engine:
+    """A sync engine for `app_user` on the replica, no pool (one batch job, one connection)."""
+    return sync_engine(analytics_url(settings))
+
+
+def migration_engine(settings: Settings) -> sa.Engine:
+    """A sync engine for the DDL account on the primary (Alembic, API keys), no pool."""
+    return sync_engine(migration_url(settings))

@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from ledgerguard.db.engines import migration_url
+from ledgerguard.db.engines import migration_engine, migration_url
 from ledgerguard.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -27,10 +27,9 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
 
 def current(settings: Settings) -> str | None:
     """The revision the primary's schema is at (None before the first migration)."""
-    import sqlalchemy as sa
     from alembic.runtime.migration import MigrationContext
 
-    engine = sa.create_engine(migration_url(settings))
+    engine = migration_engine(settings)
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()

@@ -6,11 +6,12 @@ and this metadata agree, so neither drifts.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
+
+from ledgerguard.utc import as_utc, utc_naive
 
 metadata = sa.MetaData()
 
@@ -22,31 +23,24 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
     guessing its zone is how ledgers end up an hour off.
     """
 
-    impl = mysql.DATETIME
+    impl = mysql.DATETIME(fsp=6)
     cache_ok = True
-
-    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
-        if dialect.name in ("mysql", "mariadb"):
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
-        return dialect.type_descriptor(sa.DateTime())
 
     def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given for a UTC column; attach a timezone")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return utc_naive(value)
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
+        return None if value is None else as_utc(value, assume_utc=True)
 
 
 #: Money: DECIMAL(19,4) holds every ISO 4217 minor unit (at most 4 digits) up to 10^15.
 MONEY = sa.Numeric(19, 4)
 #: Time: DATETIME(6), always UTC (the servers run with time_zone +00:00).
 UTC_TIME = UTCDateTime()
-#: Ids: BIGINT everywhere; SQLite (unit tests only) needs plain INTEGER for autoincrement.
-BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+#: Ids: BIGINT everywhere.
+BIG_ID = sa.BigInteger()
 
 transactions = sa.Table(
     "transactions",

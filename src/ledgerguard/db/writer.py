@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncmy
@@ -38,9 +37,10 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ledgerguard.cluster.replication import Flavour, last_gtid_query
+from ledgerguard.db.dialect import Flavour, binlog_gtids_query, last_gtid_query
 from ledgerguard.db.tables import idempotency_keys
 from ledgerguard.db.transactions import NewTransaction
+from ledgerguard.utc import utc_naive
 
 _COLUMNS = (
     "user_id",
@@ -61,14 +61,10 @@ _INSERT = f"INSERT INTO transactions ({', '.join(_COLUMNS)}) VALUES "
 _CONNECTION_ERRORS = (asyncmy.errors.OperationalError, asyncmy.errors.InterfaceError, OSError)
 
 
-def _naive_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
 def _params(tx: NewTransaction) -> tuple[Any, ...]:
     values = tx.values()
-    values["occurred_at"] = _naive_utc(tx.occurred_at)
-    values["created_at"] = _naive_utc(tx.created_at)
+    values["occurred_at"] = utc_naive(tx.occurred_at)
+    values["created_at"] = utc_naive(tx.created_at)
     return tuple(values[c] for c in _COLUMNS)
 
 
@@ -310,12 +306,7 @@ class TransactionWriter:
 
     async def _last_gtid_global(self, conn: AsyncConnection) -> str | None:
         """For replays: the primary's position now covers the original commit."""
-        sql = (
-            "SELECT @@GLOBAL.gtid_binlog_pos"
-            if self.flavour is Flavour.MARIADB
-            else "SELECT @@GLOBAL.gtid_executed"
-        )
-        value = (await conn.exec_driver_sql(sql)).scalar()
+        value = (await conn.exec_driver_sql(binlog_gtids_query(self.flavour).sql)).scalar()
         await conn.rollback()
         return value or None
 

@@ -2,7 +2,7 @@
 
 Grouped by stage (all entry points take the one `Settings` object):
 
-* `engine/` — features, rules, scoring, model, fx: pure functions of a frame and
+* `engine/` — frame, features, rules, scoring, model, metrics, fx: pure functions of a frame and
   `FraudParameters` (`ledgerguard.settings.fraud`);
 * `imports/` — `importer.import_transactions(settings, path, progress=None)`,
   `importer.import_labels(settings, path)`: all-or-nothing CSV loads into the primary;

@@ -21,35 +21,20 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from ledgerguard.db.engines import analytics_engine
 from ledgerguard.fraud.engine.features import TerminalHistory, terminal_days
-from ledgerguard.fraud.engine.fx import parse_units, usd_units
-from ledgerguard.fraud.engine.scoring import score_frame, to_us
-from ledgerguard.fraud.reader import analytics_engine, utc_naive
+from ledgerguard.fraud.engine.frame import engine_frame
+from ledgerguard.fraud.engine.metrics import average_precision
+from ledgerguard.fraud.engine.scoring import score_frame
 from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings
 from ledgerguard.settings.fraud import FraudParameters
+from ledgerguard.utc import to_us, utc_naive
 
 OVERALL = "overall"
-
-
-def average_precision(is_fraud: np.ndarray, score: np.ndarray) -> float:
-    """Step-wise average precision; tied scores enter the curve together. NaN without positives."""
-    positives = int(is_fraud.sum())
-    if positives == 0:
-        return float("nan")
-    order = np.argsort(-score, kind="stable")
-    ranked_score, ranked_fraud = score[order], is_fraud[order].astype(np.int64)
-    # Last position of each distinct score: one point of the curve per threshold.
-    cut = np.flatnonzero(np.diff(ranked_score) != 0)
-    ends = np.append(cut, len(ranked_score) - 1)
-    true_pos = np.cumsum(ranked_fraud)[ends]
-    precision = true_pos / (ends + 1)
-    recall = true_pos / positives
-    return float(np.sum(np.diff(np.concatenate(([0.0], recall))) * precision))
 
 
 def evaluate(frame: pd.DataFrame) -> pd.DataFrame:
@@ -82,30 +67,6 @@ def evaluate(frame: pd.DataFrame) -> pd.DataFrame:
     table.attrs["false_alarms"] = false_alarms
     table.attrs["legitimate"] = int((~is_fraud).sum())
     return table
-
-
-def engine_frame(transactions: pd.DataFrame, fx: FxRates) -> pd.DataFrame:
-    """Transactions in the import format (strings or parsed) as the engine's transaction frame.
-
-    Ids are assigned 1..n in the given order; the frame keeps `external_id` for joining labels.
-    """
-    occurred = pd.to_datetime(transactions["occurred_at"], utc=True, format="ISO8601")
-    ts_us = occurred.astype("datetime64[us, UTC]").astype("int64").to_numpy()
-    amount_units = parse_units(transactions["amount"].astype(str))
-    currency = transactions["currency"].astype(str).to_numpy()
-    terminal = pd.to_numeric(transactions["terminal_id"], errors="coerce").fillna(-1)
-    return pd.DataFrame(
-        {
-            "transaction_id": np.arange(1, len(transactions) + 1, dtype=np.int64),
-            "user_id": transactions["user_id"].astype("int64").to_numpy(),
-            "terminal_id": terminal.astype("int64").to_numpy(),
-            "ts_us": ts_us,
-            "amount_units": amount_units,
-            "currency": currency,
-            "usd_units": usd_units(amount_units, currency, ts_us, fx),
-            "external_id": transactions["external_id"].astype(str).to_numpy(),
-        }
-    )
 
 
 def score_in_memory(

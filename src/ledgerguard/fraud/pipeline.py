@@ -36,6 +36,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ledgerguard.db.engines import writer_engine
 from ledgerguard.fraud.engine.features import TerminalHistory
 from ledgerguard.fraud.engine.fx import fill_missing_usd
 from ledgerguard.fraud.engine.rules import RULE_IDS
@@ -43,9 +44,10 @@ from ledgerguard.fraud.engine.scoring import score_frame
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.fraud.reader import ReplicaReader, wait_for_replica
 from ledgerguard.fraud.reports.fraud_report import write_fraud_reports
-from ledgerguard.fraud.store import upsert_scores, writer_engine
+from ledgerguard.fraud.store import upsert_scores
 from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings
+from ledgerguard.utc import utc_midnight
 
 if TYPE_CHECKING:
     from ledgerguard.fraud.engine.model import FraudModel
@@ -123,10 +125,10 @@ def analyze_interval(
     counts: Counter[str] = Counter({rule_id: 0 for rule_id in RULE_IDS})
     totals: Counter[str] = Counter()
 
-    terminal_since = _midnight(start) - timedelta(
+    terminal_since = utc_midnight(start) - timedelta(
         days=params.label_delay_days + max(params.terminal_feature_windows)
     )
-    terminal_until = _midnight(end) + timedelta(days=1) - timedelta(days=params.label_delay_days)
+    terminal_until = utc_midnight(end) + timedelta(days=1) - timedelta(days=params.label_delay_days)
     model = _model(params.model_path)
     wait_for_replica(settings)
     writer = writer_engine(settings)
@@ -220,7 +222,3 @@ def day_interval(day: date) -> tuple[datetime, datetime]:
     """[00:00, next 00:00) UTC of `day`: the nightly run's interval."""
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return start, start + timedelta(days=1)
-
-
-def _midnight(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

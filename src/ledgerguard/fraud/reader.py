@@ -35,12 +35,13 @@ from pymysql.cursors import SSCursor
 
 from ledgerguard.cluster.errors import ClusterError
 from ledgerguard.cluster.health import check_replica_fresh
-from ledgerguard.db.engines import analytics_url
+from ledgerguard.db.engines import analytics_engine
 from ledgerguard.db.tables import fraud_scores
 from ledgerguard.fraud.engine.features import TX_DTYPES
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.fraud.read_ahead import read_ahead_of
 from ledgerguard.settings import Settings
+from ledgerguard.utc import utc_naive
 
 _EPOCH_DAYS = 719_528  # TO_DAYS('1970-01-01')
 #: Days of one terminal in a (terminal, day) key: terminal * this + day offset.
@@ -101,18 +102,6 @@ _TERMINAL_FRAUD_SQL = (
 _GROUP_CONCAT_MAX_LEN = 2**31
 
 Progress = Callable[[int, int], None]
-
-
-def utc_naive(moment: datetime) -> datetime:
-    """A timezone-aware datetime as the naive UTC value a DATETIME column holds."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime given; the fraud engine works in timezone-aware UTC")
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-def analytics_engine(settings: Settings) -> sa.Engine:
-    """A sync engine for `app_user` on the replica, no pool (one batch job, one connection)."""
-    return sa.create_engine(analytics_url(settings), poolclass=sa.pool.NullPool)
 
 
 def wait_for_replica(settings: Settings) -> None:

@@ -10,7 +10,7 @@ which is why the timestamp is assigned first, while the old values are still the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,12 +19,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects.mysql import pymysql as mysql_pymysql
 
-from ledgerguard.db.engines import server_url
 from ledgerguard.db.fraud_results import UPSERT_LABELS, UPSERT_SCORES
-from ledgerguard.fraud.engine.features import US_PER_SECOND
 from ledgerguard.fraud.engine.fx import units_to_decimal
 from ledgerguard.fraud.engine.scoring import VERDICT_COLUMNS
-from ledgerguard.settings import Settings
+from ledgerguard.utc import from_us
 
 BATCH_ROWS = 2_000
 LOOKUP_IDS = 20_000
@@ -33,26 +31,9 @@ LABEL_BATCH_ROWS = 10_000
 LABEL_ROW = ("transaction_id", "external_id", "is_fraud", "labelled_at", "source")
 
 
-def writer_engine(settings: Settings, **connect_args: Any) -> sa.Engine:
-    """A sync engine for the API account on the primary, no pool (batch jobs)."""
-    url = server_url(
-        settings,
-        "primary",
-        user=settings.api_db_user,
-        password=settings.api_db_password.get_secret_value(),
-        driver="pymysql",
-    )
-    return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=connect_args)
-
-
 def _batches(rows: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
     for offset in range(0, len(rows), BATCH_ROWS):
         yield rows[offset : offset + BATCH_ROWS]
-
-
-def from_us(ts_us: int) -> datetime:
-    seconds, micros = divmod(int(ts_us), US_PER_SECOND)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
 
 
 def upsert_scores(

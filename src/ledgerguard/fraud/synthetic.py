@@ -270,15 +270,33 @@ def _large_amounts(
     )
 
 
+def _grouped_payments(
+    config: SyntheticConfig,
+    rng: np.random.Generator,
+    start_us: int,
+    *,
+    rate: float,
+    sizes: tuple[int, int],
+    span: tuple[float, float],
+    unit_s: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(user, time) of the payments of grouped events (structuring, card testing): per event a
+    user, a size in [sizes), a first moment and a span in [span) units of `unit_s` seconds."""
+    events = _events(config, rate, rng)
+    counts = rng.integers(*sizes, events)
+    users = np.repeat(rng.integers(0, config.customers, events), counts)
+    first = np.repeat(_random_moments(config, rng, events, start_us), counts)
+    span_us = np.repeat(rng.uniform(*span, events) * unit_s * US_PER_SECOND, counts)
+    ts = first + (rng.random(len(users)) * span_us).astype(np.int64)
+    return users, ts
+
+
 def _structuring(
     normal: pd.DataFrame, config: SyntheticConfig, rng: np.random.Generator, start_us: int
 ) -> pd.DataFrame:
-    groups = _events(config, config.structuring_rate, rng)
-    sizes = rng.integers(2, 6, groups)
-    users = np.repeat(rng.integers(0, config.customers, groups), sizes)
-    first = np.repeat(_random_moments(config, rng, groups, start_us), sizes)
-    span_us = np.repeat(rng.uniform(1, 48, groups) * 3600 * US_PER_SECOND, sizes)
-    ts = first + (rng.random(len(users)) * span_us).astype(np.int64)
+    users, ts = _grouped_payments(
+        config, rng, start_us, rate=config.structuring_rate, sizes=(2, 6), span=(1, 48), unit_s=3600
+    )
     usd = np.round(rng.uniform(9_000, 9_990, len(users)), 2)
     return _new_rows(users, _own_terminals(normal, users, rng), ts, usd, "structuring")
 
@@ -286,12 +304,9 @@ def _structuring(
 def _card_testing(
     normal: pd.DataFrame, config: SyntheticConfig, rng: np.random.Generator, start_us: int
 ) -> pd.DataFrame:
-    bursts = _events(config, config.card_testing_rate, rng)
-    sizes = rng.integers(6, 26, bursts)
-    users = np.repeat(rng.integers(0, config.customers, bursts), sizes)
-    first = np.repeat(_random_moments(config, rng, bursts, start_us), sizes)
-    span_us = np.repeat(rng.uniform(2, 20, bursts) * 60 * US_PER_SECOND, sizes)
-    ts = first + (rng.random(len(users)) * span_us).astype(np.int64)
+    users, ts = _grouped_payments(
+        config, rng, start_us, rate=config.card_testing_rate, sizes=(6, 26), span=(2, 20), unit_s=60
+    )
     terminals = rng.integers(0, config.terminals, len(users))
     usd = np.round(rng.uniform(0.5, 5.0, len(users)), 2)
     return _new_rows(users, terminals, ts, usd, "card_testing")

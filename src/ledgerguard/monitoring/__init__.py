@@ -1,4 +1,4 @@
-"""Observability of the local stack: Prometheus, mysqld-exporters, the replication heartbeat.
+"""Observability of the local stack: Prometheus, mysqld-exporters, the whole-stack status.
 
 Modules, one concern each:
 
@@ -6,9 +6,11 @@ Modules, one concern each:
   `<state dir>/monitoring`;
 * `process`: one local HTTP program (start/stop/probe, own process group, pid and log files);
 * `local`: `LocalMonitoring(settings).up() / down() / status()`;
-* `heartbeat`: the pt-heartbeat-compatible table and writer event on the primary;
 * `stack`: `stack_status(settings)`, everything at a glance for `ledgerguard status`;
 * `expressions`: the PromQL of the Grafana dashboards, for checking against a real Prometheus.
+
+The replication heartbeat (table and writer event) belongs to the cluster, which installs it on
+`cluster up` and after a failover: `ledgerguard.cluster.heartbeat`; `stack` only reads its age.
 
 Alert rules and their `promtool` unit tests live in `deploy/prometheus/`, dashboards in
 `deploy/grafana/`.

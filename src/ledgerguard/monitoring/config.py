@@ -10,15 +10,14 @@ environment, where other users could read them through `ps`.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import string
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ledgerguard.files import write_text_atomic
 from ledgerguard.monitoring.errors import ConfigError
 from ledgerguard.settings import Settings
 
@@ -169,16 +168,7 @@ def render_exporter_cnf(*, user: str, password: str, host: str, port: int) -> st
 
 def write_private(path: Path, text: str) -> None:
     """Write `text` to `path` readable by the owner only (0600), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text, mode=0o600)
 
 
 def write_monitoring_config(

@@ -16,12 +16,12 @@ import httpx
 import pymysql
 
 from ledgerguard.cluster.admin import admin_connection
+from ledgerguard.cluster.heartbeat import heartbeat_age
 from ledgerguard.cluster.local import LocalCluster
 from ledgerguard.cluster.status import ClusterStatus
 from ledgerguard.db.consistency import gtid_gap
 from ledgerguard.errors import LedgerGuardError
 from ledgerguard.monitoring.config import reachable_host
-from ledgerguard.monitoring.heartbeat import heartbeat_age
 from ledgerguard.monitoring.local import LocalMonitoring
 from ledgerguard.settings import Settings
 

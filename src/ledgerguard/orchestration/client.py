@@ -18,6 +18,7 @@ import httpx
 from ledgerguard.orchestration.config import base_url
 from ledgerguard.orchestration.process import AirflowError
 from ledgerguard.settings import Settings
+from ledgerguard.utc import as_utc
 
 #: Run states after which nothing more happens to a run.
 FINISHED = frozenset({"success", "failed"})
@@ -32,9 +33,7 @@ class AirflowApiError(AirflowError):
 
 
 def _iso(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime given; the REST API needs timezone-aware times")
-    return moment.isoformat()
+    return as_utc(moment).isoformat()
 
 
 class AirflowClient:

@@ -21,11 +21,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from ledgerguard.files import write_text_atomic
 from ledgerguard.settings import Settings
 
 #: The repository's `dags/` (src/ledgerguard/orchestration/config.py -> repo root).
@@ -133,13 +133,4 @@ def write_passwords_file(settings: Settings, path: Path) -> Path:
     content = json.dumps(
         {settings.airflow_admin_user: settings.airflow_admin_password.get_secret_value()}
     )
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(content + "\n")
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, content + "\n", mode=0o600)

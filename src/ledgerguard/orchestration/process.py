@@ -38,13 +38,14 @@ from ledgerguard.orchestration.config import (
     write_passwords_file,
 )
 from ledgerguard.processes import (
+    StartFailed,
     command_line,
     pid_alive,
     pid_from_file,
     port_answers,
     signal_group,
     spawn_detached,
-    tail,
+    wait_ready,
 )
 from ledgerguard.settings import Settings
 
@@ -146,23 +147,24 @@ def start_airflow(settings: Settings, *, timeout: float = 180.0) -> bool:
         preexec_fn=_default_sigint,
     )
     paths.pid_file.write_text(f"{process.pid}\n")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AirflowError(
-                f"airflow standalone exited with code {process.returncode} while starting; end "
-                f"of {paths.log_file}:\n{tail(paths.log_file)}"
-            )
+
+    def healthy() -> bool:
         health = component_health(settings)
-        if health and all(health[name] == "healthy" for name in COMPONENTS):
-            return True
-        time.sleep(0.5)
-    stop_airflow(settings)
-    raise AirflowError(
-        f"Airflow was not healthy within {timeout:.0f} s (stopped it); last health "
-        f"{component_health(settings) or 'no answer'}; end of {paths.log_file}:\n"
-        f"{tail(paths.log_file)}"
-    )
+        return bool(health) and all(health[name] == "healthy" for name in COMPONENTS)
+
+    try:
+        wait_ready(
+            process,
+            answers=healthy,
+            timeout=timeout,
+            name="airflow standalone (every component healthy)",
+            log_file=paths.log_file,
+            poll=0.5,
+            stop=lambda: stop_airflow(settings),
+        )
+    except StartFailed as exc:
+        raise AirflowError(str(exc)) from exc
+    return True
 
 
 def _group_members(pgid: int) -> list[tuple[int, bytes]]:

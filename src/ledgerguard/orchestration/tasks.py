@@ -13,24 +13,11 @@ and rewrites report files atomically), so clearing or backfilling a run is safe.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from ledgerguard.settings import Settings
-
-
-def as_utc(moment: datetime) -> datetime:
-    """A plain timezone-aware UTC `datetime` from any aware datetime (pendulum included).
-
-    Database drivers pick their encoder by exact type; a pendulum `DateTime` subclass would be
-    escaped as a string with an offset, which MariaDB does not compare as a DATETIME.
-    """
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime given; Airflow's data interval is timezone-aware")
-    utc = moment.astimezone(UTC)
-    return datetime(
-        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, UTC
-    )
+from ledgerguard.utc import as_utc
 
 
 def business_day(start: datetime) -> date:
@@ -68,9 +55,7 @@ def analyse_bucket(*, start: datetime, end: datetime, bucket: int, buckets: int)
     result = analyze_interval(
         Settings(), start=as_utc(start), end=as_utc(end), bucket=bucket, buckets=buckets
     )
-    summary = result.to_dict()
-    summary.pop("extra", None)
-    return summary
+    return result.to_dict()
 
 
 def merge_report(

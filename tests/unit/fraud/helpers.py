@@ -9,8 +9,8 @@ from functools import cache
 import pandas as pd
 
 from ledgerguard.fraud.engine.features import TerminalHistory
+from ledgerguard.fraud.engine.frame import engine_frame
 from ledgerguard.fraud.engine.scoring import PageScores, score_frame
-from ledgerguard.fraud.evaluate import engine_frame
 from ledgerguard.money import FxRates
 from ledgerguard.settings.fraud import FraudParameters
 

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from ledgerguard.fraud.evaluate import average_precision, evaluate
+from ledgerguard.fraud.engine.metrics import average_precision
+from ledgerguard.fraud.evaluate import evaluate
 
 
 def test_average_precision_known_values():

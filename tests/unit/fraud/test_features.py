@@ -6,7 +6,12 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledgerguard.fraud.engine.features import TimeAxis, covering_groups, usd_units, window_sums
+from ledgerguard.fraud.engine.features import (
+    TimeAxis,
+    covering_groups,
+    usd_threshold_units,
+    window_sums,
+)
 
 rows = st.lists(
     st.tuples(st.integers(1, 4), st.integers(0, 5_000), st.integers(1, 1_000)),
@@ -48,6 +53,8 @@ def test_covering_groups_mark_every_row_of_a_burst():
     assert groups.size.tolist() == [4]
 
 
-def test_usd_units_floor_keeps_strict_comparisons_exact():
-    assert usd_units("10000.00") == 100_000_000
-    assert usd_units("10000.00005") == 100_000_000  # x > 10000.00005 <=> units > 100000000
+def test_usd_threshold_units_floor_keeps_strict_comparisons_exact():
+    assert usd_threshold_units("10000.00") == 100_000_000
+    assert (
+        usd_threshold_units("10000.00005") == 100_000_000
+    )  # x > 10000.00005 <=> units > 100000000

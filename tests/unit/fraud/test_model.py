@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from ledgerguard.fraud.engine.features import TerminalHistory, terminal_days
+from ledgerguard.fraud.engine.frame import engine_frame
 from ledgerguard.fraud.engine.model import FraudModel, TrainingError, load_model, train_model
 from ledgerguard.fraud.engine.scoring import score_frame
 from ledgerguard.fraud.errors import FraudAnalysisError
-from ledgerguard.fraud.evaluate import engine_frame
 from ledgerguard.fraud.pipeline import analyze_interval
 from ledgerguard.fraud.synthetic import SyntheticConfig, generate, write_dataset
 from ledgerguard.money import FxRates

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response, status
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledgerguard.api.deps import Services
 from ledgerguard.api.schemas import Health, Readiness
-from ledgerguard.cluster.replication import Flavour
 from ledgerguard.db.consistency import gtid_gap
+from ledgerguard.db.dialect import Statement, applied_gtids_query, binlog_gtids_query
 
 router = APIRouter(tags=["health"])
 
@@ -19,26 +22,24 @@ async def health() -> Health:
     return Health(status="ok")
 
 
+async def _position(engine: AsyncEngine, query: Statement) -> tuple[bool, Any]:
+    """(reachable, GTID position) of one server; unreachable is an answer, not an error."""
+    try:
+        async with engine.connect() as conn:
+            return True, (await conn.exec_driver_sql(query.sql)).scalar()
+    except (SQLAlchemyError, OSError):
+        return False, None
+
+
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 async def ready(services: Services, response: Response) -> Readiness:
     """Primary reachable (else 503: writes would fail), replica reachable and its GTID gap."""
-    mariadb = services.flavour is Flavour.MARIADB
-    primary_pos = replica_pos = None
-    primary_ok = replica_ok = False
-    try:
-        async with services.primary.connect() as conn:
-            sql = "SELECT @@GLOBAL.gtid_binlog_pos" if mariadb else "SELECT 1"
-            primary_pos = (await conn.exec_driver_sql(sql)).scalar()
-        primary_ok = True
-    except (SQLAlchemyError, OSError):
-        pass
-    try:
-        async with services.replica.connect() as conn:
-            sql = "SELECT @@GLOBAL.gtid_slave_pos" if mariadb else "SELECT 1"
-            replica_pos = (await conn.exec_driver_sql(sql)).scalar()
-        replica_ok = True
-    except (SQLAlchemyError, OSError):
-        pass
+    primary_ok, primary_pos = await _position(
+        services.primary, binlog_gtids_query(services.flavour)
+    )
+    replica_ok, replica_pos = await _position(
+        services.replica, applied_gtids_query(services.flavour)
+    )
     if not primary_ok:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         response.headers["Retry-After"] = "1"
@@ -46,8 +47,9 @@ async def ready(services: Services, response: Response) -> Readiness:
         status="ready" if primary_ok else "unavailable",
         primary=primary_ok,
         replica=replica_ok,
+        # None for MySQL: its UUID sets have no sequence to subtract (see `gtid_gap`)
         replica_gtid_gap=gtid_gap(str(primary_pos), str(replica_pos))
-        if mariadb and primary_ok and replica_ok
+        if primary_ok and replica_ok
         else None,
     )
 

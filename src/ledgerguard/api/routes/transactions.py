@@ -22,6 +22,7 @@ from ledgerguard.db.consistency import valid_gtid
 from ledgerguard.db.fraud_results import UPSERT_LABELS
 from ledgerguard.db.transactions import NewTransaction, get_transaction, list_transactions
 from ledgerguard.db.writer import DuplicateExternalId, IdempotencyConflict
+from ledgerguard.utc import as_utc
 
 router = APIRouter(prefix="/transactions", tags=["transactions"])
 
@@ -35,9 +36,7 @@ ConsistentAfter = Annotated[
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return None if value is None else as_utc(value, assume_utc=True)
 
 
 @router.post(
@@ -116,8 +115,8 @@ class _StoredRow:
         self.id = transaction_id
         for name, value in tx.values().items():
             setattr(self, name, value)
-        self.occurred_at = tx.occurred_at.replace(tzinfo=UTC)
-        self.created_at = tx.created_at.replace(tzinfo=UTC)
+        self.occurred_at = as_utc(tx.occurred_at, assume_utc=True)
+        self.created_at = as_utc(tx.created_at, assume_utc=True)
 
 
 @router.get(

@@ -1,7 +1,8 @@
 """The scoring engine: pure functions of a frame of transactions and `FraudParameters`.
 
-`features` (the feature catalogue: windows per customer and terminal), `rules` (each rule's flag
-and reason), `scoring` (rules + optional model -> one score per row), `model` (the trained
-model), `fx` (USD conversion of amounts). No database access here: the nightly pipeline, the
+`frame` (transactions in the import format -> the engine's input frame), `features` (the feature
+catalogue: windows per customer and terminal), `rules` (each rule's flag and reason), `scoring`
+(rules + optional model -> one score per row; the model is any `ProbabilityModel`), `model` (the
+trained model), `metrics` (average precision), `fx` (USD conversion of amount columns). No database access here: the nightly pipeline, the
 evaluation and the streaming scorer feed frames in and store what comes out.
 """

@@ -53,7 +53,7 @@ US_PER_SECOND = 1_000_000
 _DAY_BITS = 22  # terminal-day keys: rank << 22 | day offset (11,000 years of days)
 
 
-def usd_units(amount: object) -> int:
+def usd_threshold_units(amount: object) -> int:
     """Largest whole number of 10^-4 USD at or below `amount` (Decimal-exact thresholds)."""
     from decimal import ROUND_FLOOR, Decimal
 
@@ -212,7 +212,7 @@ def _velocity(
     units: np.ndarray,
     params: FraudParameters,
 ) -> dict[str, np.ndarray]:
-    small = usd_known & (units <= usd_units(params.velocity_small_amount_usd))
+    small = usd_known & (units <= usd_threshold_units(params.velocity_small_amount_usd))
     key = axis.key[small]
     window_s = params.velocity_window_minutes * 60
     lo = np.searchsorted(key, key - window_s, side="right")
@@ -234,27 +234,50 @@ def _velocity(
     }
 
 
-def _structuring(
-    axis: TimeAxis, usd_known: np.ndarray, units: np.ndarray, params: FraudParameters
-) -> dict[str, np.ndarray]:
-    line = usd_units(params.large_amount_usd)
-    floor = usd_units(params.structuring_floor_usd)
-    near = usd_known & (units >= floor) & (units <= line)
-    key = axis.key[near]
-    near_units = units[near]
+def near_line(usd_known: np.ndarray, units: np.ndarray, params: FraudParameters) -> np.ndarray:
+    """Rows whose USD amount is in [`structuring_floor_usd`, `large_amount_usd`], both included."""
+    line = usd_threshold_units(params.large_amount_usd)
+    floor = usd_threshold_units(params.structuring_floor_usd)
+    return usd_known & (units >= floor) & (units <= line)
+
+
+def structuring_groups(key: np.ndarray, units: np.ndarray, params: FraudParameters) -> Groups:
+    """The structuring groups among near-line payments: THE definition, shared with compliance.
+
+    `key` is the `TimeAxis` key of the near-line rows only (sorted by user, time), `units`
+    their USD amounts in 10^-4 units. A window (t - `structuring_window_hours`, t] that holds at
+    least `structuring_min_count` of them, together strictly above `large_amount_usd`, marks all
+    its rows; overlapping marked windows of a user form one group.
+    """
+    line = usd_threshold_units(params.large_amount_usd)
     window_s = params.structuring_window_hours * 3600
     lo = np.searchsorted(key, key - window_s, side="right")
     count = np.arange(1, len(key) + 1) - lo
-    total = window_sums(near_units, lo, np.arange(1, len(key) + 1))
+    total = window_sums(units, lo, np.arange(1, len(key) + 1))
     hit = (count >= params.structuring_min_count) & (total > line)
-    groups = covering_groups(key, lo, hit, window_s)
+    return covering_groups(key, lo, hit, window_s)
+
+
+def group_units(groups: Groups, units: np.ndarray) -> np.ndarray:
+    """Exact sum of `units` per group."""
+    inside = groups.group >= 0
+    sums = np.zeros(len(groups.size), dtype=np.int64)
+    np.add.at(sums, groups.group[inside], units[inside])
+    return sums
+
+
+def _structuring(
+    axis: TimeAxis, usd_known: np.ndarray, units: np.ndarray, params: FraudParameters
+) -> dict[str, np.ndarray]:
+    near = near_line(usd_known, units, params)
+    key = axis.key[near]
+    groups = structuring_groups(key, units[near], params)
     g = groups.group
-    inside = g >= 0
-    group_units = np.bincount(g[inside], weights=near_units[inside], minlength=len(groups.size))
+    total = group_units(groups, units[near])
     hours = (key[groups.last] - key[groups.first]) / 3600 if len(groups.size) else np.zeros(0)
     return {
         "structuring_group_nb_tx": _spread(_by_group(groups.size, g), near),
-        "structuring_group_usd": _spread(_by_group(group_units / UNITS_PER_USD, g, 0.0), near, 0.0),
+        "structuring_group_usd": _spread(_by_group(total / UNITS_PER_USD, g, 0.0), near, 0.0),
         "structuring_group_hours": _spread(_by_group(hours, g, 0.0), near, 0.0),
     }
 

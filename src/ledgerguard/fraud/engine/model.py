@@ -35,9 +35,10 @@ from ledgerguard.fraud.engine.features import (
     sort_frame,
     terminal_days,
 )
+from ledgerguard.fraud.engine.frame import engine_frame
+from ledgerguard.fraud.engine.metrics import average_precision
 from ledgerguard.fraud.engine.scoring import score_frame
 from ledgerguard.fraud.errors import FraudError
-from ledgerguard.fraud.evaluate import average_precision, engine_frame
 from ledgerguard.money import FxRates
 from ledgerguard.settings.fraud import FraudParameters
 

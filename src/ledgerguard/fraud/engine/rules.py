@@ -20,7 +20,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from ledgerguard.fraud.engine.features import usd_units
+from ledgerguard.fraud.engine.features import usd_threshold_units
 from ledgerguard.settings.fraud import FraudParameters
 
 #: Largest strength of a rule that did not fire: with weights <= 1 and a score threshold >= 0.5 a
@@ -65,7 +65,7 @@ def _usd(value: float) -> str:
 
 def _large_amount(data: pd.DataFrame, params: FraudParameters) -> RuleOutcome:
     # Integer 10^-4 USD on both sides: 10,000.00 is not above the line, 10,000.0001 is.
-    fired = data["usd_units"].to_numpy() > usd_units(params.large_amount_usd)
+    fired = data["usd_units"].to_numpy() > usd_threshold_units(params.large_amount_usd)
     return _outcome(fired, np.zeros(len(data)))
 
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from ledgerguard.fraud.engine.features import (
-    SECONDS_PER_DAY,
     US_PER_SECOND,
     TerminalHistory,
     build_features,
@@ -27,9 +26,20 @@ from ledgerguard.fraud.engine.features import (
 )
 from ledgerguard.fraud.engine.rules import RULE_IDS, RULES
 from ledgerguard.settings.fraud import FraudParameters
+from ledgerguard.utc import to_us
 
-if TYPE_CHECKING:  # model.py imports this module
-    from ledgerguard.fraud.engine.model import FraudModel
+
+class ProbabilityModel(Protocol):
+    """What the scorer needs of a trained model (`ledgerguard.fraud.engine.model.FraudModel`).
+
+    A protocol rather than the class, so the scorer does not depend on the training code (which
+    itself scores frames to evaluate a model).
+    """
+
+    def probability(self, data: pd.DataFrame) -> np.ndarray:
+        """P(fraud) per row of the feature frame."""
+        ...
+
 
 #: Columns of the verdict frame returned for stored rows.
 VERDICT_COLUMNS = (
@@ -66,14 +76,6 @@ class PageScores:
     counts_by_rule: dict[str, int] = field(default_factory=dict)
 
 
-def to_us(moment: datetime) -> int:
-    """Microseconds since 1970-01-01 UTC of a timezone-aware datetime (naive is refused)."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime given; the fraud engine works in timezone-aware UTC")
-    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * SECONDS_PER_DAY + delta.seconds) * US_PER_SECOND + delta.microseconds
-
-
 def score_frame(
     frame: pd.DataFrame,
     history: TerminalHistory,
@@ -83,7 +85,7 @@ def score_frame(
     end: datetime,
     keep_ids: np.ndarray | None = None,
     store_all: bool = False,
-    model: FraudModel | None = None,
+    model: ProbabilityModel | None = None,
 ) -> PageScores:
     """Score the rows of `frame` inside [start, end); earlier rows only feed the windows.
 

@@ -44,6 +44,7 @@ from typing import Literal
 
 import pandas as pd
 
+from ledgerguard.db.engines import writer_engine
 from ledgerguard.fraud.errors import ImportRejected, RowError
 from ledgerguard.fraud.imports.bulk_load import ChunkLoader
 from ledgerguard.fraud.imports.check import (
@@ -59,7 +60,7 @@ from ledgerguard.fraud.imports.validation import (
     check_external_ids,
     read_csv_rows,
 )
-from ledgerguard.fraud.store import transaction_ids_by_external, upsert_labels, writer_engine
+from ledgerguard.fraud.store import transaction_ids_by_external, upsert_labels
 from ledgerguard.settings import Settings
 
 LABEL_COLUMNS = ("external_id", "is_fraud")

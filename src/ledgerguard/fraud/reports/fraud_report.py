@@ -16,15 +16,15 @@ final name (an atomic replace on POSIX file systems).
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+from ledgerguard.files import write_atomic
 from ledgerguard.money import format_amount
+from ledgerguard.utc import iso_z
 
 REPORT_HEADER = ("Transaction ID", "User ID", "Amount", "Currency", "Status")
 DETAILS_HEADER = (
@@ -51,25 +51,13 @@ def report_paths(reports_dir: Path, day: date) -> tuple[Path, Path]:
 
 def write_csv_atomic(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
     """Write a CSV file (LF line ends) so that `path` is either the old or the whole new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(header)
-            writer.writerows(rows)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
+    def write(out: TextIO) -> None:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return write_atomic(path, write, newline="")
 
 
 def write_fraud_reports(
@@ -103,7 +91,7 @@ def write_fraud_reports(
             (
                 row.transaction_id,
                 row.user_id,
-                _iso(row.occurred_at),
+                iso_z(row.occurred_at),
                 format_amount(row.amount, row.currency),
                 row.currency,
                 "" if row.amount_usd is None else str(Decimal(row.amount_usd)),

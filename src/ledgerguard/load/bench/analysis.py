@@ -62,8 +62,8 @@ def loaded_rows(settings: Settings, external_prefix: str) -> int | None:
     None when either import has not happened yet. Counting the transactions is a range scan of
     the unique index on `external_id` (seconds at 13.4M rows).
     """
+    from ledgerguard.db.engines import writer_engine
     from ledgerguard.db.tables import fraud_labels, transactions
-    from ledgerguard.fraud.store import writer_engine
 
     count = sa.select(sa.func.count()).where(
         transactions.c.external_id.startswith(external_prefix, autoescape=True)

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledgerguard.cluster.admin import admin_connection, run
-from ledgerguard.cluster.replication import Statement
 from ledgerguard.cluster.spec import ServerSpec
+from ledgerguard.db.dialect import Statement
 from ledgerguard.errors import LedgerGuardError
 from ledgerguard.load.stats import nearest_rank
 

@@ -237,11 +237,11 @@ def _ensure_api(settings: Settings, options: IngestOptions, progress: Progress) 
 def bench_keys(settings: Settings, *, count: int) -> tuple[str, ...]:
     """`count` active keys with transactions:write, reused from `<state dir>/bench-api-keys`."""
     from ledgerguard.db.api_keys import create_api_key, find_api_key_sync
-    from ledgerguard.db.engines import migration_url
+    from ledgerguard.db.engines import migration_engine
 
     path = settings.state_dir / "bench-api-keys"
     saved = path.read_text().split() if path.exists() else []
-    engine = sa.create_engine(migration_url(settings))
+    engine = migration_engine(settings)
     try:
         with engine.begin() as conn:
             keys = []

@@ -22,12 +22,23 @@ from typing import Any
 
 import pymysql
 
-from ledgerguard.cluster.admin import admin_connection, run
+from ledgerguard.cluster.admin import admin_connection, run, scalar
 from ledgerguard.cluster.errors import ClusterError
-from ledgerguard.cluster.replication import Statement
 from ledgerguard.cluster.spec import ServerSpec
-from ledgerguard.db.consistency import gtid_gap
+from ledgerguard.db.consistency import gtid_gap, gtid_sequence
+from ledgerguard.db.dialect import (
+    Flavour,
+    Statement,
+    applied_gtids_query,
+    binlog_gtids_query,
+    parse_replica_status,
+    replica_status_query,
+)
 from ledgerguard.load.stats import exact_percentile
+
+#: The benchmarks run on the local cluster, which is MariaDB (the lag estimate needs its
+#: `domain-server-sequence` positions).
+_FLAVOUR = Flavour.MARIADB
 
 #: Server variables that decide how durable (and how fast) a commit is.
 DURABILITY_VARIABLES = (
@@ -92,19 +103,6 @@ def semi_sync_during(before: dict[str, str], after: dict[str, str]) -> dict[str,
         "unacknowledged_commits": delta("Rpl_semi_sync_master_no_tx"),
         "net_avg_wait_us": after.get("Rpl_semi_sync_master_net_avg_wait_time"),
     }
-
-
-def gtid_sequence(position: str | None) -> int | None:
-    """Sum of the sequence numbers of a MariaDB GTID position (`0-1-42,1-1-7` → 49)."""
-    if position is None:
-        return None
-    total = 0
-    for item in filter(None, position.replace("\n", "").split(",")):
-        parts = item.strip().split("-")
-        if len(parts) != 3 or not parts[2].isdigit():
-            return None
-        total += int(parts[2])
-    return total
 
 
 @dataclass
@@ -181,12 +179,12 @@ class LagSampler:
             self.errors.append(str(exc))
 
     def _sample(self, primary: Any, replica: Any) -> None:
-        primary_pos = _scalar(primary, "SELECT @@GLOBAL.gtid_binlog_pos")
+        primary_pos = scalar(primary, binlog_gtids_query(_FLAVOUR))
         t_primary = time.monotonic()
-        replica_pos = _scalar(replica, "SELECT @@GLOBAL.gtid_slave_pos")
+        replica_pos = scalar(replica, applied_gtids_query(_FLAVOUR))
         t = time.monotonic()
-        status = run(replica, Statement("SHOW SLAVE STATUS"))
-        behind = status[0].get("Seconds_Behind_Master") if status else None
+        rows = run(replica, replica_status_query(_FLAVOUR))
+        behind = parse_replica_status(_FLAVOUR, rows[0] if rows else None).seconds_behind
         p_seq, r_seq = gtid_sequence(primary_pos), gtid_sequence(replica_pos)
         lag = None
         if p_seq is not None and r_seq is not None:
@@ -197,7 +195,7 @@ class LagSampler:
                 t=round(t - self._started, 3),
                 lag_s=None if lag is None else round(lag, 3),
                 gtid_gap=gtid_gap(primary_pos, replica_pos),
-                seconds_behind=None if behind is None else int(behind),
+                seconds_behind=behind,
             )
         )
 
@@ -226,8 +224,3 @@ def _summary(values: list[float]) -> dict[str, float | None]:
         "p99": round(exact_percentile(values, 99), 3),
         "max": round(max(values), 3),
     }
-
-
-def _scalar(conn: Any, sql: str) -> Any:
-    rows = run(conn, Statement(sql))
-    return next(iter(rows[0].values())) if rows else None

@@ -19,6 +19,9 @@ Design (compatible with Percona's `pt-heartbeat`, so its tools and mysqld-export
   `mysql_heartbeat_stored_timestamp_seconds` (with `--collect.heartbeat.utc`), and the recording
   rule `ledgerguard:mysql_replication_lag_seconds` takes the freshest row's age on the replica.
 
+It lives with the cluster because `cluster up` and the failover install and switch on the writer;
+the monitoring stack only reads its age (`heartbeat_age`).
+
 Everything is created as root on the primary with the binlog on, so it replicates; all statements
 are idempotent and run on every `cluster up`.
 """
@@ -28,8 +31,8 @@ from __future__ import annotations
 import pymysql
 
 from ledgerguard.cluster.admin import run, scalar
-from ledgerguard.cluster.replication import Statement
-from ledgerguard.monitoring.errors import MonitoringError
+from ledgerguard.cluster.errors import HeartbeatError
+from ledgerguard.db.dialect import Statement
 
 DATABASE = "heartbeat"
 TABLE = "heartbeat"
@@ -70,10 +73,6 @@ START_EVENT_SCHEDULER = Statement("SET GLOBAL event_scheduler = ON")
 HEARTBEAT_AGE = Statement(
     f"SELECT UNIX_TIMESTAMP(UTC_TIMESTAMP(6)) - MAX(UNIX_TIMESTAMP(ts)) FROM `{DATABASE}`.`{TABLE}`"
 )
-
-
-class HeartbeatError(MonitoringError):
-    """The heartbeat cannot be written (event scheduler disabled at server start)."""
 
 
 def install_heartbeat(conn: pymysql.connections.Connection) -> None:
