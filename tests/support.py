@@ -41,9 +41,17 @@ def free_ports(count: int) -> list[int]:
 
 def make_settings(home: Path, **overrides: object) -> Settings:
     """Test settings: free ports, small pools, no `.env` read."""
-    primary_port, replica_port, api_port, prometheus, exporter_1, exporter_2, airflow = free_ports(
-        7
-    )
+    (
+        primary_port,
+        replica_port,
+        api_port,
+        prometheus,
+        exporter_1,
+        exporter_2,
+        airflow,
+        airflow_worker_log,
+        airflow_trigger_log,
+    ) = free_ports(9)
     values: dict[str, object] = {
         "environment": "test",
         "home": home,
@@ -55,6 +63,8 @@ def make_settings(home: Path, **overrides: object) -> Settings:
         "primary_exporter_port": exporter_1,
         "replica_exporter_port": exporter_2,
         "airflow_port": airflow,
+        "airflow_worker_log_port": airflow_worker_log,
+        "airflow_trigger_log_port": airflow_trigger_log,
         "innodb_buffer_pool_size": "128M",
         "replica_innodb_buffer_pool_size": "128M",
         "max_connections": 300,

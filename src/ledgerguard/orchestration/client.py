@@ -96,6 +96,11 @@ class AirflowClient:
                 response = self._http.request(
                     method, path, headers={"Authorization": f"Bearer {self._token}"}, **kwargs
                 )
+            except httpx.TimeoutException as exc:
+                # a busy api-server answers late; reads are safe to ask again once
+                if method == "GET" and attempt == 0:
+                    continue
+                raise AirflowApiError(f"{method} {path} failed: timed out") from exc
             except httpx.HTTPError as exc:
                 raise AirflowApiError(f"{method} {path} failed: {exc}") from exc
             if response.status_code == 401 and attempt == 0:

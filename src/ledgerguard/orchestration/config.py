@@ -114,6 +114,8 @@ def airflow_env(
         "AIRFLOW__API__HOST": settings.bind_address,
         "AIRFLOW__API__PORT": str(settings.airflow_port),
         "AIRFLOW__API__BASE_URL": url,
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(settings.airflow_worker_log_port),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(settings.airflow_trigger_log_port),
         # tasks report to the api-server; its default assumes port 8080
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
         "AIRFLOW_CONN_LEDGERGUARD_REPLICA": replica_connection_uri(settings),

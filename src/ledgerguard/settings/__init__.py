@@ -122,6 +122,10 @@ class Settings(BaseSettings):
 
     # --- Airflow (local `airflow standalone`) -------------------------------------------------
     airflow_port: int = Field(8080, ge=1, le=65535)
+    #: Airflow's worker and triggerer log servers (its defaults); tests pick free ones so two
+    #: Airflows on one machine do not fight over them.
+    airflow_worker_log_port: int = Field(8793, ge=1, le=65535)
+    airflow_trigger_log_port: int = Field(8794, ge=1, le=65535)
     airflow_admin_user: str = Field(
         "admin",
         validation_alias=AliasChoices("AIRFLOW_ADMIN_USER", "LEDGERGUARD_AIRFLOW_ADMIN_USER"),
