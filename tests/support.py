@@ -51,7 +51,8 @@ def make_settings(home: Path, **overrides: object) -> Settings:
         airflow,
         airflow_worker_log,
         airflow_trigger_log,
-    ) = free_ports(9)
+        scorer,
+    ) = free_ports(10)
     values: dict[str, object] = {
         "environment": "test",
         "home": home,
@@ -65,6 +66,7 @@ def make_settings(home: Path, **overrides: object) -> Settings:
         "airflow_port": airflow,
         "airflow_worker_log_port": airflow_worker_log,
         "airflow_trigger_log_port": airflow_trigger_log,
+        "scorer_metrics_port": scorer,
         "innodb_buffer_pool_size": "128M",
         "replica_innodb_buffer_pool_size": "128M",
         "max_connections": 300,

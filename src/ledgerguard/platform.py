@@ -2,7 +2,7 @@
 `ledgerguard down`.
 
 Start order follows the dependencies: the cluster first (everything reads or writes it), then
-the API, then the monitoring (it scrapes both), then Airflow (its DAGs need the replica). Stop
+the API, then the streaming scorer (it follows the replica's binlog), then the monitoring (it scrapes both), then Airflow (its DAGs need the replica). Stop
 order is the reverse. Each step is idempotent, so `up` on a running platform only starts what is
 missing.
 """
@@ -28,6 +28,13 @@ def platform_up(
         f"API {'started' if started else 'already running'} at "
         f"http://{settings.api_host}:{settings.api_port} (Swagger UI: /docs)"
     )
+    from ledgerguard.realtime.process import start_scorer
+
+    started = start_scorer(settings)
+    progress(
+        f"scorer {'started' if started else 'already running'} "
+        f"(metrics http://127.0.0.1:{settings.scorer_metrics_port}/metrics)"
+    )
     if with_monitoring:
         from ledgerguard.monitoring.local import LocalMonitoring
 
@@ -50,10 +57,14 @@ def platform_down(settings: Settings, *, progress: Progress) -> None:
     from ledgerguard.cluster.local import LocalCluster
     from ledgerguard.monitoring.local import LocalMonitoring
     from ledgerguard.orchestration.process import stop_airflow
+    from ledgerguard.realtime.process import started_partitions, stop_scorer
 
     if stop_airflow(settings):
         progress("stopped Airflow")
     LocalMonitoring(settings).down(progress=progress)
+    for partition in started_partitions(settings):
+        if stop_scorer(settings, partition):
+            progress(f"stopped the scorer {partition.name}")
     if stop_background(settings):
         progress("stopped the API")
     LocalCluster(settings).down(progress=progress)

@@ -21,18 +21,23 @@ def test_demo_posts_the_example_and_reads_it_from_the_replica(
     monkeypatch.chdir(tmp_path)
     # monitoring and Airflow have tests of their own (tests/integration/test_monitoring.py,
     # tests/dags/test_airflow_standalone.py); here the demo's own steps
+    from ledgerguard.realtime.process import stop_scorer
+
     args = ["demo", "--no-monitoring", "--no-airflow"]
-    result = CliRunner().invoke(app, args, env=settings_env(settings))
-    assert result.exit_code == 0, result.output
-    assert "→ 201" in result.output
-    assert "from the replica: user_id=999 amount=15000.00 USD" in result.output
-    assert "healthy" in result.output
-    key_file = settings.state_dir / "demo-api-key"
-    assert key_file.stat().st_mode & 0o777 == 0o600
-    first_key = key_file.read_text()
-    again = CliRunner().invoke(app, args, env=settings_env(settings))
-    assert again.exit_code == 0, again.output
-    assert key_file.read_text() == first_key  # the active key is reused, not re-created
+    try:
+        result = CliRunner().invoke(app, args, env=settings_env(settings))
+        assert result.exit_code == 0, result.output
+        assert "→ 201" in result.output
+        assert "from the replica: user_id=999 amount=15000.00 USD" in result.output
+        assert "healthy" in result.output
+        key_file = settings.state_dir / "demo-api-key"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        first_key = key_file.read_text()
+        again = CliRunner().invoke(app, args, env=settings_env(settings))
+        assert again.exit_code == 0, again.output
+        assert key_file.read_text() == first_key  # the active key is reused, not re-created
+    finally:
+        stop_scorer(settings)  # `demo` runs `up`, which starts the streaming scorer
 
 
 def test_up_with_monitoring_then_status(
@@ -46,6 +51,7 @@ def test_up_with_monitoring_then_status(
     import json
 
     from ledgerguard.monitoring.local import LocalMonitoring
+    from ledgerguard.realtime.process import running_pid, stop_scorer
 
     monkeypatch.chdir(tmp_path)
     env = settings_env(settings)
@@ -53,8 +59,13 @@ def test_up_with_monitoring_then_status(
         up = CliRunner().invoke(app, ["up", "--with-monitoring"], env=env)
         assert up.exit_code == 0, up.output
         assert "API already running" in up.output
+        assert "scorer started" in up.output
         status = CliRunner().invoke(app, ["status", "--json"], env=env)
         data = json.loads(status.stdout)
         assert data["cluster"]["healthy"] is True, data
+        scorer = data["components"]["scorer"]
+        assert scorer["up"] is True and "lag" in scorer["detail"], scorer
     finally:
         LocalMonitoring(settings).down()
+        stop_scorer(settings)
+    assert running_pid(settings) is None

@@ -125,7 +125,11 @@ def test_written_config_passes_promtool_and_hides_credentials(tmp_path: Path):
     files = MonitoringFiles.of(settings)
     write_monitoring_config(settings, files)
     check_prometheus_config(find_tool("promtool"), files.prometheus_config)
-    assert sorted(p.name for p in files.rules_dir.iterdir()) == ["api.yml", "mysql.yml"]
+    assert sorted(p.name for p in files.rules_dir.iterdir()) == [
+        "api.yml",
+        "mysql.yml",
+        "scorer.yml",
+    ]
     for role in ("primary", "replica"):
         cnf = files.exporter_cnf(role)
         assert stat.S_IMODE(cnf.stat().st_mode) == 0o600

@@ -29,6 +29,7 @@ EXPECTED_ALERTS = {
     "APIDown",
     "ReplicationStatusMissing",
     "HeartbeatStale",
+    "FraudScorerLagging",
 }
 
 

@@ -16,7 +16,7 @@ from ledgerguard.api import errors
 from ledgerguard.api.limits import BodySizeLimit
 from ledgerguard.api.metrics import ApiMetrics, MetricsMiddleware
 from ledgerguard.api.ratelimit import RateLimiter
-from ledgerguard.api.routes import health, transactions
+from ledgerguard.api.routes import alerts, health, transactions
 from ledgerguard.api.services import ApiServices, KeyCache
 from ledgerguard.api.topology import Topology
 from ledgerguard.db.writer import TransactionWriter
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, *, workers: int | None = None) 
         lifespan=lifespan,
     )
     app.include_router(transactions.router)
+    app.include_router(alerts.router)
     app.include_router(health.router)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)

@@ -106,6 +106,62 @@ class TransactionPublic(BaseModel):
         )
 
 
+class RiskPublic(BaseModel):
+    """The fraud verdict of a transaction: real-time a second after the commit, the nightly
+    run's once it has run (it wins)."""
+
+    score: str = Field(description="0.0000-1.0000, as a string")
+    flagged: bool
+    rule_ids: list[str]
+    reasons: list[str]
+    scored_at: datetime
+    source: str = Field(description="`realtime` (the streaming scorer) or `nightly`")
+
+    @classmethod
+    def from_row(cls, row: Any) -> RiskPublic:
+        return cls(
+            score=f"{row.score:.4f}",
+            flagged=bool(row.flagged),
+            rule_ids=[rule for rule in row.rule_ids.split(",") if rule],
+            reasons=[reason for reason in row.reasons.split("; ") if reason],
+            scored_at=row.analysed_at,
+            source=row.source,
+        )
+
+
+class TransactionDetail(TransactionPublic):
+    risk: RiskPublic | None = Field(None, description="null until the transaction is scored")
+
+
+class AlertPublic(RiskPublic):
+    """A flagged transaction."""
+
+    transaction_id: int
+    user_id: int
+    occurred_at: datetime
+    amount: str
+    currency: str
+    amount_usd: str | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> AlertPublic:
+        return cls(
+            **RiskPublic.from_row(row).model_dump(),
+            transaction_id=row.transaction_id,
+            user_id=row.user_id,
+            occurred_at=row.occurred_at,
+            amount=format_amount(row.amount, row.currency),
+            currency=row.currency,
+            amount_usd=None if row.amount_usd is None else format_amount(row.amount_usd, "USD"),
+        )
+
+
+class AlertsPage(BaseModel):
+    data: list[AlertPublic]
+    count: int
+    next: str | None = Field(None, description="cursor of the next page, null on the last one")
+
+
 class TransactionCreated(TransactionPublic):
     consistent_after: str | None = Field(
         None,

@@ -155,3 +155,48 @@ def analysis(
     except LedgerGuardError as exc:
         abort(str(exc))
     print_json(result)
+
+
+@app.command()
+def realtime(
+    ctx: typer.Context,
+    duration: Annotated[
+        float,
+        typer.Option(
+            "--duration",
+            "-d",
+            min=1,
+            envvar=f"{_ENV}DURATION",
+            help="Measured seconds of each API phase (without, then with the scorer).",
+        ),
+    ] = 30.0,
+    users: Annotated[
+        int,
+        typer.Option(
+            "--users", "-u", min=1, max=1000, envvar=f"{_ENV}USERS", help="Concurrent clients."
+        ),
+    ] = 50,
+    state_users: Annotated[
+        int,
+        typer.Option(
+            min=1_000,
+            envvar=f"{_ENV}STATE_USERS",
+            help="Users whose windows the memory check holds (the issue: 1M).",
+        ),
+    ] = 1_000_000,
+) -> None:
+    """The API at N clients without, then with the streaming scorer; commit -> verdict
+    latency from the verdict timestamps; scorer CPU per transaction and RSS; prints JSON.
+
+    Targets: verdict p99 <= 500 ms at >= 3,000 TPS, API TPS with the scorer >= 0.85x without,
+    <= 1 GiB with 1M users' windows.
+    """
+    from ledgerguard.load.bench.realtime import RealtimeOptions, run_realtime
+
+    settings = settings_of(ctx)
+    options = RealtimeOptions(duration=duration, users=users, state_users=state_users)
+    try:
+        report = run_realtime(settings, options, progress=say)
+    except LedgerGuardError as exc:
+        abort(str(exc))
+    print_json(report)

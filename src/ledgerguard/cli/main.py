@@ -17,6 +17,7 @@ from ledgerguard.cli import (
     load,
     monitoring,
     platform,
+    scorer,
     status,
 )
 from ledgerguard.cli.demo import demo
@@ -42,6 +43,8 @@ app.command(name="status")(status.stack_status)
 app.command()(demo)
 app.command(name="up")(platform.up)
 app.command(name="down")(platform.down)
+app.command(name="scorer")(scorer.scorer)
+app.add_typer(scorer.alerts_app, name="alerts")
 
 
 @app.callback()

@@ -107,6 +107,9 @@ class ServerSpec:
             "gtid_strict_mode": "ON",
             "log_slave_updates": "ON",
             "binlog_expire_logs_seconds": 7 * 24 * 3600,
+            # row events carry column names: the streaming scorer (ledgerguard.realtime) reads
+            # the replica's binlog and refuses to start without it
+            "binlog_row_metadata": "FULL",
             "relay_log": self.datadir / "relay-bin",
         }
         if self.semi_sync_timeout_ms:

@@ -61,6 +61,24 @@ def executed_gtids_query(flavour: Flavour) -> Statement:
     return Statement("SELECT @@GLOBAL.gtid_executed")
 
 
+def snapshot_position_queries(flavour: Flavour) -> tuple[Statement, ...]:
+    """Inside `START TRANSACTION WITH CONSISTENT SNAPSHOT`: the GTID position the snapshot has.
+
+    MariaDB keeps the binlog coordinates of the snapshot (`binlog_snapshot_file` / `_position`)
+    and `BINLOG_GTID_POS` turns them into a GTID position; run the first statement, then the
+    second with the file and position it returned. MySQL has no such pair: its executed set
+    read right after the snapshot opens is used (a transaction committed in between is then
+    counted once in the state and once more from the stream, which only matters for
+    terminal counts).
+    """
+    if flavour is Flavour.MARIADB:
+        return (
+            Statement("SHOW STATUS LIKE 'binlog_snapshot_%%'"),
+            Statement("SELECT BINLOG_GTID_POS(%s, %s)"),
+        )
+    return (executed_gtids_query(flavour),)
+
+
 def binlog_gtids_query(flavour: Flavour) -> Statement:
     """GTIDs this server has written to its binary log: a primary's position.
 

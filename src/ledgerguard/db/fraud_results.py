@@ -42,5 +42,48 @@ _SCORE_COLUMNS = (
     "interval_start",
     "interval_end",
 )
-UPSERT_SCORES = _upsert(fraud_scores, "analysed_at", _SCORE_COLUMNS)
+#: The nightly run's upsert: it always wins (`source` becomes `nightly`), and leaves the
+#: `realtime_*` columns as they were.
+UPSERT_SCORES = _upsert(fraud_scores, "analysed_at", (*_SCORE_COLUMNS, "source"))
+
+_REALTIME_COLUMNS = ("realtime_score", "realtime_flagged", "realtime_rule_ids")
+
+
+def _upsert_realtime() -> Any:
+    """The streaming scorer's upsert: its own `realtime_*` columns always, the verdict itself
+    only while no nightly run has written the row (the nightly run is the reports' source).
+
+    A replayed event (after a crash, the same verdict again) changes nothing, timestamps
+    included: `realtime_scored_at` / `analysed_at` move only with the content, as in `_upsert`.
+    """
+    statement = insert(fraud_scores)
+    new = statement.inserted
+    table = fraud_scores.c
+    same_realtime = sa.and_(
+        *(table[name].is_not_distinct_from(new[name]) for name in _REALTIME_COLUMNS)
+    )
+    same_verdict = sa.and_(
+        *(table[name].is_not_distinct_from(new[name]) for name in _SCORE_COLUMNS)
+    )
+    # a literal, not a bound parameter: pymysql's multi-row executemany refuses parameters in
+    # the ON DUPLICATE KEY UPDATE part
+    nightly = table.source == sa.literal_column("'nightly'")
+    keep = sa.or_(nightly, same_verdict)
+    assignments: list[tuple[str, Any]] = [
+        (
+            "realtime_scored_at",
+            sa.case((same_realtime, table.realtime_scored_at), else_=new.realtime_scored_at),
+        ),
+        ("analysed_at", sa.case((keep, table.analysed_at), else_=new.analysed_at)),
+    ]
+    assignments += [(name, new[name]) for name in _REALTIME_COLUMNS]
+    # `source` is read by every CASE below, so it is not assigned here at all: a row stays
+    # `nightly` once the nightly run has written it, and is `realtime` otherwise.
+    assignments += [
+        (name, sa.case((nightly, table[name]), else_=new[name])) for name in _SCORE_COLUMNS
+    ]
+    return statement.on_duplicate_key_update(assignments)
+
+
+UPSERT_REALTIME_SCORES = _upsert_realtime()
 UPSERT_LABELS = _upsert(fraud_labels, "labelled_at", ("external_id", "is_fraud", "source"))

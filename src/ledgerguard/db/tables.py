@@ -122,6 +122,9 @@ fraud_labels = sa.Table(
 #: The fraud engine's verdict per transaction (upserted; a rerun of the same interval with the
 #: same data changes nothing, `analysed_at` included). `user_id`, `occurred_at`, `amount`,
 #: `currency` and `amount_usd` are copies so reports and bucketed merges read this table alone.
+#: `source` is the scorer of the verdict held (`nightly`, `realtime`) and `analysed_at` when it
+#: was scored; the streaming scorer's own verdict stays in the `realtime_*` columns, which the
+#: nightly run never writes, so a real-time verdict the nightly run revised is still visible.
 fraud_scores = sa.Table(
     "fraud_scores",
     metadata,
@@ -138,6 +141,48 @@ fraud_scores = sa.Table(
     sa.Column("interval_start", UTC_TIME, nullable=False),
     sa.Column("interval_end", UTC_TIME, nullable=False),
     sa.Column("analysed_at", UTC_TIME, nullable=False),
+    sa.Column("source", sa.String(8), nullable=False, server_default="nightly"),
+    sa.Column("realtime_score", sa.Numeric(5, 4), nullable=True),
+    sa.Column("realtime_flagged", sa.Boolean, nullable=True),
+    sa.Column("realtime_rule_ids", sa.String(255), nullable=True),
+    sa.Column("realtime_scored_at", UTC_TIME, nullable=True),
     sa.Index("ix_fraud_scores_occurred_at", "occurred_at"),
+    # GET /alerts: flagged rows, newest (largest id) first
+    sa.Index("ix_fraud_scores_flagged", "flagged", "transaction_id"),
+    mysql_engine="InnoDB",
+)
+
+
+# --- real-time scoring (ledgerguard.realtime) ---------------------------------------------------
+
+#: The GTID position each scorer partition ("K/N") has scored up to: written in the same
+#: transaction as the verdicts it covers, so a restart resumes exactly there.
+scorer_checkpoints = sa.Table(
+    "scorer_checkpoints",
+    metadata,
+    sa.Column("partition_name", sa.String(16), primary_key=True),
+    sa.Column("gtid_pos", sa.String(1024), nullable=False),
+    sa.Column("event_at", UTC_TIME, nullable=True),
+    sa.Column("transactions_scored", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("updated_at", UTC_TIME, nullable=False),
+    mysql_engine="InnoDB",
+)
+
+#: Webhook outbox: one row per alert delivery (id = the `X-LedgerGuard-Delivery` header), written
+#: with the verdict. `status` is `pending` (retried with backoff), `delivered`, or `dead` (the
+#: dead letters `ledgerguard alerts redeliver` sends again).
+alert_deliveries = sa.Table(
+    "alert_deliveries",
+    metadata,
+    sa.Column("delivery_id", sa.CHAR(36), primary_key=True),
+    sa.Column("transaction_id", sa.BigInteger, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTC_TIME, nullable=False),
+    sa.Column("last_error", sa.String(500), nullable=False, server_default=""),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+    sa.Column("delivered_at", UTC_TIME, nullable=True),
+    sa.Index("ix_alert_deliveries_due", "status", "next_attempt_at"),
     mysql_engine="InnoDB",
 )

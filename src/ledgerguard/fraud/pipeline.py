@@ -129,7 +129,7 @@ def analyze_interval(
         days=params.label_delay_days + max(params.terminal_feature_windows)
     )
     terminal_until = utc_midnight(end) + timedelta(days=1) - timedelta(days=params.label_delay_days)
-    model = _model(params.model_path)
+    model = configured_model(params.model_path)
     wait_for_replica(settings)
     writer = writer_engine(settings)
     try:
@@ -206,8 +206,11 @@ def merge_reports(settings: Settings, *, start: datetime, end: datetime) -> Repo
     return ReportPaths(report_path=report_path, details_path=details_path, flagged=flagged)
 
 
-def _model(path: Path | None) -> FraudModel | None:
-    """The trained model of `LEDGERGUARD_FRAUD__MODEL_PATH`, read once per run (None: rules only)."""
+def configured_model(path: Path | None) -> FraudModel | None:
+    """The trained model of `LEDGERGUARD_FRAUD__MODEL_PATH`, read once per run (None: rules only).
+
+    The streaming scorer loads it the same way, so both score with the same model.
+    """
     if path is None:
         return None
     from ledgerguard.fraud.engine.model import FraudModel, TrainingError

@@ -35,6 +35,7 @@ from pymysql.cursors import SSCursor
 
 from ledgerguard.cluster.errors import ClusterError
 from ledgerguard.cluster.health import check_replica_fresh
+from ledgerguard.db.dialect import Flavour, snapshot_position_queries
 from ledgerguard.db.engines import analytics_engine
 from ledgerguard.db.tables import fraud_scores
 from ledgerguard.fraud.engine.features import TX_DTYPES
@@ -196,6 +197,25 @@ class ReplicaReader:
 
     def _cursor(self) -> Any:
         return self._connection.cursor(SSCursor)
+
+    def snapshot_position(self, flavour: Flavour) -> str:
+        """The GTID position this snapshot holds (see `snapshot_position_queries`).
+
+        The streaming scorer rebuilds its state from the snapshot and follows the binlog from
+        there, so no transaction is counted twice or missed.
+        """
+        first, *rest = snapshot_position_queries(flavour)
+        with self._connection.cursor() as cursor:
+            cursor.execute(first.sql, first.params)
+            rows = cursor.fetchall()
+            if not rest:
+                return str(rows[0][0] or "")
+            status = {name.lower(): value for name, value in rows}
+            cursor.execute(
+                rest[0].sql,
+                (status["binlog_snapshot_file"], int(status["binlog_snapshot_position"])),
+            )
+            return str(cursor.fetchone()[0] or "")
 
     def user_bounds(self) -> tuple[int, int] | None:
         """Smallest and largest user id in the table (index ends: instant), None when empty."""

@@ -10,7 +10,7 @@ which is why the timestamp is assigned first, while the old values are still the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +36,45 @@ def _batches(rows: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
         yield rows[offset : offset + BATCH_ROWS]
 
 
+def verdict_rows(verdicts: pd.DataFrame, **columns: Any) -> list[dict[str, Any]]:
+    """`fraud_scores` rows of verdicts (see `scoring.VERDICT_COLUMNS`) plus the same `columns`.
+
+    Without `interval_start` / `interval_end` among `columns`, each row's interval is its UTC
+    day (what the streaming scorer, which has no interval, stores).
+    """
+    rows = []
+    for (
+        tx_id,
+        user_id,
+        ts_us,
+        amount_units,
+        currency,
+        units,
+        score,
+        flagged,
+        rule_ids,
+        reasons,
+    ) in verdicts[list(VERDICT_COLUMNS)].itertuples(index=False, name=None):
+        occurred_at = from_us(ts_us)
+        row = {
+            "transaction_id": int(tx_id),
+            "user_id": int(user_id),
+            "occurred_at": occurred_at,
+            "amount": units_to_decimal(amount_units),
+            "currency": currency,
+            "amount_usd": units_to_decimal(units) if units >= 0 else None,
+            "score": Decimal(f"{score:.4f}"),
+            "flagged": bool(flagged),
+            "rule_ids": rule_ids,
+            "reasons": reasons,
+        }
+        if "interval_start" not in columns:
+            day = occurred_at.replace(hour=0, minute=0, second=0, microsecond=0)
+            row["interval_start"], row["interval_end"] = day, day + timedelta(days=1)
+        rows.append(row | columns)
+    return rows
+
+
 def upsert_scores(
     conn: sa.Connection,
     verdicts: pd.DataFrame,
@@ -45,26 +84,9 @@ def upsert_scores(
     analysed_at: datetime,
 ) -> int:
     """Store verdict rows (see `scoring.VERDICT_COLUMNS`) in the caller's transaction."""
-    rows = [
-        {
-            "transaction_id": int(tx_id),
-            "user_id": int(user_id),
-            "occurred_at": from_us(ts_us),
-            "amount": units_to_decimal(amount_units),
-            "currency": currency,
-            "amount_usd": units_to_decimal(units) if units >= 0 else None,
-            "score": Decimal(f"{score:.4f}"),
-            "flagged": bool(flagged),
-            "rule_ids": rule_ids,
-            "reasons": reasons,
-            "interval_start": start,
-            "interval_end": end,
-            "analysed_at": analysed_at,
-        }
-        for tx_id, user_id, ts_us, amount_units, currency, units, score, flagged, rule_ids, reasons in verdicts[
-            list(VERDICT_COLUMNS)
-        ].itertuples(index=False, name=None)
-    ]
+    rows = verdict_rows(
+        verdicts, interval_start=start, interval_end=end, analysed_at=analysed_at, source="nightly"
+    )
     for batch in _batches(rows):
         conn.execute(UPSERT_SCORES, batch)
     return len(rows)

@@ -28,6 +28,7 @@ DEPLOY_DIR = Path(__file__).resolve().parents[3] / "deploy"
 
 #: Prometheus job names: part of the contract with the alert rules and the dashboards.
 API_JOB = "ledgerguard-api"
+SCORER_JOB = "ledgerguard-scorer"
 EXPORTER_JOBS: dict[Role, str] = {"primary": "mysql-primary", "replica": "mysql-replica"}
 
 #: Heartbeat flags for mysqld-exporter: pt-heartbeat's table, timestamps in UTC.
@@ -82,6 +83,7 @@ class ScrapeTargets:
     """
 
     api: str
+    scorer: str
     exporters: dict[Role, str]
     databases: dict[Role, str]
     prometheus: str
@@ -97,6 +99,7 @@ def scrape_targets(settings: Settings) -> ScrapeTargets:
     exporter_host = reachable_host(settings.bind_address)
     return ScrapeTargets(
         api=f"{reachable_host(settings.api_host)}:{settings.api_port}",
+        scorer=f"127.0.0.1:{settings.scorer_metrics_port}",
         exporters={
             "primary": f"{exporter_host}:{settings.primary_exporter_port}",
             "replica": f"{exporter_host}:{settings.replica_exporter_port}",
@@ -123,6 +126,8 @@ def render_prometheus_config(
         "rules_glob": str(rules_dir / "*.yml"),
         "api_job": API_JOB,
         "api_target": targets.api,
+        "scorer_job": SCORER_JOB,
+        "scorer_target": targets.scorer,
         "prometheus_target": targets.prometheus,
         "primary_job": EXPORTER_JOBS["primary"],
         "primary_exporter_target": targets.exporters["primary"],

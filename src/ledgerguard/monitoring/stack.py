@@ -232,12 +232,39 @@ def _monitoring(settings: Settings) -> tuple[dict[str, Component], dict[str, Any
     return components, view
 
 
+def _scorers(settings: Settings) -> dict[str, Component]:
+    """Each streaming scorer partition: running, streaming, and how far behind the replica."""
+    from ledgerguard.realtime.process import running_pid, started_partitions
+    from ledgerguard.realtime.scorer import read_status
+
+    components: dict[str, Component] = {}
+    for partition in started_partitions(settings):
+        name = "scorer" if partition.count == 1 else f"scorer {partition.name}"
+        address = f"127.0.0.1:{settings.scorer_metrics_port + partition.index}"
+        pid = running_pid(settings, partition)
+        if pid is None:
+            components[name] = Component(False, address, "not running")
+            continue
+        status = read_status(settings, partition) or {}
+        lag_n, lag_s = status.get("lag_transactions"), status.get("lag_seconds")
+        lag = (
+            f"lag {lag_n} transactions / {lag_s:.1f} s"
+            if lag_n is not None and lag_s is not None
+            else "lag unknown"
+        )
+        detail = f"pid {pid}, {status.get('state', 'starting')}, {lag}"
+        if status.get("last_error"):
+            detail += f", {status['last_error']}"
+        components[name] = Component(bool(status.get("connected")), address, detail)
+    return components
+
+
 # --- all together -------------------------------------------------------------------------------
 def stack_status(settings: Settings) -> dict[str, Any]:
     """Every component of the local stack: `{"healthy", "components", "replication", ...}`.
 
-    `components` maps a name (primary, replica, replication, api, airflow, the exporters,
-    prometheus) to `{"up", "address", "detail"}`; `healthy` is true when all are up.
+    `components` maps a name (primary, replica, replication, api, airflow, the scorer, the
+    exporters, prometheus) to `{"up", "address", "detail"}`; `healthy` is true when all are up.
     `replication` holds the numbers (heartbeat lag, Seconds_Behind_Master, GTID gap);
     `prometheus` its targets and firing alerts; `cluster` the full `cluster status`.
     """
@@ -246,6 +273,7 @@ def stack_status(settings: Settings) -> dict[str, Any]:
     replication, components["replication"] = _replication(cluster, status)
     components["api"] = _api(settings)
     components["airflow"] = _airflow(settings)
+    components |= _scorers(settings)
     monitoring, prometheus_view = _monitoring(settings)
     components |= monitoring
     return {

@@ -143,6 +143,32 @@ class Settings(BaseSettings):
     replica_exporter_port: int = Field(9105, ge=1, le=65535)
     scrape_interval_seconds: int = Field(15, ge=1)
 
+    # --- real-time scorer (`ledgerguard scorer`, ledgerguard.realtime) -------------------------
+    #: Port of the scorer's Prometheus metrics (partition K/N listens on this + K).
+    scorer_metrics_port: int = Field(9108, ge=1, le=65535)
+    #: Micro-batch: the transactions that arrived within this many ms are scored together.
+    scorer_batch_ms: int = Field(100, ge=1, le=5000)
+    #: POST one signed JSON body per flagged transaction here (http or https only); unset: none.
+    alert_webhook_url: str | None = None
+    #: HMAC-SHA256 secrets, comma-separated: every one signs each delivery, so a receiver can
+    #: rotate by accepting the new secret before the old one is removed here.
+    alert_webhook_secrets: SecretStr | None = None
+    #: Seconds one delivery attempt may take (connect + answer); redirects are not followed.
+    alert_webhook_timeout: float = Field(5.0, gt=0, le=60)
+    #: Hours of retries (exponential backoff) before an alert becomes a dead letter.
+    alert_retry_hours: float = Field(24.0, gt=0, le=24 * 30)
+
+    @model_validator(mode="after")
+    def _webhook_url_is_http(self) -> Settings:
+        url = self.alert_webhook_url
+        if url is not None and not url.strip():
+            self.alert_webhook_url = None  # an empty variable means unset
+        elif url is not None and not url.lower().startswith(("http://", "https://")):
+            raise ValueError(
+                f"LEDGERGUARD_ALERT_WEBHOOK_URL must be an http:// or https:// URL (got {url!r})"
+            )
+        return self
+
     @model_validator(mode="after")
     def _refuse_dev_secrets_outside_development(self) -> Settings:
         if self.environment == "development":
@@ -189,6 +215,8 @@ class Settings(BaseSettings):
                         else str(sub_value)
                     )
                     env[f"{key}__{sub.upper()}"] = text
+                continue
+            if value is None:  # unset stays unset (the string "None" is a value)
                 continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()

@@ -13,14 +13,17 @@ from ledgerguard.api.reads import read_connection
 from ledgerguard.api.schemas import (
     LabelCreate,
     LabelPublic,
+    RiskPublic,
     TransactionCreate,
     TransactionCreated,
+    TransactionDetail,
     TransactionPublic,
     TransactionsPage,
 )
 from ledgerguard.db.consistency import valid_gtid
 from ledgerguard.db.fraud_results import UPSERT_LABELS
 from ledgerguard.db.transactions import NewTransaction, get_transaction, list_transactions
+from ledgerguard.db.verdicts import get_risk
 from ledgerguard.db.writer import DuplicateExternalId, IdempotencyConflict
 from ledgerguard.utc import as_utc
 
@@ -121,7 +124,7 @@ class _StoredRow:
 
 @router.get(
     "/{transaction_id}",
-    response_model=TransactionPublic,
+    response_model=TransactionDetail,
     responses={404: {"description": "no such transaction"}},
 )
 async def read_transaction(
@@ -130,15 +133,20 @@ async def read_transaction(
     services: Services,
     response: Response,
     consistent_after: ConsistentAfter = None,
-) -> TransactionPublic:
-    """One transaction, from the replica (see `consistent_after` for read-your-writes)."""
+) -> TransactionDetail:
+    """One transaction with its fraud `risk` (null until scored), from the replica (see
+    `consistent_after` for read-your-writes)."""
     token = _token(consistent_after, services)
     async with read_connection(services, consistent_after=token) as (conn, source):
         row = await get_transaction(conn, transaction_id=transaction_id)
+        risk = await get_risk(conn, transaction_id=transaction_id) if row is not None else None
     response.headers["X-Read-Source"] = source
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"transaction {transaction_id} not found")
-    return TransactionPublic.from_row(row)
+    return TransactionDetail(
+        **TransactionPublic.from_row(row).model_dump(),
+        risk=RiskPublic.from_row(risk) if risk is not None else None,
+    )
 
 
 @router.get("", response_model=TransactionsPage)

@@ -83,7 +83,7 @@ def run_ingest(
         cluster.up(progress=progress)
     started_api = False
     try:
-        api_pid, started_api = _ensure_api(settings, options, progress)
+        api_pid, started_api = ensure_api(settings, options, progress)
         workers = children_of(api_pid)
         keys = bench_keys(settings, count=options.users)
         durability = {
@@ -98,7 +98,7 @@ def run_ingest(
         ceiling = _ceiling_phase(cluster, groups, options, progress) if options.ceiling else None
         progress(f"API: {options.users} users for {options.warmup:g} s + {options.duration:g} s")
         api, lag = _api_phase(cluster, groups, settings, keys, options, on_tick)
-        api["replica_catch_up_s"] = _catch_up(cluster, options, progress)
+        api["replica_catch_up_s"] = catch_up(cluster, options, progress)
     finally:
         if not options.keep_running:
             if started_api:
@@ -111,7 +111,7 @@ def run_ingest(
     ratio = api["tps"] / ceiling["tps"] if ceiling and ceiling["tps"] else None
     return {
         "benchmark": "ingest",
-        "machine": _machine(load_before),
+        "machine": machine_info(load_before),
         "config": {
             "duration_s": options.duration,
             "warmup_s": options.warmup,
@@ -163,7 +163,7 @@ def _ceiling_phase(
     ceiling["semi_sync"] = semi_sync_during(
         semi_before, semi_sync_status(primary, root_password=root)
     )
-    ceiling["replica_catch_up_s"] = _catch_up(cluster, options, progress)
+    ceiling["replica_catch_up_s"] = catch_up(cluster, options, progress)
     return ceiling
 
 
@@ -205,7 +205,7 @@ def _api_phase(
     return api, sampler.summary()
 
 
-def _ensure_api(settings: Settings, options: IngestOptions, progress: Progress) -> tuple[int, bool]:
+def ensure_api(settings: Settings, options: IngestOptions, progress: Progress) -> tuple[int, bool]:
     """The running API's master pid, starting it (with `api_workers`) when it is not running."""
     from ledgerguard.api.server import running_pid, start_background
 
@@ -272,7 +272,7 @@ def per_transaction(cpu: dict[str, float | None], transactions: int) -> dict[str
     }
 
 
-def _catch_up(cluster: LocalCluster, options: IngestOptions, progress: Progress) -> float | None:
+def catch_up(cluster: LocalCluster, options: IngestOptions, progress: Progress) -> float | None:
     """Seconds until the replica has everything the primary wrote (None if it did not)."""
     began = time.monotonic()
     try:
@@ -283,7 +283,7 @@ def _catch_up(cluster: LocalCluster, options: IngestOptions, progress: Progress)
     return round(time.monotonic() - began, 2)
 
 
-def _machine(load_before: tuple[float, float, float]) -> dict[str, Any]:
+def machine_info(load_before: tuple[float, float, float]) -> dict[str, Any]:
     pretty = platform.platform()
     try:
         for line in Path("/etc/os-release").read_text().splitlines():
@@ -301,14 +301,16 @@ def _machine(load_before: tuple[float, float, float]) -> dict[str, Any]:
     }
 
 
+def check_target(measured: float | None, target: float, *, at_most: bool = False) -> dict[str, Any]:
+    """One row of a report's `targets`: the target, the measurement, whether it was met."""
+    met = None if measured is None else (measured <= target if at_most else measured >= target)
+    return {"target": target, "measured": measured, "met": met}
+
+
 def _targets(api: dict[str, Any], ratio: float | None, lag: dict[str, Any]) -> dict[str, Any]:
     p99 = api["latency_ms"].get("p99")
     lag_p99 = lag["lag_s"]["p99"]
-
-    def check(measured: float | None, target: float, *, at_most: bool = False) -> dict[str, Any]:
-        met = None if measured is None else (measured <= target if at_most else measured >= target)
-        return {"target": target, "measured": measured, "met": met}
-
+    check = check_target
     return {
         "tps": check(api["tps"], TARGET_TPS),
         "p99_ms": check(p99, TARGET_P99_MS, at_most=True),

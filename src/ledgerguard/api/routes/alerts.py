@@ -1,0 +1,44 @@
+"""`/alerts`: flagged transactions, newest first, from the replica."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from ledgerguard.api.deps import ReadKey, Services
+from ledgerguard.api.reads import read_connection
+from ledgerguard.api.schemas import AlertPublic, AlertsPage
+from ledgerguard.db.verdicts import list_alerts
+
+router = APIRouter(prefix="/alerts", tags=["alerts"])
+
+
+@router.get("", response_model=AlertsPage)
+async def list_flagged(
+    key: ReadKey,
+    services: Services,
+    response: Response,
+    rule: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[a-z_]{1,64}$",
+            description="only alerts this rule fired for (e.g. `velocity`, `large_amount`, "
+            "`model`)",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,19}$", description="from `next`")] = None,
+) -> AlertsPage:
+    """Flagged transactions, largest (newest) transaction id first, one keyset page at a time."""
+    async with read_connection(services, consistent_after=None) as (conn, source):
+        rows = await list_alerts(
+            conn, before_id=int(cursor) if cursor else None, rule=rule, limit=limit + 1
+        )
+    response.headers["X-Read-Source"] = source
+    page = rows[:limit]
+    return AlertsPage(
+        data=[AlertPublic.from_row(row) for row in page],
+        count=len(page),
+        next=str(page[-1].transaction_id) if len(rows) > limit else None,
+    )

@@ -1,0 +1,56 @@
+"""Reads of fraud verdicts for the API: the risk of one transaction, the alerts page.
+
+Both read `fraud_scores`, whichever scorer wrote the row (`source`): the streaming scorer a
+second after the commit, the nightly run later (it wins: see `fraud_results`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledgerguard.db.tables import fraud_scores
+
+_RISK_COLUMNS = (
+    fraud_scores.c.transaction_id,
+    fraud_scores.c.score,
+    fraud_scores.c.flagged,
+    fraud_scores.c.rule_ids,
+    fraud_scores.c.reasons,
+    fraud_scores.c.analysed_at,
+    fraud_scores.c.source,
+)
+
+
+async def get_risk(conn: AsyncConnection, *, transaction_id: int) -> sa.Row[Any] | None:
+    """The verdict of one transaction, None before it is scored."""
+    result = await conn.execute(
+        sa.select(*_RISK_COLUMNS).where(fraud_scores.c.transaction_id == transaction_id)
+    )
+    return result.first()
+
+
+async def list_alerts(
+    conn: AsyncConnection, *, before_id: int | None, rule: str | None, limit: int
+) -> list[sa.Row[Any]]:
+    """Flagged verdicts, newest (largest transaction id) first, keyset-paged by id."""
+    query = (
+        sa.select(
+            *_RISK_COLUMNS,
+            fraud_scores.c.user_id,
+            fraud_scores.c.occurred_at,
+            fraud_scores.c.amount,
+            fraud_scores.c.currency,
+            fraud_scores.c.amount_usd,
+        )
+        .where(fraud_scores.c.flagged.is_(True))
+        .order_by(fraud_scores.c.transaction_id.desc())
+        .limit(limit)
+    )
+    if before_id is not None:
+        query = query.where(fraud_scores.c.transaction_id < before_id)
+    if rule is not None:
+        query = query.where(sa.func.find_in_set(rule, fraud_scores.c.rule_ids) > 0)
+    return list((await conn.execute(query)).all())

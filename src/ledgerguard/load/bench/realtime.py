@@ -1,0 +1,328 @@
+"""`ledgerguard bench realtime`: what the streaming scorer costs the API, and how fast it is.
+
+One run, one machine, in this order:
+
+1. the cluster and the API are brought up if they are not running (as `bench ingest` does), and
+   a running scorer is stopped;
+2. **without the scorer**: `users` closed-loop clients post realistic transactions;
+3. **with the scorer**: the scorer is started (`realtime.process.start_scorer`, as `ledgerguard
+   up` does), scores what it missed since its checkpoint (phase 2's transactions, when it has
+   run before), and the same load runs again; the scorer's CPU is read over the measured window;
+4. the scorer catches up, and the **commit -> verdict latency** is read from the verdict
+   timestamps: `fraud_scores.realtime_scored_at - transactions.created_at` for every transaction
+   the API committed in the window (`created_at` is taken by the API just before its commit,
+   so the figure includes the commit itself);
+5. the scorer's peak RSS (`VmHWM`) at the end, and, separately, the RSS of the online state
+   holding `state_users` users' windows (built in a child process, so the figure is the state's
+   alone).
+
+The ratio of the two API phases is the cost of the scorer to the write path: on one machine it
+is CPU the scorer takes from the API and the servers, not contention in the primary (the
+scorer reads the replica and writes its verdicts in batches).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ledgerguard.cluster.local import LocalCluster
+from ledgerguard.load.bench.ceiling import BenchError
+from ledgerguard.load.bench.ingest import (
+    IngestOptions,
+    bench_keys,
+    catch_up,
+    check_target,
+    ensure_api,
+    machine_info,
+)
+from ledgerguard.load.bench.procstat import CpuMeter, children_of
+from ledgerguard.load.runner import LoadConfig, run_load_sync
+from ledgerguard.load.target import api_url
+from ledgerguard.settings import Settings
+
+#: The issue's targets.
+TARGET_P99_MS = 500.0
+TARGET_TPS = 3000.0
+TARGET_RATIO = 0.85
+TARGET_STATE_RSS_MIB = 1024.0
+
+Progress = Callable[[str], None]
+
+#: Commit -> verdict latency of the transactions created in a window (one row each).
+_LATENCY_SQL = (
+    "SELECT TIMESTAMPDIFF(MICROSECOND, t.created_at, s.realtime_scored_at) "
+    "FROM transactions t LEFT JOIN fraud_scores s ON s.transaction_id = t.id "
+    "WHERE t.created_at >= %s AND t.created_at < %s"
+)
+
+
+@dataclass(frozen=True)
+class RealtimeOptions:
+    duration: float = 30.0
+    users: int = 50
+    warmup: float = 2.0
+    state_users: int = 1_000_000
+    state_rows_per_user: int = 3
+    catch_up_timeout: float = 300.0
+
+
+def run_realtime(
+    settings: Settings, options: RealtimeOptions, *, progress: Progress
+) -> dict[str, Any]:
+    """Both phases and the state's memory; the report (see the module docstring)."""
+    from ledgerguard.api.server import stop_background
+    from ledgerguard.realtime.process import running_pid, start_scorer, stop_scorer
+
+    load_before = os.getloadavg()
+    cluster = LocalCluster(settings)
+    started_cluster = not cluster.status().healthy
+    if started_cluster:
+        progress("starting the cluster")
+        cluster.up(progress=progress)
+    started_api = False
+    try:
+        api_pid, started_api = ensure_api(settings, IngestOptions(users=options.users), progress)
+        keys = bench_keys(settings, count=options.users)
+        if stop_scorer(settings):
+            progress("stopped the running scorer for the phase without it")
+        groups = {
+            "api": [api_pid, *children_of(api_pid)],
+            "primary": [pid for pid in [cluster.server("primary").pid()] if pid],
+            "replica": [pid for pid in [cluster.server("replica").pid()] if pid],
+        }
+        progress(f"without the scorer: {options.users} users for {options.duration:g} s")
+        without, _, _ = _load(settings, keys, options, groups)
+        catch_up(cluster, IngestOptions(), progress)
+        progress("starting the scorer")
+        start_scorer(settings, timeout=options.catch_up_timeout)
+        scorer_pid = running_pid(settings)
+        if scorer_pid is None:
+            raise BenchError("the scorer started but its pid file is missing; see its log")
+        _wait_caught_up(settings, options.catch_up_timeout, progress)
+        progress(f"with the scorer: {options.users} users for {options.duration:g} s")
+        with_scorer, window, scorer_cpu = _load(
+            settings, keys, options, groups | {"scorer": [scorer_pid]}
+        )
+        progress("waiting for the scorer to catch up")
+        latency = _wait_for_verdicts(settings, window, options.catch_up_timeout)
+        rss_mib = _peak_rss_mib(scorer_pid)
+        stop_scorer(settings)
+    finally:
+        if started_api:
+            stop_background(settings)
+        if started_cluster:
+            cluster.down(progress=progress)
+    progress(f"online state of {options.state_users:,} users (child process)")
+    state = measure_state_memory(options.state_users, options.state_rows_per_user)
+    ratio = with_scorer["tps"] / without["tps"] if without["tps"] else None
+    scored = latency["verdicts"]
+    cpu_us = round(1e6 * scorer_cpu / scored) if scorer_cpu is not None and scored else None
+    report = {
+        "benchmark": "realtime",
+        "machine": machine_info(load_before),
+        "config": {
+            "duration_s": options.duration,
+            "warmup_s": options.warmup,
+            "users": options.users,
+            "scorer_batch_ms": settings.scorer_batch_ms,
+            "api_url": api_url(settings),
+        },
+        "api_without_scorer": without,
+        "api_with_scorer": with_scorer,
+        "ratio": None if ratio is None else round(ratio, 3),
+        "verdict_latency_ms": latency,
+        "scorer": {
+            "cpu_seconds": scorer_cpu,
+            "cpu_us_per_transaction": cpu_us,
+            "peak_rss_mib": rss_mib,
+        },
+        "state_memory": state,
+    }
+    report["targets"] = _targets(report)
+    return report
+
+
+def _load(
+    settings: Settings,
+    keys: tuple[str, ...],
+    options: RealtimeOptions,
+    groups: dict[str, list[int]],
+) -> tuple[dict[str, Any], tuple[datetime, datetime], float | None]:
+    """One load phase: the API report, its measured window (UTC), the scorer's CPU seconds."""
+    meter = CpuMeter(groups)
+    window: list[datetime] = []
+
+    def on_window(begins: bool) -> None:
+        (meter.start if begins else meter.stop)()
+        window.append(datetime.now(UTC))
+
+    report = run_load_sync(
+        LoadConfig(
+            url=api_url(settings),
+            keys=keys,
+            users=options.users,
+            duration=options.duration,
+            warmup=options.warmup,
+        ),
+        on_window=on_window,
+    )
+    cpu = meter.result(extra={"client": report.cpu_seconds})
+    api = report.to_dict()
+    summary = {
+        "tps": api["tps"],
+        "ok": api["ok"],
+        "errors": api["errors"],
+        "latency_ms": api["latency_ms"],
+        "cpu_seconds": cpu,
+    }
+    return summary, (window[0], window[-1]), cpu.get("scorer")
+
+
+def _wait_for_verdicts(
+    settings: Settings, window: tuple[datetime, datetime], timeout: float
+) -> dict[str, Any]:
+    """Latency percentiles once every transaction of the window has its verdict (or timeout)."""
+    from ledgerguard.db.engines import writer_engine
+
+    engine = writer_engine(settings)
+    args = tuple(moment.replace(tzinfo=None) for moment in window)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with engine.connect() as conn:
+                cursor = conn.connection.dbapi_connection.cursor()
+                cursor.execute(_LATENCY_SQL, args)
+                values = [row[0] for row in cursor.fetchall()]
+            missing = sum(value is None for value in values)
+            if missing == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    finally:
+        engine.dispose()
+    known = np.array([value for value in values if value is not None], dtype=float) / 1000
+    if len(known) == 0:
+        return {
+            "transactions": len(values),
+            "verdicts": 0,
+            "missing": missing,
+            "p50": None,
+            "p99": None,
+            "max": None,
+        }
+    return {
+        "transactions": len(values),
+        "verdicts": len(known),
+        "missing": missing,
+        "p50": round(float(np.percentile(known, 50)), 1),
+        "p90": round(float(np.percentile(known, 90)), 1),
+        "p99": round(float(np.percentile(known, 99)), 1),
+        "max": round(float(known.max()), 1),
+    }
+
+
+def _wait_caught_up(settings: Settings, timeout: float, progress: Progress) -> None:
+    """Until the scorer has scored what it had missed (a checkpoint of an earlier run): the
+    measured phase is the steady state, not a catch-up."""
+    from ledgerguard.realtime.scorer import read_status
+    from ledgerguard.realtime.state import Partition
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = read_status(settings, Partition()) or {}
+        if status.get("lag_transactions") == 0:
+            return
+        time.sleep(0.5)
+    progress("[yellow]the scorer did not catch up before the measured phase[/]")
+
+
+def _peak_rss_mib(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def _state_child(users: int, rows_per_user: int, out: Any) -> None:
+    """In a fresh process: build the state of `users` users, report RSS before and after."""
+    import pandas as pd
+
+    from ledgerguard.fraud.engine.features import TX_DTYPES
+    from ledgerguard.money import FxRates
+    from ledgerguard.realtime.state import OnlineState, Partition, TerminalCounts
+    from ledgerguard.settings.fraud import FraudParameters
+
+    params = FraudParameters()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    state = OnlineState(
+        params,
+        partition=Partition(),
+        terminals=TerminalCounts.empty(params),
+        fx=FxRates(),
+    )
+    now_us = int(time.time() * 1e6)
+    rng = np.random.default_rng(7)
+    chunk = 200_000
+    began = time.monotonic()
+    for first in range(0, users, chunk):
+        n = min(chunk, users - first) * rows_per_user
+        user_ids = np.repeat(np.arange(first, min(first + chunk, users)), rows_per_user)
+        frame = pd.DataFrame(
+            {
+                "transaction_id": np.arange(first * rows_per_user, first * rows_per_user + n),
+                "user_id": user_ids,
+                "terminal_id": rng.integers(0, 100_000, n),
+                "ts_us": now_us - rng.integers(0, 20 * 86_400 * 10**6, n),
+                "amount_units": rng.integers(10_000, 5_000_000, n),
+                "usd_units": rng.integers(10_000, 5_000_000, n),
+                "currency": "USD",
+            }
+        ).astype(TX_DTYPES)
+        state.load(frame)
+        del frame
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out.put(
+        {
+            "users": state.users,
+            "transactions": state.transactions,
+            "build_seconds": round(time.monotonic() - began, 1),
+            "rss_before_mib": round(before / 1024, 1),
+            "peak_rss_mib": round(after / 1024, 1),
+        }
+    )
+
+
+def measure_state_memory(users: int, rows_per_user: int) -> dict[str, Any]:
+    """Peak RSS of a process holding `users` users' windows (`rows_per_user` rows each)."""
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    child = context.Process(target=_state_child, args=(users, rows_per_user, out))
+    child.start()
+    result = out.get(timeout=1800)
+    child.join(timeout=60)
+    return result
+
+
+def _targets(report: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "verdict_p99_ms": check_target(
+            report["verdict_latency_ms"]["p99"], TARGET_P99_MS, at_most=True
+        ),
+        "ingest_tps_with_scorer": check_target(report["api_with_scorer"]["tps"], TARGET_TPS),
+        "ratio": check_target(report["ratio"], TARGET_RATIO),
+        "state_rss_mib": check_target(
+            report["state_memory"]["peak_rss_mib"], TARGET_STATE_RSS_MIB, at_most=True
+        ),
+    }

@@ -1,0 +1,425 @@
+"""The streaming scorer's loop: binlog -> micro-batch -> engine -> verdicts + checkpoint.
+
+`Scorer.run` (what `ledgerguard scorer` runs):
+
+1. checks the replica writes column names into row events (`binlog_row_metadata=FULL`);
+2. rebuilds the partition's state from one replica snapshot (`snapshot.rebuild_state`) and
+   reads its checkpoint on the primary; no checkpoint (first start): it starts at the snapshot,
+   older transactions being the nightly run's;
+3. follows the replica's binlog from the checkpoint (`binlog.BinlogFollower`), collecting the
+   transactions that arrive within `scorer_batch_ms` into one batch;
+4. per batch: labels update terminal fraud counts, new transactions update terminal counts and
+   are scored with their users' windows (`state.OnlineState.score`), and the verdicts, new
+   alerts and the batch's last GTID are committed in one transaction (`checkpoint.commit_batch`).
+
+Transactions between the checkpoint and the snapshot (a restart after a crash) are scored again
+(the same verdicts, upserted) but not added to the state twice: the snapshot already held them.
+The lag (in transactions and seconds) is measured against the replica's executed GTIDs once a
+second and published as metrics and in a small status file `ledgerguard status` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pymysql
+import sqlalchemy as sa
+
+from ledgerguard.db.dialect import Flavour, detect_flavour, executed_gtids_query
+from ledgerguard.db.engines import analytics_engine, writer_engine
+from ledgerguard.fraud.pipeline import configured_model
+from ledgerguard.money import FxRates
+from ledgerguard.realtime.alerts import AlertDelivery
+from ledgerguard.realtime.binlog import BinlogFollower, BinlogTransaction, check_row_metadata
+from ledgerguard.realtime.checkpoint import Checkpoint, commit_batch, read_checkpoint
+from ledgerguard.realtime.errors import ScorerError
+from ledgerguard.realtime.metrics import ScorerMetrics
+from ledgerguard.realtime.position import GtidPosition
+from ledgerguard.realtime.snapshot import committed_since, labelled_transactions, rebuild_state
+from ledgerguard.realtime.state import OnlineState, Partition, frame_of_inserts
+from ledgerguard.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Largest batch, whatever the time window (bounds one transaction on the primary).
+MAX_BATCH_TRANSACTIONS = 5_000
+#: An idle stream still moves its checkpoint this often (heartbeat transactions).
+IDLE_CHECKPOINT_SECONDS = 5.0
+#: Binlog client server ids: this + partition index (unique among the replica's clients).
+SERVER_ID_BASE = 4_000
+
+
+def status_file(settings: Settings, partition: Partition) -> Path:
+    return settings.state_dir / "scorer" / f"status-{partition.index}-of-{partition.count}.json"
+
+
+@dataclass
+class ScorerStatus:
+    """What `ledgerguard status` shows; written as JSON once a second."""
+
+    partition: str
+    state: str = "starting"  # starting / running / waiting for the replica
+    connected: bool = False
+    position: str = ""
+    lag_transactions: int | None = None
+    lag_seconds: float | None = None
+    scored: int = 0
+    users: int = 0
+    reconnects: int = 0
+    last_error: str = ""
+    updated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _replica_connection(settings: Settings) -> pymysql.connections.Connection:
+    return pymysql.connect(
+        host=settings.replica_host,
+        port=settings.replica_port,
+        user=settings.replica_user,
+        password=settings.replica_password.get_secret_value(),
+        database=settings.database,
+        autocommit=True,
+        connect_timeout=3,
+    )
+
+
+class Scorer:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        partition: Partition = Partition(),
+        metrics: ScorerMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.partition = partition
+        self.metrics = metrics or ScorerMetrics()
+        self.status = ScorerStatus(partition=partition.name)
+        self._status_path = status_file(settings, partition)
+        self._started_at = time.time()
+        self._last_event_at: float | None = None
+        self._events_seen = 0
+
+    # --- start-up ---------------------------------------------------------------------------
+    def _flavour(self) -> Flavour:
+        try:
+            conn = _replica_connection(self.settings)
+        except pymysql.err.Error as exc:
+            raise ScorerError(
+                f"cannot reach the replica at {self.settings.replica_host}:"
+                f"{self.settings.replica_port} ({exc}): start it (`ledgerguard cluster up`)"
+            ) from None
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT VERSION()")
+                flavour = detect_flavour(cursor.fetchone()[0])
+            check_row_metadata(conn)
+        finally:
+            conn.close()
+        return flavour
+
+    def run(self, stop: threading.Event, *, rebuild: bool = False) -> None:
+        """Score until `stop` is set; raises `ScorerError` for what a restart cannot fix.
+
+        `rebuild` (after `CheckpointPurged`): the transactions created since the checkpoint's
+        last event (by time, from the replica's table) are scored first, and the stream starts
+        at the replica snapshot instead of the checkpoint.
+        """
+        settings = self.settings
+        flavour = self._flavour()
+        writer = writer_engine(settings)
+        delivery_stop = threading.Event()
+        delivery_thread = None
+        try:
+            checkpoint = read_checkpoint(writer, self.partition.name)
+            fx = FxRates()
+            state, snapshot = rebuild_state(
+                settings,
+                flavour=flavour,
+                partition=self.partition,
+                fx=fx,
+                model=configured_model(settings.fraud.model_path),
+            )
+            if rebuild and checkpoint is not None:
+                self._rebuild(state, snapshot, checkpoint, writer)
+                checkpoint = None
+            start = (
+                snapshot if checkpoint is None else GtidPosition.parse(flavour, checkpoint.gtid_pos)
+            )
+            log.info(
+                "partition %s: %d users, %d transactions in memory; streaming from %r",
+                self.partition.name,
+                state.users,
+                state.transactions,
+                start.text(),
+            )
+            if settings.alert_webhook_url is not None:
+                delivery = AlertDelivery(settings, writer, self.metrics)
+                delivery_thread = threading.Thread(
+                    target=delivery.run, args=(delivery_stop,), name="alert-delivery", daemon=True
+                )
+                delivery_thread.start()
+            follower = BinlogFollower(
+                settings,
+                flavour=flavour,
+                position=start,
+                server_id=SERVER_ID_BASE + self.partition.index,
+            )
+            follower.start()
+            try:
+                self._loop(stop, follower, state, start.copy(), snapshot, writer, flavour)
+            finally:
+                follower.stop()
+        finally:
+            delivery_stop.set()
+            if delivery_thread is not None:
+                delivery_thread.join(timeout=10)
+            writer.dispose()
+
+    def _rebuild(
+        self, state: OnlineState, snapshot: GtidPosition, checkpoint: Checkpoint, writer: Any
+    ) -> None:
+        """Score what the purged binlog no longer covers, from the replica, by commit time."""
+        since = (checkpoint.event_at or checkpoint.updated_at) - timedelta(seconds=1)
+        conn = _replica_connection(self.settings)
+        try:
+            frame = committed_since(conn, since, self.partition)
+        finally:
+            conn.close()
+        scored = state.score(frame) if len(frame) else None
+        commit_batch(
+            writer,
+            verdicts=scored.rows if scored is not None else pd.DataFrame(),
+            partition_name=self.partition.name,
+            gtid_pos=snapshot.text(),
+            event_at=datetime.now(UTC),
+            scored=scored.new if scored is not None else 0,
+            alerts=self.settings.alert_webhook_url is not None,
+        )
+        log.info(
+            "rebuild: scored %d transactions created since %s; streaming from %r",
+            len(frame),
+            since.isoformat(),
+            snapshot.text(),
+        )
+
+    # --- the loop -------------------------------------------------------------------------------
+    def _loop(
+        self,
+        stop: threading.Event,
+        follower: BinlogFollower,
+        state: OnlineState,
+        position: GtidPosition,
+        snapshot: GtidPosition,
+        writer: Any,
+        flavour: Flavour,
+    ) -> None:
+        replica = analytics_engine(self.settings)
+        last_commit = time.monotonic()
+        last_lag = 0.0
+        last_sweep = time.monotonic()
+        pending_position = False
+        event_at: datetime | None = None
+        self.status.state = "running"
+        try:
+            while not stop.is_set():
+                batch = self._collect(follower, stop)
+                if batch:
+                    for transaction in batch:
+                        position.advance(transaction.gtid)
+                    event_at = datetime.fromtimestamp(batch[-1].committed_at, UTC)
+                    self._last_event_at = batch[-1].committed_at
+                    pending_position = True
+                    scored = self._score_batch(
+                        batch, state, snapshot, replica, writer, position, event_at
+                    )
+                    if scored is not None:
+                        last_commit, pending_position = time.monotonic(), False
+                now = time.monotonic()
+                if pending_position and now - last_commit > IDLE_CHECKPOINT_SECONDS:
+                    commit_batch(
+                        writer,
+                        verdicts=pd.DataFrame(),
+                        partition_name=self.partition.name,
+                        gtid_pos=position.text(),
+                        event_at=event_at,
+                        scored=0,
+                        alerts=False,
+                    )
+                    last_commit, pending_position = now, False
+                if now - last_lag >= 1.0:
+                    self._measure_lag(follower, state, position, replica, flavour)
+                    last_lag = now
+                if now - last_sweep >= 60:
+                    state.sweep()
+                    last_sweep = now
+        finally:
+            replica.dispose()
+
+    def _collect(self, follower: BinlogFollower, stop: threading.Event) -> list[BinlogTransaction]:
+        """The transactions that arrive within one batch window (none after a quiet second)."""
+        batch: list[BinlogTransaction] = []
+        window = self.settings.scorer_batch_ms / 1000
+        try:
+            item = follower.queue.get(timeout=0.5)
+        except queue.Empty:
+            return batch
+        deadline = time.monotonic() + window
+        while True:
+            if isinstance(item, BaseException):
+                raise item
+            batch.append(item)
+            if len(batch) >= MAX_BATCH_TRANSACTIONS or stop.is_set():
+                return batch
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return batch
+            try:
+                item = follower.queue.get(timeout=remaining)
+            except queue.Empty:
+                return batch
+
+    def _score_batch(
+        self,
+        batch: list[BinlogTransaction],
+        state: OnlineState,
+        snapshot: GtidPosition,
+        replica: Any,
+        writer: Any,
+        position: GtidPosition,
+        event_at: datetime,
+    ) -> int | None:
+        """Score one batch and commit it with the checkpoint; None when it held nothing."""
+        fresh: list[dict[str, Any]] = []  # transactions the state has not seen
+        replayed: list[dict[str, Any]] = []  # already in the snapshot: score, do not add
+        labels: dict[int, int] = {}  # transaction id -> fraud count change
+        for transaction in batch:
+            seen = snapshot.covers(transaction.gtid)
+            for change in transaction.changes:
+                if change.table == "transactions" and change.kind == "insert":
+                    (replayed if seen else fresh).append(change.after or {})
+                elif change.table == "fraud_labels" and not seen:
+                    delta = _fraud_change(change.before, change.after)
+                    if delta:
+                        tx_id = int((change.after or change.before or {})["transaction_id"])
+                        labels[tx_id] = labels.get(tx_id, 0) + delta
+        if not (fresh or replayed or labels):
+            return None
+        if labels:
+            conn = replica.raw_connection()
+            try:
+                found = labelled_transactions(conn.dbapi_connection, list(labels))
+            finally:
+                conn.close()
+            for tx_id, (terminal_id, ts_us) in found.items():
+                state.count_fraud(terminal_id, ts_us, labels[tx_id])
+        parts = []
+        created: list[datetime] = []
+        if fresh:
+            frame = frame_of_inserts(fresh)
+            state.count_transactions(frame)
+            parts.append(state.score(frame))
+            created += [
+                v["created_at"] for v in fresh if state.partition.owns(np.int64(v["user_id"]))
+            ]
+        if replayed:
+            parts.append(state.score(frame_of_inserts(replayed)))
+        verdicts = (
+            pd.concat([p.rows for p in parts if len(p.rows)], ignore_index=True)
+            if any(len(p.rows) for p in parts)
+            else pd.DataFrame()
+        )
+        scored = sum(p.new for p in parts)
+        commit_batch(
+            writer,
+            verdicts=verdicts,
+            partition_name=self.partition.name,
+            gtid_pos=position.text(),
+            event_at=event_at,
+            scored=scored,
+            alerts=self.settings.alert_webhook_url is not None,
+        )
+        done = datetime.now(UTC)
+        metrics = self.metrics
+        metrics.scored.inc(scored)
+        metrics.revised.inc(sum(p.revised for p in parts))
+        if len(verdicts):
+            metrics.flagged.inc(int(verdicts["flagged"].sum()))
+        for moment in created:
+            metrics.latency.observe(max(0.0, (done - moment.replace(tzinfo=UTC)).total_seconds()))
+        self.status.scored += scored
+        return scored
+
+    def _measure_lag(
+        self,
+        follower: BinlogFollower,
+        state: OnlineState,
+        position: GtidPosition,
+        replica: Any,
+        flavour: Flavour,
+    ) -> None:
+        metrics, status = self.metrics, self.status
+        metrics.events_read.inc(follower.events_read - self._events_seen)
+        self._events_seen = follower.events_read
+        metrics.connected.set(1 if follower.connected else 0)
+        if follower.reconnects > status.reconnects:
+            metrics.reconnects.inc(follower.reconnects - status.reconnects)
+        status.reconnects = follower.reconnects
+        status.connected = follower.connected
+        status.state = "running" if follower.connected else "waiting for the replica"
+        status.last_error = follower.last_error
+        status.position = position.text()
+        status.users = state.users
+        try:
+            statement = executed_gtids_query(flavour)
+            conn = replica.raw_connection()
+            try:
+                with conn.dbapi_connection.cursor() as cursor:
+                    cursor.execute(statement.sql, statement.params)
+                    executed = GtidPosition.parse(flavour, str(cursor.fetchone()[0] or ""))
+            finally:
+                conn.close()
+            behind = position.behind(executed)
+            status.lag_transactions = behind
+            # the oldest unscored transaction committed after the last scored one
+            since = self._last_event_at or self._started_at
+            status.lag_seconds = 0.0 if behind == 0 else round(max(0.0, time.time() - since), 3)
+        except (pymysql.err.Error, sa.exc.SQLAlchemyError) as exc:  # the replica is down
+            status.lag_transactions = None
+            status.lag_seconds = None
+            status.last_error = str(exc)
+        if status.lag_transactions is not None:
+            metrics.lag_transactions.set(status.lag_transactions)
+        if status.lag_seconds is not None:
+            metrics.lag_seconds.set(status.lag_seconds)
+        status.updated_at = datetime.now(UTC).isoformat()
+        self._status_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._status_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(status.to_dict()))
+        tmp.replace(self._status_path)
+
+
+def _fraud_change(before: dict[str, Any] | None, after: dict[str, Any] | None) -> int:
+    """+1 / -1 / 0: how a label row change moves the count of confirmed frauds."""
+    was = bool(before and before.get("is_fraud"))
+    now = bool(after and after.get("is_fraud"))
+    return int(now) - int(was)
+
+
+def read_status(settings: Settings, partition: Partition) -> dict[str, Any] | None:
+    try:
+        return json.loads(status_file(settings, partition).read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,120 @@
+"""The streaming scorer's pure parts: GTID positions, partitions, and the online state scored
+by the engine against the nightly engine on the same frame."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ledgerguard.db.dialect import Flavour
+from ledgerguard.fraud.engine.features import TX_DTYPES, TerminalHistory
+from ledgerguard.fraud.engine.scoring import score_frame
+from ledgerguard.money import FxRates
+from ledgerguard.realtime.position import GtidPosition
+from ledgerguard.realtime.scorer import _fraud_change
+from ledgerguard.realtime.state import OnlineState, Partition, TerminalCounts
+from ledgerguard.settings.fraud import FraudParameters
+from ledgerguard.utc import to_us
+
+
+def test_mariadb_position_advances_per_domain_and_covers():
+    position = GtidPosition.parse(Flavour.MARIADB, "0-1-100,1-2-5")
+    position.advance("0-1-101")
+    assert position.text() == "0-1-101,1-2-5"
+    assert position.covers("0-1-90") and position.covers("0-1-101")
+    assert not position.covers("0-1-102") and not position.covers("2-1-1")
+    replica = GtidPosition.parse(Flavour.MARIADB, "0-1-110,1-2-5,2-3-4")
+    assert position.behind(replica) == 9 + 0 + 4
+
+
+def test_mysql_position_is_one_interval_per_source():
+    uuid = "3E11FA47-71CA-11E1-9E33-C80AA9429562"
+    position = GtidPosition.parse(Flavour.MYSQL, f"{uuid}:1-41")
+    position.advance(f"{uuid.lower()}:42")
+    assert position.text() == f"{uuid.lower()}:1-42"
+    assert position.covers(f"{uuid}:42") and not position.covers(f"{uuid}:43")
+
+
+@pytest.mark.parametrize("text", ["1/1", "2/2", "x", "-1/3", "0/0"])
+def test_bad_partitions_are_refused(text: str):
+    with pytest.raises(ValueError, match="K/N"):
+        Partition.parse(text)
+
+
+def test_partition_owns_users_by_modulo():
+    part = Partition.parse("1/3")
+    assert part.owns(np.array([1, 2, 4, 7])).tolist() == [True, False, True, True]
+
+
+def test_label_changes_move_the_fraud_count():
+    assert _fraud_change(None, {"is_fraud": 1}) == 1
+    assert _fraud_change({"is_fraud": 1}, {"is_fraud": 0}) == -1
+    assert _fraud_change({"is_fraud": 0}, {"is_fraud": 0}) == 0
+    assert _fraud_change({"is_fraud": 1}, None) == -1
+
+
+def _frame(rows: list[tuple[int, int, int, datetime, int]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "transaction_id": [r[0] for r in rows],
+            "user_id": [r[1] for r in rows],
+            "terminal_id": [r[2] for r in rows],
+            "ts_us": [to_us(r[3]) for r in rows],
+            "amount_units": [r[4] for r in rows],
+            "usd_units": [r[4] for r in rows],
+            "currency": ["USD"] * len(rows),
+        }
+    ).astype(TX_DTYPES)
+
+
+def test_streamed_one_by_one_gives_the_nightly_flags():
+    """A burst, a structuring group, a spending anomaly and ordinary payments, fed one
+    transaction at a time: after revisions, the same flags as one nightly `score_frame`."""
+    params = FraudParameters()
+    t0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    rows = [(i, 1, 10, t0 + timedelta(minutes=i), 5_0000) for i in range(6)]
+    rows += [
+        (10 + i, 2, 11, t0 + timedelta(hours=i), a) for i, a in enumerate((9_500_0000, 9_400_0000))
+    ]
+    rows += [(20 + d, 3, 12, t0 - timedelta(days=10 - d), 30_0000) for d in range(9)]
+    rows += [(40, 3, 12, t0 + timedelta(hours=1), 400_0000), (41, 4, 13, t0, 12_0000)]
+    frame = _frame(rows)
+    nightly = score_frame(
+        frame,
+        TerminalHistory.empty(),
+        params,
+        start=t0 - timedelta(days=30),
+        end=t0 + timedelta(days=1),
+        store_all=True,
+    ).rows.set_index("transaction_id")["flagged"]
+
+    state = OnlineState(
+        params,
+        partition=Partition(),
+        terminals=TerminalCounts.empty(params),
+        fx=FxRates(),
+    )
+    stream: dict[int, bool] = {}
+    for k in range(len(frame)):
+        batch = state.score(frame.iloc[[k]].reset_index(drop=True))
+        stream |= dict(zip(batch.rows["transaction_id"], batch.rows["flagged"], strict=True))
+    assert stream == nightly.to_dict()
+    assert [stream[i] for i in range(6)] == [True] * 6  # the burst's first charges revised
+    assert stream[40] and not stream[41]
+
+
+def test_a_back_dated_or_replayed_transaction_is_scored_once_and_kept_once():
+    params = FraudParameters()
+    state = OnlineState(
+        params, partition=Partition(), terminals=TerminalCounts.empty(params), fx=FxRates()
+    )
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    state.score(_frame([(1, 7, 1, now, 20_0000)]))
+    old = state.score(_frame([(2, 7, 1, now - timedelta(days=90), 20_000_0000)]))
+    assert old.rows["transaction_id"].tolist() == [2] and bool(old.rows["flagged"].iloc[0])
+    again = state.score(_frame([(1, 7, 1, now, 20_0000)]))  # a replay after a restart
+    assert 1 in again.rows["transaction_id"].tolist()
+    assert state.transactions == 1  # the old one is outside the window, the replay not added
