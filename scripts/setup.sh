@@ -13,6 +13,7 @@ APT_PACKAGES=(
   prometheus prometheus-mysqld-exporter     # local monitoring (promtool comes with prometheus)
   sysbench wrk                              # the benchmark's DB ceiling and a C HTTP client
   docker-compose                            # only to validate deploy/docker-compose.yml
+  chromium                                  # the web app's browser tests (Playwright drives it)
 )
 EXTRAS="${EXTRAS:-dev}"
 PYTHON="${PYTHON:-python3}"

@@ -16,8 +16,10 @@ as a smoke test of a fresh installation:
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -68,6 +70,41 @@ def demo_api_key(settings: Settings) -> str:
     return plain
 
 
+DEMO_ANALYST = "demo-analyst"
+
+
+def demo_analyst(settings: Settings) -> tuple[str, str]:
+    """The demo's analyst account of the web app and its password (saved 0600, reused)."""
+    from ledgerguard.db.web_users import create_user, find_user
+    from ledgerguard.web.passwords import hash_password, verify_password
+
+    path = settings.state_dir / "demo-analyst-password"
+    engine = migration_engine(settings)
+    try:
+        with engine.begin() as conn:
+            user = find_user(conn, username=DEMO_ANALYST)
+            saved = path.read_text().strip() if path.exists() else None
+            if user is not None and saved and verify_password(user.password_hash, saved):
+                return DEMO_ANALYST, saved
+            if user is not None:
+                raise DemoError(
+                    f"a user {DEMO_ANALYST!r} exists but {path} does not hold its password"
+                )
+            password = secrets.token_urlsafe(12)
+            create_user(
+                conn,
+                username=DEMO_ANALYST,
+                password_hash=hash_password(password),
+                role="analyst",
+                now=datetime.now(UTC),
+            )
+    finally:
+        engine.dispose()
+    path.write_text(password + "\n")
+    path.chmod(0o600)
+    return DEMO_ANALYST, password
+
+
 def post_and_read_back(api_url: str, api_key: str) -> tuple[dict, dict, str]:
     """POST the example, then GET it with `consistent_after` (served by the replica)."""
     headers = {"X-API-Key": api_key}
@@ -107,6 +144,10 @@ def run_demo(
         f'  curl -s -X POST {api_url}/transactions -H "X-API-Key: $(cat '
         f"{settings.state_dir / 'demo-api-key'})\" -H 'Content-Type: application/json' "
         '-d \'{"user_id": 999, "amount": 15000.00, "currency": "USD"}\''
+    )
+    analyst, password = demo_analyst(settings)
+    say(
+        f"analyst review app: {api_url}/review (login {analyst} / {password}); API docs: {api_url}/docs"
     )
     result = DemoResult(api_url, key, created, read_back, source)
     if with_airflow:

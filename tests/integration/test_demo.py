@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -36,6 +37,13 @@ def test_demo_posts_the_example_and_reads_it_from_the_replica(
         again = CliRunner().invoke(app, args, env=settings_env(settings))
         assert again.exit_code == 0, again.output
         assert key_file.read_text() == first_key  # the active key is reused, not re-created
+        # the analyst account of the review app: printed with its address, reused, and it logs in
+        password = (settings.state_dir / "demo-analyst-password").read_text().strip()
+        assert f"{api_url}/review (login demo-analyst / {password})" in again.output
+        from tests.web.support import login
+
+        with httpx.Client(base_url=api_url, timeout=30) as client:
+            assert login(client, "demo-analyst", password).status_code == 303
     finally:
         stop_scorer(settings)  # `demo` runs `up`, which starts the streaming scorer
 

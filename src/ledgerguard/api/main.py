@@ -22,6 +22,7 @@ from ledgerguard.api.topology import Topology
 from ledgerguard.db.writer import TransactionWriter
 from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings
+from ledgerguard.web import mount as web
 
 
 def create_app(settings: Settings | None = None, *, workers: int | None = None) -> FastAPI:
@@ -72,11 +73,16 @@ def create_app(settings: Settings | None = None, *, workers: int | None = None) 
         description="Durable payment transactions on the primary; reads from the GTID replica. "
         "Every data route needs an `X-API-Key` (`ledgerguard apikey create`).",
         lifespan=lifespan,
+        # FastAPI's own pages load Swagger UI / ReDoc from a CDN (blank without internet):
+        # `ledgerguard.web.mount` serves the vendored copies at the same addresses instead
+        docs_url=None,
+        redoc_url=None,
     )
     app.include_router(transactions.router)
     app.include_router(alerts.router)
     app.include_router(health.router)
     errors.install(app)
+    web.install(app, settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -200,3 +200,33 @@ def realtime(
     except LedgerGuardError as exc:
         abort(str(exc))
     print_json(report)
+
+
+@app.command("review-queue")
+def review_queue(
+    ctx: typer.Context,
+    alerts: Annotated[
+        int,
+        typer.Option(
+            "--alerts",
+            "-n",
+            min=1_000,
+            envvar=f"{_ENV}ALERTS",
+            help="Flagged verdicts (stored once).",
+        ),
+    ] = 1_000_000,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed runs of each page.")] = 20,
+    remove: Annotated[
+        bool, typer.Option("--remove", help="Delete the synthetic alerts afterwards.")
+    ] = False,
+) -> None:
+    """Time the analyst queue's keyset pages (first and deep) at N alerts; prints JSON."""
+    from ledgerguard.load.bench.review_queue import bench_review_queue
+
+    settings = settings_of(ctx)
+    say(f"storing up to {alerts:,} synthetic alerts (once), then timing queue pages on the replica")
+    try:
+        result = bench_review_queue(settings, alerts, repeats=repeats, remove=remove)
+    except LedgerGuardError as exc:
+        abort(str(exc))
+    print_json(result)

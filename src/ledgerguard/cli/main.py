@@ -19,6 +19,7 @@ from ledgerguard.cli import (
     platform,
     scorer,
     status,
+    users,
 )
 from ledgerguard.cli.demo import demo
 
@@ -32,6 +33,7 @@ app.add_typer(cluster.app, name="cluster")
 app.add_typer(db.app, name="db")
 app.add_typer(api.app, name="api")
 app.add_typer(apikey.app, name="apikey")
+app.add_typer(users.app, name="user")
 app.add_typer(monitoring.app, name="monitoring")
 app.add_typer(fraud.app, name="fraud")
 app.add_typer(airflow.app, name="airflow")

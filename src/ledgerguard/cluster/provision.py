@@ -10,6 +10,8 @@ repl_user@%        REPLICATION SLAVE                                     the rep
 api_user@%         SELECT, INSERT, UPDATE on the application schema      the API, on the primary
 migrate_user@%     DDL on the application schema (no GRANT)              Alembic migrations
 app_user@%         SELECT on the application schema                      analytics, on the replica
+api_user@%         SELECT, INSERT (no UPDATE/DELETE) on `<db>_audit`     the audit trail (append-only)
+migrate_user@%     DDL + SELECT, INSERT on `<db>_audit` (no UPDATE)      audit_log's migration, CLI
 monitor_user@%     PROCESS, REPLICATION CLIENT, SLAVE MONITOR (MariaDB),  mysqld-exporter (both)
                    SELECT on
                    performance_schema and on the `heartbeat` database
@@ -30,6 +32,7 @@ import pymysql
 from ledgerguard.cluster.admin import run, scalar
 from ledgerguard.cluster.errors import ClusterError
 from ledgerguard.db.dialect import VERSION_QUERY, Flavour, Statement, detect_flavour
+from ledgerguard.db.tables import audit_schema
 from ledgerguard.settings import Settings
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
@@ -52,6 +55,7 @@ def account_grants(
     `BINLOG MONITOR`): `SHOW SLAVE STATUS` needs `SLAVE MONITOR`, which MySQL does not know.
     """
     db = _name(settings.database)
+    audit = _name(audit_schema(db))
     monitor = "PROCESS, REPLICATION CLIENT" + (
         ", SLAVE MONITOR" if flavour is Flavour.MARIADB else ""
     )
@@ -64,20 +68,21 @@ def account_grants(
         (
             settings.api_db_user,
             settings.api_db_password.get_secret_value(),
-            [f"SELECT, INSERT, UPDATE ON `{db}`.*"],
+            [f"SELECT, INSERT, UPDATE ON `{db}`.*", f"SELECT, INSERT ON `{audit}`.*"],
         ),
         (
             settings.migrate_user,
             settings.migrate_password.get_secret_value(),
             [
                 "SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP, INDEX, REFERENCES, "
-                f"CREATE VIEW, SHOW VIEW, TRIGGER, EVENT ON `{db}`.*"
+                f"CREATE VIEW, SHOW VIEW, TRIGGER, EVENT ON `{db}`.*",
+                f"SELECT, INSERT, CREATE, ALTER, DROP, INDEX ON `{audit}`.*",
             ],
         ),
         (
             settings.replica_user,
             settings.replica_password.get_secret_value(),
-            [f"SELECT, SHOW VIEW ON `{db}`.*"],
+            [f"SELECT, SHOW VIEW ON `{db}`.*", f"SELECT ON `{audit}`.*"],
         ),
         (
             settings.monitor_user,
@@ -115,12 +120,14 @@ def secure_root(conn: pymysql.connections.Connection, *, password: str) -> None:
 def provision_primary(conn: pymysql.connections.Connection, settings: Settings) -> None:
     """Create the database and the application accounts on the primary (replicated)."""
     db = _name(settings.database)
-    run(
-        conn,
-        Statement(
-            f"CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-        ),
-    )
+    for name in (db, _name(audit_schema(db))):
+        run(
+            conn,
+            Statement(
+                f"CREATE DATABASE IF NOT EXISTS `{name}` "
+                "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            ),
+        )
     flavour = detect_flavour(scalar(conn, VERSION_QUERY) or "")
     for user, password, clauses in account_grants(settings, flavour):
         user = _name(user)

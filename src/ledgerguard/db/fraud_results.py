@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.mysql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledgerguard.db.tables import fraud_labels, fraud_scores
 
@@ -87,3 +88,9 @@ def _upsert_realtime() -> Any:
 
 UPSERT_REALTIME_SCORES = _upsert_realtime()
 UPSERT_LABELS = _upsert(fraud_labels, "labelled_at", ("external_id", "is_fraud", "source"))
+
+
+async def get_label(conn: AsyncConnection, *, transaction_id: int) -> sa.Row[Any] | None:
+    """A transaction's current label, or None."""
+    query = sa.select(fraud_labels).where(fraud_labels.c.transaction_id == transaction_id)
+    return (await conn.execute(query)).first()

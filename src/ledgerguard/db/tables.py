@@ -186,3 +186,117 @@ alert_deliveries = sa.Table(
     sa.Index("ix_alert_deliveries_due", "status", "next_attempt_at"),
     mysql_engine="InnoDB",
 )
+
+# Alert queue: `flagged` verdicts in score order or time order, one keyset page at a time
+# (migration 0007); `transaction_id` ends each index so the keyset's tie-break is in it.
+sa.Index(
+    "ix_fraud_scores_flagged_score",
+    fraud_scores.c.flagged,
+    fraud_scores.c.score,
+    fraud_scores.c.transaction_id,
+)
+sa.Index(
+    "ix_fraud_scores_flagged_time",
+    fraud_scores.c.flagged,
+    fraud_scores.c.occurred_at,
+    fraud_scores.c.transaction_id,
+)
+
+
+# --- the analyst app (ledgerguard.web) -----------------------------------------------------------
+
+#: People (API keys stay for machines). `password_hash` is an Argon2id PHC string;
+#: `failed_logins` / `locked_until` implement the login lockout.
+web_users = sa.Table(
+    "web_users",
+    metadata,
+    sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(64), nullable=False),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+    sa.Column("disabled_at", UTC_TIME, nullable=True),
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", UTC_TIME, nullable=True),
+    sa.UniqueConstraint("username", name="uq_web_users_username"),
+    mysql_engine="InnoDB",
+)
+
+#: Server-side sessions: the cookie holds a random token, the table only its SHA-256, so a
+#: leaked table does not log anyone in; logout and expiry end a session for good.
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("token_hash", sa.CHAR(64), primary_key=True),
+    sa.Column("user_id", sa.BigInteger, nullable=False),
+    sa.Column("csrf_token", sa.CHAR(43), nullable=False),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+    sa.Column("expires_at", UTC_TIME, nullable=False),
+    sa.Column("ended_at", UTC_TIME, nullable=True),
+    sa.Index("ix_web_sessions_user", "user_id"),
+    mysql_engine="InnoDB",
+)
+
+#: An alert's review: absent = open. `version` grows with every change, so a form carrying an
+#: older version is refused (stale form) instead of overwriting a decision.
+review_cases = sa.Table(
+    "review_cases",
+    metadata,
+    sa.Column("transaction_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("claimed_by", sa.BigInteger, nullable=True),
+    sa.Column("claimed_at", UTC_TIME, nullable=True),
+    sa.Column("decision", sa.String(16), nullable=True),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Column("decided_by", sa.BigInteger, nullable=True),
+    sa.Column("decided_at", UTC_TIME, nullable=True),
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_review_cases_status", "status", "decided_at"),
+    mysql_engine="InnoDB",
+)
+
+#: Four eyes: a change that needs a second person waits here until someone else approves it.
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("transaction_id", sa.BigInteger, nullable=True),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("requested_by", sa.BigInteger, nullable=False),
+    sa.Column("requested_at", UTC_TIME, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("decided_by", sa.BigInteger, nullable=True),
+    sa.Column("decided_at", UTC_TIME, nullable=True),
+    sa.Index("ix_approvals_status", "status", "requested_at"),
+    mysql_engine="InnoDB",
+)
+
+#: Placeholder schema of the audit trail: the real name is `<database>_audit` (see
+#: `audit_schema`), mapped at execution with `schema_translate_map`. The trail lives in its own
+#: database because MariaDB/MySQL privileges only add up: the API account's UPDATE on the
+#: application database would cover any table in it, so an INSERT/SELECT-only grant needs a
+#: database of its own.
+AUDIT_SCHEMA = "audit"
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
+    sa.Column("at", UTC_TIME, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(128), nullable=False),
+    sa.Column("before_value", sa.Text, nullable=True),
+    sa.Column("after_value", sa.Text, nullable=True),
+    sa.Index("ix_audit_log_at", "at"),
+    sa.Index("ix_audit_log_actor", "actor", "at"),
+    sa.Index("ix_audit_log_action", "action", "at"),
+    schema=AUDIT_SCHEMA,
+    mysql_engine="InnoDB",
+)
+
+
+def audit_schema(database: str) -> str:
+    """The audit trail's database next to the application database `database`."""
+    return f"{database}_audit"

@@ -48,10 +48,19 @@ class NewTransaction:
         }
 
 
+def _by_id(transaction_id: int) -> sa.Select[Any]:
+    return sa.select(transactions).where(transactions.c.id == transaction_id)
+
+
 async def get_transaction(conn: AsyncConnection, *, transaction_id: int) -> sa.Row[Any] | None:
     """One row by id, or None."""
-    result = await conn.execute(sa.select(transactions).where(transactions.c.id == transaction_id))
+    result = await conn.execute(_by_id(transaction_id))
     return result.first()
+
+
+def get_transaction_sync(conn: sa.Connection, *, transaction_id: int) -> sa.Row[Any] | None:
+    """`get_transaction` for sync callers (the web app's `run_sync` work)."""
+    return conn.execute(_by_id(transaction_id)).first()
 
 
 async def list_transactions(

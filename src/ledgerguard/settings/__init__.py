@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -112,6 +113,21 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(16_384, ge=256)
     #: Seconds a read with a `consistent_after` token waits for the replica before the primary.
     read_your_writes_timeout: float = Field(2.0, gt=0, le=60)
+
+    # --- analyst web app (ledgerguard.web, served by the API under /review) ------------------
+    #: Minutes a login session lasts (the cookie and the server-side row expire together).
+    web_session_minutes: int = Field(480, ge=1, le=7 * 24 * 60)
+    #: Failed passwords in a row that lock an account, and for how many seconds.
+    web_login_max_failures: int = Field(5, ge=1, le=100)
+    web_lockout_seconds: int = Field(900, ge=1)
+    #: Login attempts per client address and minute (per API worker); 0 disables.
+    web_login_attempts_per_minute: int = Field(30, ge=0)
+    #: Session cookie `Secure` flag: `auto` = when the request came over https.
+    web_cookie_secure: Literal["auto", "always", "never"] = "auto"
+    #: Four eyes: clearing an alert scored at or above this as legitimate needs a second person.
+    web_four_eyes_score: Decimal = Field(Decimal("0.9"), ge=0, le=1)
+    #: Alerts per queue page.
+    web_page_size: int = Field(50, ge=5, le=500)
 
     # --- analytics ---------------------------------------------------------------------------
     reports_dir: Path = Path("reports")

@@ -21,7 +21,7 @@ from ledgerguard.api.schemas import (
     TransactionsPage,
 )
 from ledgerguard.db.consistency import valid_gtid
-from ledgerguard.db.fraud_results import UPSERT_LABELS
+from ledgerguard.db.fraud_results import UPSERT_LABELS, get_label
 from ledgerguard.db.transactions import NewTransaction, get_transaction, list_transactions
 from ledgerguard.db.verdicts import get_risk
 from ledgerguard.db.writer import DuplicateExternalId, IdempotencyConflict
@@ -220,6 +220,33 @@ async def label_transaction(
         is_fraud=body.is_fraud,
         source=body.source,
         labelled_at=labelled_at,
+    )
+
+
+@router.get(
+    "/{transaction_id}/label",
+    response_model=LabelPublic,
+    responses={404: {"description": "no label for this transaction"}},
+)
+async def read_label(
+    transaction_id: Annotated[int, Path(gt=0, le=2**63 - 1)],
+    key: ReadKey,
+    services: Services,
+    response: Response,
+    consistent_after: ConsistentAfter = None,
+) -> LabelPublic:
+    """The transaction's current label (API, import or an analyst's decision), from the replica."""
+    token = _token(consistent_after, services)
+    async with read_connection(services, consistent_after=token) as (conn, source):
+        row = await get_label(conn, transaction_id=transaction_id)
+    response.headers["X-Read-Source"] = source
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"transaction {transaction_id} has no label")
+    return LabelPublic(
+        transaction_id=transaction_id,
+        is_fraud=row.is_fraud,
+        source=row.source,
+        labelled_at=row.labelled_at,
     )
 
 
