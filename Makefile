@@ -9,7 +9,7 @@ setup:
 	EXTRAS=$(EXTRAS) ./scripts/setup.sh
 
 .env:
-	cp .env.example .env
+	umask 077 && cp .env.example .env
 	@echo "created .env from .env.example (development values)"
 
 demo: setup .env

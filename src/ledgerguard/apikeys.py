@@ -16,7 +16,8 @@ from datetime import datetime
 
 from ledgerguard.errors import LedgerGuardError
 
-SCOPES = frozenset({"transactions:write", "transactions:read", "admin"})
+#: `metrics`: read `/metrics` from another host (loopback needs no key; Prometheus scrapes there).
+SCOPES = frozenset({"transactions:write", "transactions:read", "admin", "metrics"})
 DEFAULT_SCOPES = ("transactions:write", "transactions:read")
 
 

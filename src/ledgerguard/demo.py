@@ -27,6 +27,7 @@ import httpx
 from ledgerguard.db.api_keys import create_api_key, find_api_key_sync
 from ledgerguard.db.engines import migration_engine
 from ledgerguard.errors import LedgerGuardError
+from ledgerguard.files import write_private
 from ledgerguard.settings import Settings
 
 #: The original design's example transaction.
@@ -65,8 +66,7 @@ def demo_api_key(settings: Settings) -> str:
             )
     finally:
         engine.dispose()
-    path.write_text(plain + "\n")
-    path.chmod(0o600)
+    write_private(path, plain + "\n")
     return plain
 
 

@@ -37,3 +37,16 @@ def write_atomic(
 def write_text_atomic(path: Path, text: str, *, mode: int = 0o644) -> Path:
     """`write_atomic` of a string."""
     return write_atomic(path, lambda out: out.write(text), mode=mode)
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write `text` to `path` readable by the owner only (0600 from the start), atomically."""
+    return write_text_atomic(path, text, mode=0o600)
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a folder only its owner can enter (0700), created so or tightened if it exists."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path

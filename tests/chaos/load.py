@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import httpx
 import pymysql
 
+from ledgerguard.cluster.local import LocalCluster
 from ledgerguard.settings import Settings
 
 
@@ -37,8 +38,9 @@ class BackgroundLoad:
         self.result = LoadResult()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
-        #: user ids of this run: base + client * 1e6 + sequence (unique across runs)
-        self.base = 10**12 + uuid.uuid4().int % 10**6 * 10**7
+        #: user ids of this run: base + client * 1e6 + sequence (unique across runs; up to 1000
+        #: clients)
+        self.base = 10**12 + uuid.uuid4().int % 10**6 * 10**9
 
     def __enter__(self) -> BackgroundLoad:
         self._thread.start()
@@ -116,7 +118,7 @@ def assert_each_acknowledged_once(settings: Settings, port: int, load: Backgroun
     with conn, conn.cursor() as cur:
         cur.execute(
             "SELECT user_id, id FROM transactions WHERE user_id BETWEEN %s AND %s",
-            (load.base, load.base + 10**7),
+            (load.base, load.base + 10**9),
         )
         stored: dict[int, list[int]] = {}
         for user_id, row_id in cur.fetchall():
@@ -125,3 +127,18 @@ def assert_each_acknowledged_once(settings: Settings, port: int, load: Backgroun
     assert not missing, f"{len(missing)} acknowledged transactions lost, e.g. {missing[:3]}"
     for user_id, row_id in result.acknowledged.items():
         assert stored[user_id] == [row_id], (user_id, stored[user_id], row_id)
+
+
+def assert_failed_over_and_rejoined(
+    settings: Settings, old_port: int, load: BackgroundLoad
+) -> None:
+    """After a failover: the roles swapped, every acknowledged write is on the new primary once,
+    and the old primary comes back read-only as its replica with nothing diverged."""
+    promoted = LocalCluster(settings)
+    assert promoted.swapped and promoted.specs["primary"].port != old_port
+    assert_each_acknowledged_once(settings, promoted.specs["primary"].port, load)
+    promoted.up()
+    promoted.wait_for_replica(timeout=60)
+    status = promoted.status()
+    assert status.healthy and status.replica.read_only and not status.primary.read_only
+    assert promoted.checksum().clean

@@ -15,7 +15,11 @@ import httpx
 from ledgerguard.cluster.failover import failover, plan
 from ledgerguard.cluster.local import LocalCluster
 from ledgerguard.settings import Settings
-from tests.chaos.load import BackgroundLoad, assert_each_acknowledged_once
+from tests.chaos.load import (
+    BackgroundLoad,
+    assert_each_acknowledged_once,
+    assert_failed_over_and_rejoined,
+)
 
 
 def _primary_port(settings: Settings) -> int:
@@ -82,14 +86,6 @@ def test_kill_primary_and_fail_over(
         first_ok = next(t for t in load.result.ok_times if t > started)
         print(f"writes resumed {first_ok - started:.2f} s after the failover began")
         assert first_ok - started < 10
-    promoted = LocalCluster(chaos_settings)
-    assert promoted.swapped and promoted.specs["primary"].port != old_port
-    assert_each_acknowledged_once(chaos_settings, promoted.specs["primary"].port, load)
-    # the old primary comes back as a replica of the new one, and nothing diverged
-    promoted.up()
-    promoted.wait_for_replica(timeout=60)
-    status = promoted.status()
-    assert status.healthy and status.replica.read_only and not status.primary.read_only
-    assert promoted.checksum().clean
+    assert_failed_over_and_rejoined(chaos_settings, old_port, load)
     ready = httpx.get(f"{chaos_api}/ready").json()
     assert ready["primary"] and ready["replica"]

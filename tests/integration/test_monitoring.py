@@ -38,7 +38,7 @@ SCORER_METRICS = ("ledgerguard_scorer_",)
 
 
 # --- helpers ------------------------------------------------------------------------------------
-def wait_for(condition: Callable[[], Any], *, timeout: float = 20, what: str = "") -> Any:
+def wait_for(condition: Callable[[], Any], *, timeout: float = 60, what: str = "") -> Any:
     """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:

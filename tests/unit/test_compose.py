@@ -49,6 +49,15 @@ def resolved() -> dict:
     return yaml.safe_load(result.stdout)
 
 
+def _published(port: dict | str) -> tuple[str | None, str]:
+    """(host address, host port) of a port, in the long form or the short `ip:host:container`
+    string the legacy `docker-compose config` prints when an address is given."""
+    if isinstance(port, dict):
+        return port.get("host_ip"), str(port["published"])
+    parts = port.split("/")[0].split(":")
+    return (parts[0] if len(parts) == 3 else None), parts[-2]
+
+
 def test_every_mounted_file_and_build_context_exists(resolved: dict):
     for name, service in resolved["services"].items():
         for volume in service.get("volumes", []):
@@ -95,7 +104,7 @@ def test_readme_section_matches_services_and_ports(resolved: dict):
     published = {}
     for name, service in resolved["services"].items():
         ports = service.get("ports", [])
-        published[name] = str(ports[0]["published"]) if ports else "-"
+        published[name] = _published(ports[0])[1] if ports else "-"
     assert documented == published
 
 
@@ -103,3 +112,21 @@ def test_no_secret_values_in_the_compose_file():
     text = COMPOSE_FILE.read_text()
     for value in ("rootpassword", "AppPass123!", "ReplicaPass123!", "ApiPass123!"):
         assert value not in text
+
+
+def test_safe_by_default(resolved: dict):
+    """Published on loopback only, production settings, every password required."""
+    for name, service in resolved["services"].items():
+        for port in service.get("ports", []):
+            assert _published(port)[0] == "127.0.0.1", (name, port)
+        env = service.get("environment") or {}
+        if "LEDGERGUARD_ENVIRONMENT" in env:
+            assert env["LEDGERGUARD_ENVIRONMENT"] == "production", name
+            assert env["LEDGERGUARD_API_DOCS"] == "false", name
+    text = COMPOSE_FILE.read_text()
+    for variable in ("AIRFLOW_ADMIN_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "MYSQL_ROOT_PASSWORD"):
+        assert re.search(rf"\$\{{{variable}:\?", text), variable
+        assert not re.search(rf"\$\{{{variable}:-", text), variable
+    assert '-p"$$MYSQL_ROOT_PASSWORD' not in text  # no password on a command line
+    proxy = (REPO / "deploy/reverse-proxy/Caddyfile").read_text()
+    assert "reverse_proxy 127.0.0.1:8000" in proxy and "/metrics" in proxy

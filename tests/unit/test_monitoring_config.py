@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from ledgerguard.cluster import heartbeat
+from ledgerguard.files import write_private
 from ledgerguard.monitoring.config import (
     DEPLOY_DIR,
     MonitoringFiles,
@@ -18,7 +19,6 @@ from ledgerguard.monitoring.config import (
     render_prometheus_config,
     scrape_targets,
     write_monitoring_config,
-    write_private,
 )
 from ledgerguard.monitoring.errors import ConfigError
 from ledgerguard.monitoring.expressions import dashboard_queries, grafana_to_promql

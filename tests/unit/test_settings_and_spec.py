@@ -54,7 +54,46 @@ def test_dev_secrets_refused_in_production(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv(key, value)
     with pytest.raises(ValidationError, match="development value"):
         Settings(_env_file=None, environment="production")
-    Settings(_env_file=None, environment="production", **TEST_SECRETS)
+    Settings(_env_file=None, environment="production", api_docs=False, **TEST_SECRETS)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"api_db_password": ""}, "api_db_password is empty"),
+        ({"monitor_password": "short-pw"}, "monitor_password is too short"),
+        ({"airflow_admin_password": "admin"}, "airflow_admin_password uses a development"),
+        ({"grafana_admin_password": "changeme"}, "grafana_admin_password uses a development"),
+        ({"api_rate_limit": 0}, "RATE_LIMIT=0"),
+        ({"api_docs": True}, "API_DOCS=false"),
+    ],
+)
+def test_production_check_covers_every_secret_and_the_risky_switches(
+    override: dict[str, object], message: str
+):
+    values = {"environment": "production", "api_docs": False, **TEST_SECRETS} | override
+    with pytest.raises(ValidationError, match=message):
+        Settings(_env_file=None, **values)
+
+
+def test_a_child_gets_only_the_secrets_it_is_given(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    from ledgerguard.settings import SecretWithheld, without_secrets
+
+    parent = Settings(_env_file=None, **TEST_SECRETS)
+    inherited = without_secrets({"MYSQL_ROOT_PASSWORD": "x", "PATH": "/bin"})
+    assert inherited == {"PATH": "/bin"}
+    env = inherited | parent.to_env(secrets=("api_db_password",))
+    assert TEST_SECRETS["mysql_root_password"] not in env.values()
+    # a .env in the child's directory must not bring the withheld secrets back either
+    (tmp_path / ".env").write_text(f"MYSQL_ROOT_PASSWORD={TEST_SECRETS['mysql_root_password']}\n")
+    monkeypatch.chdir(tmp_path)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    child = Settings()
+    assert child.api_db_password.get_secret_value() == TEST_SECRETS["api_db_password"]
+    with pytest.raises(SecretWithheld, match="mysql_root_password is not given"):
+        child.mysql_root_password.get_secret_value()
+    assert TEST_SECRETS["mysql_root_password"] not in child.to_env().values()
 
 
 def test_missing_secret_is_an_error(monkeypatch: pytest.MonkeyPatch):

@@ -20,30 +20,49 @@ async def get_services(request: Request) -> ApiServices:
 
 Services = Annotated[ApiServices, Depends(get_services)]
 
-_api_key_header = APIKeyHeader(
+api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="Create one with `ledgerguard apikey create`."
 )
 
 
+def _too_many(wait: float, message: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        message,
+        headers={"Retry-After": retry_after_header(wait)},
+    )
+
+
+def _refused(services: ApiServices, address: str, message: str) -> HTTPException:
+    """A 401 that costs the client address one token of its unauthenticated budget."""
+    services.address_limiter.acquire(address)
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, message)
+
+
 async def current_key(
-    services: Services, plain: Annotated[str | None, Security(_api_key_header)]
+    request: Request, plain: Annotated[str | None, Security(api_key_header)]
 ) -> ApiKeyRecord:
-    """The active key presented in `X-API-Key`, else 401; then the per-key rate limit (429)."""
+    """The active key presented in `X-API-Key`, else 401; then the per-key rate limit (429).
+
+    Requests without a valid key cost almost nothing: a client address whose failed attempts
+    used up `api_unauthenticated_rate_limit` is answered 429 before any key lookup.
+    """
+    services: ApiServices = request.app.state.services
+    address = request.client.host if request.client else "-"
+    wait = services.address_limiter.exhausted(address)
+    if wait:
+        raise _too_many(wait, "too many requests without a valid API key from this address")
     if not plain:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing X-API-Key header")
+        raise _refused(services, address, "missing X-API-Key header")
     prefix = prefix_of(plain)
     record = await services.keys.get(prefix) if prefix else None
     if record is None or not record.matches(plain):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown API key")
+        raise _refused(services, address, "unknown API key")
     if not record.active:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "this API key has been revoked")
+        raise _refused(services, address, "this API key has been revoked")
     wait = services.limiter.acquire(record.id)
     if wait:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            "rate limit of this API key exceeded",
-            headers={"Retry-After": retry_after_header(wait)},
-        )
+        raise _too_many(wait, "rate limit of this API key exceeded")
     return record
 
 
@@ -51,14 +70,14 @@ CurrentKey = Annotated[ApiKeyRecord, Depends(current_key)]
 
 
 async def write_key(
-    request: Request, plain: Annotated[str | None, Security(_api_key_header)]
+    request: Request, plain: Annotated[str | None, Security(api_key_header)]
 ) -> ApiKeyRecord:
     """`current_key` + `require_scope("transactions:write")` as one dependency for the hot path.
 
     FastAPI pays per dependency node (parameter analysis, a coroutine, an exit-stack entry): the
     write route's tree shrinks from four nodes to two. Same answers: 401, 429, 403.
     """
-    key = await current_key(request.app.state.services, plain)
+    key = await current_key(request, plain)
     if not key.allows("transactions:write"):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, "this API key lacks the scope 'transactions:write'"

@@ -13,6 +13,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ledgerguard.db.writer import is_outage
 from ledgerguard.errors import LedgerGuardError
@@ -61,18 +63,45 @@ async def _look_for_primary(request: Request) -> None:
 
 
 def unavailable() -> JSONResponse:
+    message = "the database is unavailable; retry shortly"
     return JSONResponse(
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        content={"detail": "the database is unavailable; retry shortly"},
+        content={"detail": message, "message": message},
         headers={"Retry-After": RETRY_AFTER_SECONDS},
     )
 
 
+async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Every HTTPException in the one error shape (`detail` and `message`, see `ErrorBody`).
+
+    A 405 lists in `Allow` every method of the path, not only those of the first route that
+    matched it (GET and POST /transactions are two routes).
+    """
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        methods: set[str] = set()
+        for route in request.app.router.routes:
+            match, _ = route.matches({**request.scope, "method": "GET"})
+            if match is not Match.NONE and getattr(route, "methods", None):
+                methods |= set(route.methods) - {"HEAD"}
+        if methods:
+            headers["Allow"] = ", ".join(sorted(methods))
+    return JSONResponse(
+        status_code=exc.status_code,
+        content={"detail": detail, "message": detail},
+        headers=headers or None,
+    )
+
+
 async def library_error(request: Request, exc: LedgerGuardError) -> JSONResponse:
-    return JSONResponse(status_code=status.HTTP_400_BAD_REQUEST, content={"detail": str(exc)})
+    return JSONResponse(
+        status_code=status.HTTP_400_BAD_REQUEST, content={"detail": str(exc), "message": str(exc)}
+    )
 
 
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(DBAPIError, database_error)
     app.add_exception_handler(OSError, os_error)

@@ -56,7 +56,8 @@ class BodySizeLimit:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps({"detail": f"request body larger than {self.max_bytes} bytes"}).encode()
+        message = f"request body larger than {self.max_bytes} bytes"
+        body = json.dumps({"detail": message, "message": message}).encode()
         await send(
             {
                 "type": "http.response.start",

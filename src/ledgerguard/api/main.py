@@ -18,6 +18,7 @@ from ledgerguard.api.metrics import ApiMetrics, MetricsMiddleware
 from ledgerguard.api.ratelimit import RateLimiter
 from ledgerguard.api.routes import alerts, health, transactions
 from ledgerguard.api.services import ApiServices, KeyCache
+from ledgerguard.api.shared_ratelimit import SharedRateLimiter
 from ledgerguard.api.topology import Topology
 from ledgerguard.db.writer import TransactionWriter
 from ledgerguard.money import FxRates
@@ -26,7 +27,8 @@ from ledgerguard.web import mount as web
 
 
 def create_app(settings: Settings | None = None, *, workers: int | None = None) -> FastAPI:
-    """A new app; `workers` is how many processes share the per-key rate limit.
+    """A new app; `workers` is how many processes share the per-address limit (the per-key
+    limit is shared through a file, see `ledgerguard.api.shared_ratelimit`).
 
     Without arguments (how Gunicorn calls it) settings come from the environment / `.env` and the
     worker count from `LEDGERGUARD_API_WORKERS`.
@@ -43,6 +45,8 @@ def create_app(settings: Settings | None = None, *, workers: int | None = None) 
             lambda: topology.primary,
             flavour=lambda: topology.flavour,
             on_outage=topology.refresh,
+            queue_size=settings.write_queue_size,
+            timeout=settings.write_timeout,
         )
         await writer.start()
         app.state.services = ApiServices(
@@ -51,8 +55,14 @@ def create_app(settings: Settings | None = None, *, workers: int | None = None) 
             writer=writer,
             fx=FxRates(),
             metrics=metrics,
-            limiter=RateLimiter(rate_per_second=settings.api_rate_limit, workers=workers),
-            keys=KeyCache(lambda: topology.primary),
+            limiter=SharedRateLimiter(
+                settings.state_dir / "api" / "ratelimit.bin",
+                rate_per_second=settings.api_rate_limit,
+            ),
+            keys=KeyCache(lambda: topology.primary, replica=lambda: topology.replica),
+            address_limiter=RateLimiter(
+                rate_per_second=settings.api_unauthenticated_rate_limit, workers=workers
+            ),
         )
         # Everything built so far lives as long as the worker: move it out of the collector's
         # sight, and collect young objects less often. A request allocates many short-lived
@@ -64,6 +74,7 @@ def create_app(settings: Settings | None = None, *, workers: int | None = None) 
         try:
             yield
         finally:
+            app.state.services.limiter.close()
             await writer.stop()
             await topology.dispose()
 
@@ -77,6 +88,7 @@ def create_app(settings: Settings | None = None, *, workers: int | None = None) 
         # `ledgerguard.web.mount` serves the vendored copies at the same addresses instead
         docs_url=None,
         redoc_url=None,
+        openapi_url="/openapi.json" if settings.api_docs else None,
     )
     app.include_router(transactions.router)
     app.include_router(alerts.router)

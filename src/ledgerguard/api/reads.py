@@ -5,10 +5,42 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledgerguard.api.services import ApiServices
 from ledgerguard.db import reads
+from ledgerguard.db.consistency import position_covers, primary_position
+from ledgerguard.db.dialect import Flavour
+
+
+class FutureToken(ValueError):
+    """A `consistent_after` GTID the primary has not written: no replica will ever show it."""
+
+
+async def check_token_not_future(services: ApiServices, token: str) -> None:
+    """Refuse a token beyond the primary's position before it holds a replica connection.
+
+    The primary's position is cached per worker (`services.primary_position`); it is read again
+    only when a token is beyond the cached one, so honest tokens cost no query at all once the
+    cache has passed them, and a forged future one costs one cheap query. MariaDB only: a MySQL
+    GTID set is not compared here (the bounded wait still applies).
+    """
+    if services.flavour is not Flavour.MARIADB:
+        return
+    try:
+        if position_covers(services.primary_position, token):
+            return
+        async with services.primary.connect() as conn:
+            services.primary_position = await primary_position(conn, services.flavour)
+        if position_covers(services.primary_position, token):
+            return
+    except (SQLAlchemyError, OSError):
+        return  # the primary cannot say: fall back to the bounded wait
+    raise FutureToken(
+        "consistent_after names a transaction the primary has not committed; use the value "
+        "a POST /transactions returned"
+    )
 
 
 @asynccontextmanager

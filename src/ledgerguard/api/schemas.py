@@ -8,25 +8,87 @@ not active ISO 4217 currencies; each error names the field and the rule.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from ledgerguard.field_rules import (
+    NO_CONTROL_CHARACTERS_PATTERN,
+)
 from ledgerguard.money import (
     MAX_AMOUNT,
     MoneyError,
+    active_currencies,
     check_amount,
     currency_exponent,
     format_amount,
 )
 from ledgerguard.utc import as_utc
 
-#: How far in the future `occurred_at` may lie (clock skew between client and server).
-MAX_CLOCK_SKEW = timedelta(minutes=5)
+#: The largest id the API takes: 2**53 - 1, the largest integer every JSON client represents
+#: exactly (a double). Beyond it a client's "valid" number is not the one it meant, and a bound
+#: stated as a JSON number near 2**63 cannot be checked exactly by generated clients either.
+MAX_ID = 2**53 - 1
 
-Id = Annotated[int, Field(strict=True, gt=0, le=2**63 - 1)]
+
+def _json_integer(value: object) -> object:
+    """JSON Schema counts 510509.0 as an integer, so the API does too (exactly; strings and
+    fractions are still refused by the strict check that follows)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Id = Annotated[int, Field(strict=True, gt=0, le=MAX_ID), BeforeValidator(_json_integer)]
+
+
+def _amount_pattern(exponent: int) -> str:
+    """A plain decimal string of at most MAX_AMOUNT with at most `exponent` significant decimals
+    (trailing zeros up to 4 places are fine, as the server reads it)."""
+    fraction = rf"(\.\d{{0,{exponent}}}0{{0,{4 - exponent}}})?" if exponent else r"(\.0{0,4})?"
+    return rf"^0*(?=[0-9.]*[1-9])(\d{{1,12}}{fraction}|1000000000000(\.0{{0,4}})?)$"
+
+
+#: Any amount string the server reads at all (the per-currency rule comes on top).
+AMOUNT_PATTERN = _amount_pattern(4)
+
+
+def _plain_amount(value: object) -> object:
+    """Strings must be plain decimals as the document states (no exponent, sign or spaces)."""
+    if isinstance(value, str) and not re.fullmatch(AMOUNT_PATTERN, value):
+        raise ValueError("amount must be a plain positive decimal such as 15000.00")
+    return value
+
+
+def _amount_schema(exponent: int) -> dict[str, Any]:
+    step = 10**-exponent
+    return {
+        "anyOf": [
+            {"type": "number", "minimum": step, "maximum": int(MAX_AMOUNT), "multipleOf": step},
+            {"type": "string", "pattern": _amount_pattern(exponent)},
+        ]
+    }
+
+
+def _transaction_create_schema(schema: dict[str, Any]) -> None:
+    """The per-currency rules, stated in the document: active ISO 4217 codes only, and each
+    currency's number of decimals (USD 2, JPY 0, BHD 3, ...)."""
+    by_exponent: dict[int, list[str]] = {}
+    for code in sorted(active_currencies()):
+        by_exponent.setdefault(currency_exponent(code), []).append(code)
+    schema["properties"]["currency"] = {"type": "string", "enum": sorted(active_currencies())}
+    schema["properties"]["amount"] = {"title": "Amount", **_amount_schema(4)}
+    schema["allOf"] = [
+        {
+            "if": {"properties": {"currency": {"enum": codes}}, "required": ["currency"]},
+            "then": {"properties": {"amount": _amount_schema(exponent)}},
+        }
+        for exponent, codes in sorted(by_exponent.items())
+    ]
+    schema["examples"] = [{"user_id": 999, "amount": "15000.00", "currency": "USD"}]
 
 
 class TransactionCreate(BaseModel):
@@ -34,13 +96,20 @@ class TransactionCreate(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"user_id": 999, "amount": "15000.00", "currency": "USD"}]},
+        json_schema_extra=_transaction_create_schema,
     )
 
     user_id: Id
-    amount: Annotated[Decimal, Field(allow_inf_nan=False, max_digits=19, decimal_places=4)]
+    amount: Annotated[
+        Decimal,
+        Field(gt=0, allow_inf_nan=False, max_digits=19, decimal_places=4),
+        BeforeValidator(_plain_amount),
+    ]
     currency: Annotated[str, Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")]
-    external_id: Annotated[str | None, Field(min_length=1, max_length=64)] = None
+    external_id: Annotated[
+        str | None,
+        Field(min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS_PATTERN),
+    ] = None
     terminal_id: Id | None = None
     merchant_id: Id | None = None
     occurred_at: datetime | None = Field(
@@ -58,12 +127,8 @@ class TransactionCreate(BaseModel):
     def _utc(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        value = as_utc(value, assume_utc=True)
-        if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
-            raise ValueError("occurred_at must not be in the future")
-        if value.year < 1999:
-            raise ValueError("occurred_at must be in 1999 or later")
-        return value
+        # the range (1999 .. now + skew) cannot be stated in the document: the route answers 400
+        return as_utc(value, assume_utc=True)
 
     @model_validator(mode="after")
     def _amount_fits_currency(self) -> TransactionCreate:
@@ -203,7 +268,38 @@ class Readiness(BaseModel):
     replica_gtid_gap: int | None = Field(
         None, description="transactions the replica still has to apply (GTID sequence gap)"
     )
+    epoch: int = Field(0, description="failover epoch of the recorded topology this worker follows")
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
 
 
 class ErrorBody(BaseModel):
-    detail: Any
+    """Every 4xx and 5xx answer of the API: `message` is one sentence for people; `detail` is
+    the same sentence, or for 422 the list of invalid fields (FastAPI's shape)."""
+
+    detail: str | list[ValidationIssue]
+    message: str
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries declaring `codes` with the one error body (for the OpenAPI document)."""
+    return {code: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[code]} for code in codes}
+
+
+ERROR_DESCRIPTIONS = {
+    400: "the request is well-formed but refused (e.g. a consistent_after beyond the primary)",
+    401: "missing, unknown or revoked X-API-Key",
+    403: "the API key lacks the scope this route needs",
+    404: "no such resource",
+    409: "Idempotency-Key reused with another body, or external_id taken",
+    413: "request body too large",
+    422: "invalid field; `message` names the field and the rule",
+    429: "rate limit exceeded; retry after Retry-After seconds",
+    503: "the database is unavailable or the write queue is full; retry after Retry-After seconds",
+}
+#: Answers every route behind an API key can give.
+KEYED = (401, 403, 422, 429, 503)

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from ledgerguard.errors import LedgerGuardError
+from ledgerguard.files import private_dir
 from ledgerguard.processes import (
     StartFailed,
     pid_from_file,
@@ -20,11 +21,16 @@ from ledgerguard.processes import (
     stop_group,
     wait_ready,
 )
-from ledgerguard.settings import Settings
+from ledgerguard.settings import Settings, without_secrets
 
 
 class ApiServerError(LedgerGuardError):
     """The API server could not be started or stopped."""
+
+
+#: The only secrets the API's processes get: its own account on the primary and the read-only
+#: account on the replica (least secrets: no root, replication, migration or monitoring password).
+API_SECRETS = ("api_db_password", "replica_password")
 
 
 def _paths(settings: Settings) -> tuple[Path, Path, Path]:
@@ -33,11 +39,13 @@ def _paths(settings: Settings) -> tuple[Path, Path, Path]:
 
 
 def gunicorn_command(settings: Settings) -> tuple[list[str], dict[str, str]]:
-    """The argv and environment that run the API with Prometheus multiprocess mode."""
+    """The argv and environment that run the API with Prometheus multiprocess mode.
+
+    Only computes them: the samples folder is emptied by `_fresh_metrics_dir` just before a
+    server starts, never while one may be running (its workers' files would vanish).
+    """
     pid_file, _, multiproc = _paths(settings)
-    shutil.rmtree(multiproc, ignore_errors=True)  # stale samples of dead workers
-    multiproc.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ) | settings.to_env()
+    env = without_secrets(os.environ) | settings.to_env(secrets=API_SECRETS)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(multiproc)
     gunicorn = Path(sys.executable).with_name("gunicorn")
     argv = [
@@ -51,8 +59,17 @@ def gunicorn_command(settings: Settings) -> tuple[list[str], dict[str, str]]:
     return argv, env
 
 
+def _fresh_metrics_dir(settings: Settings) -> None:
+    """An empty Prometheus multiprocess folder (stale samples of dead workers removed)."""
+    _, _, multiproc = _paths(settings)
+    private_dir(settings.state_dir)
+    shutil.rmtree(multiproc, ignore_errors=True)
+    multiproc.mkdir(parents=True, exist_ok=True)
+
+
 def serve_foreground(settings: Settings) -> None:
     """Replace this process with Gunicorn (Ctrl-C stops it)."""
+    _fresh_metrics_dir(settings)
     argv, env = gunicorn_command(settings)
     os.execve(argv[0], argv, env)
 
@@ -72,6 +89,7 @@ def start_background(settings: Settings, *, timeout: float = 30.0) -> bool:
             f"port {settings.api_port} is already in use: stop that process or set "
             "LEDGERGUARD_API_PORT"
         )
+    _fresh_metrics_dir(settings)
     argv, env = gunicorn_command(settings)
     _, log_path, _ = _paths(settings)
     process = spawn_detached(argv, log_file=log_path, env=env)

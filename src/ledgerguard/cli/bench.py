@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -230,3 +231,44 @@ def review_queue(
     except LedgerGuardError as exc:
         abort(str(exc))
     print_json(result)
+
+
+@app.command()
+def unauthenticated(
+    ctx: typer.Context,
+    rates: Annotated[
+        str,
+        typer.Option(help="Flood rates to try (requests/s without a valid key), comma-separated."),
+    ] = "250,500,1000,2000",
+    duration: Annotated[float, typer.Option(min=2, help="Measured seconds per run.")] = 10.0,
+    keyed_rate: Annotated[
+        float, typer.Option(min=1, help="Keyed POSTs per second (open loop) in every run.")
+    ] = 200.0,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="LEDGERGUARD_API_KEY_FILE",
+            help="File with an API key with transactions:write (default: the demo key).",
+        ),
+    ] = None,
+) -> None:
+    """Requests without a valid key per second that leave the keyed p99 within 2x of idle.
+
+    Needs the API running (`ledgerguard up`); prints JSON. Run it on a quiet machine.
+    """
+    from ledgerguard.load.bench.unauthenticated import bench_unauthenticated
+    from ledgerguard.load.target import api_url, demo_keys, keys_from_file
+
+    settings = settings_of(ctx)
+    url = api_url(settings)
+    try:
+        keys = keys_from_file(key_file) if key_file else demo_keys(settings)
+        flood_rates = tuple(float(r) for r in rates.split(",") if r.strip())
+    except (LedgerGuardError, ValueError) as exc:
+        abort(str(exc))
+    say(f"keyed load {keyed_rate:g}/s against {url}; floods of {rates} requests/s without a key")
+    print_json(
+        bench_unauthenticated(
+            url, keys, rates=flood_rates, duration=duration, keyed_rate=keyed_rate
+        )
+    )

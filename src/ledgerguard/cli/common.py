@@ -61,6 +61,61 @@ def abort(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _down_servers(settings: Settings) -> list[str]:
+    from ledgerguard.db.topology import acting_address
+    from ledgerguard.processes import port_answers
+
+    down = []
+    for role in ("primary", "replica"):
+        host, port = acting_address(settings, role)
+        if not port_answers(host, port):
+            down.append(f"the {role} ({host}:{port})")
+    return down
+
+
+def unreachable_message(exc: BaseException) -> str:
+    """What to tell a user whose command failed because a database server cannot be reached."""
+    first_line = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    try:
+        down = _down_servers(Settings())
+    except (ValidationError, OSError):
+        down = []
+    if down:
+        return (
+            f"{' and '.join(down)} {'is' if len(down) == 1 else 'are'} not running: start the "
+            "cluster with `ledgerguard cluster up` (`ledgerguard cluster status` shows its state)"
+        )
+    return (
+        f"a database server cannot be reached ({first_line}); check `ledgerguard cluster "
+        "status` and start the cluster with `ledgerguard cluster up`"
+    )
+
+
+#: Client errors meaning "no server there": cannot connect (socket, TCP), gone away, lost.
+_UNREACHABLE_CODES = {2002, 2003, 2006, 2013}
+
+
+class LedgerGuardTyper(typer.Typer):
+    """The root app: a command that needs a server which is down ends with one sentence naming
+    the server and how to start it, never a driver traceback."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        import pymysql
+        import sqlalchemy as sa
+
+        try:
+            return super().__call__(*args, **kwargs)
+        except (
+            sa.exc.OperationalError,
+            sa.exc.InterfaceError,
+            pymysql.err.OperationalError,
+        ) as exc:
+            err_console.print(
+                f"[bold red]error:[/] {unreachable_message(exc)}", highlight=False, soft_wrap=True
+            )
+            raise SystemExit(1) from None
+
+
 def load_settings() -> Settings:
     """Settings from the environment and `.env`, or a clear message naming what is missing."""
     try:

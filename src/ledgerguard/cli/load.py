@@ -28,6 +28,7 @@ from ledgerguard.load.target import (
     URL_VARIABLE,
     api_url,
     demo_keys,
+    keys_from_file,
     split_keys,
 )
 
@@ -73,8 +74,17 @@ def load(
             "-k",
             envvar=KEY_VARIABLE,
             help="API key with transactions:write; repeat (or separate by spaces/commas) to "
-            "spread users over several keys. Default: the demo key in "
+            "spread users over several keys. Prefer the variable or --key-file: a key on the "
+            "command line is visible to every user (ps). Default: the demo key in "
             "<LEDGERGUARD_HOME>/demo-api-key.",
+        ),
+    ] = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-file",
+            envvar=f"{KEY_VARIABLE}_FILE",
+            help="File with the API key(s), one per line (instead of --key).",
         ),
     ] = None,
     json_out: Annotated[
@@ -131,7 +141,13 @@ def load(
     """
     url = api or (api_url(settings_of(ctx)))
     try:
-        keys = split_keys(key) if key else demo_keys(settings_of(ctx))
+        keys = (
+            split_keys(key)
+            if key
+            else keys_from_file(key_file)
+            if key_file
+            else demo_keys(settings_of(ctx))
+        )
         config = LoadConfig(
             url=url,
             keys=keys,

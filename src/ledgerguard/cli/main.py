@@ -21,9 +21,10 @@ from ledgerguard.cli import (
     status,
     users,
 )
+from ledgerguard.cli.common import LedgerGuardTyper
 from ledgerguard.cli.demo import demo
 
-app = typer.Typer(
+app = LedgerGuardTyper(
     help="LedgerGuard: payment transactions on a primary + GTID replica, fraud analysis, "
     "observability.",
     no_args_is_help=True,

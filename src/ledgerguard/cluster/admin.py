@@ -28,9 +28,17 @@ class Endpoint:
 
 @contextmanager
 def admin_connection(
-    target: ServerSpec | Endpoint, *, password: str, connect_timeout: float = 5
+    target: ServerSpec | Endpoint,
+    *,
+    password: str,
+    connect_timeout: float = 5,
+    read_timeout: float = 60,
 ) -> Iterator[pymysql.connections.Connection]:
-    """Root on a local server's unix socket or on a TCP endpoint; autocommit, dict rows."""
+    """Root on a local server's unix socket or on a TCP endpoint; autocommit, dict rows.
+
+    Every read and write is bounded by `read_timeout`: a server that accepts the connection but
+    never answers (SIGSTOP, a hung host) fails the command instead of hanging it.
+    """
     where: dict[str, Any] = (
         {"unix_socket": str(target.socket)}
         if isinstance(target, ServerSpec)
@@ -42,11 +50,13 @@ def admin_connection(
             user="root",
             password=password,
             connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            write_timeout=read_timeout,
             autocommit=True,
             cursorclass=pymysql.cursors.DictCursor,
         )
     except pymysql.err.OperationalError as exc:
-        if exc.args[0] == _ACCESS_DENIED:
+        if exc.args and exc.args[0] == _ACCESS_DENIED:
             raise AccessDenied(
                 f"root cannot log in to the {target.role} with MYSQL_ROOT_PASSWORD from the "
                 "environment/.env: it was provisioned with another password. Put the old "

@@ -10,6 +10,10 @@ Safety rule: promote only a replica that provably has every committed transactio
 * Old primary **up** (switchover): it is made read-only first, so nothing new commits, and the
   replica must reach the old primary's GTID position within the timeout; the old primary then
   follows the new one by GTID at once.
+* Old primary **running but not answering** (SIGSTOP, hung): it is *fenced* first, stopped by
+  its pid (SIGTERM, SIGKILL after `LEDGERGUARD_FENCE_TIMEOUT` seconds), so it can never take a
+  write again once the replica is promoted; then it is treated as down. Every admin connection has
+  read timeouts, so a failover finishes (or refuses) within a bounded time.
 * Old primary **down** (failover): with semi-synchronous replication (AFTER_SYNC) every
   acknowledged commit is in the replica's relay log, *unless* the primary had fallen back to
   asynchronous mode before it died. Its error log says so ("Semi-sync replication switched OFF"
@@ -18,8 +22,8 @@ Safety rule: promote only a replica that provably has every committed transactio
   holds transactions the new primary lacks, replication stops with a GTID error instead of
   diverging silently.
 
-The API follows by itself: it checks `@@read_only` on both configured servers and writes to the
-writable one (see `ledgerguard.api.topology`).
+The swap is recorded with an epoch (`ledgerguard.db.topology`); the API and every batch or admin
+path resolve the primary from that record, never by node order (see `ledgerguard.api.topology`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pymysql
 
 from ledgerguard.cluster.admin import admin_connection, run
 from ledgerguard.cluster.errors import ClusterError, ReplicationError
@@ -41,8 +47,8 @@ from ledgerguard.cluster.replica import (
     wait_until_applied,
 )
 from ledgerguard.cluster.replication import stop_replica
-from ledgerguard.cluster.spec import save_swapped
 from ledgerguard.db.dialect import Statement
+from ledgerguard.db.topology import RecordedTopology, load_topology, save_topology
 
 _SWITCH = re.compile(r"Semi-sync replication switched (ON|OFF)")
 _STARTUP = re.compile(r"ready for connections")
@@ -59,12 +65,15 @@ class FailoverPlan:
     old_primary_up: bool
     steps: list[str] = field(default_factory=list)
     refusal: str | None = None
+    #: the old primary's process runs but does not answer: it is stopped by pid before promoting
+    fence: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {
             "old_primary": self.old_primary,
             "new_primary": self.new_primary,
             "old_primary_up": self.old_primary_up,
+            "fence": self.fence,
             "steps": self.steps,
             "refusal": self.refusal,
         }
@@ -97,11 +106,19 @@ def plan(cluster: LocalCluster) -> FailoverPlan:
             f"the replica ({new.base_dir.name}, port {new.port}) is not running: there is nothing "
             "to promote; start it with `ledgerguard cluster up`"
         )
+    running = old_server.is_running()
+    answers = running and old_server.answers(timeout=cluster.settings.fence_timeout)
     result = FailoverPlan(
         old_primary=f"{old.base_dir.name}:{old.port}",
         new_primary=f"{new.base_dir.name}:{new.port}",
-        old_primary_up=old_server.is_running() and old_server.answers(),
+        old_primary_up=answers,
+        fence=running and not answers,
     )
+    if result.fence:
+        result.steps.append(
+            f"the old primary {result.old_primary} runs but does not answer: stop it by its pid "
+            f"(SIGTERM, SIGKILL after {cluster.settings.fence_timeout:g} s) before promoting"
+        )
     if result.old_primary_up:
         result.steps += [
             f"set read_only=ON on the old primary {result.old_primary} (no new commits)",
@@ -149,19 +166,35 @@ def failover(
         raise FailoverRefused(f"refusing to fail over: {steps.refusal}; --force to do it anyway")
     password = cluster.root_password
     old, new = cluster.specs["primary"], cluster.specs["replica"]
+    bound = cluster.settings.fence_timeout
     if steps.old_primary_up:
-        with admin_connection(old, password=password) as conn:
-            run(conn, Statement("SET GLOBAL read_only = ON"))
-            target = executed_gtids(conn)
-        progress(f"old primary read-only at GTID {target}")
-        with admin_connection(new, password=password) as conn:
-            try:
-                wait_until_applied(conn, target, timeout=timeout)
-            except ReplicationError:
-                if not force:
-                    with admin_connection(old, password=password) as old_conn:
-                        run(old_conn, Statement("SET GLOBAL read_only = OFF"))
-                    raise
+        try:
+            with admin_connection(
+                old, password=password, connect_timeout=bound, read_timeout=bound
+            ) as conn:
+                run(conn, Statement("SET GLOBAL read_only = ON"))
+                target = executed_gtids(conn)
+        except (ClusterError, pymysql.MySQLError) as exc:
+            # it stopped answering between the plan and now: fence it like a stalled one
+            progress(f"the old primary did not become read-only ({exc}): fencing it")
+            steps.old_primary_up, steps.fence = False, True
+        else:
+            progress(f"old primary read-only at GTID {target}")
+            with admin_connection(new, password=password) as conn:
+                try:
+                    wait_until_applied(conn, target, timeout=timeout)
+                except ReplicationError:
+                    if not force:
+                        with admin_connection(old, password=password) as old_conn:
+                            run(old_conn, Statement("SET GLOBAL read_only = OFF"))
+                        raise
+    if steps.fence:
+        if not cluster.server("primary").fence(timeout=bound):
+            raise FailoverRefused(
+                f"the old primary {steps.old_primary} could not be stopped; refusing to promote "
+                "while it may still take writes"
+            )
+        progress(f"fenced the old primary {steps.old_primary} (stopped by its pid)")
     with admin_connection(new, password=password) as conn:
         flavour = flavour_of(conn)
         status = replica_status(conn, flavour)
@@ -184,7 +217,11 @@ def failover(
             )
             run(conn, Statement("SET GLOBAL rpl_semi_sync_master_enabled = ON"))
         enable_heartbeat_writer(conn)
-    save_swapped(cluster.settings, not cluster.swapped)
+    recorded = load_topology(cluster.settings)
+    save_topology(
+        cluster.settings,
+        RecordedTopology(swapped=not cluster.swapped, epoch=recorded.epoch + 1),
+    )
     progress(f"promoted {steps.new_primary}: it takes writes now")
     promoted = LocalCluster(cluster.settings)
     for role in ("primary", "replica"):

@@ -38,9 +38,8 @@ from typing import Any
 import pymysql
 import sqlalchemy as sa
 
-from ledgerguard.cluster.admin import admin_connection, run, scalar
+from ledgerguard.cluster.admin import run, scalar
 from ledgerguard.cluster.errors import ClusterError, ReplicationError
-from ledgerguard.cluster.spec import server_specs
 from ledgerguard.db.dialect import (
     VERSION_QUERY,
     Flavour,
@@ -53,6 +52,8 @@ from ledgerguard.db.dialect import (
     wait_for_gtid,
 )
 from ledgerguard.db.engines import analytics_url, api_url, sync_engine
+from ledgerguard.db.topology import acting_address
+from ledgerguard.errors import LedgerGuardError
 from ledgerguard.settings import Settings
 from ledgerguard.utc import as_utc
 
@@ -131,18 +132,28 @@ def _primary_position(settings: Settings) -> tuple[Flavour, str, datetime]:
 
 
 def replication_threads(settings: Settings) -> ReplicaStatus | None:
-    """The replica's thread state seen by the local root account, or None if not reachable.
+    """The replica's thread state seen by the monitoring account, or None if not reachable.
 
-    Best effort by design: only a local cluster (`ledgerguard cluster up`) has the socket; any
-    failure means "unknown", never an error of its own.
+    The monitoring account (PROCESS, REPLICATION CLIENT, SLAVE MONITOR) is enough to read the
+    threads' state, so DAG tasks never hold root's password. Best effort by design: any failure
+    means "unknown", never an error of its own.
     """
-    spec = server_specs(settings)["replica"]
-    password = settings.mysql_root_password.get_secret_value()
+    host, port = acting_address(settings, "replica")
     try:
-        with admin_connection(spec, password=password, connect_timeout=2) as conn:
+        conn = pymysql.connect(
+            host=host,
+            port=port,
+            user=settings.monitor_user,
+            password=settings.monitor_password.get_secret_value(),
+            connect_timeout=2,
+            read_timeout=5,
+            write_timeout=5,
+            cursorclass=pymysql.cursors.DictCursor,
+        )
+        with conn:
             flavour = detect_flavour(scalar(conn, VERSION_QUERY) or "")
             rows = run(conn, replica_status_query(flavour))
-    except (ClusterError, pymysql.MySQLError, OSError):
+    except (LedgerGuardError, pymysql.MySQLError, OSError):
         return None
     return parse_replica_status(flavour, rows[0] if rows else None)
 

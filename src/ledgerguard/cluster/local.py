@@ -26,6 +26,7 @@ from ledgerguard.cluster.replica import (
 )
 from ledgerguard.cluster.spec import Role, load_swapped, server_specs
 from ledgerguard.cluster.status import ClusterStatus, server_status
+from ledgerguard.files import private_dir
 from ledgerguard.settings import Settings
 
 Progress = Callable[[str], None]
@@ -72,6 +73,7 @@ class LocalCluster:
     def up(self, *, progress: Progress = _quiet, migrate: bool = True) -> UpResult:
         """Bring the whole cluster to a healthy, migrated state (see module docstring)."""
         result = UpResult(started=[], created=[])
+        private_dir(self.settings.state_dir)  # sockets, logs, key files: the owner's only
         for role in ("primary", "replica"):
             server = self.server(role)
             if server.prepare(binary_version_=self._binaries[2]):

@@ -176,15 +176,41 @@ class LocalServer:
             raise ServerStartError(str(exc)) from None
         return True
 
-    def answers(self) -> bool:
-        """Whether the server speaks the protocol on its socket (access denied still counts)."""
+    def answers(self, *, timeout: float = 2.0) -> bool:
+        """Whether the server speaks the protocol on its socket (access denied still counts).
+
+        Bounded: a stopped process (SIGSTOP) still has its socket accepted by the kernel, and the
+        handshake would then wait forever without the read timeout.
+        """
         if not self.spec.socket.exists():
             return False
         try:
-            pymysql.connect(unix_socket=str(self.spec.socket), user="", connect_timeout=1).close()
+            pymysql.connect(
+                unix_socket=str(self.spec.socket),
+                user="",
+                connect_timeout=timeout,
+                read_timeout=timeout,
+                write_timeout=timeout,
+            ).close()
         except pymysql.err.OperationalError as exc:
             return exc.args[0] in (1044, 1045, 1698)
         return True
+
+    def fence(self, *, timeout: float = 5.0) -> bool:
+        """Stop a server that runs but does not answer, by its pid; True if it is gone.
+
+        SIGTERM to its process group, SIGKILL after `timeout` seconds. Never SIGCONT: a stopped
+        server must not resume and finish commits while the replica is being promoted. Used by
+        failover before promoting, so two writable servers never exist.
+        """
+        pid = self.pid()
+        if pid is None:
+            return True
+        signal_group(pid, signal.SIGTERM)
+        if wait_gone(pid, timeout):
+            return True
+        signal_group(pid, signal.SIGKILL)
+        return wait_gone(pid, 10)
 
     def stop(self, *, root_password: str, timeout: float = 60.0) -> bool:
         """Stop the server cleanly; True if it was running."""
@@ -197,6 +223,8 @@ class LocalServer:
                 user="root",
                 password=root_password,
                 connect_timeout=2,
+                read_timeout=5,
+                write_timeout=5,
             )
             with conn.cursor() as cur:
                 cur.execute("SHUTDOWN")

@@ -24,14 +24,13 @@ Durability choices, and why they differ between the two servers:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from ledgerguard.cluster.replication import semi_sync_options
 from ledgerguard.db.dialect import Flavour
-from ledgerguard.files import write_text_atomic
+from ledgerguard.db.topology import load_topology
 from ledgerguard.settings import Settings
 
 Role = Literal["primary", "replica"]
@@ -145,21 +144,9 @@ class ServerSpec:
         return "\n".join(lines) + "\n"
 
 
-def topology_file(settings: Settings) -> Path:
-    """Where a failover records which server folder acts as the primary."""
-    return settings.state_dir / "topology.json"
-
-
 def load_swapped(settings: Settings) -> bool:
     """True after a failover: the `replica` folder's server acts as the primary."""
-    try:
-        return bool(json.loads(topology_file(settings).read_text()).get("swapped", False))
-    except (OSError, ValueError):
-        return False
-
-
-def save_swapped(settings: Settings, swapped: bool) -> None:
-    write_text_atomic(topology_file(settings), json.dumps({"swapped": swapped}) + "\n")
+    return load_topology(settings).swapped
 
 
 def server_specs(settings: Settings, *, swapped: bool | None = None) -> dict[Role, ServerSpec]:

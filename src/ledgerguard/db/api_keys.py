@@ -61,11 +61,19 @@ def list_api_keys(conn: sa.Connection) -> list[ApiKeyRecord]:
 
 
 def revoke_api_key(conn: sa.Connection, *, name_or_prefix: str) -> ApiKeyRecord:
-    """Mark a key revoked (kept for audit); `ApiKeyError` if no such active key."""
+    """Mark a key revoked (kept for audit); `ApiKeyError` if no such key, or if the argument is
+    one key's name and another key's prefix (revoking either could lock out the wrong client)."""
     match = sa.or_(api_keys.c.name == name_or_prefix, api_keys.c.prefix == name_or_prefix)
-    row = conn.execute(sa.select(api_keys).where(match)).first()
-    if row is None:
+    rows = conn.execute(sa.select(api_keys).where(match).limit(2)).all()
+    if not rows:
         raise ApiKeyError(f"no API key named or prefixed {name_or_prefix!r}")
+    if len(rows) > 1:
+        names = ", ".join(f"{r.name} (prefix {r.prefix})" for r in rows)
+        raise ApiKeyError(
+            f"{name_or_prefix!r} is ambiguous: it matches {names}; revoke by the other key's "
+            "prefix, or rename"
+        )
+    (row,) = rows
     if row.revoked_at is None:
         conn.execute(
             sa.update(api_keys).where(api_keys.c.id == row.id).values(revoked_at=datetime.now(UTC))

@@ -6,7 +6,7 @@ import re
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledgerguard.db.dialect import Flavour, wait_for_gtid
+from ledgerguard.db.dialect import Flavour, binlog_gtids_query, wait_for_gtid
 
 _MARIADB_GTID_LIST = re.compile(r"^\d+-\d+-\d+(,\d+-\d+-\d+)*$")
 
@@ -16,6 +16,22 @@ def valid_gtid(token: str, flavour: Flavour) -> bool:
     if flavour is Flavour.MARIADB:
         return bool(_MARIADB_GTID_LIST.match(token))
     return bool(re.match(r"^[0-9a-fA-F:\-,\s]+$", token)) and len(token) < 4096
+
+
+def position_covers(position: str | None, token: str) -> bool:
+    """Whether a MariaDB primary at `position` has committed everything `token` names."""
+    have, wanted = mariadb_positions(position or ""), mariadb_positions(token)
+    if have is None or wanted is None:
+        return False
+    return all(seq <= have.get(domain, -1) for domain, seq in wanted.items())
+
+
+async def primary_position(conn: AsyncConnection, flavour: Flavour) -> str | None:
+    """The GTIDs the server behind `conn` has written (what a replay or a token is checked
+    against); leaves no transaction open."""
+    value = (await conn.exec_driver_sql(binlog_gtids_query(flavour).sql)).scalar()
+    await conn.rollback()
+    return value or None
 
 
 async def replica_has(

@@ -15,6 +15,9 @@ Sync, without a pool (batch jobs, CLI commands, health checks: one job, one conn
 This is the one place that builds an engine: a connection option (timeouts, pooling) changes here
 for every caller. Engines are built by the caller (app factory, CLI command, DAG task) and disposed
 by it; nothing here caches one.
+
+Roles resolve through the recorded topology (`ledgerguard.db.topology`): after a failover
+"primary" is the promoted server for every caller, never the configured address by default.
 """
 
 from __future__ import annotations
@@ -24,20 +27,24 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ledgerguard.db.topology import acting_address, configured_address
 from ledgerguard.settings import Settings
 
 Role = Literal["primary", "replica"]
 
 
 def server_url(
-    settings: Settings, role: Role, *, user: str, password: str, driver: str = "asyncmy"
+    settings: Settings,
+    role: Role,
+    *,
+    user: str,
+    password: str,
+    driver: str = "asyncmy",
+    node: Role | None = None,
 ) -> sa.URL:
-    """URL of the application database on the primary or the replica (TCP)."""
-    host, port = (
-        (settings.primary_host, settings.primary_port)
-        if role == "primary"
-        else (settings.replica_host, settings.replica_port)
-    )
+    """URL of the application database on the acting primary or replica (TCP); with `node`, on
+    that configured server whatever its role (the API's topology watches both)."""
+    host, port = configured_address(settings, node) if node else acting_address(settings, role)
     return sa.URL.create(
         f"mysql+{driver}",
         username=user,
@@ -49,14 +56,15 @@ def server_url(
     )
 
 
-def api_url(settings: Settings, role: Role = "primary", *, driver: str = "asyncmy") -> sa.URL:
-    """The API's least-privilege account on the primary (or, after a failover check, `role`)."""
+def api_url(settings: Settings, *, driver: str = "asyncmy", node: Role | None = None) -> sa.URL:
+    """The API's least-privilege account on the acting primary (or on the configured `node`)."""
     return server_url(
         settings,
-        role,
+        "primary",
         user=settings.api_db_user,
         password=settings.api_db_password.get_secret_value(),
         driver=driver,
+        node=node,
     )
 
 
@@ -96,21 +104,24 @@ def _async_engine(url: sa.URL, pool_size: int) -> AsyncEngine:
 
 
 def primary_engine(
-    settings: Settings, *, pool_size: int = 20, server: Role = "primary"
+    settings: Settings, *, pool_size: int = 20, node: Role | None = None
 ) -> AsyncEngine:
-    """Async engine for writes, as the API account (on the primary unless `server` says)."""
-    return _async_engine(api_url(settings, server), pool_size)
+    """Async engine for writes, as the API account (on the acting primary unless `node` names a
+    configured server)."""
+    return _async_engine(api_url(settings, node=node), pool_size)
 
 
 def replica_engine(
-    settings: Settings, *, pool_size: int = 20, server: Role = "replica"
+    settings: Settings, *, pool_size: int = 20, node: Role | None = None
 ) -> AsyncEngine:
-    """Async engine for reads, as `app_user` (on the replica unless `server` says)."""
+    """Async engine for reads, as `app_user` (on the acting replica unless `node` names a
+    configured server)."""
     url = server_url(
         settings,
-        server,
+        "replica",
         user=settings.replica_user,
         password=settings.replica_password.get_secret_value(),
+        node=node,
     )
     return _async_engine(url, pool_size)
 

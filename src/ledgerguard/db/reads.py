@@ -12,8 +12,8 @@ from contextlib import asynccontextmanager
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ledgerguard.db.dialect import Flavour
 from ledgerguard.db.consistency import replica_has
+from ledgerguard.db.dialect import Flavour
 
 
 async def _open_replica(

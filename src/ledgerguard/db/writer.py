@@ -12,15 +12,26 @@ Requests *with* an `Idempotency-Key` take the single-row path: the transaction r
 serialised by the primary key of `idempotency_keys`: exactly one inserts, the others wait on its
 row lock, get a duplicate-key error once it commits, and return the original transaction.
 
+Backpressure: each worker's queue is bounded (`write_queue_size`; full -> `WriteRejected`, the
+API's 503 with `Retry-After`) and a request waits for its commit at most `write_timeout` seconds,
+so a stalled primary costs a bounded amount of memory and every client gets an answer. A request
+still queued when its time is up is withdrawn (nothing is written); one whose batch was already
+sent is answered "outcome unknown" (`WriteOutcomeUnknown`, also 503: retry with an
+`Idempotency-Key` to be safe). A COMMIT that succeeded is never reported as an error: if reading
+the GTID afterwards fails, the result has no consistency token.
+
 Ids of a multi-row INSERT are `LAST_INSERT_ID() + i`: InnoDB gives a "simple insert" (row count
 known up front) consecutive auto-increment values with `innodb_autoinc_lock_mode` 0 or 1 (MariaDB
-default 1; the servers are configured with 1 explicitly, MySQL included).
+default 1; every server that can be promoted is configured with 1 explicitly, MySQL included,
+whose default is 2). The writer checks the mode on every new connection: on any other value it
+logs why and commits one row per INSERT (slower, never a wrong id).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +48,8 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ledgerguard.db.dialect import Flavour, binlog_gtids_query, last_gtid_query
+from ledgerguard.db.consistency import primary_position
+from ledgerguard.db.dialect import Flavour, last_gtid_query
 from ledgerguard.db.tables import idempotency_keys
 from ledgerguard.db.transactions import NewTransaction
 from ledgerguard.utc import utc_naive
@@ -56,6 +68,8 @@ _COLUMNS = (
 )
 _ROW = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
 _INSERT = f"INSERT INTO transactions ({', '.join(_COLUMNS)}) VALUES "
+
+log = logging.getLogger(__name__)
 
 #: Driver errors after which a committer's connection is unusable.
 _CONNECTION_ERRORS = (asyncmy.errors.OperationalError, asyncmy.errors.InterfaceError, OSError)
@@ -84,12 +98,31 @@ class DuplicateExternalId(Exception):
     """`external_id` is unique and already taken."""
 
 
+def ids_are_consecutive(autoinc_lock_mode: int) -> bool:
+    """Whether a multi-row INSERT gets consecutive ids (modes 0 and 1; not 2, "interleaved")."""
+    return autoinc_lock_mode in (0, 1)
+
+
+class _NotBatchable(Exception):
+    """The server's auto-increment mode does not give consecutive ids to a multi-row INSERT."""
+
+
+class WriteRejected(Exception):
+    """Nothing was written: the queue is full or the primary did not take the write in time."""
+
+
+class WriteOutcomeUnknown(Exception):
+    """The write was sent but its COMMIT was not confirmed in time: it may or may not exist."""
+
+
 @dataclass
 class _Pending:
     tx: NewTransaction
     done: asyncio.Future[WriteResult] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    #: set when a committer took it: from then on it can no longer be withdrawn
+    taken: bool = False
 
 
 class TransactionWriter:
@@ -103,16 +136,23 @@ class TransactionWriter:
         on_outage: Callable[[], Awaitable[None]] | None = None,
         committers: int = 4,
         max_batch: int = 500,
+        queue_size: int = 2000,
+        timeout: float = 5.0,
     ) -> None:
         """`engine` and `flavour` are asked at each commit, so the primary may change (failover);
         `on_outage` runs after a write failed for lack of a server (e.g. to look for the new
-        primary)."""
+        primary). At most `queue_size` requests wait; each waits at most `timeout` seconds."""
         self._engine = engine
         self._flavour = flavour
         self._on_outage = on_outage
         self.committers = committers
         self.max_batch = max_batch
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self.timeout = timeout
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=queue_size)
+        #: COMMITs sent so far (tests check that one bad row does not split a whole batch)
+        self.commits = 0
+        #: False when the primary's innodb_autoinc_lock_mode forbids multi-row INSERTs
+        self.batching = True
         self._tasks: list[asyncio.Task[None]] = []
         # one long-lived driver connection per committer task (see `_commit`)
         self._raw: dict[int, tuple[sa.URL, Any]] = {}
@@ -147,43 +187,79 @@ class TransactionWriter:
 
     # --- batched path ------------------------------------------------------------------------
     async def write(self, tx: NewTransaction) -> WriteResult:
-        """Commit `tx` (possibly with others) and return its id and the commit's GTID."""
+        """Commit `tx` (possibly with others) and return its id and the commit's GTID.
+
+        Raises `WriteRejected` (queue full, or not taken within `timeout`: nothing written) and
+        `WriteOutcomeUnknown` (sent, COMMIT not confirmed within `timeout`).
+        """
         pending = _Pending(tx)
-        await self._queue.put(pending)
-        return await pending.done
+        try:
+            self._queue.put_nowait(pending)
+        except asyncio.QueueFull:
+            raise WriteRejected("the write queue is full; retry shortly") from None
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending.done), self.timeout)
+        except TimeoutError:
+            if not pending.taken:
+                pending.done.cancel()  # withdrawn: the committers skip it
+                raise WriteRejected(
+                    f"the primary did not take the write within {self.timeout:g} s; "
+                    "nothing was written, retry shortly"
+                ) from None
+            raise WriteOutcomeUnknown(
+                f"the commit was not confirmed within {self.timeout:g} s; it may or may not "
+                "have been written: retry with an Idempotency-Key"
+            ) from None
+
+    def _take(self, pending: _Pending, batch: list[_Pending]) -> None:
+        if not pending.done.done():  # a withdrawn request is not written
+            pending.taken = True
+            batch.append(pending)
 
     async def _commit_loop(self, slot: int = 0) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                results = await self._commit(batch, slot)
-            except Exception as exc:  # noqa: BLE001 - handed to every waiting request
-                await self._outage(exc)
-                if len(batch) > 1 and isinstance(exc, IntegrityError):
-                    # one bad row (e.g. a duplicate external_id) must not fail its neighbours
-                    for pending in batch:
-                        await self._commit_one_by_one(pending, slot)
-                    continue
-                for pending in batch:
-                    if not pending.done.done():
-                        pending.done.set_exception(_translate(exc))
-            else:
-                for pending, result in zip(batch, results, strict=True):
-                    if not pending.done.done():
-                        pending.done.set_result(result)
+            batch: list[_Pending] = []
+            self._take(await self._queue.get(), batch)
+            limit = self.max_batch if self.batching else 1
+            while len(batch) < limit and not self._queue.empty():
+                self._take(self._queue.get_nowait(), batch)
+            if batch:
+                await self._commit_batch(batch, slot)
 
-    async def _commit_one_by_one(self, pending: _Pending, slot: int) -> None:
+    async def _commit_batch(self, batch: list[_Pending], slot: int) -> None:
         try:
-            (result,) = await self._commit([pending], slot)
-        except Exception as exc:  # noqa: BLE001
+            # a stalled server (SIGSTOP, a black hole) would hold this committer forever: give
+            # up after twice the requests' own wait and reopen the connection
+            results = await asyncio.wait_for(self._commit(batch, slot), 2 * self.timeout)
+        except _NotBatchable:
+            for pending in batch:
+                await self._commit_batch([pending], slot)
+        except TimeoutError:
+            await self._outage(OSError("commit timed out"))
+            for pending in batch:
+                if not pending.done.done():
+                    pending.done.set_exception(
+                        WriteOutcomeUnknown("the commit was not confirmed; it may or may not exist")
+                    )
+        except Exception as exc:  # noqa: BLE001 - handed to every waiting request
             await self._outage(exc)
-            if not pending.done.done():
-                pending.done.set_exception(_translate(exc))
+            if len(batch) > 1 and isinstance(exc, IntegrityError):
+                # Only a unique external_id can collide: rows without one commit again as one
+                # batch, rows with one alone, so one duplicate costs its neighbours one retry.
+                plain = [p for p in batch if p.tx.external_id is None]
+                keyed = [p for p in batch if p.tx.external_id is not None]
+                if plain:
+                    await self._commit_batch(plain, slot)
+                for pending in keyed:
+                    await self._commit_batch([pending], slot)
+                return
+            for pending in batch:
+                if not pending.done.done():
+                    pending.done.set_exception(_translate(exc))
         else:
-            if not pending.done.done():
-                pending.done.set_result(result)
+            for pending, result in zip(batch, results, strict=True):
+                if not pending.done.done():
+                    pending.done.set_result(result)
 
     async def _commit(self, batch: list[_Pending], slot: int) -> list[WriteResult]:
         """INSERT, COMMIT, read the GTID: three round trips on the committer's own connection.
@@ -198,15 +274,16 @@ class TransactionWriter:
         params = tuple(p for pending in batch for p in _params(pending.tx))
         for attempt in (1, 2):
             conn, fresh = await self._raw_connection(slot)
+            if len(batch) > 1 and not self.batching:
+                raise _NotBatchable
             committing = False
             try:
                 async with conn.cursor() as cur:
                     await cur.execute(sql, params)
                     first_id = int(cur.lastrowid)
                     committing = True
+                    self.commits += 1
                     await conn.commit()
-                    await cur.execute(last_gtid_query(self.flavour).sql)
-                    row = await cur.fetchone()
             except _CONNECTION_ERRORS as exc:
                 self._drop_raw(slot)
                 if attempt == 1 and not fresh and not committing:
@@ -221,9 +298,21 @@ class TransactionWriter:
             except BaseException:
                 self._drop_raw(slot)
                 raise
-            gtid = (row[0] if row else None) or None
+            gtid = await self._token_after_commit(conn, slot)
             return [WriteResult(first_id + i, gtid) for i in range(len(batch))]
         raise AssertionError("unreachable")
+
+    async def _token_after_commit(self, conn: Any, slot: int) -> str | None:
+        """The commit's GTID, or None when it cannot be read: the rows are committed either way,
+        so a failure here must not turn their 201 into an error (they just get no token)."""
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute(last_gtid_query(self.flavour).sql)
+                row = await cur.fetchone()
+        except (*_CONNECTION_ERRORS, asyncmy.errors.Error):
+            self._drop_raw(slot)
+            return None
+        return (row[0] if row else None) or None
 
     async def _raw_connection(self, slot: int) -> tuple[Any, bool]:
         """The committer's connection and whether it was just opened."""
@@ -242,8 +331,22 @@ class TransactionWriter:
                 charset="utf8mb4",
                 autocommit=False,
             )
+            async with conn.cursor() as cur:
+                await cur.execute("SELECT @@GLOBAL.innodb_autoinc_lock_mode")
+                (mode,) = await cur.fetchone()
         except asyncmy.errors.Error as exc:
             raise DBAPIError.instance("connect", None, exc, asyncmy.errors.Error) from exc
+        if self.batching != ids_are_consecutive(int(mode)):
+            self.batching = ids_are_consecutive(int(mode))
+            if not self.batching:
+                log.error(
+                    "the primary %s:%s has innodb_autoinc_lock_mode=%s: a multi-row INSERT may "
+                    "not get consecutive ids, so writes are committed one row at a time; set "
+                    "innodb_autoinc_lock_mode=1 in its configuration",
+                    url.host,
+                    url.port,
+                    mode,
+                )
         self._raw[slot] = (url, conn)
         return conn, True
 
@@ -262,7 +365,27 @@ class TransactionWriter:
     async def write_idempotent(
         self, tx: NewTransaction, *, api_key_id: int, key: str, request_hash: str
     ) -> WriteResult:
-        """Insert once per (API key, Idempotency-Key); replays return the first transaction."""
+        """Insert once per (API key, Idempotency-Key); replays return the first transaction.
+
+        Bounded like `write`: past `timeout` the answer is `WriteOutcomeUnknown` (a retry with the
+        same key is safe: it replays or inserts).
+        """
+        try:
+            return await asyncio.wait_for(
+                self._write_idempotent(
+                    tx, api_key_id=api_key_id, key=key, request_hash=request_hash
+                ),
+                self.timeout,
+            )
+        except TimeoutError:
+            raise WriteOutcomeUnknown(
+                f"the write was not confirmed within {self.timeout:g} s; retry with the same "
+                "Idempotency-Key"
+            ) from None
+
+    async def _write_idempotent(
+        self, tx: NewTransaction, *, api_key_id: int, key: str, request_hash: str
+    ) -> WriteResult:
         try:
             async with self.engine.connect() as conn:
                 result = await conn.exec_driver_sql(_INSERT + _ROW, _params(tx))
@@ -277,7 +400,11 @@ class TransactionWriter:
                     )
                 )
                 await conn.commit()
-                return WriteResult(tx_id, await self._last_gtid(conn))
+                try:
+                    gtid = await self._last_gtid(conn)
+                except DBAPIError:  # committed: answer without a token (see module docstring)
+                    gtid = None
+                return WriteResult(tx_id, gtid)
         except IntegrityError as exc:
             if "idempotency_keys" not in str(exc.orig) and "PRIMARY" not in str(exc.orig):
                 raise _translate(exc) from exc
@@ -295,7 +422,8 @@ class TransactionWriter:
                     .where(idempotency_keys.c.idempotency_key == key)
                 )
             ).first()
-            gtid = await self._last_gtid_global(conn)
+            # for replays: the primary's position now covers the original commit
+            gtid = await primary_position(conn, self.flavour)
         if row is None:  # the first writer rolled back between our error and this read
             raise IdempotencyConflict("the original request with this Idempotency-Key failed")
         if row.request_hash != request_hash:
@@ -303,12 +431,6 @@ class TransactionWriter:
                 "this Idempotency-Key was already used with a different request body"
             )
         return WriteResult(int(row.transaction_id), gtid, replayed=True)
-
-    async def _last_gtid_global(self, conn: AsyncConnection) -> str | None:
-        """For replays: the primary's position now covers the original commit."""
-        value = (await conn.exec_driver_sql(binlog_gtids_query(self.flavour).sql)).scalar()
-        await conn.rollback()
-        return value or None
 
 
 #: MariaDB/MySQL error numbers meaning "this server cannot take the write now": read-only

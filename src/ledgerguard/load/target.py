@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from ledgerguard.errors import LedgerGuardError
 from ledgerguard.settings import Settings
@@ -37,12 +38,24 @@ def split_keys(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(keys)
 
 
+def keys_from_file(path: Path) -> tuple[str, ...]:
+    """Keys kept in a file (one per line, or separated by spaces/commas), so no key has to be
+    written on a command line, where every user of the machine can read it (`ps`)."""
+    try:
+        keys = split_keys([path.read_text()])
+    except OSError as exc:
+        raise NoApiKey(f"cannot read API keys from {path}: {exc.strerror}") from exc
+    if not keys:
+        raise NoApiKey(f"{path} holds no API key")
+    return keys
+
+
 def demo_keys(settings: Settings) -> tuple[str, ...]:
     """The key saved by `ledgerguard demo`, or `NoApiKey` saying how to get one."""
     path = settings.state_dir / "demo-api-key"
     try:
-        keys = split_keys([path.read_text()])
-    except OSError:
+        keys = keys_from_file(path)
+    except NoApiKey:
         keys = ()
     if not keys:
         raise NoApiKey(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ledgerguard.files import write_text_atomic
+from ledgerguard.files import write_private
 from ledgerguard.monitoring.errors import ConfigError
 from ledgerguard.settings import Settings
 
@@ -169,11 +169,6 @@ def render_exporter_cnf(*, user: str, password: str, host: str, port: int) -> st
         f"host = {host}\n"
         f"port = {int(port)}\n"
     )
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` readable by the owner only (0600), atomically."""
-    write_text_atomic(path, text, mode=0o600)
 
 
 def write_monitoring_config(

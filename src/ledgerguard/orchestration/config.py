@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from ledgerguard.files import write_text_atomic
+from ledgerguard.db.topology import acting_address
+from ledgerguard.files import write_private
 from ledgerguard.settings import Settings
 
 #: The repository's `dags/` (src/ledgerguard/orchestration/config.py -> repo root).
@@ -67,6 +68,12 @@ def client_host(settings: Settings) -> str:
     return "127.0.0.1" if settings.bind_address in ("0.0.0.0", "::", "") else settings.bind_address
 
 
+#: The only secrets Airflow and its tasks get: the read account (analysis, reports) and the API
+#: account they write verdicts with; the freshness check reads thread state as the monitoring
+#: account. Airflow's own admin password reaches it in a 0600 file, not the environment.
+TASK_SECRETS = ("replica_password", "api_db_password", "monitor_password")
+
+
 def base_url(settings: Settings) -> str:
     """The api-server's root URL (UI, `/api/v2`, `/auth`, `/execution`)."""
     return f"http://{client_host(settings)}:{settings.airflow_port}"
@@ -76,10 +83,8 @@ def replica_connection_uri(settings: Settings) -> str:
     """`app_user` on the replica as an Airflow connection URI (`mysql://...`)."""
     user = quote(settings.replica_user, safe="")
     password = quote(settings.replica_password.get_secret_value(), safe="")
-    return (
-        f"mysql://{user}:{password}@{settings.replica_host}:{settings.replica_port}/"
-        f"{settings.database}"
-    )
+    host, port = acting_address(settings, "replica")
+    return f"mysql://{user}:{password}@{host}:{port}/{settings.database}"
 
 
 def venv_bin() -> Path:
@@ -96,7 +101,7 @@ def airflow_env(
     metadata DB apart from a running standalone.
     """
     paths = AirflowPaths(home=home) if home else airflow_paths(settings)
-    env = settings.to_env()
+    env = settings.to_env(secrets=TASK_SECRETS)
     # task processes run in other directories: relative paths would land elsewhere
     env["LEDGERGUARD_HOME"] = str(settings.state_dir)
     env["LEDGERGUARD_REPORTS_DIR"] = str(settings.reports_dir.expanduser().resolve())
@@ -131,8 +136,8 @@ def write_passwords_file(settings: Settings, path: Path) -> Path:
     Written atomically (temporary file, then rename) and created with 0600 from the start, so
     the password is never readable by others, not even for a moment.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     content = json.dumps(
         {settings.airflow_admin_user: settings.airflow_admin_password.get_secret_value()}
     )
-    return write_text_atomic(path, content + "\n", mode=0o600)
+    write_private(path, content + "\n")
+    return path

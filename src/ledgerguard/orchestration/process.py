@@ -47,7 +47,7 @@ from ledgerguard.processes import (
     spawn_detached,
     wait_ready,
 )
-from ledgerguard.settings import Settings
+from ledgerguard.settings import Settings, without_secrets
 
 #: Components `/api/v2/monitor/health` reports, all of which must be healthy to run a DAG.
 COMPONENTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
@@ -138,7 +138,7 @@ def start_airflow(settings: Settings, *, timeout: float = 180.0) -> bool:
     paths = airflow_paths(settings)
     paths.home.mkdir(parents=True, exist_ok=True)
     write_passwords_file(settings, paths.passwords_file)
-    env = dict(os.environ) | airflow_env(settings)
+    env = without_secrets(os.environ) | airflow_env(settings)
     process = spawn_detached(
         [binary, "standalone"],
         log_file=paths.log_file,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledgerguard.errors import LedgerGuardError
 from ledgerguard.settings.fraud import FraudParameters
 
 #: Passwords shipped in `.env.example` (and the original design's README). Fine on a laptop, refused
@@ -42,6 +44,41 @@ DEV_PASSWORDS = frozenset(
         "changeme",
     }
 )
+
+
+#: Every secret field (checked outside development, withheld from processes that do not need it).
+SECRET_FIELDS = (
+    "mysql_root_password",
+    "replica_password",
+    "repl_password",
+    "api_db_password",
+    "migrate_password",
+    "monitor_password",
+    "airflow_admin_password",
+    "grafana_admin_password",
+)
+#: Shortest secret accepted outside development.
+MIN_SECRET_LENGTH = 12
+#: What a withheld secret's variable holds in a child process (see `Settings.to_env`).
+WITHHELD = "<withheld>"
+
+
+class SecretWithheld(LedgerGuardError):
+    """This process was started without a secret it now needs."""
+
+
+class WithheldSecret(SecretStr):
+    """A secret this process was deliberately not given: using it fails with a clear message."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(WITHHELD)
+        self.name = name
+
+    def get_secret_value(self) -> str:
+        raise SecretWithheld(
+            f"{self.name} is not given to this process (each process gets only its own "
+            "account's secret); run this from the `ledgerguard` command line instead"
+        )
 
 
 def _secret(*names: str) -> Any:
@@ -81,6 +118,9 @@ class Settings(BaseSettings):
     mariadbd_path: str = "mariadbd"
     install_db_path: str = "mariadb-install-db"
     start_timeout: float = Field(60.0, gt=0)
+    #: Seconds failover gives a stalled old primary to answer, then to stop (SIGTERM) before
+    #: SIGKILL; also the read timeout of its admin connection during failover.
+    fence_timeout: float = Field(5.0, gt=0, le=120)
 
     # --- database accounts (least privilege; see README "Users") ----------------------------
     mysql_root_password: SecretStr = _secret("MYSQL_ROOT_PASSWORD", "LEDGERGUARD_ROOT_PASSWORD")
@@ -109,6 +149,17 @@ class Settings(BaseSettings):
     api_pool_size: int = Field(20, ge=1, le=500)
     #: Requests per second allowed per API key (token bucket, burst = 2x); 0 disables.
     api_rate_limit: float = Field(2000.0, ge=0)
+    #: Failed authentications (no key, unknown or revoked key) per second per client address,
+    #: checked before any key lookup; beyond, 429. Behind a reverse proxy every client shares
+    #: the proxy's address: limit there instead, or raise this. 0 disables.
+    api_unauthenticated_rate_limit: float = Field(20.0, ge=0)
+    #: Networks (comma-separated CIDRs) that may read /metrics without a key; anyone else
+    #: needs a key with the `metrics` scope. Compose adds its container network (Prometheus).
+    metrics_allow_from: str = "127.0.0.0/8,::1/128"
+    #: Writes waiting for a commit per API worker; beyond, POST answers 503 with Retry-After.
+    write_queue_size: int = Field(2000, ge=1, le=1_000_000)
+    #: Seconds a POST waits for its commit before answering 503 (bounded even on a stalled primary).
+    write_timeout: float = Field(5.0, gt=0, le=600)
     #: Largest accepted request body in bytes (413 beyond).
     api_max_body_bytes: int = Field(16_384, ge=256)
     #: Seconds a read with a `consistent_after` token waits for the replica before the primary.
@@ -152,6 +203,18 @@ class Settings(BaseSettings):
             "AIRFLOW_ADMIN_PASSWORD", "LEDGERGUARD_AIRFLOW_ADMIN_PASSWORD"
         ),
     )
+    #: Grafana's admin password (Compose only); checked like every secret when set.
+    grafana_admin_password: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "GRAFANA_ADMIN_PASSWORD", "LEDGERGUARD_GRAFANA_ADMIN_PASSWORD"
+        ),
+    )
+    #: Serve the interactive `/docs`, `/redoc` and `/openapi.json` (refused in production).
+    api_docs: bool = True
+    #: Comma-separated secret fields this process was started without (set by the parent, see
+    #: `to_env`); using one raises `SecretWithheld`.
+    withheld_secrets: str = ""
 
     # --- monitoring (local Prometheus + mysqld-exporter from Debian) -------------------------
     prometheus_port: int = Field(9090, ge=1, le=65535)
@@ -186,41 +249,71 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _refuse_dev_secrets_outside_development(self) -> Settings:
+    def _withhold_and_check_secrets(self) -> Settings:
+        withheld = {name for name in self.withheld_secrets.split(",") if name}
+        unknown = withheld - set(SECRET_FIELDS)
+        if unknown:
+            raise ValueError(f"LEDGERGUARD_WITHHELD_SECRETS names no secret: {sorted(unknown)}")
+        for name in withheld:
+            setattr(self, name, WithheldSecret(name))
         if self.environment == "development":
             return self
-        for name in (
-            "mysql_root_password",
-            "replica_password",
-            "repl_password",
-            "api_db_password",
-            "migrate_password",
-            "monitor_password",
-            "airflow_admin_password",
-        ):
-            if getattr(self, name).get_secret_value() in DEV_PASSWORDS:
+        for name in SECRET_FIELDS:
+            secret = getattr(self, name)
+            if name in withheld or secret is None:
+                continue
+            value = secret.get_secret_value()
+            if value in DEV_PASSWORDS:
                 raise ValueError(
                     f"{name} uses a development value from .env.example; set a real secret "
                     f"when LEDGERGUARD_ENVIRONMENT={self.environment}"
                 )
+            if self.environment == "production" and len(value) < MIN_SECRET_LENGTH:
+                raise ValueError(
+                    f"{name} is {'empty' if not value else 'too short'}: use at least "
+                    f"{MIN_SECRET_LENGTH} characters when LEDGERGUARD_ENVIRONMENT="
+                    f"{self.environment}"
+                )
+        if self.environment == "production":
+            if self.api_rate_limit == 0:
+                raise ValueError(
+                    "LEDGERGUARD_API_RATE_LIMIT=0 disables the per-key rate limit: refused in "
+                    "production"
+                )
+            if self.api_docs:
+                raise ValueError(
+                    "the interactive API docs are on: set LEDGERGUARD_API_DOCS=false in production"
+                )
         return self
 
-    def to_env(self) -> dict[str, str]:
+    def to_env(self, *, secrets: Collection[str] | None = None) -> dict[str, str]:
         """Environment variables that rebuild exactly these settings in a child process.
 
         Child processes (Gunicorn workers, Airflow tasks, exporters' wrappers) build their own
         `Settings()`; passing this environment makes them see what the parent saw, whatever the
-        child's working directory or `.env` holds.
+        child's working directory or `.env` holds. With `secrets`, only those secret fields are
+        passed: every other one is withheld (its variable holds a placeholder, which also hides
+        a `.env` value, and `LEDGERGUARD_WITHHELD_SECRETS` lists it). Start the child from
+        `without_secrets(os.environ) | settings.to_env(secrets=...)`.
         """
         env: dict[str, str] = {}
-        for name, info in type(self).model_fields.items():
+        withheld = [
+            name
+            for name in SECRET_FIELDS
+            if isinstance(getattr(self, name), WithheldSecret)
+            or (secrets is not None and name not in secrets)
+        ]
+        for name in type(self).model_fields:
             value = getattr(self, name)
-            alias = info.validation_alias
-            key = (
-                alias.choices[0]
-                if isinstance(alias, AliasChoices)
-                else f"LEDGERGUARD_{name.upper()}"
-            )
+            key = _env_name(name)
+            if name in withheld:
+                env[key] = WITHHELD
+                continue
+            if name == "withheld_secrets":
+                env[key] = ",".join(withheld)
+                continue
+            if value is None:
+                continue
             if isinstance(value, BaseModel):
                 for sub, sub_value in value.model_dump(mode="json").items():
                     if sub_value is None:  # unset stays unset (the string "None" is a value)
@@ -248,3 +341,21 @@ class Settings(BaseSettings):
     def state_dir(self) -> Path:
         """Absolute state directory, so server processes never depend on the caller's cwd."""
         return self.home.expanduser().resolve()
+
+
+def _env_name(field: str) -> str:
+    """The variable `to_env` writes for a field: its first alias, else LEDGERGUARD_<NAME>."""
+    alias = Settings.model_fields[field].validation_alias
+    return alias.choices[0] if isinstance(alias, AliasChoices) else f"LEDGERGUARD_{field.upper()}"
+
+
+def without_secrets(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` without any variable that can carry a secret (every alias of every secret
+    field), as the base environment of a child that must get only the secrets it is given."""
+    names: set[str] = set()
+    for field in SECRET_FIELDS:
+        alias = Settings.model_fields[field].validation_alias
+        if isinstance(alias, AliasChoices):
+            names |= {str(choice) for choice in alias.choices}
+        names.add(f"LEDGERGUARD_{field.upper()}")
+    return {key: value for key, value in environ.items() if key.upper() not in names}

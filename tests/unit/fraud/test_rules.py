@@ -157,3 +157,19 @@ def test_parameters_change_the_rules():
     rows = [(1, 1, T0, "600.00", "USD")]
     assert score_rows(rows).flagged == 0
     assert score_rows(rows, params=FraudParameters(large_amount_usd=Decimal("500"))).flagged == 1
+
+
+def test_report_cells_that_a_spreadsheet_would_run_are_neutralised(tmp_path):
+    import csv
+    from decimal import Decimal
+
+    from ledgerguard.fraud.reports.fraud_report import write_csv_atomic
+
+    path = write_csv_atomic(
+        tmp_path / "r.csv",
+        ["external_id", "amount", "note"],
+        [['=HYPERLINK("http://x")', Decimal("-5.00"), "@SUM(A1)"], ["+1", 3, "-2+3"]],
+    )
+    rows = list(csv.reader(path.open()))
+    assert rows[1] == ['\'=HYPERLINK("http://x")', "-5.00", "'@SUM(A1)"]
+    assert rows[2] == ["'+1", "3", "'-2+3"]

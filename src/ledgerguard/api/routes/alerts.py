@@ -8,13 +8,13 @@ from fastapi import APIRouter, Query, Response
 
 from ledgerguard.api.deps import ReadKey, Services
 from ledgerguard.api.reads import read_connection
-from ledgerguard.api.schemas import AlertPublic, AlertsPage
+from ledgerguard.api.schemas import KEYED, AlertPublic, AlertsPage, error_responses
 from ledgerguard.db.verdicts import list_alerts
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
 
-@router.get("", response_model=AlertsPage)
+@router.get("", response_model=AlertsPage, responses=error_responses(*KEYED))
 async def list_flagged(
     key: ReadKey,
     services: Services,

@@ -7,10 +7,14 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, status
+from pydantic import BeforeValidator
 
 from ledgerguard.api.deps import AdminKey, ReadKey, Services, WriteKey
-from ledgerguard.api.reads import read_connection
+from ledgerguard.api.errors import RETRY_AFTER_SECONDS
+from ledgerguard.api.reads import FutureToken, check_token_not_future, read_connection
 from ledgerguard.api.schemas import (
+    KEYED,
+    MAX_ID,
     LabelCreate,
     LabelPublic,
     RiskPublic,
@@ -19,12 +23,19 @@ from ledgerguard.api.schemas import (
     TransactionDetail,
     TransactionPublic,
     TransactionsPage,
+    error_responses,
 )
 from ledgerguard.db.consistency import valid_gtid
 from ledgerguard.db.fraud_results import UPSERT_LABELS, get_label
 from ledgerguard.db.transactions import NewTransaction, get_transaction, list_transactions
 from ledgerguard.db.verdicts import get_risk
-from ledgerguard.db.writer import DuplicateExternalId, IdempotencyConflict
+from ledgerguard.db.writer import (
+    DuplicateExternalId,
+    IdempotencyConflict,
+    WriteOutcomeUnknown,
+    WriteRejected,
+)
+from ledgerguard.field_rules import occurred_at_problem
 from ledgerguard.utc import as_utc
 
 router = APIRouter(prefix="/transactions", tags=["transactions"])
@@ -33,9 +44,24 @@ ConsistentAfter = Annotated[
     str | None,
     Query(
         max_length=4096,
-        description="`consistent_after` from a POST: wait (bounded) until the replica has it",
+        # MariaDB `domain-server-seq[,...]` or a MySQL GTID set (`uuid:1-5[,...]`)
+        pattern=r"^(\d+-\d+-\d+(,\d+-\d+-\d+)*|[0-9a-fA-F-]{36}(:\d+(-\d+)?)+"
+        r"(,[0-9a-fA-F-]{36}(:\d+(-\d+)?)+)*)$",
+        description="`consistent_after` from a POST: wait (bounded) until the replica has it; "
+        "a GTID beyond the primary's position is a 400",
     ),
 ]
+
+
+def _iso_only(value: object) -> object:
+    """Refuse what pydantic would read as a Unix timestamp (`0.5`): the document says
+    `date-time`, so only ISO 8601 text is accepted."""
+    if isinstance(value, str) and not (value[:4].isdigit() and "-" in value):
+        raise ValueError("must be an ISO 8601 date-time such as 2025-01-31T00:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -46,12 +72,7 @@ def _utc(value: datetime | None) -> datetime | None:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TransactionCreated,
-    responses={
-        409: {"description": "Idempotency-Key reused with another body, or external_id taken"},
-        413: {"description": "request body too large"},
-        422: {"description": "invalid field; the message names the field and the rule"},
-        503: {"description": "the primary is unavailable; retry after Retry-After seconds"},
-    },
+    responses=error_responses(*KEYED, 400, 409, 413),
 )
 async def create_transaction(
     body: TransactionCreate,
@@ -71,6 +92,9 @@ async def create_transaction(
     services = request.app.state.services  # not a dependency: one node less per request
     now = datetime.now(UTC)
     occurred_at = body.occurred_at or now
+    problem = occurred_at_problem(occurred_at)
+    if problem:  # a valid date-time out of range: refused, like the importer does
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, problem)
     tx = NewTransaction(
         user_id=body.user_id,
         amount=body.amount,
@@ -92,6 +116,12 @@ async def create_transaction(
             )
     except (IdempotencyConflict, DuplicateExternalId) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except (WriteRejected, WriteOutcomeUnknown) as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            str(exc),
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        ) from None
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
         async with services.primary.connect() as conn:
@@ -125,10 +155,10 @@ class _StoredRow:
 @router.get(
     "/{transaction_id}",
     response_model=TransactionDetail,
-    responses={404: {"description": "no such transaction"}},
+    responses=error_responses(*KEYED, 400, 404),
 )
 async def read_transaction(
-    transaction_id: Annotated[int, Path(gt=0, le=2**63 - 1)],
+    transaction_id: Annotated[int, Path(gt=0, le=MAX_ID)],
     key: ReadKey,
     services: Services,
     response: Response,
@@ -136,7 +166,7 @@ async def read_transaction(
 ) -> TransactionDetail:
     """One transaction with its fraud `risk` (null until scored), from the replica (see
     `consistent_after` for read-your-writes)."""
-    token = _token(consistent_after, services)
+    token = await _token(consistent_after, services)
     async with read_connection(services, consistent_after=token) as (conn, source):
         row = await get_transaction(conn, transaction_id=transaction_id)
         risk = await get_risk(conn, transaction_id=transaction_id) if row is not None else None
@@ -149,14 +179,14 @@ async def read_transaction(
     )
 
 
-@router.get("", response_model=TransactionsPage)
+@router.get("", response_model=TransactionsPage, responses=error_responses(*KEYED, 400))
 async def list_user_transactions(
     key: ReadKey,
     services: Services,
     response: Response,
-    user_id: Annotated[int | None, Query(gt=0, le=2**63 - 1)] = None,
-    since: Annotated[datetime | None, Query(description="occurred_at ≥ since (UTC)")] = None,
-    until: Annotated[datetime | None, Query(description="occurred_at < until (UTC)")] = None,
+    user_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
+    since: Annotated[IsoDateTime | None, Query(description="occurred_at ≥ since (UTC)")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="occurred_at < until (UTC)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,19}$", description="from `next`")] = None,
     consistent_after: ConsistentAfter = None,
@@ -164,8 +194,9 @@ async def list_user_transactions(
     """Transactions in id order, one keyset page at a time, from the replica."""
     since, until = _utc(since), _utc(until)
     if since and until and since >= until:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since must be before until")
-    token = _token(consistent_after, services)
+        # each is valid alone, so the document cannot say it: a refusal (400), not a 422
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "since must be before until")
+    token = await _token(consistent_after, services)
     async with read_connection(services, consistent_after=token) as (conn, source):
         rows = await list_transactions(
             conn,
@@ -187,10 +218,10 @@ async def list_user_transactions(
 @router.post(
     "/{transaction_id}/label",
     response_model=LabelPublic,
-    responses={404: {"description": "no such transaction"}},
+    responses=error_responses(*KEYED, 400, 404, 413),
 )
 async def label_transaction(
-    transaction_id: Annotated[int, Path(gt=0, le=2**63 - 1)],
+    transaction_id: Annotated[int, Path(gt=0, le=MAX_ID)],
     body: LabelCreate,
     key: AdminKey,
     services: Services,
@@ -226,17 +257,17 @@ async def label_transaction(
 @router.get(
     "/{transaction_id}/label",
     response_model=LabelPublic,
-    responses={404: {"description": "no label for this transaction"}},
+    responses=error_responses(*KEYED, 400, 404),
 )
 async def read_label(
-    transaction_id: Annotated[int, Path(gt=0, le=2**63 - 1)],
+    transaction_id: Annotated[int, Path(gt=0, le=MAX_ID)],
     key: ReadKey,
     services: Services,
     response: Response,
     consistent_after: ConsistentAfter = None,
 ) -> LabelPublic:
     """The transaction's current label (API, import or an analyst's decision), from the replica."""
-    token = _token(consistent_after, services)
+    token = await _token(consistent_after, services)
     async with read_connection(services, consistent_after=token) as (conn, source):
         row = await get_label(conn, transaction_id=transaction_id)
     response.headers["X-Read-Source"] = source
@@ -250,10 +281,17 @@ async def read_label(
     )
 
 
-def _token(consistent_after: str | None, services: Services) -> str | None:
-    if consistent_after is not None and not valid_gtid(consistent_after, services.flavour):
+async def _token(consistent_after: str | None, services: Services) -> str | None:
+    if consistent_after is None:
+        return None
+    if not valid_gtid(consistent_after, services.flavour):
+        # well-formed for the document (either flavour) but not this server's GTID format
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            status.HTTP_400_BAD_REQUEST,
             "consistent_after must be a GTID as returned by POST /transactions",
         )
+    try:
+        await check_token_not_future(services, consistent_after)
+    except FutureToken as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
     return consistent_after

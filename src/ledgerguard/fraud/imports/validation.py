@@ -16,7 +16,6 @@ import csv
 import functools
 import io
 import itertools
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -25,6 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ledgerguard.field_rules import (
+    CONTROL_CHARACTERS,
+    EARLIEST_OCCURRED_AT,
+    latest_occurred_at,
+)
 from ledgerguard.fraud.errors import ImportRejected, RowError
 from ledgerguard.money import (
     MAX_AMOUNT,
@@ -38,7 +42,7 @@ from ledgerguard.money import (
 CHUNK_ROWS = 250_000
 _INTEGER = r"^[0-9]{1,18}$"
 _AMOUNT = r"^[0-9]{1,15}(\.[0-9]{1,4})?$"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = CONTROL_CHARACTERS
 #: Amounts travel as integer 10^-4 units of their currency (the scale of DECIMAL(19,4)).
 _UNITS = 10_000
 _MAX_UNITS = int(MAX_AMOUNT) * _UNITS
@@ -61,8 +65,38 @@ def csv_chunks(
     Lines without quotes (the common case, and what our exports write) are split by pandas' C
     parser, a line being a row. From the first chunk holding a quote or a carriage return on,
     the `csv` module reads the rest, since a quoted field may span lines. Blank lines are
-    skipped.
+    skipped. A file that is not UTF-8, or a line the `csv` module cannot parse, is refused with
+    its line number (`ImportRejected`), never a traceback.
     """
+    try:
+        yield from _chunks(path, required, chunk_rows)
+    except UnicodeDecodeError:
+        line = _first_undecodable_line(path)
+        raise ImportRejected(
+            str(path), [RowError(line, "invalid UTF-8: the file must be UTF-8 encoded")]
+        ) from None
+    except _LineError as exc:
+        raise ImportRejected(str(path), [RowError(exc.line, f"malformed CSV: {exc}")]) from None
+
+
+class _LineError(ValueError):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _first_undecodable_line(path: Path) -> int:
+    """The number of the first line that is not UTF-8 (slow path: only after a decode error)."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 1
+
+
+def _chunks(path: Path, required: tuple[str, ...], chunk_rows: int) -> Iterator[Chunk]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         first = handle.readline()
         if not first:
@@ -125,7 +159,13 @@ def _quoted_chunks(
     rows: list[list[str]] = []
     numbers: list[int] = []
     errors: list[RowError] = []
-    for row in reader:
+    while True:
+        try:
+            row = next(reader, None)
+        except csv.Error as exc:
+            raise _LineError(done + reader.line_num, str(exc)) from None
+        if row is None:
+            break
         if not row:
             continue
         if len(row) != len(header):
@@ -260,6 +300,15 @@ def check_transactions(
     checks.fail(
         occurred.isna().to_numpy(),
         lambda i: f"occurred_at {frame['occurred_at'].iat[i]!r} is not an ISO 8601 date-time",
+    )
+    # the API's range: not before 1999, not in the future (beyond the allowed clock skew)
+    checks.fail(
+        (occurred.notna() & (occurred > pd.Timestamp(latest_occurred_at()))).to_numpy(),
+        lambda i: f"occurred_at {frame['occurred_at'].iat[i]!r} is in the future",
+    )
+    checks.fail(
+        (occurred.notna() & (occurred < pd.Timestamp(EARLIEST_OCCURRED_AT))).to_numpy(),
+        lambda i: f"occurred_at {frame['occurred_at'].iat[i]!r} is before 1999",
     )
     if checks.errors:
         return None, checks.errors

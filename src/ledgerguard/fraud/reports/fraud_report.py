@@ -49,13 +49,28 @@ def report_paths(reports_dir: Path, day: date) -> tuple[Path, Path]:
     return reports_dir / f"{stem}.csv", reports_dir / f"{stem}_details.csv"
 
 
+#: A cell starting with one of these is a formula to a spreadsheet (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_cell(value: Any) -> Any:
+    """Text that a spreadsheet would run as a formula, prefixed with `'` so it shows as text.
+
+    Only strings are touched: numbers (a negative amount is a number, not a formula) and dates
+    keep their exact form.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def write_csv_atomic(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
     """Write a CSV file (LF line ends) so that `path` is either the old or the whole new file."""
 
     def write(out: TextIO) -> None:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerows([neutralise_cell(cell) for cell in row] for row in rows)
 
     return write_atomic(path, write, newline="")
 

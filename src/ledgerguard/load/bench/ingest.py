@@ -31,6 +31,7 @@ import sqlalchemy as sa
 
 from ledgerguard.cluster.local import LocalCluster
 from ledgerguard.errors import LedgerGuardError
+from ledgerguard.files import write_private
 from ledgerguard.load.bench.ceiling import BenchError, measure_ceiling, sysbench_path
 from ledgerguard.load.bench.procstat import CpuMeter, children_of
 from ledgerguard.load.bench.servers import (
@@ -258,8 +259,7 @@ def bench_keys(settings: Settings, *, count: int) -> tuple[str, ...]:
         raise BenchError(f"cannot create bench API keys: {str(exc).splitlines()[0]}") from exc
     finally:
         engine.dispose()
-    path.write_text("\n".join(keys) + "\n")
-    path.chmod(0o600)
+    write_private(path, "\n".join(keys) + "\n")
     return tuple(keys[:count])
 
 
