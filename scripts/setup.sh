@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   mariadb-server-core mariadb-client-core   # the two local database servers
+  mariadb-backup mariadb-client zstd        # backups: mariadb-backup, mariadb-binlog, compression
   prometheus prometheus-mysqld-exporter     # local monitoring (promtool comes with prometheus)
   sysbench wrk                              # the benchmark's DB ceiling and a C HTTP client
   docker-compose                            # only to validate deploy/docker-compose.yml

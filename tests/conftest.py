@@ -29,7 +29,10 @@ def cluster(settings: Settings) -> Iterator[LocalCluster]:
         local.up()
         yield local
     finally:
+        from ledgerguard.backup.archiver import stop_archiver
+
         try:
+            stop_archiver(settings)  # `ledgerguard up` and the backup tests start it
             local.down()
         finally:
             for role in ("replica", "primary"):

@@ -52,7 +52,8 @@ def make_settings(home: Path, **overrides: object) -> Settings:
         airflow_worker_log,
         airflow_trigger_log,
         scorer,
-    ) = free_ports(10)
+        backup_metrics,
+    ) = free_ports(11)
     values: dict[str, object] = {
         "environment": "test",
         "home": home,
@@ -67,6 +68,7 @@ def make_settings(home: Path, **overrides: object) -> Settings:
         "airflow_worker_log_port": airflow_worker_log,
         "airflow_trigger_log_port": airflow_trigger_log,
         "scorer_metrics_port": scorer,
+        "backup_metrics_port": backup_metrics,
         "innodb_buffer_pool_size": "128M",
         "replica_innodb_buffer_pool_size": "128M",
         "max_connections": 300,
@@ -119,12 +121,10 @@ def analytics_conn(settings: Settings, role: str = "replica") -> pymysql.connect
 
 def make_key(settings: Settings, name: str, scopes: tuple[str, ...]) -> str:
     """Create an API key directly in the database (as `apikey create` does); returns it."""
-    import sqlalchemy as sa
-
     from ledgerguard.db.api_keys import create_api_key
-    from ledgerguard.db.engines import migration_url
+    from ledgerguard.db.engines import migration_engine
 
-    engine = sa.create_engine(migration_url(settings))
+    engine = migration_engine(settings)
     try:
         with engine.begin() as conn:
             _, plain = create_api_key(conn, name=name, scopes=scopes)

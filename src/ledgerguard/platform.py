@@ -2,9 +2,10 @@
 `ledgerguard down`.
 
 Start order follows the dependencies: the cluster first (everything reads or writes it), then
-the API, then the streaming scorer (it follows the replica's binlog), then the monitoring (it scrapes both), then Airflow (its DAGs need the replica). Stop
-order is the reverse. Each step is idempotent, so `up` on a running platform only starts what is
-missing.
+the API, then the streaming scorer (it follows the replica's binlog) and the binlog archiver (it
+streams the primary), then the monitoring (it scrapes them), then Airflow (its DAGs need the
+replica). Stop order is the reverse. Each step is idempotent, so `up` on a running platform only
+starts what is missing.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ def platform_up(
         f"scorer {'started' if started else 'already running'} "
         f"(metrics http://127.0.0.1:{settings.scorer_metrics_port}/metrics)"
     )
+    from ledgerguard.backup.archiver import start_archiver
+
+    progress(
+        "binlog archiver "
+        + ("started" if start_archiver(settings) else "already running")
+        + f" (archive in {settings.backups_root / 'binlogs'})"
+    )
     if with_monitoring:
         from ledgerguard.monitoring.local import LocalMonitoring
 
@@ -54,6 +62,7 @@ def platform_up(
 def platform_down(settings: Settings, *, progress: Progress) -> None:
     """Stop whatever runs, in reverse order (data is kept)."""
     from ledgerguard.api.server import stop_background
+    from ledgerguard.backup.archiver import stop_archiver
     from ledgerguard.cluster.local import LocalCluster
     from ledgerguard.monitoring.local import LocalMonitoring
     from ledgerguard.orchestration.process import stop_airflow
@@ -62,6 +71,8 @@ def platform_down(settings: Settings, *, progress: Progress) -> None:
     if stop_airflow(settings):
         progress("stopped Airflow")
     LocalMonitoring(settings).down(progress=progress)
+    if stop_archiver(settings):
+        progress("stopped the binlog archiver")
     for partition in started_partitions(settings):
         if stop_scorer(settings, partition):
             progress(f"stopped the scorer {partition.name}")

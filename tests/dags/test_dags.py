@@ -17,7 +17,12 @@ from tests.dags.support import insert_transaction, report_line, requires_airflow
 
 pytestmark = requires_airflow
 
-DAG_IDS = {"01_replica_health_check", "02_fraud_analysis_etl", "03_compliance_reports"}
+DAG_IDS = {
+    "00_nightly_backup",
+    "01_replica_health_check",
+    "02_fraud_analysis_etl",
+    "03_compliance_reports",
+}
 
 #: The day the ETL tests analyse; `dag.test(logical_date=X)` is a manual run, whose data interval
 #: Airflow infers as the last complete day before X, so a day D is run with X = D + 1 day.
@@ -109,6 +114,26 @@ def test_compliance_dag_writes_the_ctr_and_structuring_files(
     assert line.startswith(f"{structurer},2,18000.00")
     assert line.endswith(",2024-03-01T03:00:00.000000Z,2024-03-01T20:00:00.000000Z")
     assert not [row for row in lines if row.startswith(f"{user_id},")]  # 6,000 is not near-line
+
+
+def test_nightly_backup_dag_backs_up_verifies_and_prunes_once_per_night(
+    healthy_cluster: LocalCluster, settings: Settings, task_env: dict[str, str], dag_bag: Any
+):
+    from ledgerguard.backup.catalog import list_backups
+
+    dag = dag_bag.get_dag("00_nightly_backup")
+    # a manual run covers the last complete day before its logical date: tonight's interval
+    # ends at today's midnight, before any backup this session takes
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    before = len(list_backups(settings))
+    first = _run(dag, logical_date=today + timedelta(hours=1))
+    assert first.state == "success", _task_states(first)
+    backups = list_backups(settings)
+    assert len(backups) == before + 1
+    assert backups[0].verified and backups[0].verified["ok"]
+    again = _run(dag, logical_date=today + timedelta(hours=1))
+    assert again.state == "success", _task_states(again)
+    assert len(list_backups(settings)) == before + 1  # tonight's backup is reused
 
 
 def test_health_check_dag_succeeds_on_a_healthy_replica(

@@ -148,13 +148,11 @@ def test_missing_unknown_and_revoked_keys_are_401(api_url: str, settings: Settin
     for bad in ("nonsense", "lg_000000000000_" + "x" * 43):
         response = httpx.post(f"{api_url}/transactions", json=payload, headers={"X-API-Key": bad})
         assert response.status_code == 401, response.text
-    import sqlalchemy as sa
-
     from ledgerguard.db.api_keys import revoke_api_key
-    from ledgerguard.db.engines import migration_url
+    from ledgerguard.db.engines import migration_engine
 
     key = make_key(settings, "to-revoke", ("transactions:write",))
-    engine = sa.create_engine(migration_url(settings))
+    engine = migration_engine(settings)
     with engine.begin() as conn:
         revoke_api_key(conn, name_or_prefix="to-revoke")
     engine.dispose()

@@ -83,7 +83,8 @@ def heartbeat_cluster(cluster: LocalCluster) -> LocalCluster:
 
 @pytest.fixture(scope="module")
 def monitoring(settings: Settings, heartbeat_cluster: LocalCluster) -> Iterator[LocalMonitoring]:
-    """Prometheus and both exporters on free ports, scraping every second."""
+    """Prometheus and both exporters on free ports, scraping every second, and the binlog
+    archiver."""
     prometheus_port, primary_exporter, replica_exporter, airflow_port = free_ports(4)
     local = LocalMonitoring(
         settings.model_copy(
@@ -96,11 +97,15 @@ def monitoring(settings: Settings, heartbeat_cluster: LocalCluster) -> Iterator[
             }
         )
     )
+    from ledgerguard.backup.archiver import start_archiver, stop_archiver
+
     try:
+        start_archiver(local.settings)  # the backup panels and rules read its /metrics
         local.up()
         yield local
     finally:
         local.down()
+        stop_archiver(local.settings)
 
 
 @pytest.fixture(scope="module")
@@ -216,6 +221,7 @@ def test_stack_status_sees_cluster_replication_and_monitoring(monitoring: LocalM
     ):
         assert components[name]["up"], (name, components[name])
     assert components["airflow"]["up"] is False  # nothing listens on its free port
+    assert components["binlog-archive"]["address"].endswith("/metrics")  # the fixture's archiver
     assert 0 <= data["replication"]["heartbeat_lag_seconds"] < 5
     assert data["replication"]["gtid_gap"] is not None
     assert {t["job"] for t in data["prometheus"]["targets"]} >= {"mysql-primary", "mysql-replica"}

@@ -29,6 +29,8 @@ EXPECTED_ALERTS = {
     "APIDown",
     "ReplicationStatusMissing",
     "HeartbeatStale",
+    "BackupTooOld",
+    "BinlogArchiveLagging",
     "FraudScorerLagging",
 }
 

@@ -8,6 +8,7 @@ from ledgerguard.cli import (
     airflow,
     api,
     apikey,
+    backup,
     bench,
     cluster,
     db,
@@ -39,6 +40,8 @@ app.add_typer(monitoring.app, name="monitoring")
 app.add_typer(fraud.app, name="fraud")
 app.add_typer(airflow.app, name="airflow")
 app.add_typer(bench.app, name="bench")
+app.add_typer(backup.app, name="backup")
+app.command()(backup.restore)
 app.command("load")(load.load)
 app.add_typer(imports.app, name="import")
 app.command()(generate.generate)

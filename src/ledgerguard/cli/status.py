@@ -1,4 +1,5 @@
-"""`ledgerguard status`: the whole stack at a glance (cluster, replication, API, Airflow, monitoring)."""
+"""`ledgerguard status`: the whole stack at a glance (cluster, replication, API, Airflow, scorer,
+binlog archive, monitoring)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from ledgerguard.monitoring.stack import stack_status as gather_stack_status
 
 
 def stack_status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """The whole stack at a glance: cluster, replication lag, API, Airflow, monitoring.
+    """The whole stack at a glance: cluster, replication lag, API, Airflow, scorer, binlog
+    archive, monitoring.
 
     Exit code 0 when every component is up, 3 otherwise.
     """

@@ -7,7 +7,8 @@ and later restarts treat it as the primary.
 
 Safety rule: promote only a replica that provably has every committed transaction.
 
-* Old primary **up** (switchover): it is made read-only first, so nothing new commits, and the
+* Old primary **up** (switchover): it is made read-only and its event scheduler (the heartbeat
+  writer, which read_only does not stop) is switched off first, so nothing new commits, and the
   replica must reach the old primary's GTID position within the timeout; the old primary then
   follows the new one by GTID at once.
 * Old primary **running but not answering** (SIGSTOP, hung): it is *fenced* first, stopped by
@@ -173,6 +174,9 @@ def failover(
                 old, password=password, connect_timeout=bound, read_timeout=bound
             ) as conn:
                 run(conn, Statement("SET GLOBAL read_only = ON"))
+                # read_only does not stop root-defined events: the heartbeat writer would commit
+                # transactions the new primary never gets, and the old primary could not follow
+                run(conn, Statement("SET GLOBAL event_scheduler = OFF"))
                 target = executed_gtids(conn)
         except (ClusterError, pymysql.MySQLError) as exc:
             # it stopped answering between the plan and now: fence it like a stalled one
@@ -187,6 +191,7 @@ def failover(
                     if not force:
                         with admin_connection(old, password=password) as old_conn:
                             run(old_conn, Statement("SET GLOBAL read_only = OFF"))
+                            run(old_conn, Statement("SET GLOBAL event_scheduler = ON"))
                         raise
     if steps.fence:
         if not cluster.server("primary").fence(timeout=bound):

@@ -29,6 +29,8 @@ DEPLOY_DIR = Path(__file__).resolve().parents[3] / "deploy"
 #: Prometheus job names: part of the contract with the alert rules and the dashboards.
 API_JOB = "ledgerguard-api"
 SCORER_JOB = "ledgerguard-scorer"
+#: The binlog archiver's /metrics (ledgerguard.backup.metrics).
+BACKUP_JOB = "ledgerguard-backup"
 EXPORTER_JOBS: dict[Role, str] = {"primary": "mysql-primary", "replica": "mysql-replica"}
 
 #: Heartbeat flags for mysqld-exporter: pt-heartbeat's table, timestamps in UTC.
@@ -84,6 +86,7 @@ class ScrapeTargets:
 
     api: str
     scorer: str
+    backup: str
     exporters: dict[Role, str]
     databases: dict[Role, str]
     prometheus: str
@@ -100,6 +103,7 @@ def scrape_targets(settings: Settings) -> ScrapeTargets:
     return ScrapeTargets(
         api=f"{reachable_host(settings.api_host)}:{settings.api_port}",
         scorer=f"127.0.0.1:{settings.scorer_metrics_port}",
+        backup=f"{reachable_host(settings.bind_address)}:{settings.backup_metrics_port}",
         exporters={
             "primary": f"{exporter_host}:{settings.primary_exporter_port}",
             "replica": f"{exporter_host}:{settings.replica_exporter_port}",
@@ -128,6 +132,8 @@ def render_prometheus_config(
         "api_target": targets.api,
         "scorer_job": SCORER_JOB,
         "scorer_target": targets.scorer,
+        "backup_job": BACKUP_JOB,
+        "backup_target": targets.backup,
         "prometheus_target": targets.prometheus,
         "primary_job": EXPORTER_JOBS["primary"],
         "primary_exporter_target": targets.exporters["primary"],

@@ -3,8 +3,8 @@
 Every component is probed on its own with short timeouts and its failure is recorded, never
 raised: a status command must answer *especially* when things are down. Probes: the cluster
 through `LocalCluster.status()` (root over the local sockets), the replication heartbeat read on
-the replica, the API's `/ready`, Airflow's `/api/v2/monitor/health`, our monitoring processes,
-and Prometheus' own view (targets up, alerts firing).
+the replica, the API's `/ready`, Airflow's `/api/v2/monitor/health`, the streaming scorer, the
+binlog archiver, our monitoring processes, and Prometheus' own view (targets up, alerts firing).
 """
 
 from __future__ import annotations
@@ -259,14 +259,27 @@ def _scorers(settings: Settings) -> dict[str, Component]:
     return components
 
 
+def _binlog_archive(settings: Settings) -> tuple[Component, dict[str, Any]]:
+    """The binlog archiver: running, streaming the primary, and the archive's lag."""
+    from ledgerguard.backup.archiver import archive_summary, archiver_status
+
+    try:
+        archive = archiver_status(settings).to_dict()
+    except (LedgerGuardError, OSError) as exc:
+        address = f"{reachable_host(settings.bind_address)}:{settings.backup_metrics_port}"
+        return Component(False, address, _error(exc)), {}
+    return Component(archive["up"], archive["metrics_url"], archive_summary(archive)), archive
+
+
 # --- all together -------------------------------------------------------------------------------
 def stack_status(settings: Settings) -> dict[str, Any]:
     """Every component of the local stack: `{"healthy", "components", "replication", ...}`.
 
-    `components` maps a name (primary, replica, replication, api, airflow, the scorer, the
-    exporters, prometheus) to `{"up", "address", "detail"}`; `healthy` is true when all are up.
-    `replication` holds the numbers (heartbeat lag, Seconds_Behind_Master, GTID gap);
-    `prometheus` its targets and firing alerts; `cluster` the full `cluster status`.
+    `components` maps a name (primary, replica, replication, api, airflow, the scorer,
+    binlog-archive, the exporters, prometheus) to `{"up", "address", "detail"}`; `healthy` is
+    true when all are up. `replication` holds the numbers (heartbeat lag, Seconds_Behind_Master,
+    GTID gap); `binlog_archive` the archiver's state and lag; `prometheus` its targets and firing
+    alerts; `cluster` the full `cluster status`.
     """
     cluster = LocalCluster(settings)
     status, components = _cluster(settings, cluster)
@@ -274,12 +287,14 @@ def stack_status(settings: Settings) -> dict[str, Any]:
     components["api"] = _api(settings)
     components["airflow"] = _airflow(settings)
     components |= _scorers(settings)
+    components["binlog-archive"], archive = _binlog_archive(settings)
     monitoring, prometheus_view = _monitoring(settings)
     components |= monitoring
     return {
         "healthy": all(component.up for component in components.values()),
         "components": {name: component.to_dict() for name, component in components.items()},
         "replication": replication,
+        "binlog_archive": archive,
         "prometheus": prometheus_view,
         "cluster": status.to_dict() if status else None,
     }

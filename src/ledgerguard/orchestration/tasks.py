@@ -88,3 +88,38 @@ def compliance(*, start: datetime) -> dict[str, Any]:
         "ctr_users": report.ctr_users,
         "structuring_users": report.structuring_users,
     }
+
+
+def nightly_backup(*, interval_end: datetime) -> dict[str, Any]:
+    """Back up the replica once per run: a backup started at or after `interval_end` (this
+    night's, made by an earlier try or a cleared run) is reused instead of taking another."""
+    from ledgerguard.backup.catalog import list_backups
+    from ledgerguard.backup.create import create_backup
+
+    settings = Settings()
+    for backup in list_backups(settings):
+        if backup.manifest.started_at >= as_utc(interval_end):
+            return {"backup": backup.id, "gtid": backup.manifest.gtid, "reused": True}
+    manifest = create_backup(settings)
+    return {"backup": manifest.id, "gtid": manifest.gtid, "reused": False}
+
+
+def verify_nightly_backup(*, backup_id: str) -> dict[str, Any]:
+    """Restore `backup_id` into a scratch server and compare it with the replica (fails if not
+    identical); returns the counts, not the per-chunk details."""
+    from ledgerguard.backup.verify import verify_backup
+
+    result = verify_backup(Settings(), backup_id=backup_id)
+    return {key: result[key] for key in ("backup", "gtid", "compared_at_gtid", "rows", "ok")}
+
+
+def prune_backups() -> dict[str, Any]:
+    """Apply the retention settings to backups and archived binlogs."""
+    from ledgerguard.backup.retention import prune
+
+    plan = prune(Settings())
+    return {
+        "kept": len(plan.keep),
+        "deleted": plan.delete,
+        "deleted_binlogs": len(plan.delete_binlogs),
+    }

@@ -237,6 +237,18 @@ class Settings(BaseSettings):
     #: Hours of retries (exponential backoff) before an alert becomes a dead letter.
     alert_retry_hours: float = Field(24.0, gt=0, le=24 * 30)
 
+    # --- backups and point-in-time recovery (ledgerguard.backup) -----------------------------
+    #: Where backups and the binlog archive live; empty = `<LEDGERGUARD_HOME>/backups`.
+    backup_dir: Path | None = None
+    #: Retention: the newest backup of each of this many days is kept ...
+    backup_keep_daily: int = Field(7, ge=1)
+    #: ... and the newest of each of this many ISO weeks (binlogs back to the oldest kept one).
+    backup_keep_weekly: int = Field(4, ge=0)
+    #: zstd level of backup files (1 fast .. 19 small).
+    backup_zstd_level: int = Field(3, ge=1, le=19)
+    #: Port of the binlog archiver's /metrics (archive lag, newest verified backup age).
+    backup_metrics_port: int = Field(9106, ge=1, le=65535)
+
     @model_validator(mode="after")
     def _webhook_url_is_http(self) -> Settings:
         url = self.alert_webhook_url
@@ -336,6 +348,12 @@ class Settings(BaseSettings):
     def workers(self) -> int:
         """API worker processes: `api_workers`, or one per CPU core when 0."""
         return self.api_workers or os.cpu_count() or 1
+
+    @property
+    def backups_root(self) -> Path:
+        """Absolute folder of backups and the binlog archive (`backup_dir` or under home)."""
+        folder = self.backup_dir if self.backup_dir is not None else self.home / "backups"
+        return folder.expanduser().resolve()
 
     @property
     def state_dir(self) -> Path:

@@ -84,23 +84,12 @@ def loaded_rows(settings: Settings, external_prefix: str) -> int | None:
     return stored
 
 
-def bench_analysis(
-    settings: Settings,
-    rows: int,
-    *,
-    seed: int = 7,
-    days: int = 60,
-    start: date = date(2025, 1, 1),
-    wait_for_replica: bool = True,
-    history_days: int = 30,
-) -> dict[str, Any]:
-    """Load about `rows` synthetic transactions (unless already stored) and time one analysis.
+def ensure_dataset(
+    settings: Settings, rows: int, *, seed: int = 7, days: int = 60, start: date = date(2025, 1, 1)
+) -> tuple[Any, dict[str, Any]]:
+    """The benchmark data set of `rows` synthetic transactions, loaded unless already stored.
 
-    The analysed interval is every day after the first `history_days` (by default the 30 days
-    of lookback of the trailing windows), so the run reads all `rows` rows and scores about
-    half of them; with `history_days=0` it scores every one. Returns a
-    JSON-able dict: rows, import and analysis seconds, rows/s, peak RSS in MiB; with
-    `load_skipped` true (and no import figures) when the data set was already stored.
+    Returns its generator config and what loading it took (`load_skipped` when it was there).
     """
     from ledgerguard.fraud.imports.importer import import_labels, import_transactions
 
@@ -134,6 +123,28 @@ def bench_analysis(
             "labels_seconds": labelled.seconds,
             "load_skipped": False,
         }
+    return config, load
+
+
+def bench_analysis(
+    settings: Settings,
+    rows: int,
+    *,
+    seed: int = 7,
+    days: int = 60,
+    start: date = date(2025, 1, 1),
+    wait_for_replica: bool = True,
+    history_days: int = 30,
+) -> dict[str, Any]:
+    """Load about `rows` synthetic transactions (unless already stored) and time one analysis.
+
+    The analysed interval is every day after the first `history_days` (by default the 30 days
+    of lookback of the trailing windows), so the run reads all `rows` rows and scores about
+    half of them; with `history_days=0` it scores every one. Returns a
+    JSON-able dict: rows, import and analysis seconds, rows/s, peak RSS in MiB; with
+    `load_skipped` true (and no import figures) when the data set was already stored.
+    """
+    config, load = ensure_dataset(settings, rows, seed=seed, days=days, start=start)
     if wait_for_replica:
         from ledgerguard.cluster.local import LocalCluster
 

@@ -1,0 +1,354 @@
+"""`restore`: a backup plus the archived binlogs up to a moment, into a **new** cluster folder.
+
+1. the plan (`plan_restore`): the newest backup at or before the target (by its end time, or
+   by its GTID position for `--to-gtid`) from which the archive runs without gap to the target;
+   a target outside what the backups and the archive cover is refused with the covered range;
+2. the backup is unpacked into `<home>/restores/<id>/primary/` and `mariadbd` started there on a
+   free port (never the cluster's folders or ports);
+3. the archived binlogs are replayed into it with `mariadb-binlog | mariadb`, segment by
+   segment: from the backup's GTID position (exclusive) to the target, each segment up to where
+   the next one starts. `--stop-datetime` stops at the first event at or after the target
+   time: binlog times have whole-second resolution, so the second containing the target is
+   excluded entirely (never anything after the target);
+4. the server keeps running for inspection; `ledgerguard.backup.replace` makes it the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ledgerguard.backup.archive import (
+    Segment,
+    chain_start,
+    list_segments,
+)
+from ledgerguard.backup.binlog_file import covers, format_position, parse_position
+from ledgerguard.backup.catalog import BackupInfo, list_backups
+from ledgerguard.backup.errors import (
+    BackupError,
+    NoBackup,
+    OutsideRecoveryWindow,
+    RestoreRefused,
+)
+from ledgerguard.backup.scratch import scratch_spec, start_restored, unpack_backup
+from ledgerguard.backup.tools import find_tool, write_option_file
+from ledgerguard.cluster.admin import admin_connection, run
+from ledgerguard.cluster.process import LocalServer, find_binary
+from ledgerguard.cluster.replica import executed_gtids
+from ledgerguard.cluster.spec import ServerSpec
+from ledgerguard.db.dialect import Statement
+from ledgerguard.files import write_text_atomic
+from ledgerguard.settings import Settings
+from ledgerguard.utc import as_utc
+
+Progress = Callable[[str], None]
+RESTORE_INFO = "restore.json"
+FLUSH_BINARY_LOGS = Statement("FLUSH BINARY LOGS")
+
+
+def _quiet(_: str) -> None:
+    """Default progress sink."""
+
+
+@dataclass
+class ReplayStep:
+    """Replay `files` of one segment after GTID position `start`, up to `stop_gtid`/`stop_time`."""
+
+    segment: str
+    files: list[Path]
+    start: str
+    stop_gtid: str | None
+    stop_time: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "segment": self.segment,
+            "files": [p.name for p in self.files],
+            "start": self.start,
+            "stop_gtid": self.stop_gtid,
+            "stop_time": self.stop_time.isoformat() if self.stop_time else None,
+        }
+
+
+@dataclass
+class RestorePlan:
+    backup: BackupInfo
+    to_time: datetime | None
+    to_gtid: str | None
+    steps: list[ReplayStep] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backup": self.backup.id,
+            "backup_gtid": self.backup.manifest.gtid,
+            "to_time": self.to_time.isoformat() if self.to_time else None,
+            "to_gtid": self.to_gtid,
+            "replay": [step.to_dict() for step in self.steps],
+        }
+
+
+def _gap_in_chain(segments: list[Segment], first: int) -> str | None:
+    for number in range(first, len(segments) - 1):
+        following = segments[number + 1]
+        if following.gap_before or not covers(segments[number].end_state, following.start_state):
+            return (
+                f"the binlog archive has a gap between {segments[number].folder.name} (ends at "
+                f"{format_position(segments[number].end_state)}) and {following.folder.name} "
+                f"(starts at {following.start})"
+            )
+    return None
+
+
+def recovery_window(settings: Settings) -> dict[str, Any]:
+    """The earliest and latest restorable points (time and GTID), as far as the files show."""
+    backups = list_backups(settings)
+    segments = list_segments(settings)
+    usable = [
+        b for b in backups if chain_start(segments, parse_position(b.manifest.gtid)) is not None
+    ]
+    earliest = usable[-1] if usable else None
+    last_time = segments[-1].last_time() if segments else None
+    return {
+        "from_time": earliest.manifest.finished_at.isoformat() if earliest else None,
+        "from_gtid": earliest.manifest.gtid if earliest else None,
+        "to_time": last_time.isoformat() if last_time else None,
+        "to_gtid": format_position(segments[-1].end_state) if segments else None,
+        "backups": len(backups),
+        "segments": len(segments),
+    }
+
+
+def _window_text(window: dict[str, Any]) -> str:
+    if window["from_time"] is None:
+        return (
+            f"nothing is restorable yet ({window['backups']} backup(s), "
+            f"{window['segments']} archive segment(s)): a backup is restorable once the binlog "
+            "archive holds everything after its GTID position (`ledgerguard backup archive up`)"
+        )
+    return (
+        f"the backups and the binlog archive cover {window['from_time']} "
+        f"(GTID {window['from_gtid']}) to {window['to_time']} (GTID {window['to_gtid']})"
+    )
+
+
+def plan_restore(
+    settings: Settings, *, to_time: datetime | None = None, to_gtid: str | None = None
+) -> RestorePlan:
+    """What a restore to `to_time` or `to_gtid` (exactly one) replays; refused outside the window."""
+    if (to_time is None) == (to_gtid is None):
+        raise ValueError("give exactly one of to_time and to_gtid")
+    if to_time is not None:
+        to_time = as_utc(to_time)  # naive: ValueError
+    segments = list_segments(settings)
+    backups = list_backups(settings)
+    if not backups:
+        raise NoBackup("no backup exists: take one with `ledgerguard backup create`")
+    window = recovery_window(settings)
+    target = parse_position(to_gtid) if to_gtid is not None else None
+    archive_end = segments[-1].end_state if segments else {}
+    last_time = segments[-1].last_time() if segments else None
+    wanted = to_time.isoformat() if to_time else f"GTID {to_gtid}"
+    if (target is not None and not covers(archive_end, target)) or (
+        to_time is not None and (last_time is None or to_time > last_time)
+    ):
+        raise OutsideRecoveryWindow(
+            f"{wanted} is later than the newest archived transaction; {_window_text(window)}"
+        )
+    for backup in backups:  # newest first
+        position = parse_position(backup.manifest.gtid)
+        if to_time is not None and backup.manifest.finished_at > to_time:
+            continue
+        if target is not None and not covers(target, position):
+            continue
+        first = chain_start(segments, position)
+        if first is None:
+            continue
+        gap = _gap_in_chain(segments, first)
+        if gap:
+            raise OutsideRecoveryWindow(f"cannot reach {wanted}: {gap}; {_window_text(window)}")
+        plan = RestorePlan(backup=backup, to_time=to_time, to_gtid=to_gtid)
+        current = position
+        for number in range(first, len(segments)):
+            segment = segments[number]
+            following = segments[number + 1].start_state if number + 1 < len(segments) else None
+            if following is not None and covers(current, following):
+                continue  # the next segment starts at or before where we are
+            stop = following
+            if target is not None and (stop is None or covers(stop, target)):
+                stop = target
+            if stop is not None and covers(current, stop):
+                break  # the backup already holds the target
+            plan.steps.append(
+                ReplayStep(
+                    segment=segment.folder.name,
+                    files=segment.files[segment.file_for(current) :],
+                    start=format_position(current),
+                    stop_gtid=format_position(stop) if stop else None,
+                    stop_time=to_time,
+                )
+            )
+            if stop is None or stop is target:
+                break
+            current = stop
+        return plan
+    raise OutsideRecoveryWindow(
+        f"{wanted} is earlier than every usable backup; {_window_text(window)}"
+    )
+
+
+def _replay(step: ReplayStep, *, spec: ServerSpec, option_file: Path, log_file: Path) -> None:
+    """`mariadb-binlog <files> | mariadb` for one step; `BackupError` when either side fails."""
+    argv = [find_tool("mariadb-binlog"), "--no-defaults"]
+    if step.start:
+        argv.append(f"--start-position={step.start}")
+    if step.stop_gtid:
+        argv.append(f"--stop-position={step.stop_gtid}")
+    if step.stop_time:
+        argv.append(f"--stop-datetime={as_utc(step.stop_time):%Y-%m-%d %H:%M:%S}")
+    argv += [str(path) for path in step.files]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TZ": "UTC", "LANG": "C"}
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as log:
+        log.write(f"$ {' '.join(argv)} | mariadb\n".encode())
+        log.flush()
+        reader = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, env=env)
+        client = subprocess.Popen(
+            [find_tool("mariadb"), f"--defaults-file={option_file}", "--binary-mode"],
+            stdin=reader.stdout,
+            stdout=log,
+            stderr=log,
+            env=env,
+        )
+        assert reader.stdout is not None
+        reader.stdout.close()
+        client_code = client.wait()
+        reader_code = reader.wait()
+    if reader_code or client_code:
+        raise BackupError(
+            f"replaying {step.segment} failed (mariadb-binlog exit {reader_code}, mariadb exit "
+            f"{client_code}); see {log_file}"
+        )
+
+
+@dataclass
+class RestoreResult:
+    folder: Path
+    port: int
+    socket: Path
+    gtid: str
+    plan: RestorePlan
+    unpack_seconds: float = 0.0
+    replay_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "folder": str(self.folder),
+            "port": self.port,
+            "socket": str(self.socket),
+            "gtid": self.gtid,
+            "plan": self.plan.to_dict(),
+            "unpack_seconds": round(self.unpack_seconds, 2),
+            "replay_seconds": round(self.replay_seconds, 2),
+        }
+
+
+def restore_folder_spec(settings: Settings, folder: Path, *, port: int | None = None) -> ServerSpec:
+    """The restored server of `folder` (its primary/ subfolder), server_id 1 as a primary's.
+
+    Configured like a replica: read-only for everyone but root (who replays), and without the
+    event scheduler, so a replayed `ALTER EVENT ... ENABLE` (the heartbeat writer after a
+    failover) cannot start writing transactions of its own between replayed ones.
+    """
+    return scratch_spec(settings, folder / "primary", role="replica", server_id=1, port=port)
+
+
+def restore(
+    settings: Settings,
+    *,
+    to_time: datetime | None = None,
+    to_gtid: str | None = None,
+    folder: Path | None = None,
+    progress: Progress = _quiet,
+) -> RestoreResult:
+    """Restore into a new folder (see module docstring); the restored server keeps running."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder = (folder or settings.state_dir / "restores" / stamp).expanduser().resolve()
+    for running in (settings.state_dir / "primary", settings.state_dir / "replica"):
+        if folder == running or running in folder.parents or folder in running.parents:
+            raise RestoreRefused(
+                f"{folder} overlaps the cluster's {running}: choose another folder"
+            )
+    if folder.exists() and any(folder.iterdir()):
+        raise RestoreRefused(f"{folder} exists and is not empty: choose a new folder")
+    plan = plan_restore(settings, to_time=to_time, to_gtid=to_gtid)
+    spec = restore_folder_spec(settings, folder)
+    progress(f"unpacking backup {plan.backup.id} (GTID {plan.backup.manifest.gtid}) into {folder}")
+    began = time.monotonic()
+    unpack_backup(plan.backup.folder, plan.backup.manifest, spec.datadir)
+    server = start_restored(settings, spec)
+    unpacked = time.monotonic()
+    password = settings.mysql_root_password.get_secret_value()
+    option_file = folder / "client.cnf"
+    write_option_file(
+        option_file, "client", {"user": "root", "password": password, "socket": spec.socket}
+    )
+    try:
+        for step in plan.steps:
+            progress(
+                f"replaying {len(step.files)} archived binlog file(s) of {step.segment} after "
+                f"{step.start or 'the start'}"
+            )
+            _replay(step, spec=spec, option_file=option_file, log_file=folder / "replay.log")
+        with admin_connection(spec, password=password) as conn:
+            # a new binlog file that starts at the restored position: a later archive segment
+            # of this server begins exactly here
+            run(conn, FLUSH_BINARY_LOGS)
+            gtid = executed_gtids(conn)
+    except BaseException:
+        server.stop(root_password=password)
+        raise
+    finally:
+        option_file.unlink(missing_ok=True)
+    result = RestoreResult(
+        folder=folder,
+        port=spec.port,
+        socket=spec.socket,
+        gtid=gtid,
+        plan=plan,
+        unpack_seconds=unpacked - began,
+        replay_seconds=time.monotonic() - unpacked,
+    )
+    write_text_atomic(
+        folder / RESTORE_INFO, json.dumps(result.to_dict(), indent=2, default=str) + "\n"
+    )
+    progress(f"restored to GTID {gtid}; mariadbd runs on 127.0.0.1:{spec.port} ({spec.socket})")
+    return result
+
+
+def restored_server(settings: Settings, folder: Path) -> LocalServer:
+    """The server of a restore folder (running or not), from its recorded port."""
+    info = json.loads((folder / RESTORE_INFO).read_text())
+    spec = restore_folder_spec(settings, folder, port=int(info["port"]))
+    return LocalServer(
+        spec,
+        mariadbd=find_binary(settings.mariadbd_path),
+        install_db=find_binary(settings.install_db_path),
+    )
+
+
+def stop_restored(settings: Settings, folder: Path) -> bool:
+    """Stop the server of a restore folder; True if it was running."""
+    try:
+        return restored_server(settings, folder).stop(
+            root_password=settings.mysql_root_password.get_secret_value()
+        )
+    except FileNotFoundError:
+        raise RestoreRefused(f"{folder} is not a restore folder (no {RESTORE_INFO})") from None
