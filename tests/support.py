@@ -75,6 +75,8 @@ def make_settings(home: Path, **overrides: object) -> Settings:
         "reports_dir": home / "reports",
         "web_page_size": 5,  # the queue's keyset pages show up with a few alerts
         "web_login_attempts_per_minute": 1000,  # many logins from 127.0.0.1 in the suite
+        # the model store of the test home, never the working directory's `models/`
+        "fraud": {"model_store_dir": home / "models"},
         **TEST_SECRETS,
     }
     values.update(overrides)

@@ -121,12 +121,38 @@ def test_train_prints_both_average_precisions_and_writes_the_model(
     args = ["--rows", "30000", "--days", "30", "--seed", "4", "--out", str(tmp_path)]
     assert runner.invoke(app, ["generate", *args, "--name", "tr"], env=env).exit_code == 0
     files = [str(tmp_path / "tr_transactions.csv"), str(tmp_path / "tr_labels.csv")]
-    model = tmp_path / "m" / "model.joblib"
-    result = runner.invoke(app, ["fraud", "train", *files, "--out", str(model), "--json"], env=env)
+    store = tmp_path / "m"
+    result = runner.invoke(
+        app, ["fraud", "train", *files, "--store", str(store), "--json"], env=env
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["test_frauds"] > 0 and model.exists()
+    assert report["test_frauds"] > 0 and (store / report["version"] / "model.joblib").exists()
+    assert (store / report["version"] / "card.json").exists()
     assert 0 < report["average_precision_model"] <= 1
     assert 0 < report["average_precision_rules"] <= 1
-    too_long = runner.invoke(app, ["fraud", "train", *files, "--test-days", "40"], env=env)
+    too_long = runner.invoke(
+        app, ["fraud", "train", *files, "--store", str(store), "--test-days", "40"], env=env
+    )
     assert too_long.exit_code == 1 and "needs frauds and legitimate rows" in too_long.output
+
+
+def test_backtest_names_an_unknown_parameter_and_prints_both_configurations(
+    healthy_cluster: LocalCluster, settings: Settings, env: dict[str, str], tmp_path: Path
+):
+    draft = tmp_path / "draft.json"
+    draft.write_text('{"anomaly_ratoi": 4}')
+    interval = ["fraud", "backtest", "--start", "2025-02-05", "--end", "2025-02-06"]
+    refused = runner.invoke(app, [*interval, "--params", str(draft)], env=env)
+    assert refused.exit_code == 1 and "unknown parameter anomaly_ratoi" in refused.output
+    draft.write_text('{"anomaly_ratio": 4}')
+    result = runner.invoke(
+        app, [*interval, "--params", str(draft), "--model", "none", "--json"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["draft"]["model_version"] is None
+    assert figures["current"]["analysed"] == figures["draft"]["analysed"]
+    assert set(figures["current"]["rules"]) >= {"large_amount", "terminal_risk"}
+    unknown = runner.invoke(app, [*interval, "--model", "0042"], env=env)
+    assert unknown.exit_code == 1 and "no model version '0042'" in unknown.output

@@ -18,7 +18,9 @@ import sqlalchemy as sa
 from ledgerguard.cluster.local import LocalCluster
 from ledgerguard.db.engines import writer_engine
 from ledgerguard.db.tables import fraud_labels, fraud_scores
-from ledgerguard.fraud.engine.model import train_model
+from ledgerguard.fraud import model_store
+from ledgerguard.fraud.backtest import NO_MODEL, backtest, params_from_file
+from ledgerguard.fraud.engine.model import TrainingError, train_model
 from ledgerguard.fraud.errors import FraudAnalysisError, ImportRejected
 from ledgerguard.fraud.evaluate import evaluate, scores_from_database
 from ledgerguard.fraud.imports.importer import import_labels, import_transactions
@@ -26,6 +28,7 @@ from ledgerguard.fraud.pipeline import AnalysisResult, analyze_interval, merge_r
 from ledgerguard.fraud.reader import ReplicaReader, wait_for_replica
 from ledgerguard.fraud.reports.compliance import compliance_report
 from ledgerguard.fraud.synthetic import SyntheticConfig, generate, write_dataset
+from ledgerguard.fraud.training import train_from_replica
 from ledgerguard.settings import Settings
 from tests.support import api_conn, replica_sql_thread_stopped
 
@@ -350,21 +353,71 @@ def test_a_file_of_many_chunks_is_checked_in_a_child_and_refused_whole(
         assert cursor.fetchall() == ((None,),)  # a literal backslash-N id, a NULL terminal
 
 
-def test_a_trained_model_joins_the_nightly_score(
+def _model_versions(settings: Settings) -> set[str | None]:
+    with api_conn(settings) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT model_version FROM fraud_scores "
+            "WHERE occurred_at >= %s AND occurred_at < %s AND user_id >= %s",
+            (START.replace(tzinfo=None), END.replace(tzinfo=None), OFFSET),
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def test_a_promoted_model_joins_the_nightly_score_and_is_named_on_each_verdict(
     first_run: AnalysisResult, loaded: Loaded, settings: Settings, tmp_path: Path
 ):
     transactions = pd.read_csv(loaded.transactions, dtype=str, keep_default_na=False)
     labels = pd.read_csv(loaded.labels, dtype={"external_id": str}, keep_default_na=False)
-    model_path = tmp_path / "fraud.joblib"
-    train_model(transactions, labels, out=model_path, test_days=10)
-    fraud = settings.fraud.model_copy(update={"model_path": model_path})
+    store = tmp_path / "models"
+    report = train_model(transactions, labels, store=store, test_days=10, promote=False)
+    model_store.promote(store, report.version)  # whatever the gate said: this test needs one
+    fraud = settings.fraud.model_copy(update={"model_store_dir": store})
     try:
         scored = analyze_interval(
             settings.model_copy(update={"fraud": fraud}), start=START, end=END
         )
+        assert _model_versions(settings) == {report.version}
         rules_only = analyze_interval(settings, start=START, end=END)
         assert "model" in scored.counts_by_rule and "model" not in rules_only.counts_by_rule
         assert scored.analysed == rules_only.analysed
-        assert scored.flagged >= rules_only.flagged  # one more signal only raises scores
+        assert _model_versions(settings) == {None}
     finally:  # the verdicts of the rules alone again, for whatever runs next
         analyze_interval(settings, start=START, end=END)
+
+
+def test_the_platform_trains_from_the_replica_and_gates_the_promotion(
+    first_run: AnalysisResult, settings: Settings, tmp_path: Path
+):
+    store = tmp_path / "models"
+    report = train_from_replica(
+        settings, until=datetime(2025, 2, 17, tzinfo=UTC), days=40, test_days=10, store=store
+    )
+    # labels of the last 7 days before `until` are not known yet: training stops before them
+    assert report.test_since == "2025-01-31T00:00:00+00:00"
+    assert report.test_frauds > 0 and report.train_rows > report.test_rows > 0
+    card = model_store.card(store, report.version)
+    assert card["validation_interval"][1] == "2025-02-10T00:00:00+00:00"
+    assert report.promoted == (model_store.promoted(store) == report.version)
+    assert report.promoted == (report.average_precision_combined > report.average_precision_rules)
+    with pytest.raises(TrainingError, match="no transactions on the replica"):
+        train_from_replica(settings, until=datetime(1990, 1, 1, tzinfo=UTC), store=store)
+
+
+def test_a_backtest_writes_nothing_and_compares_a_draft_with_the_current_rules(
+    first_run: AnalysisResult, settings: Settings, tmp_path: Path
+):
+    before = _scores(settings)
+    draft_file = tmp_path / "draft.json"
+    draft_file.write_text('{"large_amount_usd": "100000"}')
+    draft = params_from_file(draft_file, settings.fraud)
+    result = backtest(settings, start=START, end=END, params=draft, model_version=NO_MODEL)
+    assert _scores(settings) == before
+    current, drafted = result["current"], result["draft"]
+    # (other tests of this module add rows to the day after `first_run`)
+    assert current["analysed"] == drafted["analysed"] >= first_run.analysed
+    assert current["rules"]["large_amount"]["fired"] >= first_run.counts_by_rule["large_amount"]
+    assert drafted["rules"]["large_amount"]["fired"] == 0
+    assert 0 <= current["precision"] <= 1 and current["frauds"] > 0
+    draft_file.write_text('{"large_amount_usdd": 1, "anomaly_ratio": 4}')
+    with pytest.raises(FraudAnalysisError, match="unknown parameter large_amount_usdd"):
+        params_from_file(draft_file, settings.fraud)

@@ -12,6 +12,7 @@ import pytest
 from ledgerguard.db.dialect import Flavour
 from ledgerguard.fraud.engine.features import TX_DTYPES, TerminalHistory
 from ledgerguard.fraud.engine.scoring import score_frame
+from ledgerguard.fraud.store import verdict_rows
 from ledgerguard.money import FxRates
 from ledgerguard.realtime.position import GtidPosition
 from ledgerguard.realtime.scorer import _fraud_change
@@ -118,3 +119,33 @@ def test_a_back_dated_or_replayed_transaction_is_scored_once_and_kept_once():
     again = state.score(_frame([(1, 7, 1, now, 20_0000)]))  # a replay after a restart
     assert 1 in again.rows["transaction_id"].tolist()
     assert state.transactions == 1  # the old one is outside the window, the replay not added
+
+
+class _StoredModel:
+    """A stand-in for a model store version: no fraud anywhere, version "0007"."""
+
+    threshold = None
+    version = "0007"
+
+    def probability(self, data: pd.DataFrame) -> np.ndarray:
+        return np.zeros(len(data))
+
+
+def test_stream_verdicts_name_the_model_version_like_the_nightly_ones():
+    params = FraudParameters()
+    state = OnlineState(
+        params,
+        partition=Partition(),
+        terminals=TerminalCounts.empty(params),
+        fx=FxRates(),
+        model=_StoredModel(),
+    )
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    batch = state.score(_frame([(1, 7, 1, now, 20_0000)]))
+    (row,) = verdict_rows(batch.rows, analysed_at=now, source="realtime")
+    assert row["model_version"] == "0007"
+    rules_only = OnlineState(
+        params, partition=Partition(), terminals=TerminalCounts.empty(params), fx=FxRates()
+    ).score(_frame([(1, 7, 1, now, 20_0000)]))
+    (row,) = verdict_rows(rules_only.rows, analysed_at=now, source="realtime")
+    assert row["model_version"] is None

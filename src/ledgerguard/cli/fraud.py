@@ -4,7 +4,7 @@ Airflow DAGs). Imports are `ledgerguard import ...` (`cli/imports.py`), syntheti
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -24,7 +24,7 @@ from ledgerguard.errors import LedgerGuardError
 from ledgerguard.utc import utc_midnight
 
 app = typer.Typer(
-    help="Fraud analysis on the replica: analyze, compliance, evaluate, train.",
+    help="Fraud analysis on the replica: analyze, compliance, evaluate, train, backtest.",
     no_args_is_help=True,
 )
 
@@ -105,11 +105,22 @@ def evaluate(
         Path,
         typer.Argument(exists=True, dir_okay=False, help="external_id,is_fraud[,pattern] CSV."),
     ],
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"], help="Score from this day on (earlier days feed the windows)."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model version of the store ('none': rules alone; default: promoted)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Precision, recall and average precision per pattern of a labelled data set (in memory)."""
     import pandas as pd
 
+    from ledgerguard.fraud.backtest import choose_model
     from ledgerguard.fraud.evaluate import evaluate as evaluate_frame
     from ledgerguard.fraud.evaluate import score_in_memory
 
@@ -117,7 +128,7 @@ def evaluate(
     frame = pd.read_csv(transactions, dtype=str, keep_default_na=False)
     label_frame = pd.read_csv(labels, dtype={"external_id": str}, keep_default_na=False)
     moments = pd.to_datetime(frame["occurred_at"], utc=True, format="ISO8601")
-    start = utc_midnight(moments.min().to_pydatetime(), assume_utc=True)
+    start = utc_midnight(since or moments.min().to_pydatetime(), assume_utc=True)
     end = moments.max().to_pydatetime()
     try:
         scored = score_in_memory(
@@ -126,6 +137,7 @@ def evaluate(
             start=start,
             end=utc_midnight(end, assume_utc=True) + timedelta(days=1),
             params=settings.fraud,
+            model=choose_model(settings.fraud, model),
         )
     except (LedgerGuardError, KeyError, ValueError) as exc:
         abort(f"cannot evaluate {transactions}: {exc}")
@@ -143,40 +155,151 @@ def evaluate(
 def train(
     ctx: typer.Context,
     transactions: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="Import-format CSV.")
-    ],
+        Path | None,
+        typer.Argument(
+            exists=True, dir_okay=False, help="Import-format CSV (default: read the replica)."
+        ),
+    ] = None,
     labels: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="external_id,is_fraud CSV.")
-    ],
-    out: Annotated[Path, typer.Option(help="Where to write the model (joblib).")] = Path(
-        "models/fraud_model.joblib"
-    ),
+        Path | None,
+        typer.Argument(exists=True, dir_okay=False, help="external_id,is_fraud CSV."),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"], help="Replica training: labels known by this day (default today)."
+        ),
+    ] = None,
+    days: Annotated[
+        int | None,
+        typer.Option(
+            min=2,
+            help="Replica training: days of history (LEDGERGUARD_FRAUD__MODEL_TRAINING_DAYS).",
+        ),
+    ] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(help="Model store folder (default LEDGERGUARD_FRAUD__MODEL_STORE_DIR)."),
+    ] = None,
     test_days: Annotated[
         int, typer.Option(min=1, help="Last days held out to judge the model (a time split).")
     ] = 7,
+    promote: Annotated[
+        bool, typer.Option(help="Promote the new version when it passes the gate.")
+    ] = True,
     as_json: JsonFlag = False,
 ) -> None:
-    """Train a model on the engine's window features; compare it with the rules on held-out days."""
+    """Train a model version on the engine's window features (from the replica's transactions
+    and labels, or from CSV files); promote it if it beats the rules alone and the promoted
+    version on the held-out days."""
     import pandas as pd
 
     from ledgerguard.fraud.engine.model import train_model
+    from ledgerguard.fraud.training import train_from_replica
 
     settings = settings_of(ctx)
-    frame = pd.read_csv(transactions, dtype=str, keep_default_na=False)
-    label_frame = pd.read_csv(labels, dtype={"external_id": str}, keep_default_na=False)
+    if (transactions is None) != (labels is None):
+        abort("give both TRANSACTIONS and LABELS files, or neither (then the replica is read)")
     try:
         with err_console.status("building features and training"):
-            report = train_model(
-                frame, label_frame, out=out, params=settings.fraud, test_days=test_days
-            )
+            if transactions is not None and labels is not None:
+                report = train_model(
+                    pd.read_csv(transactions, dtype=str, keep_default_na=False),
+                    pd.read_csv(labels, dtype={"external_id": str}, keep_default_na=False),
+                    store=store,
+                    params=settings.fraud,
+                    test_days=test_days,
+                    promote=promote,
+                )
+            else:
+                report = train_from_replica(
+                    settings,
+                    until=utc_midnight(until or datetime.now(UTC), assume_utc=True),
+                    days=days,
+                    test_days=test_days,
+                    store=store,
+                    promote=promote,
+                )
     except (LedgerGuardError, KeyError, ValueError) as exc:
-        abort(f"cannot train on {transactions}: {exc}")
+        abort(f"cannot train: {exc}")
     if as_json:
         print_json(report.to_dict())
         return
     say(
         f"trained on {report.train_rows:,} rows, judged on {report.test_rows:,} "
         f"({report.test_frauds:,} frauds) since {report.test_since}: average precision "
-        f"model {report.average_precision_model:.3f}, rules {report.average_precision_rules:.3f}; "
-        f"model written to {report.model_path}"
+        f"rules {report.average_precision_rules:.3f}, rules + model "
+        f"{report.average_precision_combined:.3f}; flag threshold {report.threshold:.4f} "
+        f"(precision {report.validation_precision:.3f}, recall {report.validation_recall:.3f}); "
+        f"version {report.version} in {report.model_path}; {report.promotion_reason}"
     )
+
+
+@app.command()
+def backtest(
+    ctx: typer.Context,
+    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="First day (UTC).")],
+    end: Annotated[
+        datetime, typer.Option(formats=["%Y-%m-%d"], help="Day after the last one (UTC).")
+    ],
+    params: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="Draft parameters: a JSON object of FraudParameters."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Draft model version of the store ('none': rules alone; default: promoted)."
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Score a past interval on the replica with a draft configuration beside the current one;
+    precision, recall, average precision overall and per rule. Writes nothing."""
+    from ledgerguard.fraud.backtest import backtest as run_backtest
+    from ledgerguard.fraud.backtest import params_from_file
+
+    settings = settings_of(ctx)
+    try:
+        draft = params_from_file(params, settings.fraud) if params is not None else None
+        with err_console.status("scoring the interval twice (nothing is written)"):
+            result = run_backtest(
+                settings,
+                start=utc_midnight(start, assume_utc=True),
+                end=utc_midnight(end, assume_utc=True),
+                params=draft,
+                model_version=model,
+            )
+    except LedgerGuardError as exc:
+        abort(f"cannot backtest: {exc}")
+    if as_json:
+        print_json(result)
+        return
+    table = Table("", "current", "draft", title=f"backtest {result['start']} .. {result['end']}")
+    current, drafted = result["current"], result["draft"]
+    for key in (
+        "model_version",
+        "analysed",
+        "frauds",
+        "flagged",
+        "precision",
+        "recall",
+        "average_precision",
+    ):
+        table.add_row(key, _cell(current[key]), _cell(drafted[key]))
+    for rule in sorted(set(current["rules"]) | set(drafted["rules"])):
+        for key in ("fired", "precision", "recall"):
+            table.add_row(
+                f"{rule} {key}",
+                _cell(current["rules"].get(rule, {}).get(key)),
+                _cell(drafted["rules"].get(rule, {}).get(key)),
+            )
+    err_console.print(table)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)

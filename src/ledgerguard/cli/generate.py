@@ -20,9 +20,27 @@ def generate(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 0,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("data"),
     name: Annotated[str, typer.Option(help="File name prefix.")] = "synthetic",
+    terminals_per_customer: Annotated[
+        float, typer.Option(min=0.01, help="Terminals per customer (the Handbook's own: 2).")
+    ] = 0.5,
+    label_delay_days: Annotated[
+        int, typer.Option(min=0, help="Days between a payment and its label (labelled_at).")
+    ] = 7,
+    terminal_compromise_days: Annotated[
+        int, typer.Option(min=1, help="How long a compromised terminal stays compromised.")
+    ] = 28,
+    card_compromise_days: Annotated[
+        int, typer.Option(min=1, help="How long a compromised card is misused.")
+    ] = 14,
+    fraud_scale: Annotated[
+        float, typer.Option(min=0.0, help="Multiplies the rate of every fraud pattern.")
+    ] = 1.0,
 ) -> None:
-    """Write a synthetic labelled data set: `<name>_transactions.csv` + `<name>_labels.csv`."""
+    """Write a synthetic labelled data set: `<name>_transactions.csv`, `<name>_labels.csv` (with
+    `labelled_at`) and `<name>_events.csv` (each pattern instance with its start and end)."""
     from ledgerguard.fraud.synthetic import (
+        RATE_FIELDS,
+        SyntheticConfig,
         config_for_rows,
         write_dataset,
     )
@@ -30,7 +48,18 @@ def generate(
         generate as generate_data,
     )
 
-    config = config_for_rows(rows, days=days, start=start.date(), seed=seed)
+    base = SyntheticConfig()
+    config = config_for_rows(
+        rows,
+        terminals_per_customer=terminals_per_customer,
+        days=days,
+        start=start.date(),
+        seed=seed,
+        label_delay_days=label_delay_days,
+        terminal_compromise_days=terminal_compromise_days,
+        card_compromise_days=card_compromise_days,
+        **{name: getattr(base, name) * fraud_scale for name in RATE_FIELDS},
+    )
     data = generate_data(config)
     tx_path, labels_path = write_dataset(data, out, name=name)
     say(f"{len(data.transactions)} transactions → {tx_path}")

@@ -42,6 +42,7 @@ _SCORE_COLUMNS = (
     "reasons",
     "interval_start",
     "interval_end",
+    "model_version",
 )
 #: The nightly run's upsert: it always wins (`source` becomes `nightly`), and leaves the
 #: `realtime_*` columns as they were.

@@ -146,6 +146,8 @@ fraud_scores = sa.Table(
     sa.Column("realtime_flagged", sa.Boolean, nullable=True),
     sa.Column("realtime_rule_ids", sa.String(255), nullable=True),
     sa.Column("realtime_scored_at", UTC_TIME, nullable=True),
+    # The model store version that scored the row (NULL: the rules alone).
+    sa.Column("model_version", sa.String(32), nullable=True),
     sa.Index("ix_fraud_scores_occurred_at", "occurred_at"),
     # GET /alerts: flagged rows, newest (largest id) first
     sa.Index("ix_fraud_scores_flagged", "flagged", "transaction_id"),

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -28,11 +30,15 @@ from ledgerguard.db.engines import analytics_engine
 from ledgerguard.fraud.engine.features import TerminalHistory, terminal_days
 from ledgerguard.fraud.engine.frame import engine_frame
 from ledgerguard.fraud.engine.metrics import average_precision
-from ledgerguard.fraud.engine.scoring import score_frame
+from ledgerguard.fraud.engine.rules import RULE_IDS
+from ledgerguard.fraud.engine.scoring import MODEL_SIGNAL, score_frame
 from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings
 from ledgerguard.settings.fraud import FraudParameters
 from ledgerguard.utc import to_us, utc_naive
+
+if TYPE_CHECKING:
+    from ledgerguard.fraud.engine.model import FraudModel
 
 OVERALL = "overall"
 
@@ -69,6 +75,55 @@ def evaluate(frame: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def configuration_metrics(
+    analysed_ids: np.ndarray, stored: pd.DataFrame, fraud_ids: np.ndarray
+) -> dict[str, Any]:
+    """Overall and per-rule figures of one configuration on one interval.
+
+    `analysed_ids`: every transaction of the interval; `stored`: the verdict rows the
+    configuration would store (`transaction_id, score, flagged, rule_ids`); `fraud_ids`: the
+    confirmed frauds. Per rule, `precision` is the share of fraud among the rows it fired on
+    and `recall` the share of all frauds it fired on.
+    """
+    is_fraud = np.isin(analysed_ids, fraud_ids)
+    position = pd.Series(np.arange(len(analysed_ids)), index=analysed_ids)
+    rows = position.reindex(stored["transaction_id"].to_numpy()).to_numpy()
+    keep = ~np.isnan(rows)
+    rows = rows[keep].astype(np.int64)
+    score = np.zeros(len(analysed_ids))
+    flagged = np.zeros(len(analysed_ids), dtype=bool)
+    score[rows] = stored["score"].to_numpy(dtype=float)[keep]
+    flagged[rows] = stored["flagged"].to_numpy(dtype=bool)[keep]
+    frauds = int(is_fraud.sum())
+    hits = int((flagged & is_fraud).sum())
+    per_rule = {}
+    rule_ids = stored["rule_ids"].to_numpy()[keep]
+    for rule in (*RULE_IDS, MODEL_SIGNAL):
+        fired_rows = rows[np.array([rule in ids.split(",") for ids in rule_ids], dtype=bool)]
+        fired, true = len(fired_rows), int(is_fraud[fired_rows].sum())
+        if rule == MODEL_SIGNAL and fired == 0:
+            continue
+        per_rule[rule] = {
+            "fired": fired,
+            "frauds": true,
+            "precision": _ratio(true, fired),
+            "recall": _ratio(true, frauds),
+        }
+    return {
+        "analysed": len(analysed_ids),
+        "frauds": frauds,
+        "flagged": int(flagged.sum()),
+        "precision": _ratio(hits, int(flagged.sum())),
+        "recall": _ratio(hits, frauds),
+        "average_precision": round(average_precision(is_fraud, score), 4) if frauds else None,
+        "rules": per_rule,
+    }
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
 def score_in_memory(
     transactions: pd.DataFrame,
     labels: pd.DataFrame,
@@ -77,12 +132,13 @@ def score_in_memory(
     end: datetime,
     params: FraudParameters | None = None,
     fx: FxRates | None = None,
+    model: FraudModel | None = None,
 ) -> pd.DataFrame:
     """Run the engine on a labelled data set in memory; one row per transaction in [start, end).
 
     Labels feed `terminal_risk` exactly as `fraud_labels` does in the pipeline (only labels of
     transactions older than the label delay count), and are joined to the verdicts for
-    `evaluate`.
+    `evaluate`. A transaction the pipeline would not store gets score 0, as in `fraud_scores`.
     """
     params = params or FraudParameters()
     frame = engine_frame(transactions, fx or FxRates())
@@ -92,14 +148,16 @@ def score_in_memory(
         terminal_days(frame[frame["ts_us"] < to_us(end)], fraud_ids.to_numpy())
     )
     scores = score_frame(
-        frame.drop(columns="external_id"),
-        history,
-        params,
-        start=start,
-        end=end,
-        store_all=True,
+        frame.drop(columns="external_id"), history, params, start=start, end=end, model=model
     ).rows
-    result = scores.merge(labelled, on="transaction_id", how="left")
+    ts = frame["ts_us"].to_numpy()
+    inside = frame.loc[(ts >= to_us(start)) & (ts < to_us(end)), ["transaction_id"]]
+    result = inside.merge(scores, on="transaction_id", how="left").merge(
+        labelled, on="transaction_id", how="left"
+    )
+    result["score"] = result["score"].fillna(0.0)
+    result["flagged"] = result["flagged"].fillna(False).astype(bool)
+    result["rule_ids"] = result["rule_ids"].fillna("")
     result["is_fraud"] = result["is_fraud"].fillna(0).astype(int)
     result["pattern"] = result["pattern"].fillna("") if "pattern" in result else ""
     return result

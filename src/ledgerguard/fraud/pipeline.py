@@ -47,6 +47,7 @@ from ledgerguard.fraud.reports.fraud_report import write_fraud_reports
 from ledgerguard.fraud.store import upsert_scores
 from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings
+from ledgerguard.settings.fraud import FraudParameters
 from ledgerguard.utc import utc_midnight
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ def analyze_interval(
         days=params.label_delay_days + max(params.terminal_feature_windows)
     )
     terminal_until = utc_midnight(end) + timedelta(days=1) - timedelta(days=params.label_delay_days)
-    model = configured_model(params.model_path)
+    model = model_of(params)
     wait_for_replica(settings)
     writer = writer_engine(settings)
     try:
@@ -206,17 +207,23 @@ def merge_reports(settings: Settings, *, start: datetime, end: datetime) -> Repo
     return ReportPaths(report_path=report_path, details_path=details_path, flagged=flagged)
 
 
-def configured_model(path: Path | None) -> FraudModel | None:
-    """The trained model of `LEDGERGUARD_FRAUD__MODEL_PATH`, read once per run (None: rules only).
+def model_of(params: FraudParameters) -> FraudModel | None:
+    """The model of a run, read once: `LEDGERGUARD_FRAUD__MODEL_PATH` when set, else the
+    promoted version of the model store; None (the rules alone) when neither exists.
 
-    The streaming scorer loads it the same way, so both score with the same model.
+    The streaming scorer loads it the same way, so stream and nightly score with the same model.
     """
-    if path is None:
+    from ledgerguard.fraud.model_store import promoted
+
+    version = promoted(params.model_store_dir)
+    if params.model_path is None and version is None:
         return None
     from ledgerguard.fraud.engine.model import FraudModel, TrainingError
 
     try:
-        return FraudModel.load(path)
+        if params.model_path is not None:
+            return FraudModel.load(params.model_path)
+        return FraudModel.from_store(params.model_store_dir, version or "")
     except TrainingError as exc:
         raise FraudAnalysisError(str(exc)) from exc
 

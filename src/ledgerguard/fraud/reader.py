@@ -98,6 +98,13 @@ _TERMINAL_FRAUD_SQL = (
     "WHERE l.is_fraud = 1 AND t.occurred_at >= %s AND t.occurred_at < %s "
     "AND t.terminal_id IS NOT NULL GROUP BY t.terminal_id, day) AS per_day"
 )
+#: Transactions of [since, until) confirmed as fraud by labels known before `known_by`
+#: (labelled_at NULL: known since it was imported): a model's target, a backtest's truth.
+_FRAUD_IDS_SQL = (
+    "SELECT l.transaction_id FROM fraud_labels l JOIN transactions t ON t.id = l.transaction_id "
+    "WHERE l.is_fraud = 1 AND t.occurred_at >= %s AND t.occurred_at < %s "
+    "AND (l.labelled_at IS NULL OR l.labelled_at < %s)"
+)
 #: Longest day list of one terminal: 2^31 bytes, ~300M transactions in a window (the server
 #: still stops at `max_allowed_packet`, which `terminal_days` detects and reports).
 _GROUP_CONCAT_MAX_LEN = 2**31
@@ -341,6 +348,14 @@ class ReplicaReader:
         if buckets > 1:
             query = query.where(fraud_scores.c.user_id % buckets == bucket)
         return np.fromiter(self._core().execute(query).scalars(), dtype=np.int64)
+
+    def fraud_ids(self, *, since: datetime, until: datetime, known_by: datetime) -> np.ndarray:
+        """Ids of transactions in [since, until) labelled fraud before `known_by`."""
+        with self._cursor() as cursor:
+            cursor.execute(
+                _FRAUD_IDS_SQL, (utc_naive(since), utc_naive(until), utc_naive(known_by))
+            )
+            return np.fromiter((row[0] for row in cursor.fetchall()), dtype=np.int64)
 
     def report_rows(self, *, start: datetime, end: datetime) -> list[sa.Row[Any]]:
         """Flagged or unconverted verdicts of transactions in [start, end), by transaction id."""

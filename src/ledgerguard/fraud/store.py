@@ -54,6 +54,7 @@ def verdict_rows(verdicts: pd.DataFrame, **columns: Any) -> list[dict[str, Any]]
         flagged,
         rule_ids,
         reasons,
+        model_version,
     ) in verdicts[list(VERDICT_COLUMNS)].itertuples(index=False, name=None):
         occurred_at = from_us(ts_us)
         row = {
@@ -67,6 +68,8 @@ def verdict_rows(verdicts: pd.DataFrame, **columns: Any) -> list[dict[str, Any]]
             "flagged": bool(flagged),
             "rule_ids": rule_ids,
             "reasons": reasons,
+            # the model store version that scored the row; None (NULL): the rules alone
+            "model_version": model_version,
         }
         if "interval_start" not in columns:
             day = occurred_at.replace(hour=0, minute=0, second=0, microsecond=0)

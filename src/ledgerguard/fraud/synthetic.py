@@ -12,10 +12,16 @@ Fraud patterns, each labelled with `is_fraud=1` and its `pattern` name:
 * `large_amount`: single payments worth 10,000.01-60,000 USD, some in EUR/GBP.
 * `structuring`: 2-5 payments of 9,000-9,990 USD-equivalent by one customer within 1-48 h.
 * `card_testing`: 6-25 charges of 0.50-5.00 USD within 2-20 minutes on random terminals.
-* `spending_anomaly`: compromised customers; over 14 days a third of their payments are
-  multiplied by 4-10 (Handbook scenario 3, with a random factor).
-* `terminal_compromise`: compromised terminals; every payment on them for 28 days is fraud
-  (Handbook scenario 2).
+* `spending_anomaly`: compromised cards; for `card_compromise_days` (14) a share
+  (`card_compromise_share`, a third) of their payments are multiplied by 4-10 (Handbook
+  scenario 3, with a random factor).
+* `terminal_compromise`: compromised terminals; every payment on them for
+  `terminal_compromise_days` (28) is fraud (Handbook scenario 2). Nothing in the payments
+  themselves shows it: only the labels, which arrive late, and what the cards do elsewhere.
+
+Every pattern instance has a start and an end (`SyntheticData.events`, written as
+`<name>_events.csv`), and every label a `labelled_at` `label_delay_days` (7) after the payment:
+chargebacks arrive late, so an evaluation imports them as they would have been known.
 
 Everything is drawn from one `numpy` generator seeded with `seed`: the same configuration gives
 the same files byte for byte. `user_id_offset`, `terminal_id_offset` and `external_prefix` let
@@ -36,13 +42,22 @@ from ledgerguard.fraud.engine.features import SECONDS_PER_DAY, US_PER_SECOND
 from ledgerguard.money import FxRates, currency_exponent
 
 TRANSACTION_COLUMNS = ("external_id", "user_id", "terminal_id", "amount", "currency", "occurred_at")
-LABEL_COLUMNS = ("external_id", "is_fraud", "pattern")
+LABEL_COLUMNS = ("external_id", "is_fraud", "pattern", "labelled_at")
+EVENT_COLUMNS = ("pattern", "user_id", "terminal_id", "start", "end")
 PATTERNS = (
     "large_amount",
     "structuring",
     "card_testing",
     "spending_anomaly",
     "terminal_compromise",
+)
+#: The per-customer-day rates of the fraud patterns (`--fraud-scale` multiplies them all).
+RATE_FIELDS = (
+    "large_amount_rate",
+    "structuring_rate",
+    "card_testing_rate",
+    "compromised_customer_rate",
+    "compromised_terminal_rate",
 )
 FOREIGN_CURRENCIES = ("EUR", "GBP", "JPY", "CHF", "CAD")
 NO_RATE_CURRENCY = "XOF"  # active ISO 4217 code without an ECB reference rate
@@ -68,22 +83,37 @@ class SyntheticConfig:
     card_testing_rate: float = 0.0002
     compromised_customer_rate: float = 0.0005
     compromised_terminal_rate: float = 0.0002
+    card_compromise_days: int = 14
+    card_compromise_share: float = 1 / 3
+    terminal_compromise_days: int = 28
+    label_delay_days: int = 7
 
 
 @dataclass(frozen=True)
 class SyntheticData:
-    """`transactions` in the import format (times as UTC datetimes) and `labels`."""
+    """`transactions` in the import format (times as UTC datetimes), `labels` and `events`.
+
+    `events` holds one row per pattern instance: the pattern, its customer or terminal (-1 for
+    the other), and [start, end) as UTC datetimes.
+    """
 
     transactions: pd.DataFrame
     labels: pd.DataFrame
+    events: pd.DataFrame
 
 
-def config_for_rows(rows: int, **overrides: object) -> SyntheticConfig:
-    """A configuration producing about `rows` transactions (two per customer-day on average)."""
+def config_for_rows(
+    rows: int, *, terminals_per_customer: float = 0.5, **overrides: object
+) -> SyntheticConfig:
+    """A configuration producing about `rows` transactions (two per customer-day on average).
+
+    The Handbook's own simulation has two terminals per customer (5,000 and 10,000), i.e.
+    about one payment per terminal and day; the default here (0.5) is a busier shop network.
+    """
     base = SyntheticConfig()
     days = int(overrides.get("days", base.days))  # type: ignore[call-overload]
     customers = max(50, round(rows / (2 * days)))
-    terminals = max(50, customers // 2)
+    terminals = max(50, round(customers * terminals_per_customer))
     return replace(base, customers=customers, terminals=terminals, **overrides)  # type: ignore[arg-type]
 
 
@@ -94,13 +124,19 @@ def generate(config: SyntheticConfig) -> SyntheticData:
         US_PER_SECOND
     )
     normal = _normal_traffic(config, rng, start_us)
+    events: list[pd.DataFrame] = []
+    compromised = _terminal_compromise(
+        _spending_anomaly(normal, config, rng, start_us, events), config, rng, start_us, events
+    )
     frames = [
-        _terminal_compromise(_spending_anomaly(normal, config, rng), config, rng),
+        compromised,
         _large_amounts(normal, config, rng, start_us),
         _structuring(normal, config, rng, start_us),
         _card_testing(normal, config, rng, start_us),
     ]
-    data = pd.concat(frames, ignore_index=True)
+    for frame in frames[1:]:
+        events.append(_bursts_as_events(frame))
+    data = pd.concat(frames, ignore_index=True).drop(columns="burst")
     data = data.sort_values(["ts_us", "user_id"], kind="stable").reset_index(drop=True)
     data = _currencies(data, config, rng)
     ids = pd.Series(np.arange(len(data)), dtype="int64").map(
@@ -116,10 +152,66 @@ def generate(config: SyntheticConfig) -> SyntheticData:
             "occurred_at": pd.to_datetime(data["ts_us"], unit="us", utc=True),
         }
     )
+    labelled_at = transactions["occurred_at"] + pd.Timedelta(days=config.label_delay_days)
     labels = pd.DataFrame(
-        {"external_id": ids, "is_fraud": data["is_fraud"].astype(int), "pattern": data["pattern"]}
+        {
+            "external_id": ids,
+            "is_fraud": data["is_fraud"].astype(int),
+            "pattern": data["pattern"],
+            "labelled_at": labelled_at,
+        }
     )
-    return SyntheticData(transactions=transactions, labels=labels)
+    table = pd.concat(events, ignore_index=True)
+    table = table.sort_values(["start", "pattern"], kind="stable").reset_index(drop=True)
+    table["user_id"] = np.where(table["user_id"] >= 0, table["user_id"] + config.user_id_offset, -1)
+    table["terminal_id"] = np.where(
+        table["terminal_id"] >= 0, table["terminal_id"] + config.terminal_id_offset, -1
+    )
+    for column in ("start", "end"):
+        table[column] = pd.to_datetime(table[column], unit="us", utc=True)
+    return SyntheticData(transactions=transactions, labels=labels, events=table)
+
+
+def _window_events(
+    pattern: str,
+    owners: np.ndarray,
+    first_days: np.ndarray,
+    length: int,
+    start_us: int,
+    *,
+    terminal: bool,
+) -> pd.DataFrame:
+    """Events of windowed patterns (compromised cards / terminals): whole days [first, +length)."""
+    day_us = SECONDS_PER_DAY * US_PER_SECOND
+    none = np.full(len(owners), -1, dtype=np.int64)
+    return pd.DataFrame(
+        {
+            "pattern": pattern,
+            "user_id": none if terminal else owners.astype(np.int64),
+            "terminal_id": owners.astype(np.int64) if terminal else none,
+            "start": start_us + first_days.astype(np.int64) * day_us,
+            "end": start_us + (first_days.astype(np.int64) + length) * day_us,
+        }
+    )
+
+
+def _bursts_as_events(rows: pd.DataFrame) -> pd.DataFrame:
+    """Events of injected patterns: each (pattern, user) burst from its first to its last row."""
+    spans = rows.groupby("burst", sort=False).agg(
+        pattern=("pattern", "first"),
+        user_id=("user_id", "first"),
+        min=("ts_us", "min"),
+        max=("ts_us", "max"),
+    )
+    return pd.DataFrame(
+        {
+            "pattern": spans["pattern"].to_numpy(),
+            "user_id": spans["user_id"].to_numpy(dtype=np.int64),
+            "terminal_id": -1,
+            "start": spans["min"].to_numpy(dtype=np.int64),
+            "end": spans["max"].to_numpy(dtype=np.int64) + 1,
+        }
+    )
 
 
 def _normal_traffic(
@@ -154,6 +246,7 @@ def _normal_traffic(
             "usd": np.maximum(np.round(usd, 2), 0.01),
             "is_fraud": False,
             "pattern": "",
+            "burst": -1,
         }
     )
 
@@ -194,13 +287,22 @@ def _rows_in_windows(
 
 
 def _spending_anomaly(
-    normal: pd.DataFrame, config: SyntheticConfig, rng: np.random.Generator
+    normal: pd.DataFrame,
+    config: SyntheticConfig,
+    rng: np.random.Generator,
+    start_us: int,
+    events: list[pd.DataFrame],
 ) -> pd.DataFrame:
     data = normal.copy()
     n = _events(config, config.compromised_customer_rate, rng)
     customers = rng.integers(0, config.customers, n)
-    rows = _rows_in_windows(data, "user_id", customers, rng.integers(0, config.days, n), 14)
-    chosen = rows[rng.random(len(rows)) < 1 / 3]
+    first = rng.integers(0, config.days, n)
+    length = config.card_compromise_days
+    rows = _rows_in_windows(data, "user_id", customers, first, length)
+    events.append(
+        _window_events("spending_anomaly", customers, first, length, start_us, terminal=False)
+    )
+    chosen = rows[rng.random(len(rows)) < config.card_compromise_share]
     factor = rng.uniform(4, 10, len(chosen))
     usd = data["usd"].to_numpy().copy()
     usd[chosen] = np.round(usd[chosen] * factor, 2)
@@ -209,11 +311,20 @@ def _spending_anomaly(
 
 
 def _terminal_compromise(
-    data: pd.DataFrame, config: SyntheticConfig, rng: np.random.Generator
+    data: pd.DataFrame,
+    config: SyntheticConfig,
+    rng: np.random.Generator,
+    start_us: int,
+    events: list[pd.DataFrame],
 ) -> pd.DataFrame:
     n = _events(config, config.compromised_terminal_rate, rng)
     terminals = rng.integers(0, config.terminals, n)
-    rows = _rows_in_windows(data, "terminal_id", terminals, rng.integers(0, config.days, n), 28)
+    first = rng.integers(0, config.days, n)
+    length = config.terminal_compromise_days
+    rows = _rows_in_windows(data, "terminal_id", terminals, first, length)
+    events.append(
+        _window_events("terminal_compromise", terminals, first, length, start_us, terminal=True)
+    )
     rows = rows[~data["is_fraud"].to_numpy()[rows]]
     return _label(data, rows, "terminal_compromise")
 
@@ -227,10 +338,17 @@ def _label(data: pd.DataFrame, rows: np.ndarray, pattern: str) -> pd.DataFrame:
 
 
 def _new_rows(
-    user_id: np.ndarray, terminal_id: np.ndarray, ts_us: np.ndarray, usd: np.ndarray, pattern: str
+    user_id: np.ndarray,
+    terminal_id: np.ndarray,
+    ts_us: np.ndarray,
+    usd: np.ndarray,
+    pattern: str,
+    burst: np.ndarray,
 ) -> pd.DataFrame:
+    """Injected fraud rows; `burst` numbers the pattern instance each row belongs to."""
     return pd.DataFrame(
         {
+            "burst": burst.astype(np.int64),
             "user_id": user_id.astype(np.int64),
             "terminal_id": terminal_id.astype(np.int64),
             "ts_us": ts_us.astype(np.int64),
@@ -267,6 +385,7 @@ def _large_amounts(
         _random_moments(config, rng, n, start_us),
         usd,
         "large_amount",
+        np.arange(n),
     )
 
 
@@ -279,37 +398,38 @@ def _grouped_payments(
     sizes: tuple[int, int],
     span: tuple[float, float],
     unit_s: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(user, time) of the payments of grouped events (structuring, card testing): per event a
-    user, a size in [sizes), a first moment and a span in [span) units of `unit_s` seconds."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(user, time, event index) of the payments of grouped events (structuring, card testing):
+    per event a user, a size in [sizes), a first moment and a span in [span) units of `unit_s`
+    seconds."""
     events = _events(config, rate, rng)
     counts = rng.integers(*sizes, events)
     users = np.repeat(rng.integers(0, config.customers, events), counts)
     first = np.repeat(_random_moments(config, rng, events, start_us), counts)
     span_us = np.repeat(rng.uniform(*span, events) * unit_s * US_PER_SECOND, counts)
     ts = first + (rng.random(len(users)) * span_us).astype(np.int64)
-    return users, ts
+    return users, ts, np.repeat(np.arange(events), counts)
 
 
 def _structuring(
     normal: pd.DataFrame, config: SyntheticConfig, rng: np.random.Generator, start_us: int
 ) -> pd.DataFrame:
-    users, ts = _grouped_payments(
+    users, ts, burst = _grouped_payments(
         config, rng, start_us, rate=config.structuring_rate, sizes=(2, 6), span=(1, 48), unit_s=3600
     )
     usd = np.round(rng.uniform(9_000, 9_990, len(users)), 2)
-    return _new_rows(users, _own_terminals(normal, users, rng), ts, usd, "structuring")
+    return _new_rows(users, _own_terminals(normal, users, rng), ts, usd, "structuring", burst)
 
 
 def _card_testing(
     normal: pd.DataFrame, config: SyntheticConfig, rng: np.random.Generator, start_us: int
 ) -> pd.DataFrame:
-    users, ts = _grouped_payments(
+    users, ts, burst = _grouped_payments(
         config, rng, start_us, rate=config.card_testing_rate, sizes=(6, 26), span=(2, 20), unit_s=60
     )
     terminals = rng.integers(0, config.terminals, len(users))
     usd = np.round(rng.uniform(0.5, 5.0, len(users)), 2)
-    return _new_rows(users, terminals, ts, usd, "card_testing")
+    return _new_rows(users, terminals, ts, usd, "card_testing", burst)
 
 
 def _currencies(
@@ -360,15 +480,20 @@ def _decimal_strings(minor: np.ndarray, exponent: np.ndarray) -> list[str]:
 def write_dataset(
     data: SyntheticData, directory: Path, *, name: str = "synthetic"
 ) -> tuple[Path, Path]:
-    """Write `<name>_transactions.csv` (import format) and `<name>_labels.csv`; returns both."""
+    """Write `<name>_transactions.csv` (import format), `<name>_labels.csv` and
+    `<name>_events.csv` (the pattern instances with start and end); returns the first two."""
     directory.mkdir(parents=True, exist_ok=True)
     tx_path = directory / f"{name}_transactions.csv"
     labels_path = directory / f"{name}_labels.csv"
-    frame = data.transactions.assign(
-        occurred_at=data.transactions["occurred_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    )
+    frame = data.transactions.assign(occurred_at=_iso(data.transactions["occurred_at"]))
     frame.to_csv(tx_path, index=False, columns=list(TRANSACTION_COLUMNS), lineterminator="\n")
-    data.labels.to_csv(
+    data.events.assign(start=_iso(data.events["start"]), end=_iso(data.events["end"])).to_csv(
+        directory / f"{name}_events.csv",
+        index=False,
+        columns=list(EVENT_COLUMNS),
+        lineterminator="\n",
+    )
+    data.labels.assign(labelled_at=_iso(data.labels["labelled_at"])).to_csv(
         labels_path,
         index=False,
         columns=list(LABEL_COLUMNS),
@@ -376,3 +501,7 @@ def write_dataset(
         quoting=csv.QUOTE_MINIMAL,
     )
     return tx_path, labels_path
+
+
+def _iso(moments: pd.Series) -> pd.Series:
+    return moments.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -123,3 +123,13 @@ def prune_backups() -> dict[str, Any]:
         "deleted": plan.delete,
         "deleted_binlogs": len(plan.delete_binlogs),
     }
+
+
+def train_model(*, until: datetime, days: int | None = None) -> dict[str, Any]:
+    """Train a model version on the replica's labelled data before `until`; gate and promote."""
+    from ledgerguard.fraud.training import train_from_replica
+
+    report = train_from_replica(Settings(), until=as_utc(until), days=days)
+    summary = report.to_dict()
+    summary.pop("features")
+    return summary

@@ -37,7 +37,7 @@ import sqlalchemy as sa
 
 from ledgerguard.db.dialect import Flavour, detect_flavour, executed_gtids_query
 from ledgerguard.db.engines import analytics_engine, writer_engine
-from ledgerguard.fraud.pipeline import configured_model
+from ledgerguard.fraud.pipeline import model_of
 from ledgerguard.money import FxRates
 from ledgerguard.realtime.alerts import AlertDelivery
 from ledgerguard.realtime.binlog import BinlogFollower, BinlogTransaction, check_row_metadata
@@ -150,7 +150,7 @@ class Scorer:
                 flavour=flavour,
                 partition=self.partition,
                 fx=fx,
-                model=configured_model(settings.fraud.model_path),
+                model=model_of(settings.fraud),
             )
             if rebuild and checkpoint is not None:
                 self._rebuild(state, snapshot, checkpoint, writer)

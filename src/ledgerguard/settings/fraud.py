@@ -66,6 +66,13 @@ class FraudParameters(BaseModel):
     terminal_risk_threshold: float = Field(0.5, gt=0, le=1)
     #: ... and the window holds at least this many confirmed frauds (one fraud is not a pattern).
     terminal_min_frauds: int = Field(2, ge=1)
+    #: Half-life of a confirmed fraud's weight in the terminal's *recent* risk: labels of the
+    #: latest known days count most, so the risk falls as soon as the labels show the
+    #: compromise has ended instead of staying high for the whole window.
+    terminal_risk_half_life_days: float = Field(2.0, gt=0, le=60)
+    #: Days of labelled terminal history (before the label horizon) read for the recent risk,
+    #: the days since the last fraud and the length of the current run of fraud days.
+    terminal_history_days: int = Field(28, ge=1, le=366)
 
     # --- score -----------------------------------------------------------------------------------
     #: FLAGGED_FRAUD when the combined score is at least this (or a hard rule fired).
@@ -77,7 +84,17 @@ class FraudParameters(BaseModel):
     weight_terminal_risk: float = Field(0.7, ge=0, le=1)
     #: A model trained by `ledgerguard fraud train`; when set, its fraud probability p joins the
     #: score as one more signal of strength p (reason "model") and weight `weight_model`.
+    #: (An explicit file; otherwise the promoted version of `model_store_dir` is used.)
     model_path: Path | None = None
+    #: The versioned model store: one folder per trained version (model.joblib + card.json)
+    #: and `PROMOTED` naming the version the nightly analysis uses. No promoted version: the
+    #: rules run alone.
+    model_store_dir: Path = Path("models")
+    #: With a model, the flag threshold is chosen on the validation days as the lowest score
+    #: whose precision there is at least this (written in the model's card).
+    target_precision: float = Field(0.9, gt=0, lt=1)
+    #: Days of labelled history a model is trained on (the last of them validate it).
+    model_training_days: int = Field(60, ge=2, le=3660)
     weight_model: float = Field(0.8, ge=0, le=1)
     #: The model's signal is named among a row's reasons from this probability on.
     model_reason_probability: float = Field(0.5, gt=0, le=1)
@@ -109,7 +126,12 @@ class FraudParameters(BaseModel):
     @property
     def terminal_feature_windows(self) -> tuple[int, ...]:
         """Terminal windows computed: the Handbook ones plus the rule's."""
-        return tuple(sorted({*self.terminal_windows_days, self.terminal_risk_window_days}))
+        return tuple(
+            sorted(
+                {*self.terminal_windows_days, self.terminal_risk_window_days}
+                | {self.terminal_history_days}
+            )
+        )
 
     @property
     def structuring_floor_usd(self) -> Decimal:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledgerguard.fraud.engine.features import (
+    SECONDS_PER_DAY,
+    US_PER_SECOND,
+    TerminalHistory,
     TimeAxis,
     covering_groups,
+    terminal_features,
     usd_threshold_units,
     window_sums,
 )
+from ledgerguard.settings.fraud import FraudParameters
 
 rows = st.lists(
     st.tuples(st.integers(1, 4), st.integers(0, 5_000), st.integers(1, 1_000)),
@@ -58,3 +64,34 @@ def test_usd_threshold_units_floor_keeps_strict_comparisons_exact():
     assert (
         usd_threshold_units("10000.00005") == 100_000_000
     )  # x > 10000.00005 <=> units > 100000000
+
+
+def test_terminal_recency_rises_with_known_fraud_and_falls_once_the_labels_show_it_ended():
+    # terminal 7: 3 payments a day on days 100..129, all fraud on days 110..114
+    days = np.arange(100, 130)
+    history = TerminalHistory(
+        pd.DataFrame(
+            {
+                "terminal_id": 7,
+                "day": days,
+                "n_tx": 3,
+                "n_fraud": np.where((days >= 110) & (days <= 114), 3, 0),
+            }
+        )
+    )
+    scored_days = np.array([112, 118, 121, 124, 140])  # label horizon: day - 8
+    frame = pd.DataFrame(
+        {
+            "terminal_id": np.full(5, 7),
+            "ts_us": scored_days * SECONDS_PER_DAY * US_PER_SECOND,
+        }
+    )
+    out = terminal_features(frame, history, FraudParameters(terminal_history_days=28))
+    # 112: horizon 104, nothing known yet; 118: horizon 110, the first fraud day is known;
+    # 121: horizon 113, four fraud days in a row; 124: horizon 116, two clean days since;
+    # 140: horizon 132, no payment for days, the fraud long over
+    assert out["terminal_fraud_run_days"].tolist() == [0, 1, 4, 0, 0]
+    assert out["terminal_days_since_fraud"].tolist() == [28, 0, 0, 2, 18]
+    risk = out["terminal_recent_risk"]
+    assert risk[0] == 0 and 0 < risk[1] < 0.5 < risk[2]  # one fraud day is not yet a pattern
+    assert risk[3] < risk[2] and risk[4] < 0.05

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ledgerguard.fraud import model_store
 from ledgerguard.fraud.engine.features import TerminalHistory, terminal_days
 from ledgerguard.fraud.engine.frame import engine_frame
-from ledgerguard.fraud.engine.model import FraudModel, TrainingError, load_model, train_model
+from ledgerguard.fraud.engine.model import FraudModel, TrainingError, train_model
 from ledgerguard.fraud.engine.scoring import score_frame
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.fraud.pipeline import analyze_interval
@@ -34,18 +35,43 @@ def test_a_model_is_trained_on_early_days_and_judged_on_the_last(
     dataset: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ):
     transactions, labels = dataset
-    out = tmp_path / "models" / "fraud.joblib"
-    report = train_model(transactions, labels, out=out, test_days=7)
+    store = tmp_path / "models"
+    report = train_model(transactions, labels, store=store, test_days=7)
     assert report.train_rows + report.test_rows == report.rows == len(transactions)
     assert report.test_since == "2025-02-03T00:00:00+00:00"  # the last 7 of 40 days
     assert 0 < report.test_frauds < report.frauds
     assert 0 < report.average_precision_model <= 1 and 0 < report.average_precision_rules <= 1
     assert "terminal_risk_7d" in report.features and "customer_nb_tx_1d" in report.features
+    assert "terminal_recent_risk" in report.features
 
-    saved = load_model(out)
-    assert saved["features"] == report.features and saved["report"]["rows"] == report.rows
-    probabilities = saved["model"].predict_proba(np.zeros((3, len(report.features))))[:, 1]
+    card = model_store.card(store, report.version)
+    assert report.version == "0001" and card["features"] == report.features
+    assert card["training_interval"] == ["2025-01-01T00:00:00+00:00", report.test_since]
+    assert card["threshold"] == report.threshold and "scikit-learn" in card["libraries"]
+    assert card["metrics"]["average_precision_rules"] == report.average_precision_rules
+    assert report.promoted == (
+        report.average_precision_combined > report.average_precision_rules
+    ), report.promotion_reason
+    model = FraudModel.from_store(store, report.version)
+    probabilities = model.probability(
+        pd.DataFrame(np.zeros((3, len(report.features))), columns=report.features)
+    )
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
+
+
+def test_a_new_version_is_judged_against_the_promoted_one(
+    dataset: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+):
+    transactions, labels = dataset
+    store = tmp_path / "models"
+    train_model(transactions, labels, store=store, test_days=7)
+    model_store.promote(store, "0001")
+    second = train_model(transactions, labels, store=store, test_days=7, promote=False)
+    assert second.version == "0002" and second.current_version == "0001"
+    assert second.average_precision_current == second.average_precision_combined  # same data
+    assert not second.promoted and model_store.promoted(store) == "0001"
+    with pytest.raises(model_store.ModelStoreError, match="no model version '0007'"):
+        model_store.promote(store, "0007")
 
 
 def test_labels_without_fraud_cannot_train(
@@ -53,17 +79,17 @@ def test_labels_without_fraud_cannot_train(
 ):
     transactions, labels = dataset
     with pytest.raises(TrainingError, match="needs frauds and legitimate rows"):
-        train_model(transactions, labels.assign(is_fraud=0), out=tmp_path / "m.joblib")
-    assert not (tmp_path / "m.joblib").exists()
+        train_model(transactions, labels.assign(is_fraud=0), store=tmp_path / "m")
+    assert not (tmp_path / "m").exists()
 
 
 def test_the_model_joins_the_score_as_one_more_signal(
     dataset: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ):
     transactions, labels = dataset
-    out = tmp_path / "fraud.joblib"
-    train_model(transactions, labels, out=out, test_days=7)
-    model = FraudModel.load(out)
+    report = train_model(transactions, labels, store=tmp_path / "m", test_days=7)
+    model = FraudModel.load(Path(report.model_path))
+    assert model.version == report.version and model.threshold == report.threshold
     params = FraudParameters()
     frame = engine_frame(transactions, FxRates())
     fraud_ids = frame.loc[frame["external_id"].isin(labels["external_id"]), "transaction_id"]
@@ -77,6 +103,10 @@ def test_the_model_joins_the_score_as_one_more_signal(
     named = both.rows[both.rows["rule_ids"].str.contains("model")]
     assert len(named) == both.counts_by_rule["model"]
     assert named["reasons"].str.contains("model: fraud probability").all()
+    assert (both.rows["model_version"] == report.version).all()
+    assert rules.rows["model_version"].isna().all()
+    flagged = both.rows[~both.rows["rule_ids"].str.contains("large_amount")]
+    assert (flagged["flagged"] == (flagged["score"] >= report.threshold)).all()
 
 
 def test_a_missing_model_file_refuses_the_run(tmp_path: Path):

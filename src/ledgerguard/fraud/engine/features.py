@@ -22,6 +22,9 @@ Feature catalogue (`w` ranges over the windows in `FraudParameters`):
 | `terminal_nb_tx_<w>d`           | `terminal_id`, `occurred_at`     | transactions on the terminal in the w days ending `label_delay_days` before the transaction's day |
 | `terminal_nb_fraud_<w>d`        | `fraud_labels.is_fraud`          | confirmed frauds among them |
 | `terminal_risk_<w>d`            | both                             | nb_fraud / nb_tx (0 when no transaction) |
+| `terminal_recent_risk`          | both                             | confirmed-fraud share of the `terminal_history_days` before the label horizon, each day weighted by 0.5^(age / `terminal_risk_half_life_days`): falls within days of the labels showing a compromise ended |
+| `terminal_days_since_fraud`     | `fraud_labels.is_fraud`          | days from the last known fraud to the label horizon (`terminal_history_days` when none) |
+| `terminal_fraud_run_days`       | both                             | length in days of the current run of fraud on the terminal as known at the horizon: from its first fraud day to the horizon, through days without transactions; 0 when the latest labelled day with transactions was clean |
 
 Bursts and groups are marked on every row they contain, not only on the row that completes
 them: the analysis runs after the fact, so the first charges of a card-testing burst are as
@@ -346,7 +349,48 @@ def terminal_features(
         with np.errstate(invalid="ignore", divide="ignore"):
             risk = np.where(n_tx > 0, n_fraud / n_tx, 0.0)
         out[f"terminal_risk_{days}d"] = _unsort(risk, order)
+    # The recency features depend on (terminal, day) only: computed once per pair (a page holds
+    # several payments per terminal and day), then spread to the rows.
+    first = np.ones(len(terminal), dtype=bool)
+    first[1:] = (terminal[1:] != terminal[:-1]) | (day[1:] != day[:-1])
+    pair = np.cumsum(first) - 1
+    recency = _terminal_recency(terminal[first], day[first], history, params)
+    out |= {name: _unsort(values[pair], order) for name, values in recency.items()}
     return out
+
+
+def _terminal_recency(
+    terminal: np.ndarray, day: np.ndarray, history: TerminalHistory, params: FraudParameters
+) -> dict[str, np.ndarray]:
+    """Recent risk, days since fraud and fraud-run length from one-day lookups (see catalogue).
+
+    One pass per labelled day before the horizon, newest first, with running accumulators: the
+    memory stays a few arrays whatever the history length.
+    """
+    n = len(terminal)
+    horizon = params.terminal_history_days
+    weighted_tx = np.zeros(n)
+    weighted_fraud = np.zeros(n)
+    since_fraud = np.full(n, horizon, dtype=np.int64)
+    run = np.zeros(n, dtype=np.int64)
+    running = np.ones(n, dtype=bool)  # still inside the current run of fraud (or unknown) days
+    decay = 0.5 ** (1 / params.terminal_risk_half_life_days)
+    for age in range(horizon):
+        n_tx, n_fraud = history.window(terminal, day, days=1, delay=params.label_delay_days + age)
+        weight = decay**age
+        weighted_tx += weight * n_tx
+        weighted_fraud += weight * n_fraud
+        fraud = n_fraud > 0
+        since_fraud = np.where(fraud & (since_fraud == horizon), age, since_fraud)
+        running &= fraud | (n_tx == 0)
+        run = np.where(running & fraud, age + 1, run)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recent = np.where(weighted_tx > 0, weighted_fraud / weighted_tx, 0.0)
+    return {
+        "terminal_recent_risk": recent,
+        "terminal_days_since_fraud": since_fraud,
+        "terminal_fraud_run_days": run,
+    }
 
 
 def _unsort(values: np.ndarray, order: np.ndarray) -> np.ndarray:

@@ -36,9 +36,12 @@ from ledgerguard.fraud.engine.features import (
     terminal_days,
 )
 from ledgerguard.fraud.engine.frame import engine_frame
-from ledgerguard.fraud.engine.metrics import average_precision
+from ledgerguard.fraud.engine.metrics import average_precision, threshold_for_precision
 from ledgerguard.fraud.engine.scoring import score_frame
 from ledgerguard.fraud.errors import FraudError
+from ledgerguard.fraud.model_store import CARD_FILE, model_path, promoted, save
+from ledgerguard.fraud.model_store import card as read_card
+from ledgerguard.fraud.model_store import promote as set_promoted
 from ledgerguard.money import FxRates
 from ledgerguard.settings.fraud import FraudParameters
 
@@ -57,7 +60,16 @@ class TrainReport:
     test_since: str
     average_precision_model: float
     average_precision_rules: float
+    average_precision_combined: float
+    average_precision_current: float | None
+    current_version: str | None
+    threshold: float
+    validation_precision: float
+    validation_recall: float
     features: list[str]
+    version: str
+    promoted: bool
+    promotion_reason: str
     model_path: str
     seconds: float
 
@@ -70,43 +82,86 @@ def feature_columns(frame: pd.DataFrame) -> list[str]:
     return sorted(c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]))
 
 
-def train_model(
-    transactions: pd.DataFrame,
-    labels: pd.DataFrame,
-    *,
-    out: Path,
-    params: FraudParameters | None = None,
-    test_days: int = 7,
-    fx: FxRates | None = None,
-    seed: int = 0,
-) -> TrainReport:
-    """Train on all but the last `test_days` days, evaluate on them, save to `out` (joblib).
-
-    `transactions` is in the import format, `labels` has `external_id,is_fraud`. Raises
-    `TrainingError` when either part of the split has no fraud, or scikit-learn is missing.
-    """
+def _sklearn() -> Any:
     try:
-        import joblib
+        import joblib  # noqa: F401
         from sklearn.ensemble import HistGradientBoostingClassifier
     except ImportError as exc:
         raise TrainingError(
             "training needs scikit-learn: pip install -e '.[ml]' (or make setup)"
         ) from exc
-    began = time.monotonic()
+    return HistGradientBoostingClassifier
+
+
+def _library_versions() -> dict[str, str]:
+    import sklearn
+
+    return {"scikit-learn": sklearn.__version__, "numpy": np.__version__, "pandas": pd.__version__}
+
+
+def train_model(
+    transactions: pd.DataFrame,
+    labels: pd.DataFrame,
+    *,
+    store: Path | None = None,
+    params: FraudParameters | None = None,
+    test_days: int = 7,
+    fx: FxRates | None = None,
+    seed: int = 0,
+    promote: bool = True,
+) -> TrainReport:
+    """Train on all but the last `test_days` days, judge on them, store a new version.
+
+    `transactions` is in the import format, `labels` has `external_id,is_fraud`. On the held-out
+    days (a time split: models are used on the future) the rules alone, the rules plus the new
+    model and the rules plus the promoted model are compared by average precision; the flag
+    threshold is the lowest score reaching `target_precision` there. The new version is written
+    to the store (`params.model_store_dir` unless `store`) and promoted when `promote` and it
+    beats the rules alone and the promoted model (the promotion gate). Raises `TrainingError`
+    when either part of the split has no fraud, or scikit-learn is missing.
+    """
     params = params or FraudParameters()
     frame = engine_frame(transactions, fx or FxRates())
     flags = labels[["external_id", "is_fraud"]].astype({"external_id": str})
     labelled = frame[["transaction_id", "external_id"]].merge(flags, on="external_id", how="left")
     is_fraud = pd.to_numeric(labelled["is_fraud"], errors="coerce").fillna(0).astype(int)
     fraud_ids = labelled.loc[is_fraud == 1, "transaction_id"].to_numpy()
-    history = TerminalHistory(terminal_days(frame, fraud_ids))
+    return train_on_frame(
+        frame.drop(columns="external_id"),
+        fraud_ids,
+        store=store or params.model_store_dir,
+        params=params,
+        test_days=test_days,
+        seed=seed,
+        promote=promote,
+    )
 
-    data = sort_frame(frame.drop(columns="external_id"))
+
+def train_on_frame(
+    frame: pd.DataFrame,
+    fraud_ids: np.ndarray,
+    *,
+    store: Path,
+    params: FraudParameters,
+    test_days: int = 7,
+    seed: int = 0,
+    promote: bool = True,
+) -> TrainReport:
+    """`train_model` on a transaction frame (`features.TX_DTYPES`) and its confirmed frauds.
+
+    The replica's training (`ledgerguard.fraud.training`) comes in here too, so a model trained
+    from CSV files and one trained from the database are the same thing.
+    """
+    classifier = _sklearn()
+    began = time.monotonic()
+    history = TerminalHistory(terminal_days(frame, fraud_ids))
+    data = sort_frame(frame)
     features = build_features(data, history, params)
     names = feature_columns(features)
     target = np.isin(data["transaction_id"].to_numpy(), fraud_ids).astype(int)
     ts = data["ts_us"].to_numpy()
     day_us = SECONDS_PER_DAY * US_PER_SECOND
+    first_day = int(ts.min()) // day_us if len(ts) else 0
     last_day = int(ts.max()) // day_us if len(ts) else 0
     test_since_us = (last_day - test_days + 1) * day_us
     test = ts >= test_since_us
@@ -118,49 +173,108 @@ def train_model(
                 f"label more data or change --test-days ({test_days})"
             )
 
-    model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=seed)
+    model = classifier(max_iter=200, learning_rate=0.1, random_state=seed)
     x = features[names].to_numpy(dtype=float)
     model.fit(x[train], target[train])
     predicted = model.predict_proba(x[test])[:, 1]
 
     since = datetime.fromtimestamp(test_since_us / US_PER_SECOND, UTC)
-    rules = score_frame(
-        data,
-        history,
-        params,
-        start=since,
-        end=datetime.fromtimestamp((last_day + 1) * day_us / US_PER_SECOND, UTC),
-        store_all=True,
-    ).rows
-    rule_score = (
-        pd.Series(rules["score"].to_numpy(), index=rules["transaction_id"])
-        .reindex(data["transaction_id"].to_numpy()[test])
-        .to_numpy(dtype=float)
+    until = datetime.fromtimestamp((last_day + 1) * day_us / US_PER_SECOND, UTC)
+    test_ids = data["transaction_id"].to_numpy()[test]
+
+    def validation_score(with_model: FraudModel | None) -> np.ndarray:
+        """Scores of the held-out rows as stored: a row the run would not store counts as 0."""
+        rows = score_frame(data, history, params, start=since, end=until, model=with_model).rows
+        by_id = pd.Series(rows["score"].to_numpy(), index=rows["transaction_id"])
+        return by_id.reindex(test_ids).fillna(0.0).to_numpy(dtype=float)
+
+    combined = validation_score(FraudModel(model, names))
+    # never below the lowest score the run stores: unstored rows scored 0 here
+    threshold = max(
+        threshold_for_precision(target[test], combined, params.target_precision),
+        params.store_min_score,
     )
-    report = TrainReport(
+    flagged = combined >= threshold
+    hits = int((flagged & (target[test] == 1)).sum())
+    ap_rules = average_precision(target[test], validation_score(None))
+    ap_combined = average_precision(target[test], combined)
+    current_version = promoted(store)
+    ap_current = None
+    if current_version is not None:
+        try:
+            current = FraudModel.from_store(store, current_version)
+            ap_current = average_precision(target[test], validation_score(current))
+        except TrainingError:
+            ap_current = None  # unreadable or built on other features: the new one replaces it
+    beats_rules = ap_combined > ap_rules
+    beats_current = ap_current is None or ap_combined >= ap_current
+    if not promote:
+        reason = "not promoted: --no-promote"
+    elif not beats_rules:
+        reason = (
+            f"not promoted: AP {ap_combined:.4f} does not beat the rules alone ({ap_rules:.4f})"
+        )
+    elif not beats_current:
+        reason = (
+            f"not promoted: AP {ap_combined:.4f} is below the promoted version "
+            f"{current_version} ({ap_current:.4f})"
+        )
+    else:
+        reason = f"promoted: AP {ap_combined:.4f} against rules {ap_rules:.4f}" + (
+            f" and version {current_version} {ap_current:.4f}" if ap_current is not None else ""
+        )
+    metrics = {
+        "average_precision_model": round(average_precision(target[test], predicted), 4),
+        "average_precision_rules": round(ap_rules, 4),
+        "average_precision_combined": round(ap_combined, 4),
+        "average_precision_current": None if ap_current is None else round(ap_current, 4),
+        "validation_precision": round(hits / max(int(flagged.sum()), 1), 4),
+        "validation_recall": round(hits / max(int(target[test].sum()), 1), 4),
+    }
+    day_iso = lambda day: datetime.fromtimestamp(day * day_us / US_PER_SECOND, UTC).isoformat()  # noqa: E731
+    version = save(
+        store,
+        model,
+        {
+            "features": names,
+            "threshold": threshold,
+            "target_precision": params.target_precision,
+            "training_interval": [day_iso(first_day), since.isoformat()],
+            "validation_interval": [since.isoformat(), until.isoformat()],
+            "rows": {"train": int(train.sum()), "validation": int(test.sum())},
+            "frauds": {"train": int(target[train].sum()), "validation": int(target[test].sum())},
+            "metrics": metrics,
+            "params": params.model_dump(mode="json"),
+            "libraries": _library_versions(),
+            "promotion": reason,
+            "trained_at": datetime.now(UTC).isoformat(),
+        },
+    )
+    promoted_now = promote and beats_rules and beats_current
+    if promoted_now:
+        set_promoted(store, version)
+    return TrainReport(
         rows=len(data),
         frauds=int(target.sum()),
         train_rows=int(train.sum()),
         test_rows=int(test.sum()),
         test_frauds=int(target[test].sum()),
         test_since=since.isoformat(),
-        average_precision_model=round(average_precision(target[test], predicted), 4),
-        average_precision_rules=round(average_precision(target[test], rule_score), 4),
+        average_precision_model=metrics["average_precision_model"],
+        average_precision_rules=metrics["average_precision_rules"],
+        average_precision_combined=metrics["average_precision_combined"],
+        average_precision_current=metrics["average_precision_current"],
+        current_version=current_version,
+        threshold=threshold,
+        validation_precision=metrics["validation_precision"],
+        validation_recall=metrics["validation_recall"],
         features=names,
-        model_path=str(out),
+        version=version,
+        promoted=promoted_now,
+        promotion_reason=reason,
+        model_path=str(model_path(store, version)),
         seconds=round(time.monotonic() - began, 3),
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(
-        {
-            "model": model,
-            "features": names,
-            "params": params.model_dump(mode="json"),
-            "report": report.to_dict(),
-        },
-        out,
-    )
-    return report
 
 
 def load_model(path: Path) -> dict[str, Any]:
@@ -173,13 +287,45 @@ def load_model(path: Path) -> dict[str, Any]:
 class FraudModel:
     """A trained model as the scorer uses it: fraud probability per row of a feature frame."""
 
-    def __init__(self, model: Any, features: list[str]) -> None:
+    def __init__(
+        self,
+        model: Any,
+        features: list[str],
+        *,
+        threshold: float | None = None,
+        version: str | None = None,
+    ) -> None:
         self._model = model
         self.features = features
+        #: Flag threshold chosen on validation data (None: `score_threshold` applies).
+        self.threshold = threshold
+        #: Store version recorded on each verdict (None for a model file outside the store).
+        self.version = version
+
+    @classmethod
+    def from_store(cls, store: Path, version: str) -> FraudModel:
+        """A stored version with its card's features and threshold."""
+        import joblib
+
+        try:
+            card = read_card(store, version)
+            model = joblib.load(model_path(store, version))
+        except ImportError as exc:
+            raise TrainingError(
+                "reading a model needs scikit-learn: pip install -e '.[ml]'"
+            ) from exc
+        except (OSError, ValueError, EOFError) as exc:
+            raise TrainingError(f"model version {version} in {store}: {exc}") from exc
+        return cls(model, list(card["features"]), threshold=card["threshold"], version=version)
 
     @classmethod
     def load(cls, path: Path) -> FraudModel:
-        """Read `path`; `TrainingError` when it is missing, unreadable or scikit-learn is absent."""
+        """Read `path` (a store version's `model.joblib`, or an older single-file model).
+
+        `TrainingError` when it is missing, unreadable or scikit-learn is absent.
+        """
+        if (path.parent / CARD_FILE).is_file():
+            return cls.from_store(path.parent.parent, path.parent.name)
         try:
             saved = load_model(path)
             return cls(saved["model"], list(saved["features"]))

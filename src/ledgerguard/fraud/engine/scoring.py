@@ -36,6 +36,11 @@ class ProbabilityModel(Protocol):
     itself scores frames to evaluate a model).
     """
 
+    #: Flag threshold chosen on validation data (None: `score_threshold` applies).
+    threshold: float | None
+    #: Model store version recorded on each verdict (None: a model file outside the store).
+    version: str | None
+
     def probability(self, data: pd.DataFrame) -> np.ndarray:
         """P(fraud) per row of the feature frame."""
         ...
@@ -53,6 +58,7 @@ VERDICT_COLUMNS = (
     "flagged",
     "rule_ids",
     "reasons",
+    "model_version",
 )
 
 
@@ -118,7 +124,11 @@ def score_frame(
         weighted = np.column_stack([weighted, params.weight_model * probability])
         fired = np.column_stack([fired, probability >= params.model_reason_probability])
     score = np.round(1.0 - np.prod(1.0 - weighted, axis=1), 4)
-    flagged = hard | (score >= params.score_threshold)
+    # A model brings the threshold chosen on its validation days for the target precision.
+    threshold = params.score_threshold
+    if model is not None and model.threshold is not None:
+        threshold = model.threshold
+    flagged = hard | (score >= threshold)
     no_usd = data["usd_units"].to_numpy() < 0
 
     store = inside & (
@@ -134,10 +144,11 @@ def score_frame(
     rows["score"] = score[stored]
     rows["flagged"] = flagged[stored]
     rule_ids, reasons = _words(
-        data, stored, fired, weighted, flagged, score, no_usd, params, probability
+        data, stored, fired, weighted, flagged, score, no_usd, params, probability, threshold
     )
     rows["rule_ids"] = rule_ids
     rows["reasons"] = reasons
+    rows["model_version"] = model.version if model is not None else None
     return PageScores(
         rows=rows.reset_index(drop=True),
         analysed=int(inside.sum()),
@@ -160,6 +171,7 @@ def _words(
     no_usd: np.ndarray,
     params: FraudParameters,
     probability: np.ndarray | None = None,
+    threshold: float | None = None,
 ) -> tuple[list[str], list[str]]:
     """Rule ids and reasons of the stored rows (few rows: plain Python is fine here)."""
     ids: list[list[str]] = [[] for _ in stored]
@@ -194,6 +206,6 @@ def _words(
                 if weighted[row, column] > 0
             )
             reasons[position].append(
-                f"score {score[row]:.4f} >= {params.score_threshold} from {parts}"
+                f"score {score[row]:.4f} >= {threshold or params.score_threshold} from {parts}"
             )
     return [",".join(item) for item in ids], ["; ".join(item) for item in reasons]

@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ledgerguard.fraud.model_store import promoted
 from ledgerguard.fraud.synthetic import config_for_rows, generate, write_dataset
 from ledgerguard.settings import Settings
 
@@ -165,4 +166,8 @@ def bench_analysis(
         "pages": analysis["pages"],
         "peak_rss_mib": round(analysis["peak_rss_mib"], 1),
         "counts_by_rule": analysis["counts_by_rule"],
+        # the model that scored (the store's promoted version; None: the rules alone)
+        "model_version": promoted(settings.fraud.model_store_dir)
+        if settings.fraud.model_path is None
+        else str(settings.fraud.model_path),
     }
