@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledgerguard.db.dialect import Flavour, detect_flavour
+from ledgerguard.db.dialect import VERSION_QUERY, Flavour, detect_flavour
 from ledgerguard.db.engines import primary_engine, replica_engine
 from ledgerguard.db.topology import RecordedTopology, load_topology
 from ledgerguard.settings import Settings
@@ -102,7 +102,7 @@ class Topology:
 
     async def _ask_flavour(self) -> Flavour:
         async with self.primary.connect() as conn:
-            version = (await conn.execute(sa.text("SELECT VERSION()"))).scalar_one()
+            version = (await conn.exec_driver_sql(VERSION_QUERY.sql)).scalar_one()
         return detect_flavour(version)
 
     async def dispose(self) -> None:

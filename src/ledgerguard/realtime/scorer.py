@@ -35,7 +35,7 @@ import pandas as pd
 import pymysql
 import sqlalchemy as sa
 
-from ledgerguard.db.dialect import Flavour, detect_flavour, executed_gtids_query
+from ledgerguard.db.dialect import VERSION_QUERY, Flavour, detect_flavour, executed_gtids_query
 from ledgerguard.db.engines import analytics_engine, writer_engine
 from ledgerguard.fraud.pipeline import model_of
 from ledgerguard.money import FxRates
@@ -123,7 +123,7 @@ class Scorer:
             ) from None
         try:
             with conn.cursor() as cursor:
-                cursor.execute("SELECT VERSION()")
+                cursor.execute(VERSION_QUERY.sql)
                 flavour = detect_flavour(cursor.fetchone()[0])
             check_row_metadata(conn)
         finally:
