@@ -631,3 +631,23 @@ def test_signature_covers_timestamp_and_body():
     assert not verify(body + b" ", header, secret="new", now=1_700_000_010)
     assert not verify(body, header, secret="other", now=1_700_000_010)
     assert not verify(body, header, secret="new", now=1_700_009_999)  # a replay, too late
+
+
+def test_the_scorer_uses_the_approved_parameter_set(scorer_settings: Settings):
+    """A set approved in the web app (`fraud_parameter_sets`) is what the scorer scores with:
+    8,000 USD is not flagged at the settings' 10,000 line, and is at the set's 5,000."""
+    from ledgerguard.realtime.scorer import read_status
+    from ledgerguard.realtime.state import Partition
+    from tests.web.support import insert_approved_set, reset_parameter_sets
+
+    set_id = insert_approved_set(scorer_settings, '{"large_amount_usd": "5000.00"}')
+    try:
+        with scorer_running(scorer_settings):
+            ids = insert(scorer_settings, [(next(_users), "8000.00", None, datetime.now(UTC))])
+            wait_for(all_scored(scorer_settings, ids), what="the verdict")
+            status = read_status(scorer_settings, Partition()) or {}
+        verdict = verdicts(scorer_settings, ids)[ids[0]]
+        assert verdict["realtime_flagged"] is True and "large_amount" in verdict["rule_ids"]
+        assert status["parameter_set"] == set_id
+    finally:
+        reset_parameter_sets(scorer_settings)  # (the API account may not DELETE)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import ledgerguard
 from ledgerguard.cluster import heartbeat
 from ledgerguard.files import write_private
 from ledgerguard.monitoring.config import (
@@ -22,7 +23,11 @@ from ledgerguard.monitoring.config import (
     write_monitoring_config,
 )
 from ledgerguard.monitoring.errors import ConfigError
-from ledgerguard.monitoring.expressions import dashboard_queries, grafana_to_promql
+from ledgerguard.monitoring.expressions import (
+    DASHBOARDS_DIR,
+    dashboard_queries,
+    grafana_to_promql,
+)
 from ledgerguard.monitoring.process import find_tool
 from tests.support import make_settings
 
@@ -173,9 +178,7 @@ def test_dashboards_are_provisioned_from_files_against_the_provisioned_datasourc
     providers = yaml.safe_load((GRAFANA / "provisioning/dashboards/dashboards.yml").read_text())
     assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
 
-    boards = {
-        path.name: json.loads(path.read_text()) for path in (GRAFANA / "dashboards").glob("*.json")
-    }
+    boards = {path.name: json.loads(path.read_text()) for path in DASHBOARDS_DIR.glob("*.json")}
     titles = {board["title"] for board in boards.values()}
     assert {"LedgerGuard overview", "MySQL overview"} <= titles
     assert len({board["uid"] for board in boards.values()}) == len(boards)
@@ -186,6 +189,21 @@ def test_dashboards_are_provisioned_from_files_against_the_provisioned_datasourc
     overview = next(b for b in boards.values() if b["title"] == "LedgerGuard overview")
     panel_titles = {panel["title"] for panel in overview["panels"]}
     assert {"MySQL Questions", "API latency p50 / p95 / p99", "API error rate"} <= panel_titles
+
+
+def test_grafana_is_provisioned_from_the_dashboards_the_package_ships():
+    """One home for the panel queries: Compose mounts the package data the operations page
+    reads, and the dashboards are inside the package (so inside a wheel)."""
+    compose = yaml.safe_load((DEPLOY_DIR / "docker-compose.yml").read_text())
+    mounts = {
+        target: source
+        for source, target, *_mode in (
+            volume.split(":") for volume in compose["services"]["grafana"]["volumes"]
+        )
+    }
+    assert (DEPLOY_DIR / mounts["/var/lib/grafana/dashboards"]).resolve() == DASHBOARDS_DIR
+    assert DASHBOARDS_DIR.is_relative_to(Path(ledgerguard.__file__).parent)
+    assert not (DEPLOY_DIR / "grafana" / "dashboards").exists()  # no second copy to drift
 
 
 def test_every_dashboard_query_has_grafana_variables_we_can_replace():

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from ledgerguard.settings import Settings
+from tests.web.support import reset_parameter_sets
+
 CHROMIUM = os.environ.get("LEDGERGUARD_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -62,6 +65,17 @@ def page(browser, api_url: str) -> Iterator[object]:
         yield page
     finally:
         context.close()
+
+
+@pytest.fixture
+def clean_sets(settings: Settings, cluster: object) -> Iterator[None]:
+    """No approved parameter set before or after the test: other tests' analyses must run with
+    the settings' parameters."""
+    reset_parameter_sets(settings)
+    try:
+        yield
+    finally:
+        reset_parameter_sets(settings)
 
 
 @pytest.fixture(scope="session")

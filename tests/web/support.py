@@ -10,9 +10,11 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import httpx
+import sqlalchemy as sa
 
 from ledgerguard.db.engines import migration_engine
 from ledgerguard.db.fraud_results import UPSERT_SCORES
+from ledgerguard.db.tables import fraud_parameter_sets
 from ledgerguard.db.web_users import create_user
 from ledgerguard.settings import Settings
 from ledgerguard.web.passwords import hash_password
@@ -95,8 +97,20 @@ def store_verdict(
     rule_ids: str = "large_amount",
     reasons: str = "amount above the CTR line",
     user_id: int = 1,
+    source: str = "nightly",
 ) -> None:
-    """A flagged verdict as the scorers store it (for tests about the queue, not the engine)."""
+    """A flagged verdict as the scorers store it (for tests about the queue, not the engine);
+    `source="realtime"` fills the streaming scorer's own columns too."""
+    realtime = (
+        {
+            "realtime_score": Decimal(score),
+            "realtime_flagged": True,
+            "realtime_rule_ids": rule_ids,
+            "realtime_scored_at": datetime.now(UTC),
+        }
+        if source == "realtime"
+        else {}
+    )
     engine = migration_engine(settings)
     day = occurred_at.replace(hour=0, minute=0, second=0, microsecond=0)
     try:
@@ -118,6 +132,8 @@ def store_verdict(
                         "interval_start": day,
                         "interval_end": day + timedelta(days=1),
                         "analysed_at": datetime.now(UTC),
+                        "source": source,
+                        **realtime,
                     }
                 ],
             )
@@ -127,3 +143,35 @@ def store_verdict(
 
 def day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def insert_approved_set(settings: Settings, parameters: str) -> int:
+    """An approved parameter set written straight to the table (`parameters`: its JSON), as if
+    two administrators had agreed on it; returns its version."""
+    engine = migration_engine(settings)
+    now = datetime.now(UTC)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(
+                sa.insert(fraud_parameter_sets).values(
+                    parameters=parameters,
+                    status="approved",
+                    proposed_by=1,
+                    proposed_at=now,
+                    decided_by=2,
+                    decided_at=now,
+                )
+            )
+            return int(result.inserted_primary_key[0])
+    finally:
+        engine.dispose()
+
+
+def reset_parameter_sets(settings: Settings) -> None:
+    """Back to the settings' parameters: other tests' analyses must not run with a test's set."""
+    engine = migration_engine(settings)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.delete(fraud_parameter_sets))
+    finally:
+        engine.dispose()

@@ -266,6 +266,47 @@ def test_queue_pages_by_keyset_and_filters(api_url: str, api_key: str, settings:
         assert client.get("/review/queue?status=bogus").status_code == 422
 
 
+def test_queue_and_api_filter_real_time_and_nightly_alerts(
+    api_url: str, api_key: str, settings: Settings
+):
+    day = fresh_day()
+    occurred = day_start(day) + timedelta(hours=11)
+    by_source: dict[str, int] = {}
+    for source in ("realtime", "nightly"):
+        tx = post_transaction(api_url, api_key, amount="15000.00", occurred_at=occurred)
+        store_verdict(settings, tx, score="0.8", occurred_at=occurred, source=source)
+        by_source[source] = tx
+    with logged_in(api_url, settings) as client:
+        for source, tx in by_source.items():
+            page = client.get(f"/review/queue?status=all&day={day}&source={source}")
+            assert page.status_code == 200, page.text
+            shown = {int(p.split('"')[0]) for p in page.text.split('href="/review/cases/')[1:]}
+            assert shown == {tx}, (source, shown)
+        both = client.get(f"/review/queue?status=all&day={day}").text
+        assert "real-time" in both and "nightly" in both
+        assert client.get("/review/queue?source=batch").status_code == 422
+        # "next case" keeps the source filter
+        token = page_csrf(client)
+        answer = client.post(
+            f"/review/queue/next?day={day}&source=nightly", data={"csrf_token": token}
+        )
+        assert answer.status_code == 303
+        assert answer.headers["location"].startswith(f"/review/cases/{by_source['nightly']}?")
+
+    headers = {"X-API-Key": api_key}
+    for source, tx in by_source.items():
+        answer = httpx.get(
+            f"{api_url}/alerts", params={"source": source, "limit": 1000}, headers=headers
+        )
+        assert answer.status_code == 200, answer.text
+        data = answer.json()["data"]
+        assert {row["source"] for row in data} == {source}
+        ids = {row["transaction_id"] for row in data}
+        assert tx in ids and not (set(by_source.values()) - {tx}) & ids
+    refused = httpx.get(f"{api_url}/alerts", params={"source": "batch"}, headers=headers)
+    assert refused.status_code == 422 and "source" in refused.text
+
+
 def test_cli_user_create_and_list(cluster, settings: Settings, api_url: str):
     from typer.testing import CliRunner
 

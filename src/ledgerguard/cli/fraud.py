@@ -59,6 +59,11 @@ def analyze(
         print_json(result.to_dict())
         return
     say(f"analysed {result.analysed} transactions, flagged {result.flagged}")
+    say(
+        f"parameters: set {result.parameter_set} (approved in the web app)"
+        if result.parameter_set
+        else "parameters: the settings (no parameter set approved)"
+    )
     for rule, count in sorted(result.counts_by_rule.items()):
         say(f"  {rule}: {count}")
     say(f"report: {result.report_path}")
@@ -260,9 +265,12 @@ def backtest(
     precision, recall, average precision overall and per rule. Writes nothing."""
     from ledgerguard.fraud.backtest import backtest as run_backtest
     from ledgerguard.fraud.backtest import params_from_file
+    from ledgerguard.fraud.parameter_sets import active_parameters
 
-    settings = settings_of(ctx)
     try:
+        # "current" is what the nightly run uses: the settings + the approved parameter set
+        base = settings_of(ctx)
+        settings = active_parameters(base).settings(base)
         draft = params_from_file(params, settings.fraud) if params is not None else None
         with err_console.status("scoring the interval twice (nothing is written)"):
             result = run_backtest(

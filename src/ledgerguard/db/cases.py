@@ -50,6 +50,8 @@ class QueueFilter:
     rule: str | None = None
     day: date | None = None
     order: Order = "score"
+    #: Which scorer's verdict the alert holds (`fraud_scores.source`): "nightly", "realtime".
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Alert:
     rule_ids: str
     reasons: str
     analysed_at: datetime
+    source: str
     status: str
     claimed_by: int | None
     claimed_at: datetime | None
@@ -89,6 +92,7 @@ _ALERT_COLUMNS = (
     fraud_scores.c.rule_ids,
     fraud_scores.c.reasons,
     fraud_scores.c.analysed_at,
+    fraud_scores.c.source,
     sa.func.coalesce(review_cases.c.status, "open").label("status"),
     review_cases.c.claimed_by,
     review_cases.c.claimed_at,
@@ -122,6 +126,8 @@ def _filtered(query: sa.Select[Any], flt: QueueFilter) -> sa.Select[Any]:
         )
     if flt.rule:
         query = query.where(sa.func.find_in_set(flt.rule, fraud_scores.c.rule_ids) > 0)
+    if flt.source:
+        query = query.where(fraud_scores.c.source == flt.source)
     if flt.day:
         start = datetime(flt.day.year, flt.day.month, flt.day.day, tzinfo=UTC)
         query = query.where(
@@ -191,7 +197,7 @@ def oldest_open(conn: sa.Connection, *, flt: QueueFilter) -> int | None:
                 review_cases, review_cases.c.transaction_id == fraud_scores.c.transaction_id
             )
         ),
-        QueueFilter(status="open", rule=flt.rule, day=flt.day),
+        QueueFilter(status="open", rule=flt.rule, day=flt.day, source=flt.source),
     ).order_by(fraud_scores.c.occurred_at, fraud_scores.c.transaction_id)
     for dialect in ("mysql", "mariadb"):
         query = query.with_hint(fraud_scores, f"FORCE INDEX ({QUEUE_INDEXES['newest']})", dialect)

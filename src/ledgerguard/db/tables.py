@@ -274,6 +274,25 @@ approvals = sa.Table(
     mysql_engine="InnoDB",
 )
 
+#: Rule parameters changed in the web app (`ledgerguard.fraud.parameter_sets`): id = version,
+#: `parameters` = JSON of the values differing from the settings. `pending` until a second
+#: administrator approves (or rejects) it; the approved row with the highest id is active.
+fraud_parameter_sets = sa.Table(
+    "fraud_parameter_sets",
+    metadata,
+    sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
+    sa.Column("parameters", sa.Text, nullable=False),
+    sa.Column("note", sa.String(500), nullable=False, server_default=""),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("based_on", sa.BigInteger, nullable=True),
+    sa.Column("proposed_by", sa.BigInteger, nullable=False),
+    sa.Column("proposed_at", UTC_TIME, nullable=False),
+    sa.Column("decided_by", sa.BigInteger, nullable=True),
+    sa.Column("decided_at", UTC_TIME, nullable=True),
+    sa.Index("ix_fraud_parameter_sets_status", "status", "id"),
+    mysql_engine="InnoDB",
+)
+
 #: Placeholder schema of the audit trail: the real name is `<database>_audit` (see
 #: `audit_schema`), mapped at execution with `schema_translate_map`. The trail lives in its own
 #: database because MariaDB/MySQL privileges only add up: the API account's UPDATE on the

@@ -13,6 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledgerguard.db.tables import fraud_scores
 
+#: Values of `fraud_scores.source`: which scorer wrote the verdict a row holds.
+SCORE_SOURCES = ("realtime", "nightly")
+
 _RISK_COLUMNS = (
     fraud_scores.c.transaction_id,
     fraud_scores.c.score,
@@ -33,9 +36,15 @@ async def get_risk(conn: AsyncConnection, *, transaction_id: int) -> sa.Row[Any]
 
 
 async def list_alerts(
-    conn: AsyncConnection, *, before_id: int | None, rule: str | None, limit: int
+    conn: AsyncConnection,
+    *,
+    before_id: int | None,
+    rule: str | None,
+    limit: int,
+    source: str | None = None,
 ) -> list[sa.Row[Any]]:
-    """Flagged verdicts, newest (largest transaction id) first, keyset-paged by id."""
+    """Flagged verdicts, newest (largest transaction id) first, keyset-paged by id; only
+    those whose verdict comes from `source` (one of `SCORE_SOURCES`) when given."""
     query = (
         sa.select(
             *_RISK_COLUMNS,
@@ -53,4 +62,6 @@ async def list_alerts(
         query = query.where(fraud_scores.c.transaction_id < before_id)
     if rule is not None:
         query = query.where(sa.func.find_in_set(rule, fraud_scores.c.rule_ids) > 0)
+    if source is not None:
+        query = query.where(fraud_scores.c.source == source)
     return list((await conn.execute(query)).all())

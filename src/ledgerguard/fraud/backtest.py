@@ -26,6 +26,7 @@ from ledgerguard.fraud.engine.fx import fill_missing_usd
 from ledgerguard.fraud.engine.scoring import score_frame
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.fraud.evaluate import configuration_metrics
+from ledgerguard.fraud.parameter_sets import apply_overrides
 from ledgerguard.fraud.reader import ReplicaReader, wait_for_replica
 from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings
@@ -50,16 +51,7 @@ def params_from_file(path: Path, base: FraudParameters) -> FraudParameters:
         raise FraudAnalysisError(f"{path}: not a JSON object of parameters: {exc}") from exc
     if not isinstance(overrides, dict):
         raise FraudAnalysisError(f"{path}: expected a JSON object of parameters")
-    unknown = sorted(set(overrides) - set(FraudParameters.model_fields))
-    if unknown:
-        raise FraudAnalysisError(
-            f"{path}: unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
-            "(see LEDGERGUARD_FRAUD__* in .env.example)"
-        )
-    try:
-        return FraudParameters.model_validate(base.model_dump() | overrides)
-    except ValueError as exc:
-        raise FraudAnalysisError(f"{path}: {exc}") from exc
+    return apply_overrides(base, overrides, where=str(path))
 
 
 @dataclass(frozen=True)

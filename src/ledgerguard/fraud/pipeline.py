@@ -10,8 +10,9 @@
    `terminal_risk` (all users: terminals are shared across user buckets);
 3. reads the transactions of [start - lookback, end) page by page (ranges of user ids, only the
    users of `bucket` when `buckets > 1`), fills missing USD amounts at the ECB rate, and scores
-   each page with `scoring.score_frame`; only rows inside [start, end) are scored and counted,
-   the lookback only feeds the trailing windows;
+   each page with `scoring.score_frame` (parameters: the settings with the web app's approved
+   parameter set on top, `parameter_sets.active_parameters`); only rows inside [start, end)
+   are scored and counted, the lookback only feeds the trailing windows;
 4. upserts the verdicts on the primary as the API account, one transaction per page;
 5. for an unbucketed run, writes the reports from `fraud_scores` on the replica
    (`merge_reports`, after waiting for the replica again).
@@ -42,6 +43,7 @@ from ledgerguard.fraud.engine.fx import fill_missing_usd
 from ledgerguard.fraud.engine.rules import RULE_IDS
 from ledgerguard.fraud.engine.scoring import score_frame
 from ledgerguard.fraud.errors import FraudAnalysisError
+from ledgerguard.fraud.parameter_sets import active_parameters
 from ledgerguard.fraud.reader import ReplicaReader, wait_for_replica
 from ledgerguard.fraud.reports.fraud_report import write_fraud_reports
 from ledgerguard.fraud.store import upsert_scores
@@ -79,6 +81,8 @@ class AnalysisResult:
     rows_read: int
     pages: int
     seconds: float
+    #: The approved parameter set the run used (None: the settings alone).
+    parameter_set: int | None = None
     report_path: Path | None = None
     details_path: Path | None = None
 
@@ -120,7 +124,11 @@ def analyze_interval(
     _check_interval(start, end, bucket, buckets)
     began = time.monotonic()
     start, end = start.astimezone(UTC), end.astimezone(UTC)
-    params = settings.fraud
+    # the model comes from deployment settings a parameter set never changes (`NOT_TUNABLE`):
+    # a missing model file is refused before anything is read
+    model = model_of(settings.fraud)
+    active = active_parameters(settings)
+    params = active.params
     fx = FxRates()
     analysed_at = datetime.now(UTC)  # informational; unchanged rows keep their earlier value
     counts: Counter[str] = Counter({rule_id: 0 for rule_id in RULE_IDS})
@@ -130,7 +138,6 @@ def analyze_interval(
         days=params.label_delay_days + max(params.terminal_feature_windows)
     )
     terminal_until = utc_midnight(end) + timedelta(days=1) - timedelta(days=params.label_delay_days)
-    model = model_of(params)
     wait_for_replica(settings)
     writer = writer_engine(settings)
     try:
@@ -186,6 +193,7 @@ def analyze_interval(
         rows_read=rows_read,
         pages=totals["pages"],
         seconds=round(time.monotonic() - began, 3),
+        parameter_set=active.version,
         report_path=paths.report_path if paths else None,
         details_path=paths.details_path if paths else None,
     )

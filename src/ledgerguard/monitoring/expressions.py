@@ -3,6 +3,13 @@
 The dashboards are JSON that only Grafana reads, so a typo in a panel's query shows up as an
 empty graph on the day it is needed. Tests (and anyone debugging a panel) take the expressions
 from here and ask a real Prometheus to evaluate them.
+
+**One home for the panel queries: `DASHBOARDS_DIR`, package data of `ledgerguard.monitoring`.**
+The Grafana dashboard JSON files live inside the package (not under `deploy/`), so a wheel
+install carries them: the web app's operations page reads its panels' PromQL from them, and
+Grafana is provisioned from the very same files (`deploy/docker-compose.yml` mounts this folder
+at `/var/lib/grafana/dashboards`). Moving the files was simpler than generating one format
+from the other and testing that the two agree: there is nothing to keep in step.
 """
 
 from __future__ import annotations
@@ -14,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ledgerguard.monitoring.config import DEPLOY_DIR
-
 #: Values for Grafana's built-in and dashboard variables that make a panel query plain PromQL.
 GRAFANA_VARIABLES = {
     "__rate_interval": "1m",
@@ -23,6 +28,8 @@ GRAFANA_VARIABLES = {
     "__range": "1h",
     "role": ".+",
 }
+#: The Grafana dashboards (package data; see the module docstring).
+DASHBOARDS_DIR = Path(__file__).resolve().parent / "dashboards"
 _VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
 
 
@@ -56,7 +63,7 @@ def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 
 def dashboard_queries(
-    dashboards_dir: Path = DEPLOY_DIR / "grafana" / "dashboards",
+    dashboards_dir: Path = DASHBOARDS_DIR,
 ) -> list[PanelQuery]:
     """All panel queries of every dashboard JSON file in `dashboards_dir`."""
     queries = []

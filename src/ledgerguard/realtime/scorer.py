@@ -37,6 +37,8 @@ import sqlalchemy as sa
 
 from ledgerguard.db.dialect import VERSION_QUERY, Flavour, detect_flavour, executed_gtids_query
 from ledgerguard.db.engines import analytics_engine, writer_engine
+from ledgerguard.fraud.errors import FraudAnalysisError
+from ledgerguard.fraud.parameter_sets import active_parameters
 from ledgerguard.fraud.pipeline import model_of
 from ledgerguard.money import FxRates
 from ledgerguard.realtime.alerts import AlertDelivery
@@ -77,6 +79,8 @@ class ScorerStatus:
     users: int = 0
     reconnects: int = 0
     last_error: str = ""
+    #: The approved parameter set scored with (None: the settings alone).
+    parameter_set: int | None = None
     updated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,8 +141,15 @@ class Scorer:
         last event (by time, from the replica's table) are scored first, and the stream starts
         at the replica snapshot instead of the checkpoint.
         """
-        settings = self.settings
         flavour = self._flavour()
+        # the parameters in force (settings + the approved set of the web app), read once: a
+        # newly approved set takes effect at the scorer's next start
+        try:
+            active = active_parameters(self.settings)
+        except FraudAnalysisError as exc:
+            raise ScorerError(str(exc)) from None
+        self.settings = settings = active.settings(self.settings)
+        self.status.parameter_set = active.version
         writer = writer_engine(settings)
         delivery_stop = threading.Event()
         delivery_thread = None
@@ -159,11 +170,13 @@ class Scorer:
                 snapshot if checkpoint is None else GtidPosition.parse(flavour, checkpoint.gtid_pos)
             )
             log.info(
-                "partition %s: %d users, %d transactions in memory; streaming from %r",
+                "partition %s: %d users, %d transactions in memory; streaming from %r; "
+                "parameter set %s",
                 self.partition.name,
                 state.users,
                 state.transactions,
                 start.text(),
+                active.version or "none (settings)",
             )
             if settings.alert_webhook_url is not None:
                 delivery = AlertDelivery(settings, writer, self.metrics)

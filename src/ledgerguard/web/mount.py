@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ledgerguard.settings import Settings
 from ledgerguard.web import apidocs
 from ledgerguard.web.auth import LoginRequired
-from ledgerguard.web.routes import admin, approvals, auth, cases, overview, queue
+from ledgerguard.web.routes import admin, approvals, auth, cases, overview, parameters, queue
 from ledgerguard.web.templating import STATIC, render
 from ledgerguard.web.throttle import LoginThrottle
 
@@ -48,7 +48,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     if settings.api_docs:  # off in production (see `Settings.api_docs`)
         apidocs.install(app)
-    for module in (auth, queue, cases, approvals, overview, admin):
+    for module in (auth, queue, cases, approvals, overview, admin, parameters):
         app.include_router(module.router, prefix=PREFIX)
     app.add_exception_handler(LoginRequired, _login_required)  # type: ignore[arg-type]
     api_handler = app.exception_handlers.get(StarletteHTTPException, http_exception_handler)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
@@ -27,15 +27,26 @@ async def list_flagged(
             "`model`)",
         ),
     ] = None,
+    source: Annotated[
+        Literal["realtime", "nightly"] | None,
+        Query(
+            description="only alerts whose verdict comes from this scorer: `realtime` (the "
+            "streaming scorer) or `nightly` (the nightly analysis, which revises real-time ones)"
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,19}$", description="from `next`")] = None,
 ) -> AlertsPage:
     """Flagged transactions, largest (newest) transaction id first, one keyset page at a time."""
-    async with read_connection(services, consistent_after=None) as (conn, source):
+    async with read_connection(services, consistent_after=None) as (conn, read_source):
         rows = await list_alerts(
-            conn, before_id=int(cursor) if cursor else None, rule=rule, limit=limit + 1
+            conn,
+            before_id=int(cursor) if cursor else None,
+            rule=rule,
+            limit=limit + 1,
+            source=source,
         )
-    response.headers["X-Read-Source"] = source
+    response.headers["X-Read-Source"] = read_source
     page = rows[:limit]
     return AlertsPage(
         data=[AlertPublic.from_row(row) for row in page],

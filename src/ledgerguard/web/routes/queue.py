@@ -17,6 +17,7 @@ from ledgerguard.db.cases import (
     parse_cursor,
     queue_page,
 )
+from ledgerguard.db.verdicts import SCORE_SOURCES
 from ledgerguard.db.web_users import usernames
 from ledgerguard.web.auth import CsrfSession, CurrentUser
 from ledgerguard.web.backend import WebBackend, on_replica, write_on_primary
@@ -25,14 +26,19 @@ from ledgerguard.web.templating import render
 router = APIRouter(prefix="/queue", tags=["web"], include_in_schema=False)
 
 RuleParam = Annotated[str, Query(pattern=r"^[a-z_]{0,40}$")]
+#: Real-time or nightly alerts (`fraud_scores.source`); empty: both.
+SourceParam = Annotated[str, Query(pattern=f"^({'|'.join(SCORE_SOURCES)})?$")]
 
 
-def queue_filter(status_: str, rule: str, day: date | None, order: str) -> QueueFilter:
+def queue_filter(
+    status_: str, rule: str, day: date | None, order: str, source: str = ""
+) -> QueueFilter:
     return QueueFilter(
         status=None if status_ == "all" else status_,
         rule=rule or None,
         day=day,
         order="newest" if order == "newest" else "score",
+        source=source or None,
     )
 
 
@@ -48,9 +54,10 @@ async def queue(
     day: date | None = None,
     order: Annotated[str, Query(pattern=r"^(score|newest)$")] = "score",
     after: Annotated[str | None, Query(max_length=64)] = None,
+    source: SourceParam = "",
 ) -> Response:
     """The whole page, or only the table rows when htmx asks (filters, next page)."""
-    flt = queue_filter(status_, rule, day, order)
+    flt = queue_filter(status_, rule, day, order, source)
     if after is not None:
         try:
             parse_cursor(after, flt.order)
@@ -71,6 +78,7 @@ async def queue(
         next_cursor=next_cursor,
         flt=flt,
         status_value=status_,
+        sources=SCORE_SOURCES,
         first_page=after is None,
     )
 
@@ -106,9 +114,10 @@ async def next_case(
     session: CsrfSession,
     rule: RuleParam = "",
     day: date | None = None,
+    source: SourceParam = "",
 ) -> Response:
     """ "Next case": claim the oldest unclaimed alert of the analyst's filter and open it."""
-    flt = queue_filter("open", rule, day, "newest")
+    flt = queue_filter("open", rule, day, "newest", source)
     transaction_id, gtid = await write_on_primary(
         backend,
         _claim_next,
