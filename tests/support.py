@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pymysql
 
 from ledgerguard.cluster.admin import admin_connection, run
@@ -149,3 +151,18 @@ def replica_sql_thread_stopped(cluster: LocalCluster, settings: Settings) -> Ite
         with admin_connection(replica, password=password) as conn:
             run(conn, Statement("START SLAVE SQL_THREAD"))
         cluster.wait_for_replica(timeout=30)
+
+
+Scenario = Callable[[httpx.AsyncClient, Any], Awaitable[Any]]
+
+
+async def with_app(settings: Settings, scenario: Scenario) -> Any:
+    """Run `scenario(client, services)` against an in-process app with its own settings (the
+    factory's lifespan, the real cluster)."""
+    from ledgerguard.api.main import create_app
+
+    app = create_app(settings, workers=1)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await scenario(client, app.state.services)

@@ -65,6 +65,8 @@ class ApiKeyRecord:
     scopes: tuple[str, ...]
     created_at: datetime
     revoked_at: datetime | None
+    #: the only merchant this key may write and read, or None for every merchant
+    merchant_id: int | None = None
 
     @property
     def active(self) -> bool:
@@ -77,3 +79,10 @@ class ApiKeyRecord:
     def allows(self, scope: str) -> bool:
         """`admin` implies every scope."""
         return scope in self.scopes or "admin" in self.scopes
+
+    def covers_merchant(self, merchant_id: int | None) -> bool:
+        """Whether a transaction of `merchant_id` is within this key's reach.
+
+        A key limited to a merchant covers only that merchant's transactions, not those without
+        a merchant (they belong to no client of the key)."""
+        return self.merchant_id is None or merchant_id == self.merchant_id

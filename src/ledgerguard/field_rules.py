@@ -24,10 +24,16 @@ def latest_occurred_at(now: datetime | None = None) -> datetime:
     return (now or datetime.now(UTC)) + MAX_CLOCK_SKEW
 
 
+def moment_problem(value: datetime, *, field: str) -> str | None:
+    """Why a timezone-aware moment (`occurred_at`, `labelled_at`) is refused, or None when it is
+    in the API's range: 1999 or later, not beyond now + `MAX_CLOCK_SKEW`."""
+    if value > latest_occurred_at():
+        return f"{field} must not be in the future"
+    if value < EARLIEST_OCCURRED_AT:
+        return f"{field} must be in 1999 or later"
+    return None
+
+
 def occurred_at_problem(value: datetime) -> str | None:
     """Why `occurred_at` (timezone-aware) is refused, or None when it is in range."""
-    if value > latest_occurred_at():
-        return "occurred_at must not be in the future"
-    if value < EARLIEST_OCCURRED_AT:
-        return "occurred_at must be in 1999 or later"
-    return None
+    return moment_problem(value, field="occurred_at")

@@ -351,6 +351,24 @@ def test_labels_need_admin_and_an_existing_transaction(
     )
     assert stored.status_code == 200, stored.text
     assert stored.json()["is_fraud"] is True
+    for moment, problem in (
+        ("1998-12-31T23:59:59Z", "labelled_at must be in 1999 or later"),
+        ("2999-01-01T00:00:00Z", "labelled_at must not be in the future"),
+    ):
+        refused = httpx.post(
+            f"{api_url}/transactions/{created['id']}/label",
+            json={**label, "labelled_at": moment},
+            headers=headers,
+        )
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["detail"] == problem
+    dated = httpx.post(
+        f"{api_url}/transactions/{created['id']}/label",
+        json={**label, "labelled_at": "2025-03-01T12:00:00+01:00"},
+        headers=headers,
+    )
+    assert dated.status_code == 200, dated.text
+    assert dated.json()["labelled_at"].startswith("2025-03-01T11:00:00")
     with api_conn(settings) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT is_fraud, source FROM fraud_labels WHERE transaction_id = %s", (created["id"],)

@@ -4,7 +4,6 @@ settings (the factory's lifespan, the real cluster)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -14,16 +13,7 @@ from ledgerguard.api.main import create_app
 from ledgerguard.api.services import KeyCache
 from ledgerguard.cluster.local import LocalCluster
 from ledgerguard.settings import Settings
-
-Scenario = Callable[[httpx.AsyncClient, Any], Awaitable[Any]]
-
-
-async def _with_app(settings: Settings, scenario: Scenario) -> Any:
-    app = create_app(settings, workers=1)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return await scenario(client, app.state.services)
+from tests.support import with_app
 
 
 def test_future_consistent_after_is_400_at_once(
@@ -36,7 +26,7 @@ def test_future_consistent_after_is_400_at_once(
             headers={"X-API-Key": api_key},
         )
 
-    response = asyncio.run(_with_app(settings, scenario))
+    response = asyncio.run(with_app(settings, scenario))
     assert response.status_code == 400, response.text
     assert "has not committed" in response.json()["detail"]
 
@@ -64,7 +54,7 @@ def test_failed_authentications_are_limited_per_address_before_any_lookup(
             codes.append(response.status_code)
         return codes, lookups
 
-    codes, lookups = asyncio.run(_with_app(tight, scenario))
+    codes, lookups = asyncio.run(with_app(tight, scenario))
     assert codes[:4] == [401] * 4, codes
     assert codes[4:] == [429] * 16, codes
     assert lookups == 4, lookups
@@ -75,7 +65,7 @@ def test_ready_is_computed_once_for_a_burst(healthy_cluster: LocalCluster, setti
         responses = await asyncio.gather(*(client.get("/ready") for _ in range(30)))
         return [r.status_code for r in responses], services.readiness.computed
 
-    codes, computed = asyncio.run(_with_app(settings, scenario))
+    codes, computed = asyncio.run(with_app(settings, scenario))
     assert codes == [200] * 30
     assert computed == 1, computed
 
@@ -209,3 +199,24 @@ def test_revoked_key_stops_within_the_cache_time_while_the_primary_is_unreachabl
                 await engine.dispose()
 
     assert asyncio.run(scenario()) == (True, False)
+
+
+def test_web_login_attempts_are_counted_across_workers(
+    healthy_cluster: LocalCluster, settings: Settings, tmp_path
+):
+    """Two workers (two apps with their lifespans, one state directory): one address's login
+    budget is shared, so a second worker cannot grant it again."""
+    tight = settings.model_copy(update={"web_login_attempts_per_minute": 2})
+
+    async def scenario() -> list[float]:
+        first, second = create_app(tight, workers=2), create_app(tight, workers=2)
+        async with first.router.lifespan_context(first), second.router.lifespan_context(second):
+            return [
+                first.state.login_throttle.wait("192.0.2.9"),
+                second.state.login_throttle.wait("192.0.2.9"),
+                first.state.login_throttle.wait("192.0.2.9"),
+                second.state.login_throttle.wait("192.0.2.9"),
+            ]
+
+    waits = asyncio.run(scenario())
+    assert waits[:2] == [0, 0] and all(wait > 0 for wait in waits[2:]), waits

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,35 @@ def test_bench_analysis_smoke(healthy_cluster: LocalCluster, env: dict[str, str]
     everything = json.loads(whole.stdout)
     assert everything["analysed"] == everything["analysis_rows_read"] > second["analysed"]
     assert everything["analysed_interval"][0] == "2003-01-01T00:00:00+00:00"
+
+
+def test_bench_data_set_reports_each_stage_to_a_progress_bar(
+    healthy_cluster: LocalCluster, settings: Settings
+):
+    """Generating, writing and importing the data set take minutes at full size: each stage
+    reports how far it is (the CLI shows it as a progress bar)."""
+    from ledgerguard.load.bench.analysis import ensure_dataset
+
+    seen: dict[str, list[tuple[int, int | None]]] = {}
+    _, load = ensure_dataset(
+        settings,
+        1000,
+        seed=12,
+        start=date(2003, 1, 1),
+        progress=lambda stage, done, total: seen.setdefault(stage, []).append((done, total)),
+    )
+    assert load["load_skipped"] is False
+    assert list(seen) == [
+        "generating 1,000 synthetic transactions",
+        "writing the CSV files",
+        "importing the transactions",
+        "importing the labels",
+    ]
+    for stage, calls in seen.items():
+        done, total = calls[-1]
+        assert done == total and total > 0, (stage, calls)
+        assert [d for d, _ in calls] == sorted(d for d, _ in calls), (stage, calls)
+    assert all(calls[0] == (0, None) for calls in seen.values()), seen  # named at once
 
 
 def test_train_prints_both_average_precisions_and_writes_the_model(

@@ -251,6 +251,21 @@ def test_labels_for_unknown_transactions_are_refused(
         engine.dispose()
 
 
+def test_labelled_at_follows_the_api_range(loaded: Loaded, settings: Settings, tmp_path: Path):
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "external_id,is_fraud,labelled_at\n"
+        "itfraud-x1,1,1998-12-31T23:59:59Z\n"
+        "itfraud-x2,0,2999-01-01T00:00:00Z\n"
+    )
+    with pytest.raises(ImportRejected) as info:
+        import_labels(settings, path)
+    messages = {error.line: str(error) for error in info.value.errors}
+    assert sorted(messages) == [2, 3], messages
+    assert "labelled_at '1998-12-31T23:59:59Z' is before 1999" in messages[2]
+    assert "labelled_at '2999-01-01T00:00:00Z' is in the future" in messages[3]
+
+
 def test_compliance_report_of_a_day(first_run: AnalysisResult, settings: Settings):
     report = compliance_report(settings, day=DAY)
     ctr = report.ctr_path.read_text().splitlines()

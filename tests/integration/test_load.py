@@ -7,6 +7,7 @@ never how fast anything is (the machine is shared; timings are for benchmarks/RE
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -126,3 +127,36 @@ def test_bench_ingest_smoke(
         ) as conn:
             assert not run(conn, Statement("SHOW DATABASES LIKE 'ledgerguard_bench'"))
             assert not run(conn, Statement("SELECT 1 FROM mysql.user WHERE user = 'lg_bench'"))
+
+
+@pytest.mark.skipif(shutil.which("sysbench") is None, reason="scripts/setup.sh installs sysbench")
+def test_sysbench_gets_its_password_from_the_environment_not_its_command_line(
+    healthy_cluster: LocalCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ps` shows every user a command line: the ceiling's password travels in MYSQL_PWD."""
+    from ledgerguard.load.bench.ceiling import measure_ceiling
+
+    real, log = shutil.which("sysbench"), tmp_path / "sysbench.log"
+    wrapper = tmp_path / "bin" / "sysbench"
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'printf "argv: %s\\n" "$*" >> {log}\n'
+        f'[ -n "$MYSQL_PWD" ] && echo "MYSQL_PWD set" >> {log}\n'
+        f'exec {real} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}:{os.environ['PATH']}")
+    result = measure_ceiling(
+        healthy_cluster.specs["primary"],
+        root_password=healthy_cluster.root_password,
+        threads=1,
+        duration=1,
+        warmup=0,
+        progress=lambda _: None,
+    )
+    assert result.transactions > 0 and result.errors == 0  # it logged in
+    lines = log.read_text().splitlines()
+    argvs = [line for line in lines if line.startswith("argv: ")]
+    assert len(argvs) == 2 and lines.count("MYSQL_PWD set") == 2, lines
+    assert not any("password" in line for line in argvs), argvs

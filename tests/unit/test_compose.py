@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shutil
 import subprocess
@@ -130,3 +131,19 @@ def test_safe_by_default(resolved: dict):
     assert '-p"$$MYSQL_ROOT_PASSWORD' not in text  # no password on a command line
     proxy = (REPO / "deploy/reverse-proxy/Caddyfile").read_text()
     assert "reverse_proxy 127.0.0.1:8000" in proxy and "/metrics" in proxy
+
+
+def test_mysql_root_only_from_localhost_and_the_provisioning_container(resolved: dict):
+    """No root@'%': `MYSQL_ROOT_HOST` names the one-shot provisioning container's fixed address,
+    which no other container can be given (dynamic addresses come from `ip_range`)."""
+    provision = resolved["services"]["provision"]["networks"]["default"]["ipv4_address"]
+    for name in ("mysql-primary", "mysql-replica"):
+        root_host = resolved["services"][name]["environment"].get("MYSQL_ROOT_HOST")
+        assert root_host == provision, (name, root_host)
+    assert ipaddress.ip_address(provision).is_private
+    (pool,) = resolved["networks"]["default"]["ipam"]["config"]
+    assert ipaddress.ip_address(provision) in ipaddress.ip_network(pool["subnet"])
+    assert ipaddress.ip_address(provision) not in ipaddress.ip_network(pool["ip_range"])
+    for name, service in resolved["services"].items():
+        check = " ".join(map(str, (service.get("healthcheck") or {}).get("test", [])))
+        assert "PASSWORD" not in check.upper() and " -p" not in check, name  # no secret in argv

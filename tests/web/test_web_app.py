@@ -222,9 +222,27 @@ def test_roles_admin_pages_and_key_management(api_url: str, settings: Settings):
         name = f"web-key-{datetime.now(UTC):%H%M%S%f}"
         created = admin.post(
             "/review/admin/keys",
-            data={"csrf_token": token, "name": name, "scopes": ["transactions:read"]},
+            # a browser sends the empty merchant field: a key for every merchant
+            data={
+                "csrf_token": token,
+                "name": name,
+                "scopes": ["transactions:read"],
+                "merchant_id": "",
+            },
         )
         assert created.status_code == 200 and 'id="new-key"' in created.text
+        limited = admin.post(
+            "/review/admin/keys",
+            data={
+                "csrf_token": token,
+                "name": f"{name}-m",
+                "scopes": ["transactions:read"],
+                "merchant_id": "4242",
+            },
+        )
+        assert limited.status_code == 200 and f"<td>{name}-m</td>" in limited.text
+        row = limited.text.split(f"<td>{name}-m</td>")[1].split("</tr>")[0]
+        assert "<td>4242</td>" in row, row
         plain = created.text.split('id="new-key">')[1].split("<")[0]
         prefix = plain.split("_")[1]
         assert httpx.get(f"{api_url}/transactions/1", headers={"X-API-Key": plain}).status_code in (

@@ -21,7 +21,10 @@ async def get_services(request: Request) -> ApiServices:
 Services = Annotated[ApiServices, Depends(get_services)]
 
 api_key_header = APIKeyHeader(
-    name="X-API-Key", auto_error=False, description="Create one with `ledgerguard apikey create`."
+    name="X-API-Key",
+    auto_error=False,
+    description="Create one with `ledgerguard apikey create`; `--merchant ID` limits a key to "
+    "one merchant's transactions, labels and alerts (403 for any other).",
 )
 
 
@@ -94,6 +97,31 @@ def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, ApiKeyRecord]
         return key
 
     return check
+
+
+def outside_merchant(key: ApiKeyRecord, what: str) -> HTTPException:
+    """The 403 for a key limited to one merchant touching another merchant's data.
+
+    403, not 404, for reads too: transaction ids are sequential, so that a transaction exists
+    is no secret worth hiding, and a 404 would send the client looking for a missing row when
+    the key is what falls short. The message never says which merchant the row belongs to.
+    """
+    return HTTPException(
+        status.HTTP_403_FORBIDDEN,
+        f"this API key is limited to merchant {key.merchant_id}; {what} is outside it",
+    )
+
+
+def merchant_for_write(key: ApiKeyRecord, merchant_id: int | None) -> int | None:
+    """The merchant a new transaction is stored with: a limited key fills in its own merchant
+    when the body names none, and refuses (403) a body naming another."""
+    if key.merchant_id is None:
+        return merchant_id
+    if merchant_id is None:
+        return key.merchant_id
+    if merchant_id != key.merchant_id:
+        raise outside_merchant(key, f"merchant_id {merchant_id}")
+    return merchant_id
 
 
 WriteKey = Annotated[ApiKeyRecord, Depends(write_key)]

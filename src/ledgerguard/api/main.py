@@ -18,7 +18,7 @@ from ledgerguard.api.metrics import ApiMetrics, MetricsMiddleware
 from ledgerguard.api.ratelimit import RateLimiter
 from ledgerguard.api.routes import alerts, health, transactions
 from ledgerguard.api.services import ApiServices, KeyCache
-from ledgerguard.api.shared_ratelimit import SharedRateLimiter
+from ledgerguard.api.shared_ratelimit import SharedAddressLimiter, SharedRateLimiter
 from ledgerguard.api.topology import Topology
 from ledgerguard.db.writer import TransactionWriter
 from ledgerguard.money import FxRates
@@ -64,6 +64,12 @@ def create_app(settings: Settings | None = None, *, workers: int | None = None) 
                 rate_per_second=settings.api_unauthenticated_rate_limit, workers=workers
             ),
         )
+        # the web app's login attempts per address, counted across workers (replaces the
+        # per-worker `LoginThrottle` that `web.install` sets for an app without this lifespan)
+        app.state.login_throttle = SharedAddressLimiter(
+            settings.state_dir / "api" / "logins.bin",
+            per_minute=settings.web_login_attempts_per_minute,
+        )
         # Everything built so far lives as long as the worker: move it out of the collector's
         # sight, and collect young objects less often. A request allocates many short-lived
         # objects; with the default thresholds the cyclic GC ran every few requests and its
@@ -75,6 +81,7 @@ def create_app(settings: Settings | None = None, *, workers: int | None = None) 
             yield
         finally:
             app.state.services.limiter.close()
+            app.state.login_throttle.close()
             await writer.stop()
             await topology.dispose()
 

@@ -26,10 +26,15 @@ class RateLimiter:
     the least recently used dropped first (a dropped bucket starts full again)."""
 
     def __init__(
-        self, *, rate_per_second: float, workers: int = 1, max_buckets: int = 100_000
+        self,
+        *,
+        rate_per_second: float,
+        workers: int = 1,
+        max_buckets: int = 100_000,
+        burst_seconds: float = 2.0,
     ) -> None:
         self.rate = rate_per_second / max(1, workers)
-        self.capacity = max(1.0, self.rate * 2)
+        self.capacity = max(1.0, self.rate * burst_seconds)
         self.max_buckets = max_buckets
         self._buckets: OrderedDict[Hashable, _Bucket] = OrderedDict()
 

@@ -111,7 +111,11 @@ class TransactionCreate(BaseModel):
         Field(min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS_PATTERN),
     ] = None
     terminal_id: Id | None = None
-    merchant_id: Id | None = None
+    merchant_id: Id | None = Field(
+        None,
+        description="A key limited to a merchant (`apikey create --merchant`) stores its own "
+        "merchant when this is absent and answers 403 for any other value",
+    )
     occurred_at: datetime | None = Field(
         None, description="ISO 8601; without an offset it is read as UTC; default: now"
     )
@@ -248,6 +252,17 @@ class LabelCreate(BaseModel):
 
     is_fraud: bool = Field(strict=True)
     source: Annotated[str, Field(min_length=1, max_length=64)] = "analyst"
+    labelled_at: datetime | None = Field(
+        None,
+        description="ISO 8601, when the verdict was reached (e.g. the chargeback's date); "
+        "without an offset it is read as UTC; default: now. 1999 … now + 5 min, like "
+        "occurred_at (else 400)",
+    )
+
+    @field_validator("labelled_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value, assume_utc=True)
 
 
 class LabelPublic(BaseModel):
@@ -293,7 +308,8 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 ERROR_DESCRIPTIONS = {
     400: "the request is well-formed but refused (e.g. a consistent_after beyond the primary)",
     401: "missing, unknown or revoked X-API-Key",
-    403: "the API key lacks the scope this route needs",
+    403: "the API key lacks the scope this route needs, or is limited to one merchant and the "
+    "transaction (or the body's merchant_id) is another merchant's",
     404: "no such resource",
     409: "Idempotency-Key reused with another body, or external_id taken",
     413: "request body too large",

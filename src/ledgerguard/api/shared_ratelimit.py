@@ -9,11 +9,15 @@ microseconds, no database and no extra process. Slots are found by open addressi
 a full table (more than `slots` keys seen since the API started) falls back to an unshared bucket
 for the newcomers, so the limit never fails open. Several API hosts each enforce the full rate:
 put the limit in the reverse proxy to cap a key across hosts.
+
+`SharedAddressLimiter` uses the same buckets for the web app's login attempts per client address
+(`LEDGERGUARD_WEB_LOGIN_ATTEMPTS_PER_MINUTE` for the whole host, not per worker).
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import mmap
 import os
 import struct
@@ -28,11 +32,18 @@ _SLOT = struct.Struct("<qdd")  # key id (0 = empty), tokens, updated (CLOCK_MONO
 class SharedRateLimiter:
     """Same interface as `RateLimiter.acquire`, counted across processes through `path`."""
 
-    def __init__(self, path: Path, *, rate_per_second: float, slots: int = 65_536) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        rate_per_second: float,
+        slots: int = 65_536,
+        burst_seconds: float = 2.0,
+    ) -> None:
         self.rate = rate_per_second
-        self.capacity = max(1.0, self.rate * 2)
+        self.capacity = max(1.0, self.rate * burst_seconds)
         self.slots = slots
-        self._fallback = RateLimiter(rate_per_second=rate_per_second)
+        self._fallback = RateLimiter(rate_per_second=rate_per_second, burst_seconds=burst_seconds)
         path.parent.mkdir(parents=True, exist_ok=True)
         size = slots * _SLOT.size
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -55,7 +66,9 @@ class SharedRateLimiter:
             if offset is None:
                 return self._fallback.acquire(key_id, now=now)
             stored, tokens, updated = _SLOT.unpack_from(self._map, offset)
-            if stored == 0:
+            if stored == 0 or updated > now:
+                # a new key, or a slot from before a reboot (the monotonic clock started again):
+                # a full bucket, never one that waits until the clock passes the old reading
                 tokens, updated = self.capacity, now
             tokens = min(self.capacity, tokens + max(0.0, now - updated) * self.rate)
             wait = 0.0
@@ -80,3 +93,29 @@ class SharedRateLimiter:
     def close(self) -> None:
         self._map.close()
         os.close(self._fd)
+
+
+class SharedAddressLimiter:
+    """Login attempts per client address, counted across every worker of this host.
+
+    A bucket of `per_minute` attempts per address that refills at `per_minute` a minute: a
+    client may try `per_minute` times at once, then once every `60 / per_minute` seconds (the
+    per-worker sliding minute it replaces let W workers grant W times that). 0 disables it.
+    Same interface as `ledgerguard.web.throttle.LoginThrottle.wait`.
+    """
+
+    def __init__(self, path: Path, *, per_minute: int) -> None:
+        self._limiter = SharedRateLimiter(path, rate_per_second=per_minute / 60, burst_seconds=60.0)
+
+    def wait(self, client: str, now: float | None = None) -> float:
+        """Seconds `client` must wait before another attempt (0: go ahead, and it is counted)."""
+        return self._limiter.acquire(_address_id(client), now=now)
+
+    def close(self) -> None:
+        self._limiter.close()
+
+
+def _address_id(client: str) -> int:
+    """A positive 63-bit id for an address (slot ids are signed, 0 marks an empty slot)."""
+    digest = hashlib.blake2b(client.encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "little") & (2**63 - 1)) or 1

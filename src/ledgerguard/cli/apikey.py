@@ -29,6 +29,16 @@ def create_key(
             "--scope", "-s", help="Repeatable: transactions:write, transactions:read, admin."
         ),
     ] = None,
+    merchant: Annotated[
+        int | None,
+        typer.Option(
+            "--merchant",
+            min=1,
+            max=2**53 - 1,
+            help="Limit the key to this merchant_id: it may only write and read that "
+            "merchant's transactions, labels and alerts (403 otherwise).",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a key and print it ONCE (only its hash is stored)."""
@@ -38,16 +48,23 @@ def create_key(
         scopes = parse_scopes(scope or list(DEFAULT_SCOPES))
         engine = _admin_engine(ctx)
         with engine.begin() as conn:
-            record, plain = create_api_key(conn, name=name, scopes=scopes)
+            record, plain = create_api_key(conn, name=name, scopes=scopes, merchant_id=merchant)
         engine.dispose()
     except (ApiKeyError, sa.exc.SQLAlchemyError) as exc:
         abort(str(exc).splitlines()[0])
     if as_json:
         print_json(
-            {"name": record.name, "prefix": record.prefix, "scopes": record.scopes, "key": plain}
+            {
+                "name": record.name,
+                "prefix": record.prefix,
+                "scopes": record.scopes,
+                "merchant_id": record.merchant_id,
+                "key": plain,
+            }
         )
         return
-    say(f"created API key [bold]{record.name}[/] with scopes {', '.join(record.scopes)}")
+    limited = "" if merchant is None else f", limited to merchant {merchant}"
+    say(f"created API key [bold]{record.name}[/] with scopes {', '.join(record.scopes)}{limited}")
     say("store it now, it is not shown again:")
     typer.echo(plain)
 
@@ -75,6 +92,7 @@ def list_keys(
                     "name": r.name,
                     "prefix": r.prefix,
                     "scopes": r.scopes,
+                    "merchant_id": r.merchant_id,
                     "created_at": r.created_at,
                     "revoked_at": r.revoked_at,
                 }
@@ -82,10 +100,15 @@ def list_keys(
             ]
         )
         return
-    table = Table("name", "prefix", "scopes", "created", "revoked")
+    table = Table("name", "prefix", "scopes", "merchant", "created", "revoked")
     for r in records:
         table.add_row(
-            r.name, r.prefix, " ".join(r.scopes), str(r.created_at), str(r.revoked_at or "-")
+            r.name,
+            r.prefix,
+            " ".join(r.scopes),
+            "any" if r.merchant_id is None else str(r.merchant_id),
+            str(r.created_at),
+            str(r.revoked_at or "-"),
         )
     err_console.print(table)
 

@@ -15,6 +15,8 @@ from ledgerguard.cli.common import (
     err_console,
     live_option,
     print_json,
+    progress_bar,
+    require_servers,
     say,
     settings_of,
     users_option,
@@ -152,11 +154,21 @@ def analysis(
     from ledgerguard.load.bench.analysis import bench_analysis
 
     settings = settings_of(ctx)
+    require_servers(settings)  # before minutes of data generation, not after
     say(f"loading up to {rows:,} synthetic transactions (once per seed and size), then analysing")
     try:
-        result = bench_analysis(
-            settings, rows, seed=seed, start=start.date(), history_days=0 if all_days else 30
-        )
+        with progress_bar() as bar:
+            task = bar.add_task("checking for a stored data set", total=None)
+            result = bench_analysis(
+                settings,
+                rows,
+                seed=seed,
+                start=start.date(),
+                history_days=0 if all_days else 30,
+                progress=lambda stage, done, total: bar.update(
+                    task, description=stage, completed=done, total=total
+                ),
+            )
     except LedgerGuardError as exc:
         abort(str(exc))
     print_json(result)

@@ -128,7 +128,11 @@ def failover(
         bool, typer.Option("--dry-run", help="Show the plan, change nothing.")
     ] = False,
     force: Annotated[
-        bool, typer.Option(help="Promote even when acknowledged transactions may be lost.")
+        bool,
+        typer.Option(
+            help="Promote even when acknowledged transactions may be lost, or when a remote "
+            "old primary (not run by this machine) could not be set read-only."
+        ),
     ] = False,
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for the replica to catch up.")
@@ -137,7 +141,8 @@ def failover(
 ) -> None:
     """Promote the replica to primary (switchover if the primary is up, failover if not).
 
-    Refuses when the replica may lack acknowledged transactions (GTID / semi-sync check) unless
+    Refuses when the replica may lack acknowledged transactions (GTID / semi-sync check), or when
+    the old primary is remote (not run by this machine) and cannot be set read-only, unless
     --force. The API follows by itself (it writes to whichever server is writable).
     """
     from ledgerguard.cluster import failover as failover_lib

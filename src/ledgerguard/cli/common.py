@@ -73,6 +73,21 @@ def _down_servers(settings: Settings) -> list[str]:
     return down
 
 
+def _down_message(down: list[str]) -> str:
+    return (
+        f"{' and '.join(down)} {'is' if len(down) == 1 else 'are'} not running: start the "
+        "cluster with `ledgerguard cluster up` (`ledgerguard cluster status` shows its state)"
+    )
+
+
+def require_servers(settings: Settings) -> None:
+    """Abort, naming the server and how to start it, when the primary or the replica does not
+    answer: for commands that would otherwise find out only after minutes of work."""
+    down = _down_servers(settings)
+    if down:
+        abort(_down_message(down))
+
+
 def unreachable_message(exc: BaseException) -> str:
     """What to tell a user whose command failed because a database server cannot be reached."""
     first_line = str(getattr(exc, "orig", None) or exc).splitlines()[0]
@@ -81,10 +96,7 @@ def unreachable_message(exc: BaseException) -> str:
     except (ValidationError, OSError):
         down = []
     if down:
-        return (
-            f"{' and '.join(down)} {'is' if len(down) == 1 else 'are'} not running: start the "
-            "cluster with `ledgerguard cluster up` (`ledgerguard cluster status` shows its state)"
-        )
+        return _down_message(down)
     return (
         f"a database server cannot be reached ({first_line}); check `ledgerguard cluster "
         "status` and start the cluster with `ledgerguard cluster up`"

@@ -15,6 +15,10 @@ Safety rule: promote only a replica that provably has every committed transactio
   its pid (SIGTERM, SIGKILL after `LEDGERGUARD_FENCE_TIMEOUT` seconds), so it can never take a
   write again once the replica is promoted; then it is treated as down. Every admin connection has
   read timeouts, so a failover finishes (or refuses) within a bounded time.
+* Old primary **remote** (no datadir of it under the state directory: not a process this
+  machine runs, so it cannot be stopped by pid): it is reached over TCP instead. If it answers it
+  is made read-only like a local one; if it does not, nothing proves it is not still taking
+  writes somewhere, so failover refuses unless `--force` (the message says what to check).
 * Old primary **down** (failover): with semi-synchronous replication (AFTER_SYNC) every
   acknowledged commit is in the replica's relay log, *unless* the primary had fallen back to
   asynchronous mode before it died. Its error log says so ("Semi-sync replication switched OFF"
@@ -36,7 +40,7 @@ from pathlib import Path
 
 import pymysql
 
-from ledgerguard.cluster.admin import admin_connection, run
+from ledgerguard.cluster.admin import Endpoint, admin_connection, run
 from ledgerguard.cluster.errors import ClusterError, ReplicationError
 from ledgerguard.cluster.heartbeat import enable_heartbeat_writer
 from ledgerguard.cluster.local import LocalCluster
@@ -48,6 +52,7 @@ from ledgerguard.cluster.replica import (
     wait_until_applied,
 )
 from ledgerguard.cluster.replication import stop_replica
+from ledgerguard.cluster.spec import ServerSpec
 from ledgerguard.db.dialect import Statement
 from ledgerguard.db.topology import RecordedTopology, load_topology, save_topology
 
@@ -68,6 +73,8 @@ class FailoverPlan:
     refusal: str | None = None
     #: the old primary's process runs but does not answer: it is stopped by pid before promoting
     fence: bool = False
+    #: the old primary is not a process this machine runs: reached over TCP, never fenced by pid
+    remote: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -75,6 +82,7 @@ class FailoverPlan:
             "new_primary": self.new_primary,
             "old_primary_up": self.old_primary_up,
             "fence": self.fence,
+            "remote": self.remote,
             "steps": self.steps,
             "refusal": self.refusal,
         }
@@ -107,14 +115,23 @@ def plan(cluster: LocalCluster) -> FailoverPlan:
             f"the replica ({new.base_dir.name}, port {new.port}) is not running: there is nothing "
             "to promote; start it with `ledgerguard cluster up`"
         )
-    running = old_server.is_running()
-    answers = running and old_server.answers(timeout=cluster.settings.fence_timeout)
+    remote = not old_server.initialized
+    bound = cluster.settings.fence_timeout
+    if remote:
+        unreachable = _remote_problem(old, cluster.root_password, timeout=bound)
+        running, answers = unreachable is None, unreachable is None
+    else:
+        running = old_server.is_running()
+        answers = running and old_server.answers(timeout=bound)
     result = FailoverPlan(
-        old_primary=f"{old.base_dir.name}:{old.port}",
+        old_primary=f"{old.host}:{old.port}" if remote else f"{old.base_dir.name}:{old.port}",
         new_primary=f"{new.base_dir.name}:{new.port}",
         old_primary_up=answers,
         fence=running and not answers,
+        remote=remote,
     )
+    if remote and not answers:
+        result.refusal = remote_refusal(result.old_primary, old, unreachable)
     if result.fence:
         result.steps.append(
             f"the old primary {result.old_primary} runs but does not answer: stop it by its pid "
@@ -127,16 +144,19 @@ def plan(cluster: LocalCluster) -> FailoverPlan:
         ]
     else:
         result.steps.append(f"the old primary {result.old_primary} is down: check semi-sync")
+        lossy = None
         if cluster.settings.semi_sync_timeout_ms == 0:
-            result.refusal = (
+            lossy = (
                 "semi-synchronous replication is disabled, so the replica may lack transactions "
                 "the old primary acknowledged"
             )
         elif semi_sync_was_on_at_crash(old.error_log) is False:
-            result.refusal = (
+            lossy = (
                 "the old primary had switched to asynchronous replication before it stopped "
                 f"(see {old.error_log}), so the replica may lack acknowledged transactions"
             )
+        if lossy:
+            result.refusal = f"{result.refusal}; and {lossy}" if result.refusal else lossy
     result.steps += [
         f"apply everything the replica {result.new_primary} received, then STOP SLAVE and "
         "RESET SLAVE ALL",
@@ -154,6 +174,40 @@ def plan(cluster: LocalCluster) -> FailoverPlan:
     return result
 
 
+def _remote_problem(spec: ServerSpec, password: str, *, timeout: float) -> str | None:
+    """None when root can use the remote old primary over TCP (so it can be made read-only),
+    else why not. Bounded by `timeout` (a host that accepts and never answers)."""
+    try:
+        with admin_connection(
+            _endpoint(spec), password=password, connect_timeout=timeout, read_timeout=timeout
+        ) as conn:
+            run(conn, Statement("SELECT 1"))
+    except (ClusterError, pymysql.MySQLError) as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return None
+
+
+def remote_refusal(name: str, spec: ServerSpec, problem: str | None) -> str:
+    """Why a remote old primary that cannot be made read-only blocks the promotion, and what
+    the operator should check before `--force`."""
+    return (
+        f"the old primary {name} is not a server this machine runs (no datadir in "
+        f"{spec.base_dir}), so it cannot be stopped by its pid, and it could not be reached to "
+        f"set it read-only ({problem}); it may still take writes after the promotion. Check "
+        f"that it is stopped or read-only (`SET GLOBAL read_only=ON` on {name}) and that no "
+        "client can still write to it"
+    )
+
+
+def _endpoint(spec: ServerSpec) -> Endpoint:
+    return Endpoint(spec.role, spec.host, spec.port)
+
+
+def _admin_target(spec: ServerSpec, *, remote: bool) -> ServerSpec | Endpoint:
+    """A local server by its socket; a remote one over TCP."""
+    return _endpoint(spec) if remote else spec
+
+
 def failover(
     cluster: LocalCluster,
     *,
@@ -168,10 +222,11 @@ def failover(
     password = cluster.root_password
     old, new = cluster.specs["primary"], cluster.specs["replica"]
     bound = cluster.settings.fence_timeout
+    old_target = _admin_target(old, remote=steps.remote)
     if steps.old_primary_up:
         try:
             with admin_connection(
-                old, password=password, connect_timeout=bound, read_timeout=bound
+                old_target, password=password, connect_timeout=bound, read_timeout=bound
             ) as conn:
                 run(conn, Statement("SET GLOBAL read_only = ON"))
                 # read_only does not stop root-defined events: the heartbeat writer would commit
@@ -179,9 +234,18 @@ def failover(
                 run(conn, Statement("SET GLOBAL event_scheduler = OFF"))
                 target = executed_gtids(conn)
         except (ClusterError, pymysql.MySQLError) as exc:
-            # it stopped answering between the plan and now: fence it like a stalled one
-            progress(f"the old primary did not become read-only ({exc}): fencing it")
-            steps.old_primary_up, steps.fence = False, True
+            if steps.remote:  # no pid to stop: the same rule as a remote that never answered
+                if not force:
+                    raise FailoverRefused(
+                        "refusing to fail over: "
+                        + remote_refusal(steps.old_primary, old, str(exc).splitlines()[0])
+                        + "; --force to do it anyway"
+                    ) from None
+                steps.old_primary_up = False
+            else:
+                # it stopped answering between the plan and now: fence it like a stalled one
+                progress(f"the old primary did not become read-only ({exc}): fencing it")
+                steps.old_primary_up, steps.fence = False, True
         else:
             progress(f"old primary read-only at GTID {target}")
             with admin_connection(new, password=password) as conn:
@@ -189,7 +253,7 @@ def failover(
                     wait_until_applied(conn, target, timeout=timeout)
                 except ReplicationError:
                     if not force:
-                        with admin_connection(old, password=password) as old_conn:
+                        with admin_connection(old_target, password=password) as old_conn:
                             run(old_conn, Statement("SET GLOBAL read_only = OFF"))
                             run(old_conn, Statement("SET GLOBAL event_scheduler = ON"))
                         raise
@@ -231,9 +295,11 @@ def failover(
     promoted = LocalCluster(cluster.settings)
     for role in ("primary", "replica"):
         spec = promoted.specs[role]
-        spec.config_file.write_text(spec.render_config())
+        if spec.base_dir.is_dir():  # not for a remote old primary
+            spec.config_file.write_text(spec.render_config())
     if steps.old_primary_up:
-        with admin_connection(promoted.specs["replica"], password=password) as conn:
+        demoted = _admin_target(promoted.specs["replica"], remote=steps.remote)
+        with admin_connection(demoted, password=password) as conn:
             run(conn, Statement("SET GLOBAL rpl_semi_sync_master_enabled = OFF"))
             follow_primary(
                 conn,

@@ -22,13 +22,20 @@ def _record(row: Any) -> ApiKeyRecord:
         scopes=tuple(row.scopes.split()),
         created_at=row.created_at,
         revoked_at=row.revoked_at,
+        merchant_id=row.merchant_id,
     )
 
 
 def create_api_key(
-    conn: sa.Connection, *, name: str, scopes: tuple[str, ...]
+    conn: sa.Connection,
+    *,
+    name: str,
+    scopes: tuple[str, ...],
+    merchant_id: int | None = None,
 ) -> tuple[ApiKeyRecord, str]:
-    """Store a new key; returns the record and the plain key (shown once, never stored)."""
+    """Store a new key; returns the record and the plain key (shown once, never stored).
+
+    `merchant_id` limits the key to that merchant's transactions (see `ApiKeyRecord`)."""
     plain, prefix = new_key()
     now = datetime.now(UTC)
     try:
@@ -39,6 +46,7 @@ def create_api_key(
                 key_hash=key_hash(plain),
                 scopes=" ".join(scopes),
                 created_at=now,
+                merchant_id=merchant_id,
             )
         )
     except IntegrityError as exc:
@@ -51,6 +59,7 @@ def create_api_key(
         scopes=scopes,
         created_at=now,
         revoked_at=None,
+        merchant_id=merchant_id,
     )
     return record, plain
 

@@ -8,6 +8,8 @@ Async (the API):
 Sync, without a pool (batch jobs, CLI commands, health checks: one job, one connection):
 
 * `writer_engine`: the API account on the primary (fraud verdicts, imports, labels).
+* `bulk_load_engine`: the same with `LOAD DATA LOCAL` confined to the file the importer names
+  (`ledgerguard.db.local_infile`).
 * `analytics_engine`: `app_user` on the replica (the nightly analysis, reports).
 * `migration_engine`: the DDL account on the primary (Alembic, API keys, the demo's key).
 * `sync_engine`: any of the URLs below, e.g. with autocommit for health checks.
@@ -147,6 +149,20 @@ def sync_engine(
 def writer_engine(settings: Settings, **connect_args: Any) -> sa.Engine:
     """A sync engine for the API account on the primary, no pool (batch jobs)."""
     return sync_engine(api_url(settings, driver="pymysql"), **connect_args)
+
+
+def bulk_load_engine(settings: Settings) -> sa.Engine:
+    """`writer_engine` whose connections send a local file only while the caller allows it
+    (`ConfinedLocalInfileConnection.allow_local_file`), and only the file it names."""
+    from ledgerguard.db.local_infile import ConfinedLocalInfileConnection
+
+    engine = writer_engine(settings)
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _confined(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        return ConfinedLocalInfileConnection(*cargs, **cparams)
+
+    return engine
 
 
 def analytics_engine(settings: Settings) -> sa.Engine:

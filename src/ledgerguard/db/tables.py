@@ -85,6 +85,8 @@ api_keys = sa.Table(
     sa.Column("scopes", sa.String(255), nullable=False),
     sa.Column("created_at", UTC_TIME, nullable=False),
     sa.Column("revoked_at", UTC_TIME, nullable=True),
+    #: NULL: any merchant; else the only merchant this key may write and read (0010)
+    sa.Column("merchant_id", sa.BigInteger, nullable=True),
     sa.UniqueConstraint("prefix", name="uq_api_keys_prefix"),
     sa.UniqueConstraint("name", name="uq_api_keys_name"),
     mysql_engine="InnoDB",

@@ -71,6 +71,7 @@ async def list_transactions(
     until: datetime | None,
     after_id: int | None,
     limit: int,
+    merchant_id: int | None = None,
 ) -> list[sa.Row[Any]]:
     """A keyset page ordered by id: rows with id > `after_id` matching the filters.
 
@@ -80,6 +81,8 @@ async def list_transactions(
     query = sa.select(transactions).order_by(transactions.c.id).limit(limit)
     if user_id is not None:
         query = query.where(transactions.c.user_id == user_id)
+    if merchant_id is not None:
+        query = query.where(transactions.c.merchant_id == merchant_id)
     if since is not None:
         query = query.where(transactions.c.occurred_at >= since)
     if until is not None:

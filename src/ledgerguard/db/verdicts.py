@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledgerguard.db.tables import fraud_scores
+from ledgerguard.db.tables import fraud_scores, transactions
 
 #: Values of `fraud_scores.source`: which scorer wrote the verdict a row holds.
 SCORE_SOURCES = ("realtime", "nightly")
@@ -42,9 +42,11 @@ async def list_alerts(
     rule: str | None,
     limit: int,
     source: str | None = None,
+    merchant_id: int | None = None,
 ) -> list[sa.Row[Any]]:
     """Flagged verdicts, newest (largest transaction id) first, keyset-paged by id; only
-    those whose verdict comes from `source` (one of `SCORE_SOURCES`) when given."""
+    those whose verdict comes from `source` (one of `SCORE_SOURCES`) when given, and only
+    `merchant_id`'s transactions when it is given (the verdict does not copy the merchant)."""
     query = (
         sa.select(
             *_RISK_COLUMNS,
@@ -64,4 +66,8 @@ async def list_alerts(
         query = query.where(sa.func.find_in_set(rule, fraud_scores.c.rule_ids) > 0)
     if source is not None:
         query = query.where(fraud_scores.c.source == source)
+    if merchant_id is not None:
+        query = query.join(transactions, transactions.c.id == fraud_scores.c.transaction_id).where(
+            transactions.c.merchant_id == merchant_id
+        )
     return list((await conn.execute(query)).all())

@@ -31,6 +31,7 @@ several data sets share one database (tests use disjoint ranges).
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -117,17 +118,41 @@ def config_for_rows(
     return replace(base, customers=customers, terminals=terminals, **overrides)  # type: ignore[arg-type]
 
 
-def generate(config: SyntheticConfig) -> SyntheticData:
-    """The data set of `config` (deterministic)."""
+#: `progress(done, total)`: steps (generate) or rows (write_dataset) done so far.
+Progress = Callable[[int, int], None]
+#: Steps `generate` reports through its `progress` after the reachable terminals (whose
+#: blocks of `_REACH_BLOCK` customers count one step each: the slow part at full size).
+GENERATE_STEPS = 6
+_REACH_BLOCK = 2_000
+#: Rows per `to_csv` call of `write_dataset` (what one progress step covers).
+WRITE_CHUNK_ROWS = 500_000
+
+
+def _no_progress(done: int, total: int) -> None:
+    """Default progress sink."""
+
+
+def generate(config: SyntheticConfig, *, progress: Progress = _no_progress) -> SyntheticData:
+    """The data set of `config` (deterministic); `progress(done, total)` is told each block of
+    customers whose reachable terminals were found, then each of `GENERATE_STEPS` steps (at
+    13.4M rows the whole takes minutes)."""
+    total = -(-config.customers // _REACH_BLOCK) + GENERATE_STEPS
+    done = iter(range(1, total + 1))
+
+    def step() -> None:
+        progress(next(done), total)
+
+    progress(0, total)
     rng = np.random.default_rng(config.seed)
     start_us = int(datetime.combine(config.start, datetime.min.time(), UTC).timestamp()) * (
         US_PER_SECOND
     )
-    normal = _normal_traffic(config, rng, start_us)
+    normal = _normal_traffic(config, rng, start_us, on_block=step)
     events: list[pd.DataFrame] = []
     compromised = _terminal_compromise(
         _spending_anomaly(normal, config, rng, start_us, events), config, rng, start_us, events
     )
+    step()
     frames = [
         compromised,
         _large_amounts(normal, config, rng, start_us),
@@ -136,12 +161,16 @@ def generate(config: SyntheticConfig) -> SyntheticData:
     ]
     for frame in frames[1:]:
         events.append(_bursts_as_events(frame))
+    step()
     data = pd.concat(frames, ignore_index=True).drop(columns="burst")
     data = data.sort_values(["ts_us", "user_id"], kind="stable").reset_index(drop=True)
+    step()
     data = _currencies(data, config, rng)
+    step()
     ids = pd.Series(np.arange(len(data)), dtype="int64").map(
         lambda i: f"{config.external_prefix}{i:09d}"
     )
+    step()
     transactions = pd.DataFrame(
         {
             "external_id": ids,
@@ -169,6 +198,7 @@ def generate(config: SyntheticConfig) -> SyntheticData:
     )
     for column in ("start", "end"):
         table[column] = pd.to_datetime(table[column], unit="us", utc=True)
+    step()
     return SyntheticData(transactions=transactions, labels=labels, events=table)
 
 
@@ -215,14 +245,19 @@ def _bursts_as_events(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _normal_traffic(
-    config: SyntheticConfig, rng: np.random.Generator, start_us: int
+    config: SyntheticConfig,
+    rng: np.random.Generator,
+    start_us: int,
+    on_block: Callable[[], None] = lambda: None,
 ) -> pd.DataFrame:
     c, t = config.customers, config.terminals
     customer_xy = rng.uniform(0, 100, (c, 2))
     terminal_xy = rng.uniform(0, 100, (t, 2))
     mean_amount = rng.uniform(5, 100, c)
     tx_per_day = rng.uniform(0, 4, c)
-    offsets, counts, reachable = _reachable_terminals(customer_xy, terminal_xy, config.radius)
+    offsets, counts, reachable = _reachable_terminals(
+        customer_xy, terminal_xy, config.radius, on_block=on_block
+    )
 
     per_day = rng.poisson(tx_per_day[:, None], (c, config.days))
     customer = np.repeat(np.repeat(np.arange(c), config.days), per_day.ravel())
@@ -252,17 +287,22 @@ def _normal_traffic(
 
 
 def _reachable_terminals(
-    customer_xy: np.ndarray, terminal_xy: np.ndarray, radius: float
+    customer_xy: np.ndarray,
+    terminal_xy: np.ndarray,
+    radius: float,
+    on_block: Callable[[], None] = lambda: None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CSR lists of terminals within `radius` of each customer (the nearest one if none)."""
+    """CSR lists of terminals within `radius` of each customer (the nearest one if none);
+    `on_block` after each block of `_REACH_BLOCK` customers."""
     lists = []
-    for chunk in range(0, len(customer_xy), 2_000):
-        block = customer_xy[chunk : chunk + 2_000]
+    for chunk in range(0, len(customer_xy), _REACH_BLOCK):
+        block = customer_xy[chunk : chunk + _REACH_BLOCK]
         distance = np.linalg.norm(block[:, None, :] - terminal_xy[None, :, :], axis=2)
         near = distance < radius
         nearest = distance.argmin(axis=1)
         near[np.arange(len(block)), nearest] = True
         lists.extend(np.flatnonzero(row) for row in near)
+        on_block()
     counts = np.array([len(item) for item in lists], dtype=np.int64)
     offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
     return offsets, counts, np.concatenate(lists)
@@ -478,28 +518,46 @@ def _decimal_strings(minor: np.ndarray, exponent: np.ndarray) -> list[str]:
 
 
 def write_dataset(
-    data: SyntheticData, directory: Path, *, name: str = "synthetic"
+    data: SyntheticData,
+    directory: Path,
+    *,
+    name: str = "synthetic",
+    progress: Progress = _no_progress,
 ) -> tuple[Path, Path]:
     """Write `<name>_transactions.csv` (import format), `<name>_labels.csv` and
-    `<name>_events.csv` (the pattern instances with start and end); returns the first two."""
+    `<name>_events.csv` (the pattern instances with start and end); returns the first two.
+
+    The transactions and labels are written `WRITE_CHUNK_ROWS` at a time, each chunk told to
+    `progress(rows written, both files' rows)`."""
     directory.mkdir(parents=True, exist_ok=True)
     tx_path = directory / f"{name}_transactions.csv"
     labels_path = directory / f"{name}_labels.csv"
-    frame = data.transactions.assign(occurred_at=_iso(data.transactions["occurred_at"]))
-    frame.to_csv(tx_path, index=False, columns=list(TRANSACTION_COLUMNS), lineterminator="\n")
     data.events.assign(start=_iso(data.events["start"]), end=_iso(data.events["end"])).to_csv(
         directory / f"{name}_events.csv",
         index=False,
         columns=list(EVENT_COLUMNS),
         lineterminator="\n",
     )
-    data.labels.assign(labelled_at=_iso(data.labels["labelled_at"])).to_csv(
-        labels_path,
-        index=False,
-        columns=list(LABEL_COLUMNS),
-        lineterminator="\n",
-        quoting=csv.QUOTE_MINIMAL,
-    )
+    total = len(data.transactions) + len(data.labels)
+    written = 0
+    progress(written, total)
+    for frame, path, columns, moment in (
+        (data.transactions, tx_path, TRANSACTION_COLUMNS, "occurred_at"),
+        (data.labels, labels_path, LABEL_COLUMNS, "labelled_at"),
+    ):
+        for offset in range(0, max(len(frame), 1), WRITE_CHUNK_ROWS):
+            chunk = frame.iloc[offset : offset + WRITE_CHUNK_ROWS]
+            chunk.assign(**{moment: _iso(chunk[moment])}).to_csv(
+                path,
+                mode="w" if offset == 0 else "a",
+                header=offset == 0,
+                index=False,
+                columns=list(columns),
+                lineterminator="\n",
+                quoting=csv.QUOTE_MINIMAL,
+            )
+            written += len(chunk)
+            progress(written, total)
     return tx_path, labels_path
 
 

@@ -2,7 +2,8 @@
 
 The account lockout stops guessing one account's password; this stops one client from trying
 many accounts (and from locking them all out) quickly. Kept per worker process on `app.state`:
-with W workers a client gets at most W times the limit, which is still a hard bound.
+with W workers a client gets at most W times the limit. The API's lifespan replaces it with
+`ledgerguard.api.shared_ratelimit.SharedAddressLimiter` (same `wait`), counted across workers.
 """
 
 from __future__ import annotations

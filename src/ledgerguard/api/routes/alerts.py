@@ -37,7 +37,8 @@ async def list_flagged(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,19}$", description="from `next`")] = None,
 ) -> AlertsPage:
-    """Flagged transactions, largest (newest) transaction id first, one keyset page at a time."""
+    """Flagged transactions, largest (newest) transaction id first, one keyset page at a time
+    (only the key's merchant's when the key is limited to one)."""
     async with read_connection(services, consistent_after=None) as (conn, read_source):
         rows = await list_alerts(
             conn,
@@ -45,6 +46,7 @@ async def list_flagged(
             rule=rule,
             limit=limit + 1,
             source=source,
+            merchant_id=key.merchant_id,
         )
     response.headers["X-Read-Source"] = read_source
     page = rows[:limit]

@@ -88,6 +88,12 @@ async def metrics_reader(
     key = await current_key(request, plain)
     if not key.allows("metrics"):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this API key lacks the scope 'metrics'")
+    if key.merchant_id is not None:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"this API key is limited to merchant {key.merchant_id}; /metrics covers every "
+            "merchant",
+        )
 
 
 @router.get("/metrics", include_in_schema=False, dependencies=[Depends(metrics_reader)])

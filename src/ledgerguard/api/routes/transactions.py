@@ -9,7 +9,14 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, status
 from pydantic import BeforeValidator
 
-from ledgerguard.api.deps import AdminKey, ReadKey, Services, WriteKey
+from ledgerguard.api.deps import (
+    AdminKey,
+    ReadKey,
+    Services,
+    WriteKey,
+    merchant_for_write,
+    outside_merchant,
+)
 from ledgerguard.api.errors import RETRY_AFTER_SECONDS
 from ledgerguard.api.reads import FutureToken, check_token_not_future, read_connection
 from ledgerguard.api.schemas import (
@@ -35,7 +42,7 @@ from ledgerguard.db.writer import (
     WriteOutcomeUnknown,
     WriteRejected,
 )
-from ledgerguard.field_rules import occurred_at_problem
+from ledgerguard.field_rules import moment_problem, occurred_at_problem
 from ledgerguard.utc import as_utc
 
 router = APIRouter(prefix="/transactions", tags=["transactions"])
@@ -88,8 +95,12 @@ async def create_transaction(
         ),
     ] = None,
 ) -> TransactionCreated | Response:
-    """Commit a transaction durably on the primary (the 201 means it is on disk)."""
+    """Commit a transaction durably on the primary (the 201 means it is on disk).
+
+    A key limited to a merchant stores its merchant when `merchant_id` is absent; another
+    `merchant_id` is a 403."""
     services = request.app.state.services  # not a dependency: one node less per request
+    merchant_id = merchant_for_write(key, body.merchant_id)
     now = datetime.now(UTC)
     occurred_at = body.occurred_at or now
     problem = occurred_at_problem(occurred_at)
@@ -104,7 +115,7 @@ async def create_transaction(
         created_at=now,
         external_id=body.external_id,
         terminal_id=body.terminal_id,
-        merchant_id=body.merchant_id,
+        merchant_id=merchant_id,
     )
     try:
         if idempotency_key is None:
@@ -165,14 +176,18 @@ async def read_transaction(
     consistent_after: ConsistentAfter = None,
 ) -> TransactionDetail:
     """One transaction with its fraud `risk` (null until scored), from the replica (see
-    `consistent_after` for read-your-writes)."""
+    `consistent_after` for read-your-writes); 403 for another merchant's transaction when the
+    key is limited to one merchant."""
     token = await _token(consistent_after, services)
     async with read_connection(services, consistent_after=token) as (conn, source):
         row = await get_transaction(conn, transaction_id=transaction_id)
-        risk = await get_risk(conn, transaction_id=transaction_id) if row is not None else None
+        visible = row is not None and key.covers_merchant(row.merchant_id)
+        risk = await get_risk(conn, transaction_id=transaction_id) if visible else None
     response.headers["X-Read-Source"] = source
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"transaction {transaction_id} not found")
+    if not visible:
+        raise outside_merchant(key, f"transaction {transaction_id}")
     return TransactionDetail(
         **TransactionPublic.from_row(row).model_dump(),
         risk=RiskPublic.from_row(risk) if risk is not None else None,
@@ -191,7 +206,8 @@ async def list_user_transactions(
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,19}$", description="from `next`")] = None,
     consistent_after: ConsistentAfter = None,
 ) -> TransactionsPage:
-    """Transactions in id order, one keyset page at a time, from the replica."""
+    """Transactions in id order, one keyset page at a time, from the replica (only the key's
+    merchant's when the key is limited to one)."""
     since, until = _utc(since), _utc(until)
     if since and until and since >= until:
         # each is valid alone, so the document cannot say it: a refusal (400), not a 422
@@ -201,6 +217,7 @@ async def list_user_transactions(
         rows = await list_transactions(
             conn,
             user_id=user_id,
+            merchant_id=key.merchant_id,
             since=since,
             until=until,
             after_id=int(cursor) if cursor else None,
@@ -227,13 +244,18 @@ async def label_transaction(
     services: Services,
 ) -> LabelPublic:
     """Record a fraud label (scope `admin`); the latest label of a transaction wins."""
-    labelled_at = datetime.now(UTC)
+    labelled_at = body.labelled_at or datetime.now(UTC)
+    problem = moment_problem(labelled_at, field="labelled_at")
+    if problem:  # a valid date-time out of range: refused, like the label importer does
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, problem)
     async with services.primary.begin() as conn:
         row = await get_transaction(conn, transaction_id=transaction_id)
         if row is None:
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, f"transaction {transaction_id} not found"
             )
+        if not key.covers_merchant(row.merchant_id):
+            raise outside_merchant(key, f"transaction {transaction_id}")
         await conn.execute(
             UPSERT_LABELS,
             [
@@ -269,6 +291,10 @@ async def read_label(
     """The transaction's current label (API, import or an analyst's decision), from the replica."""
     token = await _token(consistent_after, services)
     async with read_connection(services, consistent_after=token) as (conn, source):
+        if key.merchant_id is not None:
+            tx = await get_transaction(conn, transaction_id=transaction_id)
+            if tx is not None and not key.covers_merchant(tx.merchant_id):
+                raise outside_merchant(key, f"transaction {transaction_id}")
         row = await get_label(conn, transaction_id=transaction_id)
     response.headers["X-Read-Source"] = source
     if row is None:

@@ -10,6 +10,10 @@ on the first chunk; `method` forces either). Either way a row whose unique key i
 stored is skipped, not changed: LOAD DATA LOCAL turns the duplicate into a warning (1062), the
 INSERT uses `ON DUPLICATE KEY UPDATE id = id`.
 
+The server may read only the chunk file of the statement at hand: the engine comes from
+`db.engines.bulk_load_engine`, whose connections refuse a request for any other path
+(`ledgerguard.db.local_infile`).
+
 The file format is LOAD DATA's default: fields separated by tabs, rows by newlines, NULL as
 `\\N`, a backslash doubled (`tsv_text` writes it; values never hold tabs or newlines, since the
 importer refuses control characters).
@@ -26,6 +30,7 @@ import pandas as pd
 import pymysql
 import sqlalchemy as sa
 
+from ledgerguard.db.local_infile import LocalFileRefused
 from ledgerguard.fraud.errors import ImportRejected, RowError
 
 Method = Literal["auto", "load_data", "insert"]
@@ -114,6 +119,8 @@ class ChunkLoader:
             return self._insert(path)
         try:
             return self._load_data(path)
+        except LocalFileRefused:
+            raise  # a server asking for another file is not one to fall back to INSERTs with
         except pymysql.err.MySQLError as exc:
             refused = exc.args[0] in _LOCAL_REFUSED
             if self._method == "load_data" or not refused or self.chunks:
@@ -128,8 +135,9 @@ class ChunkLoader:
             "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
             f"({', '.join(self._columns)})"
         )
-        with self._connection.cursor() as cursor:
-            cursor.execute(statement, (str(path),))
+        driver = self._connection.driver_connection
+        with driver.allow_local_file(path) as named, self._connection.cursor() as cursor:
+            cursor.execute(statement, (named,))
             inserted = cursor.rowcount
             cursor.execute("SHOW WARNINGS")
             unexpected = [w for w in cursor.fetchall() if w[1] != _DUPLICATE_KEY]

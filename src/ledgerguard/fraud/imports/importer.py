@@ -26,7 +26,8 @@ still checked (so the error lists every bad row), and the transaction is rolled 
 external ids are found across the whole file (`validation.DuplicateIds`).
 
 Labels (`external_id,is_fraud[,labelled_at]`, other columns such as `pattern` ignored):
-`is_fraud` is 0/1/true/false/yes/no; every `external_id` must name a stored transaction.
+`is_fraud` is 0/1/true/false/yes/no; every `external_id` must name a stored transaction;
+`labelled_at` (empty: the import time) is in the API's range, like `occurred_at`.
 
 Field checks live in `ledgerguard.fraud.imports.validation`.
 """
@@ -44,7 +45,7 @@ from typing import Literal
 
 import pandas as pd
 
-from ledgerguard.db.engines import writer_engine
+from ledgerguard.db.engines import bulk_load_engine, writer_engine
 from ledgerguard.fraud.errors import ImportRejected, RowError
 from ledgerguard.fraud.imports.bulk_load import ChunkLoader
 from ledgerguard.fraud.imports.check import (
@@ -58,6 +59,7 @@ from ledgerguard.fraud.imports.validation import (
     DuplicateIds,
     RowChecks,
     check_external_ids,
+    check_moment_range,
     read_csv_rows,
 )
 from ledgerguard.fraud.store import transaction_ids_by_external, upsert_labels
@@ -110,7 +112,7 @@ def import_transactions(
     errors: list[RowError] = []
     seen = DuplicateIds()
     rows = 0
-    engine = writer_engine(settings, local_infile=True)
+    engine = bulk_load_engine(settings)
     try:
         with (
             tempfile.TemporaryDirectory(prefix="ledgerguard-import-") as directory,
@@ -169,6 +171,7 @@ def import_labels(
             (labelled.isna() & frame["labelled_at"].ne("")).to_numpy(),
             "labelled_at is not an ISO 8601 date-time",
         )
+        check_moment_range(frame, "labelled_at", labelled, checks)
         labelled_at = [None if pd.isna(t) else t.tz_convert(UTC) for t in labelled]
     else:
         labelled_at = [None] * len(frame)

@@ -244,6 +244,21 @@ def check_external_id_text(frame: pd.DataFrame, checks: RowChecks) -> None:
         )
 
 
+def check_moment_range(
+    frame: pd.DataFrame, column: str, moments: pd.Series, checks: RowChecks
+) -> None:
+    """The API's range for parsed moments (`occurred_at`, `labelled_at`; NaT is skipped): not
+    before 1999, not in the future beyond the allowed clock skew (`field_rules`)."""
+    checks.fail(
+        (moments.notna() & (moments > pd.Timestamp(latest_occurred_at()))).to_numpy(),
+        lambda i: f"{column} {frame[column].iat[i]!r} is in the future",
+    )
+    checks.fail(
+        (moments.notna() & (moments < pd.Timestamp(EARLIEST_OCCURRED_AT))).to_numpy(),
+        lambda i: f"{column} {frame[column].iat[i]!r} is before 1999",
+    )
+
+
 def check_external_ids(frame: pd.DataFrame, checks: RowChecks) -> None:
     """`check_external_id_text` plus duplicates within `frame` (a whole file in memory)."""
     check_external_id_text(frame, checks)
@@ -301,15 +316,7 @@ def check_transactions(
         occurred.isna().to_numpy(),
         lambda i: f"occurred_at {frame['occurred_at'].iat[i]!r} is not an ISO 8601 date-time",
     )
-    # the API's range: not before 1999, not in the future (beyond the allowed clock skew)
-    checks.fail(
-        (occurred.notna() & (occurred > pd.Timestamp(latest_occurred_at()))).to_numpy(),
-        lambda i: f"occurred_at {frame['occurred_at'].iat[i]!r} is in the future",
-    )
-    checks.fail(
-        (occurred.notna() & (occurred < pd.Timestamp(EARLIEST_OCCURRED_AT))).to_numpy(),
-        lambda i: f"occurred_at {frame['occurred_at'].iat[i]!r} is before 1999",
-    )
+    check_moment_range(frame, "occurred_at", occurred, checks)
     if checks.errors:
         return None, checks.errors
     parsed = pd.DataFrame(

@@ -16,6 +16,7 @@ import multiprocessing
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,16 @@ from ledgerguard.fraud.model_store import promoted
 from ledgerguard.fraud.synthetic import config_for_rows, generate, write_dataset
 from ledgerguard.settings import Settings
 
+#: `progress(stage, done, total)`: what is being done, how far (total None: no measure).
+StageProgress = Callable[[str, int, int | None], None]
+
 #: Ids far from the ones tests and demos use.
 BENCH_USER_OFFSET = 7_000_000_000
 BENCH_TERMINAL_OFFSET = 7_000_000_000
+
+
+def _quiet(stage: str, done: int, total: int | None) -> None:
+    """Default progress sink."""
 
 
 def _analyse_in_child(settings: Settings, start: datetime, end: datetime) -> dict[str, Any]:
@@ -86,11 +94,19 @@ def loaded_rows(settings: Settings, external_prefix: str) -> int | None:
 
 
 def ensure_dataset(
-    settings: Settings, rows: int, *, seed: int = 7, days: int = 60, start: date = date(2025, 1, 1)
+    settings: Settings,
+    rows: int,
+    *,
+    seed: int = 7,
+    days: int = 60,
+    start: date = date(2025, 1, 1),
+    progress: StageProgress = _quiet,
 ) -> tuple[Any, dict[str, Any]]:
     """The benchmark data set of `rows` synthetic transactions, loaded unless already stored.
 
     Returns its generator config and what loading it took (`load_skipped` when it was there).
+    Each stage (generating, writing the files, the two imports) reports to `progress`: at
+    13.4M rows they take minutes.
     """
     from ledgerguard.fraud.imports.importer import import_labels, import_transactions
 
@@ -108,13 +124,24 @@ def ensure_dataset(
         load: dict[str, Any] = {"rows": stored, "load_skipped": True}
     else:
         began = time.perf_counter()
-        data = generate(config)
+
+        def stage(name: str) -> Callable[[int, int], None]:
+            progress(name, 0, None)  # shown at once, before the stage's first step
+            return lambda done, total: progress(name, done, total)
+
+        data = generate(config, progress=stage(f"generating {rows:,} synthetic transactions"))
         generate_seconds = time.perf_counter() - began
         with tempfile.TemporaryDirectory(prefix="ledgerguard-bench-") as directory:
-            tx_path, labels_path = write_dataset(data, Path(directory), name="bench")
+            tx_path, labels_path = write_dataset(
+                data, Path(directory), name="bench", progress=stage("writing the CSV files")
+            )
             del data  # the generator's frames are not needed while importing
-            imported = import_transactions(settings, tx_path)
-            labelled = import_labels(settings, labels_path, source="bench")
+            imported = import_transactions(
+                settings, tx_path, progress=stage("importing the transactions")
+            )
+            labelled = import_labels(
+                settings, labels_path, source="bench", progress=stage("importing the labels")
+            )
         load = {
             "rows": imported.rows,
             "generate_seconds": round(generate_seconds, 2),
@@ -136,6 +163,7 @@ def bench_analysis(
     start: date = date(2025, 1, 1),
     wait_for_replica: bool = True,
     history_days: int = 30,
+    progress: StageProgress = _quiet,
 ) -> dict[str, Any]:
     """Load about `rows` synthetic transactions (unless already stored) and time one analysis.
 
@@ -145,14 +173,18 @@ def bench_analysis(
     JSON-able dict: rows, import and analysis seconds, rows/s, peak RSS in MiB; with
     `load_skipped` true (and no import figures) when the data set was already stored.
     """
-    config, load = ensure_dataset(settings, rows, seed=seed, days=days, start=start)
+    config, load = ensure_dataset(
+        settings, rows, seed=seed, days=days, start=start, progress=progress
+    )
     if wait_for_replica:
         from ledgerguard.cluster.local import LocalCluster
 
+        progress("waiting for the replica to apply the data set", 0, None)
         LocalCluster(settings).wait_for_replica(timeout=600)
 
     first = datetime.combine(config.start, datetime.min.time(), UTC)
     start, end = first + timedelta(days=history_days), first + timedelta(days=config.days + 1)
+    progress("analysing (a child process, no finer progress)", 0, None)
     context = multiprocessing.get_context("spawn")
     with context.Pool(1) as pool:
         analysis = pool.apply(_analyse_in_child, (settings, start, end))

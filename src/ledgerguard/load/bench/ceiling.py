@@ -9,8 +9,12 @@ merges concurrent commits into one fsync, as it does for the API's own commits.
 
 Isolation from the application: a dedicated schema (`ledgerguard_bench`) and a throw-away account
 that can touch nothing else, created by root before the run and dropped after it; the application
-tables are never read or written. The throw-away password is random per run (sysbench only takes a
-password on its command line, so it is visible in `ps` for the run's duration, and worthless after).
+tables are never read or written. The throw-away password is random per run and reaches sysbench in
+`MYSQL_PWD`, never on its command line (which `ps` shows every user): Debian's sysbench 1.0.20
+passes no password to libmariadb without `--mysql-password`, and libmariadb then reads
+`MYSQL_PWD` (checked: without it the login is refused "using password: NO"). sysbench reads no
+option file, so a 0600 defaults file is not an option; the environment of a process is readable
+only by its user and root.
 
 A warm-up is cut off with `--report-checkpoints`: sysbench resets its counters and histogram at
 that point, so the final statistics cover the measured window only.
@@ -18,6 +22,7 @@ that point, so the final statistics cover the measured window only.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import shutil
@@ -103,7 +108,6 @@ def measure_ceiling(
         f"--mysql-host={spec.host}",
         f"--mysql-port={spec.port}",
         f"--mysql-user={BENCH_USER}",
-        f"--mysql-password={password}",
         f"--mysql-db={BENCH_SCHEMA}",
         "--tables=1",
         f"--table-size={PREPARE_ROWS}",
@@ -117,7 +121,7 @@ def measure_ceiling(
         ):
             run(conn, Statement(sql, params))
         try:
-            _sysbench([*base, "prepare"], timeout=120)
+            _sysbench([*base, "prepare"], password=password, timeout=120)
             progress(f"sysbench oltp_insert: {threads} threads, {warmup:g} s + {duration:g} s")
             seconds = max(1, round(duration))
             warm = max(0, round(warmup))
@@ -131,7 +135,7 @@ def measure_ceiling(
             ]
             if warm:
                 command.append(f"--report-checkpoints={warm}")
-            output = _sysbench([*command, "run"], timeout=seconds + warm + 120)
+            output = _sysbench([*command, "run"], password=password, timeout=seconds + warm + 120)
         finally:
             _drop(conn, spec.host)
     return parse_sysbench(output, threads=threads, seconds=seconds, warmup=warm)
@@ -142,9 +146,13 @@ def _drop(conn: Any, host: str) -> None:
     run(conn, Statement(f"DROP USER IF EXISTS '{BENCH_USER}'@'{host}'"))
 
 
-def _sysbench(argv: list[str], *, timeout: float) -> str:
+def _sysbench(argv: list[str], *, password: str, timeout: float) -> str:
+    """Run sysbench with the password in `MYSQL_PWD` (see the module docstring)."""
+    env = {**os.environ, "MYSQL_PWD": password}
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, check=False, env=env
+        )
     except subprocess.TimeoutExpired as exc:
         raise BenchError(f"sysbench did not finish within {timeout:.0f} s") from exc
     if done.returncode != 0:

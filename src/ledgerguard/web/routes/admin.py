@@ -164,16 +164,22 @@ async def keys_page(request: Request, backend: WebBackend, user: AdminUser) -> R
 
 
 def _create_key(
-    sync: sa.Connection, *, actor: str, name: str, scopes: tuple[str, ...], now: datetime
+    sync: sa.Connection,
+    *,
+    actor: str,
+    name: str,
+    scopes: tuple[str, ...],
+    merchant_id: int | None,
+    now: datetime,
 ) -> str:
-    record, plain = create_api_key(sync, name=name, scopes=scopes)
+    record, plain = create_api_key(sync, name=name, scopes=scopes, merchant_id=merchant_id)
     audit.record(
         sync,
         actor=actor,
         action="key_create",
         target=f"apikey:{record.prefix}",
         at=now,
-        after={"name": name, "scopes": list(scopes)},
+        after={"name": name, "scopes": list(scopes), "merchant_id": merchant_id},
     )
     return plain
 
@@ -185,6 +191,7 @@ async def add_key(
     session: AdminCsrfSession,
     name: Annotated[str, Form(min_length=1, max_length=100)],
     scopes: Annotated[list[str], Form()],
+    merchant_id: Annotated[int | None, Form(ge=1, le=2**53 - 1)] = None,
 ) -> Response:
     try:
         plain = await on_primary(
@@ -193,6 +200,7 @@ async def add_key(
             actor=session.user.username,
             name=name,
             scopes=parse_scopes(scopes),
+            merchant_id=merchant_id,
             now=datetime.now(UTC),
         )
     except ApiKeyError as exc:
