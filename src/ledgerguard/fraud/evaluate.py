@@ -145,7 +145,7 @@ def score_in_memory(
     labelled = frame[["transaction_id", "external_id"]].merge(labels, on="external_id", how="left")
     fraud_ids = labelled.loc[labelled["is_fraud"].fillna(0).astype(int) == 1, "transaction_id"]
     history = TerminalHistory(
-        terminal_days(frame[frame["ts_us"] < to_us(end)], fraud_ids.to_numpy())
+        terminal_days(frame[frame["ts_us"] < to_us(end)], fraud_ids.to_numpy(), params)
     )
     scores = score_frame(
         frame.drop(columns="external_id"), history, params, start=start, end=end, model=model

@@ -74,6 +74,16 @@ class FraudParameters(BaseModel):
     #: the days since the last fraud and the length of the current run of fraud days.
     terminal_history_days: int = Field(28, ge=1, le=366)
 
+    #: The terminal's own profile (`terminal_new_customer_share_<p>d`, `terminal_amount_zscore`):
+    #: the share of its payments of the last `terminal_profile_days` days made by customers new
+    #: to it, and how unusual an amount is for it. Visible at once (no label delay), but it
+    #: needs every user's payments per terminal with customer and amount, which the replica
+    #: cannot list per terminal without a covering index: so far computed where the data is in
+    #: memory (`fraud train` from files, the evaluation, the detection-quality benchmark) and
+    #: off by default; a model trained with it on needs it on wherever it scores.
+    terminal_profile_features: bool = False
+    terminal_profile_days: int = Field(7, ge=1, le=60)
+
     # --- score -----------------------------------------------------------------------------------
     #: FLAGGED_FRAUD when the combined score is at least this (or a hard rule fired).
     score_threshold: float = Field(0.5, gt=0, le=1)

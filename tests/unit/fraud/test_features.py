@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,10 +14,13 @@ from ledgerguard.fraud.engine.features import (
     TerminalHistory,
     TimeAxis,
     covering_groups,
+    customer_terminal_features,
+    terminal_days,
     terminal_features,
     usd_threshold_units,
     window_sums,
 )
+from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.settings.fraud import FraudParameters
 
 rows = st.lists(
@@ -95,3 +99,118 @@ def test_terminal_recency_rises_with_known_fraud_and_falls_once_the_labels_show_
     risk = out["terminal_recent_risk"]
     assert risk[0] == 0 and 0 < risk[1] < 0.5 < risk[2]  # one fraud day is not yet a pattern
     assert risk[3] < risk[2] and risk[4] < 0.05
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.lists(
+        st.tuples(st.integers(1, 3), st.integers(-1, 3), st.integers(0, 40 * SECONDS_PER_DAY)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_new_to_terminal_counts_the_users_earlier_payments_at_that_terminal(data):
+    data = sorted(data, key=lambda row: (row[0], row[2]))
+    user = np.array([d[0] for d in data])
+    terminal = np.array([d[1] for d in data])
+    seconds = np.array([d[2] for d in data])
+    params = FraudParameters(anomaly_window_days=10)
+    axis = TimeAxis(user, seconds * US_PER_SECOND, max_window_s=30 * SECONDS_PER_DAY)
+    out = customer_terminal_features(terminal, axis, params)
+    window = 10 * SECONDS_PER_DAY
+    for i in range(len(data)):
+        if terminal[i] < 0:
+            assert np.isnan(out["customer_terminal_nb_tx_10d"][i])
+            assert np.isnan(out["customer_new_to_terminal"][i])
+            continue
+        earlier = [
+            j
+            for j in range(i)
+            if user[j] == user[i]
+            and terminal[j] == terminal[i]
+            and seconds[i] - window <= seconds[j] <= seconds[i]
+        ]
+        assert out["customer_terminal_nb_tx_10d"][i] == len(earlier)
+        assert out["customer_new_to_terminal"][i] == (0 if earlier else 1)
+
+
+def test_terminal_profile_share_of_new_customers_and_amount_zscore():
+    day_us = SECONDS_PER_DAY * US_PER_SECOND
+    # terminal 5: users 1 and 2 pay 10 USD every day of days 100..109 (regulars); on day 110
+    # three unknown users pay 200 USD; the scored rows are on day 111 (profile: days 104..110)
+    rows = [(u, 100 + d, 10) for d in range(11) for u in (1, 2)]
+    rows += [(10 + k, 110, 200) for k in range(3)]
+    rows += [(1, 111, 10), (99, 111, 300)]
+    frame = pd.DataFrame(
+        {
+            "transaction_id": np.arange(1, len(rows) + 1),
+            "user_id": [r[0] for r in rows],
+            "terminal_id": 5,
+            "ts_us": [r[1] * day_us + 3_600 * US_PER_SECOND for r in rows],
+            "amount_units": [r[2] * 10_000 for r in rows],
+            "usd_units": [r[2] * 10_000 for r in rows],
+            "currency": "USD",
+        }
+    )
+    params = FraudParameters(terminal_profile_features=True, terminal_profile_days=7)
+    days = terminal_days(frame, np.array([], dtype=np.int64), params)
+    history = TerminalHistory(days)
+    assert history.has_profile
+    # day 100: both regulars new; days 101..109: none new; day 110: the three strangers;
+    # day 111: user 99
+    assert days.set_index("day")["n_new"].to_dict() == {
+        100: 2,
+        **{d: 0 for d in range(101, 110)},
+        110: 3,
+        111: 1,
+    }
+    scored = frame.iloc[-2:].reset_index(drop=True)
+    out = terminal_features(scored, history, params)
+    # days 104..110: 14 regular payments + 3 new = 17, 3 of them by new customers
+    assert out["terminal_profile_nb_tx_7d"].tolist() == [17, 17]
+    assert np.allclose(out["terminal_new_customer_share_7d"], 3 / 17)
+    logs = np.log1p(np.array([10.0] * 14 + [200.0] * 3))
+    expected = (np.log1p(np.array([10.0, 300.0])) - logs.mean()) / logs.std(ddof=1)
+    assert np.allclose(out["terminal_amount_zscore"], expected)
+    assert out["terminal_amount_zscore"][1] > 1 > out["terminal_amount_zscore"][0]
+
+
+def test_terminal_profile_on_without_a_profile_is_refused():
+    frame = pd.DataFrame({"terminal_id": [1], "ts_us": [0], "usd_units": [10]})
+    with pytest.raises(FraudAnalysisError, match="TERMINAL_PROFILE_FEATURES"):
+        terminal_features(
+            frame, TerminalHistory.empty(), FraudParameters(terminal_profile_features=True)
+        )
+
+
+def test_terminal_signal_customers_counts_recent_customers_unusual_elsewhere():
+    day_us = SECONDS_PER_DAY * US_PER_SECOND
+    # user 1 pays 10 USD at terminal 5 (morning) and 6 (noon) every day of days 100..109; on
+    # day 110 it pays 100 USD at terminal 6: 10x its median, a spending anomaly at terminal 6.
+    # User 2 does the same at terminal 5 only and stays ordinary.
+    rows = [(1, 5, d, 8, 10) for d in range(100, 110)] + [
+        (1, 6, d, 12, 10) for d in range(100, 110)
+    ]
+    rows += [(2, 5, d, 9, 10) for d in range(100, 112)]
+    rows += [(1, 6, 110, 12, 100)]
+    rows.sort(key=lambda r: (r[0], r[2], r[3]))
+    frame = pd.DataFrame(
+        {
+            "transaction_id": np.arange(1, len(rows) + 1),
+            "user_id": [r[0] for r in rows],
+            "terminal_id": [r[1] for r in rows],
+            "ts_us": [r[2] * day_us + r[3] * 3_600 * US_PER_SECOND for r in rows],
+            "amount_units": [r[4] * 10_000 for r in rows],
+            "usd_units": [r[4] * 10_000 for r in rows],
+            "currency": "USD",
+        }
+    )
+    params = FraudParameters(terminal_profile_features=True, terminal_profile_days=7)
+    days = terminal_days(frame, np.array([], dtype=np.int64), params)
+    signals = days[days["n_signal"] > 0]
+    # terminal 5 (where user 1 had paid) gets the signal of day 110, not terminal 6 itself
+    assert signals[["terminal_id", "day", "n_signal"]].values.tolist() == [[5, 110, 1]]
+    scored = frame[(frame["user_id"] == 2) & (frame["ts_us"] >= 110 * day_us)]
+    out = terminal_features(scored.reset_index(drop=True), TerminalHistory(days), params)
+    # day 110 looks at days 103..109 (nothing yet), day 111 at 104..110
+    assert out["terminal_signal_customers_7d"].tolist() == [0, 1]

@@ -16,6 +16,8 @@ Feature catalogue (`w` ranges over the windows in `FraudParameters`):
 | `customer_median_amount_<a>d`   | `amount_usd`                     | median USD amount of the user's earlier transactions in [t - a days, t), a = `anomaly_window_days`, leaving out velocity bursts and structuring groups |
 | `customer_hist_nb_tx_<a>d`      | `occurred_at`                    | number of those earlier transactions |
 | `amount_to_median_ratio`        | `amount_usd`                     | amount_usd / customer_median_amount |
+| `customer_terminal_nb_tx_<a>d`  | `user_id`, `terminal_id`         | the user's earlier transactions at this terminal in [t - a days, t) (NaN without a terminal) |
+| `customer_new_to_terminal`      | same                             | 1 when that number is 0: the first time in a days the user pays at this terminal (NaN without a terminal) |
 | `velocity_nb_tx`                | `amount_usd`, `occurred_at`      | small charges (<= `velocity_small_amount_usd`) in (t - window, t] |
 | `velocity_burst_nb_tx` / `velocity_burst_nb_terminals` / `velocity_burst_minutes` | `terminal_id` | size, distinct terminals and duration of the burst (>= `velocity_min_count` small charges within the window) the row belongs to; 0 outside bursts |
 | `structuring_group_nb_tx` / `structuring_group_usd` / `structuring_group_hours` | `amount_usd` | size, USD total and duration of the group of near-threshold amounts ([floor, line] USD) within `structuring_window_hours` that together pass the line; 0 outside groups |
@@ -25,6 +27,11 @@ Feature catalogue (`w` ranges over the windows in `FraudParameters`):
 | `terminal_recent_risk`          | both                             | confirmed-fraud share of the `terminal_history_days` before the label horizon, each day weighted by 0.5^(age / `terminal_risk_half_life_days`): falls within days of the labels showing a compromise ended |
 | `terminal_days_since_fraud`     | `fraud_labels.is_fraud`          | days from the last known fraud to the label horizon (`terminal_history_days` when none) |
 | `terminal_fraud_run_days`       | both                             | length in days of the current run of fraud on the terminal as known at the horizon: from its first fraud day to the horizon, through days without transactions; 0 when the latest labelled day with transactions was clean |
+| `terminal_profile_nb_tx_<p>d`   | `terminal_id`, `occurred_at`     | with `terminal_profile_features`: the terminal's payments in the p = `terminal_profile_days` days before the transaction's day (no label needed) |
+| `terminal_new_customer_share_<p>d` | `user_id`                     | share of them by customers new to the terminal (`customer_new_to_terminal`, all users) |
+| `terminal_signal_customers_<p>d` | `user_id`, `amount_usd`         | customers who had paid at the terminal in the anomaly window before showing, on one of those days, a spending anomaly or card-testing burst at another terminal |
+| `terminal_log_amount_mean`      | `amount_usd`                     | mean of log(1 + USD) of those payments |
+| `terminal_amount_zscore`        | `amount_usd`                     | (log(1 + amount_usd) - that mean) / their standard deviation (at least 0.1); NaN under 2 payments |
 
 Bursts and groups are marked on every row they contain, not only on the row that completes
 them: the analysis runs after the fact, so the first charges of a card-testing burst are as
@@ -38,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.settings.fraud import FraudParameters
 
 #: Columns and dtypes of a transaction frame, the engine's input.
@@ -190,6 +198,7 @@ def customer_features(
 
     out |= _velocity(frame, axis, usd_known, units, params)
     out |= _structuring(axis, usd_known, units, params)
+    out |= customer_terminal_features(frame["terminal_id"].to_numpy(), axis, params)
 
     # The spending baseline leaves out card-testing bursts and structuring groups: twenty test
     # charges of 1 USD are not what the user normally spends, and would make every later
@@ -206,6 +215,40 @@ def customer_features(
     with np.errstate(invalid="ignore", divide="ignore"):
         out["amount_to_median_ratio"] = np.where(median > 0, amount_usd / median, np.nan)
     return out
+
+
+def customer_terminal_features(
+    terminal: np.ndarray, axis: TimeAxis, params: FraudParameters
+) -> dict[str, np.ndarray]:
+    """Has the user paid at this terminal before? Earlier payments in [t - a, t), a = anomaly window.
+
+    A compromised terminal used with stolen cards, or a stolen card used at shops its owner
+    never visits, shows as payments by customers new to the terminal; a customer's regular shop
+    does not. The rows are regrouped by (user, terminal), keeping time order, and every group
+    gets its own stretch of a flat key as in `TimeAxis`, so one `searchsorted` finds each
+    window. The user's own lookback (the frame holds `lookback_days` before the interval)
+    covers the window.
+    """
+    n = len(terminal)
+    window_s = params.anomaly_window_days * SECONDS_PER_DAY
+    a = params.anomaly_window_days
+    if n == 0:
+        empty = np.zeros(0)
+        return {f"customer_terminal_nb_tx_{a}d": empty, "customer_new_to_terminal": empty}
+    # stable sort: rows are in (user, time, id) order, so each (user, terminal) keeps time order
+    order = np.lexsort((terminal, axis.rank))
+    pair_terminal, pair_user = terminal[order], axis.rank[order]
+    new_pair = np.ones(n, dtype=bool)
+    new_pair[1:] = (pair_terminal[1:] != pair_terminal[:-1]) | (pair_user[1:] != pair_user[:-1])
+    seconds = (axis.key - axis.rank * axis.gap)[order]
+    key = (np.cumsum(new_pair) - 1) * axis.gap + seconds
+    earlier = np.arange(n) - np.searchsorted(key, key - window_s, side="left")
+    has_terminal = terminal >= 0
+    count = np.where(has_terminal, _unsort(earlier, order).astype(float), np.nan)
+    return {
+        f"customer_terminal_nb_tx_{a}d": count,
+        "customer_new_to_terminal": np.where(has_terminal, (count == 0).astype(float), np.nan),
+    }
 
 
 def _velocity(
@@ -285,12 +328,20 @@ def _structuring(
     }
 
 
+#: Optional daily columns of a `TerminalHistory` beyond `n_tx` / `n_fraud`: what the terminal's
+#: payments looked like, known as soon as the day is over (no label needed). `terminal_days`
+#: computes them in memory when `terminal_profile_features` is on (see that setting).
+PROFILE_COLUMNS = ("n_new", "n_usd", "sum_log_usd", "sumsq_log_usd", "n_signal")
+
+
 class TerminalHistory:
     """Daily transaction and confirmed-fraud counts per terminal, queried by window.
 
     Built once per run from `(terminal_id, day, n_tx, n_fraud)` rows (day = days since
     1970-01-01 UTC) and shared by every page, so terminal features see all users' transactions
-    even when the analysis is split by user.
+    even when the analysis is split by user. With the `PROFILE_COLUMNS` too (payments by
+    customers new to the terminal, sum and sum of squares of log USD amounts) it also answers
+    `profile`: the terminal's own recent customers and amounts.
     """
 
     def __init__(self, days: pd.DataFrame) -> None:
@@ -300,22 +351,28 @@ class TerminalHistory:
         self.terminals, rank = np.unique(terminal, return_inverse=True)
         self.day_origin = int(day.min()) if len(day) else 0
         self.key = (rank.astype(np.int64) << _DAY_BITS) + (day - self.day_origin)
-        self.prefix_tx = np.concatenate(([0], np.cumsum(days["n_tx"].to_numpy(dtype=np.int64))))
-        self.prefix_fraud = np.concatenate(
-            ([0], np.cumsum(days["n_fraud"].to_numpy(dtype=np.int64)))
-        )
+        self.has_profile = all(name in days for name in PROFILE_COLUMNS)
+        names = ("n_tx", "n_fraud", *(PROFILE_COLUMNS if self.has_profile else ()))
+        self._prefix = {
+            name: np.concatenate(([0], np.cumsum(days[name].to_numpy()))) for name in names
+        }
 
     @classmethod
     def empty(cls) -> TerminalHistory:
         return cls(pd.DataFrame({"terminal_id": [], "day": [], "n_tx": [], "n_fraud": []}))
 
-    def window(
-        self, terminal_id: np.ndarray, day: np.ndarray, *, days: int, delay: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(transactions, frauds) on each terminal over days [day - delay - days, day - delay)."""
+    def sums(
+        self,
+        names: tuple[str, ...],
+        terminal_id: np.ndarray,
+        day: np.ndarray,
+        *,
+        days: int,
+        delay: int,
+    ) -> list[np.ndarray]:
+        """Sums of daily columns per terminal over days [day - delay - days, day - delay)."""
         if len(self.terminals) == 0:
-            zeros = np.zeros(len(terminal_id), dtype=np.int64)
-            return zeros, zeros
+            return [np.zeros(len(terminal_id), dtype=np.int64) for _ in names]
         pos = np.searchsorted(self.terminals, terminal_id).clip(0, len(self.terminals) - 1)
         found = self.terminals[pos] == terminal_id
         limit = (1 << _DAY_BITS) - 1
@@ -324,8 +381,15 @@ class TerminalHistory:
         base = pos.astype(np.int64) << _DAY_BITS
         lo = np.searchsorted(self.key, base + first, side="left")
         hi = np.searchsorted(self.key, base + stop, side="left")
-        n_tx = np.where(found, self.prefix_tx[hi] - self.prefix_tx[lo], 0)
-        n_fraud = np.where(found, self.prefix_fraud[hi] - self.prefix_fraud[lo], 0)
+        return [
+            np.where(found, self._prefix[name][hi] - self._prefix[name][lo], 0) for name in names
+        ]
+
+    def window(
+        self, terminal_id: np.ndarray, day: np.ndarray, *, days: int, delay: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(transactions, frauds) on each terminal over days [day - delay - days, day - delay)."""
+        n_tx, n_fraud = self.sums(("n_tx", "n_fraud"), terminal_id, day, days=days, delay=delay)
         return n_tx, n_fraud
 
 
@@ -355,8 +419,59 @@ def terminal_features(
     first[1:] = (terminal[1:] != terminal[:-1]) | (day[1:] != day[:-1])
     pair = np.cumsum(first) - 1
     recency = _terminal_recency(terminal[first], day[first], history, params)
+    if params.terminal_profile_features and not history.has_profile:
+        raise FraudAnalysisError(
+            "LEDGERGUARD_FRAUD__TERMINAL_PROFILE_FEATURES is on, but this terminal history has no "
+            "profile (the replica does not provide it yet): turn it off here"
+        )
+    if history.has_profile:
+        recency |= _terminal_profile(terminal[first], day[first], history, params)
     out |= {name: _unsort(values[pair], order) for name, values in recency.items()}
+    if history.has_profile:
+        out |= _terminal_amount_zscore(frame, out, params)
     return out
+
+
+#: Smallest standard deviation of a terminal's log amounts used in the z-score: a shop whose
+#: payments all cost the same would otherwise make a one-cent difference look extreme.
+MIN_LOG_STD = 0.1
+
+
+def _terminal_profile(
+    terminal: np.ndarray, day: np.ndarray, history: TerminalHistory, params: FraudParameters
+) -> dict[str, np.ndarray]:
+    """The terminal's payments of the `terminal_profile_days` days before the transaction's day.
+
+    Known as soon as those days are over (no label needed), so a terminal starts to look
+    unusual on the first day after a compromise begins, not a label delay later.
+    """
+    p = params.terminal_profile_days
+    n_tx, n_new, n_usd, total, squares, n_signal = history.sums(
+        ("n_tx", *PROFILE_COLUMNS), terminal, day, days=p, delay=0
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n_usd > 0, total / n_usd, np.nan)
+        variance = np.where(n_usd > 1, (squares - n_usd * mean**2) / (n_usd - 1), np.nan)
+        return {
+            f"terminal_profile_nb_tx_{p}d": n_tx,
+            f"terminal_new_customer_share_{p}d": np.where(n_tx > 0, n_new / n_tx, np.nan),
+            f"terminal_signal_customers_{p}d": n_signal,
+            "terminal_log_amount_mean": mean,
+            "terminal_log_amount_std": np.sqrt(np.maximum(variance, MIN_LOG_STD**2)),
+        }
+
+
+def _terminal_amount_zscore(
+    frame: pd.DataFrame, out: dict[str, np.ndarray], params: FraudParameters
+) -> dict[str, np.ndarray]:
+    """How unusual the amount is *for the terminal*: z-score of log(1 + USD) (NaN: no baseline)."""
+    units = frame["usd_units"].to_numpy()
+    log_usd = np.where(units >= 0, np.log1p(np.maximum(units, 0) / UNITS_PER_USD), np.nan)
+    p = params.terminal_profile_days
+    enough = out[f"terminal_profile_nb_tx_{p}d"] >= 2
+    std = out.pop("terminal_log_amount_std")
+    z = (log_usd - out["terminal_log_amount_mean"]) / std
+    return {"terminal_amount_zscore": np.where(enough, z, np.nan)}
 
 
 def _terminal_recency(
@@ -393,6 +508,55 @@ def _terminal_recency(
     }
 
 
+def customer_signal(customer: dict[str, np.ndarray], params: FraudParameters) -> np.ndarray:
+    """Rows unusual for their own customer: a spending anomaly or a card-testing burst.
+
+    The thresholds of the `spending_anomaly` and `velocity` rules, read from the customer
+    features: what the engine sees at once on a customer, without any label.
+    """
+    a = params.anomaly_window_days
+    history = customer[f"customer_hist_nb_tx_{a}d"] >= params.anomaly_min_history
+    ratio = np.nan_to_num(customer["amount_to_median_ratio"])
+    return (history & (ratio >= params.anomaly_ratio)) | (
+        customer["velocity_burst_nb_tx"] >= params.velocity_min_count
+    )
+
+
+def _signal_customers(
+    columns: dict[str, np.ndarray], axis: TimeAxis, signal: np.ndarray, params: FraudParameters
+) -> pd.DataFrame:
+    """(terminal_id, day, n_signal): customers of the terminal unusual elsewhere on that day.
+
+    `n_signal` counts the customers who paid at the terminal in the `anomaly_window_days`
+    before showing, on that day, a `customer_signal` at another terminal (rows of `columns`
+    sorted by user, time). A skimmed card shows up as a spending anomaly elsewhere days before
+    its fraud is labelled; several of a terminal's recent customers doing so point at the
+    terminal. Each (customer, terminal, day) counts once.
+    """
+    terminal = columns["terminal_id"]
+    rows = np.flatnonzero(signal & (terminal >= 0))
+    lo, _ = axis.since(params.anomaly_window_days * SECONDS_PER_DAY, include_current=False)
+    counts = rows - lo[rows]
+    # every (signal row, earlier payment of the same customer within the window) pair: few
+    # signal rows times a month of one customer's payments
+    sig = np.repeat(rows, counts)
+    starts = np.repeat(lo[rows] - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+    earlier = np.arange(len(sig)) + starts
+    keep = (terminal[earlier] >= 0) & (terminal[earlier] != terminal[sig])
+    pairs = pd.DataFrame(
+        {
+            "user": axis.rank[sig[keep]],
+            "terminal_id": terminal[earlier[keep]],
+            "day": columns["day"][sig[keep]],
+        }
+    ).drop_duplicates()
+    return (
+        pairs.groupby(["terminal_id", "day"], as_index=False)
+        .size()
+        .rename(columns={"size": "n_signal"})
+    )
+
+
 def _unsort(values: np.ndarray, order: np.ndarray) -> np.ndarray:
     """Values computed on `frame.iloc[order]` put back in the frame's own row order."""
     out = np.empty_like(values)
@@ -400,18 +564,49 @@ def _unsort(values: np.ndarray, order: np.ndarray) -> np.ndarray:
     return out
 
 
-def terminal_days(frame: pd.DataFrame, fraud_ids: np.ndarray) -> pd.DataFrame:
-    """`TerminalHistory` input computed in memory (the pipeline asks the replica instead)."""
-    with_terminal = frame[frame["terminal_id"] >= 0]
-    data = pd.DataFrame(
-        {
-            "terminal_id": with_terminal["terminal_id"].to_numpy(),
-            "day": with_terminal["ts_us"].to_numpy() // (SECONDS_PER_DAY * US_PER_SECOND),
-            "n_tx": 1,
-            "n_fraud": np.isin(with_terminal["transaction_id"].to_numpy(), fraud_ids).astype(int),
+def terminal_days(
+    frame: pd.DataFrame, fraud_ids: np.ndarray, params: FraudParameters | None = None
+) -> pd.DataFrame:
+    """`TerminalHistory` input computed in memory (the pipeline asks the replica instead).
+
+    With `params` whose `terminal_profile_features` is on, also the `PROFILE_COLUMNS`: payments
+    by customers new to the terminal (`customer_new_to_terminal` over all users) and the sums
+    of log(1 + USD) and of its square.
+    """
+    profile = params is not None and params.terminal_profile_features
+    data = sort_frame(frame) if profile else frame
+    columns: dict[str, np.ndarray] = {
+        "terminal_id": data["terminal_id"].to_numpy(),
+        "day": data["ts_us"].to_numpy() // (SECONDS_PER_DAY * US_PER_SECOND),
+        "n_tx": np.ones(len(data), dtype=np.int64),
+        "n_fraud": np.isin(data["transaction_id"].to_numpy(), fraud_ids).astype(np.int64),
+    }
+    if profile:
+        assert params is not None
+        axis = TimeAxis(
+            data["user_id"].to_numpy(),
+            data["ts_us"].to_numpy(),
+            max_window_s=int(params.lookback_days * SECONDS_PER_DAY),
+        )
+        customer = customer_features(data, axis, params)
+        new = customer_terminal_features(columns["terminal_id"], axis, params)
+        units = data["usd_units"].to_numpy()
+        log_usd = np.log1p(np.maximum(units, 0) / UNITS_PER_USD)
+        columns |= {
+            "n_new": (new["customer_new_to_terminal"] == 1).astype(np.int64),
+            "n_usd": (units >= 0).astype(np.int64),
+            "sum_log_usd": np.where(units >= 0, log_usd, 0.0),
+            "sumsq_log_usd": np.where(units >= 0, log_usd**2, 0.0),
         }
-    )
-    return data.groupby(["terminal_id", "day"], as_index=False)[["n_tx", "n_fraud"]].sum()
+    table = pd.DataFrame(columns)
+    table = table[table["terminal_id"] >= 0]
+    sums = ["n_tx", "n_fraud", *(name for name in PROFILE_COLUMNS if name in table)]
+    days = table.groupby(["terminal_id", "day"], as_index=False)[sums].sum()
+    if not profile:
+        return days
+    signals = _signal_customers(columns, axis, customer_signal(customer, params), params)
+    days = days.merge(signals, on=["terminal_id", "day"], how="outer")
+    return days.fillna(0).astype({name: np.int64 for name in ("n_tx", "n_fraud", "n_new")})
 
 
 def build_features(

@@ -154,7 +154,7 @@ def train_on_frame(
     """
     classifier = _sklearn()
     began = time.monotonic()
-    history = TerminalHistory(terminal_days(frame, fraud_ids))
+    history = TerminalHistory(terminal_days(frame, fraud_ids, params))
     data = sort_frame(frame)
     features = build_features(data, history, params)
     names = feature_columns(features)

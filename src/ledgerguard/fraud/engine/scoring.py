@@ -24,7 +24,7 @@ from ledgerguard.fraud.engine.features import (
     build_features,
     sort_frame,
 )
-from ledgerguard.fraud.engine.rules import RULE_IDS, RULES
+from ledgerguard.fraud.engine.rules import RULE_IDS, RULES, evidence
 from ledgerguard.settings.fraud import FraudParameters
 from ledgerguard.utc import to_us
 
@@ -185,11 +185,14 @@ def _words(
             ids[position].append(rule.id)
             reasons[position].append(text)
     if probability is not None:
-        for position in np.flatnonzero(fired[stored, len(RULES)]).tolist():
+        positions = np.flatnonzero(fired[stored, len(RULES)])
+        seen = evidence(data.iloc[stored[positions]], params) if len(positions) else []
+        for position, visible in zip(positions.tolist(), seen, strict=True):
             ids[position].append(MODEL_SIGNAL)
             reasons[position].append(
                 f"model: fraud probability {probability[stored[position]]:.2f} "
                 f"(trained model, weight {params.weight_model})"
+                + (f" with {visible}" if visible else "")
             )
     currency = data["currency"].to_numpy()
     for position, row in enumerate(stored):
