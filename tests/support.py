@@ -23,6 +23,7 @@ TEST_SECRETS = {
     "api_db_password": "t-api-secret",
     "migrate_password": "t-migrate-secret",
     "monitor_password": "t-monitor-secret",
+    "backup_password": "t-backup-secret",
     "airflow_admin_password": "t-airflow-secret",
 }
 

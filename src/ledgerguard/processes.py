@@ -21,12 +21,49 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+#: Where Debian puts programs; `/usr/sbin` (mariadbd, ...) is not on a normal user's PATH.
+SEARCH_DIRS = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin")
+
+
+def find_program(
+    name_or_path: str,
+    *,
+    packages: Mapping[str, str],
+    error: type[Exception],
+    default_package: str | None = None,
+) -> str:
+    """Absolute path of a program we run, or `error` naming the Debian package to install.
+
+    A path is taken as it is (if executable); a bare name is looked up on PATH, then in
+    `SEARCH_DIRS`. `packages` maps program names to the package shipping them (the caller's
+    error type keeps each layer's exceptions its own); an unknown name suggests
+    `default_package`, else the name itself.
+    """
+    if os.sep in name_or_path:
+        if os.access(name_or_path, os.X_OK):
+            return name_or_path
+    else:
+        found = shutil.which(name_or_path)
+        if found:
+            return found
+        for folder in SEARCH_DIRS:
+            candidate = Path(folder) / name_or_path
+            if os.access(candidate, os.X_OK):
+                return str(candidate)
+    name = Path(name_or_path).name
+    package = packages.get(name, default_package or name)
+    raise error(
+        f"{name_or_path} not found: install the Debian package {package} "
+        f"(sudo apt-get install -y {package}), or run `make setup`"
+    )
 
 
 def pid_alive(pid: int) -> bool:

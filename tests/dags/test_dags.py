@@ -125,6 +125,10 @@ def test_nightly_backup_dag_backs_up_verifies_and_prunes_once_per_night(
 ):
     from ledgerguard.backup.catalog import list_backups
 
+    # the tasks run with the backup account's secret, never root's or the replication account's
+    for secret in (settings.mysql_root_password, settings.repl_password):
+        assert secret.get_secret_value() not in task_env.values()
+    assert task_env["LEDGERGUARD_BACKUP_PASSWORD"] == settings.backup_password.get_secret_value()
     dag = dag_bag.get_dag("00_nightly_backup")
     # a manual run covers the last complete day before its logical date: tonight's interval
     # ends at today's midnight, before any backup this session takes

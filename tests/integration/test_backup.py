@@ -20,12 +20,17 @@ import pytest
 from typer.testing import CliRunner
 
 from ledgerguard.backup.archive import archived_gtids, list_segments
-from ledgerguard.backup.archiver import archiver_status, start_archiver, stop_archiver
+from ledgerguard.backup.archiver import (
+    archiver_pid,
+    archiver_status,
+    start_archiver,
+    stop_archiver,
+)
 from ledgerguard.backup.binlog_file import Gtid, covers, parse_position
 from ledgerguard.backup.catalog import find_backup, list_backups
 from ledgerguard.backup.create import create_backup
 from ledgerguard.backup.errors import BackupCorrupt
-from ledgerguard.backup.restore import restored_server, stop_restored
+from ledgerguard.backup.restore import restore, restored_server, stop_restored
 from ledgerguard.backup.verify import verify_backup
 from ledgerguard.cli.main import app
 from ledgerguard.cluster.admin import admin_connection, run, scalar
@@ -98,6 +103,20 @@ def _wait_archived(cluster: LocalCluster, timeout: float = 30.0) -> None:
     raise AssertionError(f"the archive did not reach {target}: {archiver_status(cluster.settings)}")
 
 
+def _mistaken_delete(cluster: LocalCluster, *, deleted: int, later: int) -> datetime:
+    """25 rows of user `deleted`, the moment noted, then those rows deleted by mistake and 5 rows
+    of user `later` written after the point; returns the noted moment, once archived."""
+    _insert(cluster, deleted, 25)
+    time.sleep(1.1)
+    noted = datetime.now(UTC)
+    time.sleep(1.1)
+    with _root(cluster) as conn:
+        run(conn, Statement("DELETE FROM ledgerguard.transactions WHERE user_id = %s", (deleted,)))
+    _insert(cluster, later, 5)  # after the point: must not come back
+    _wait_archived(cluster)
+    return noted
+
+
 def test_backup_under_write_load_matches_the_replica_at_its_gtid(bk_cluster: LocalCluster):
     settings = bk_cluster.settings
     stop = threading.Event()
@@ -151,16 +170,7 @@ def test_backup_under_write_load_matches_the_replica_at_its_gtid(bk_cluster: Loc
 def test_point_in_time_restore_undoes_a_mistaken_delete(bk_cluster: LocalCluster):
     settings = bk_cluster.settings
     create_backup(settings)
-    _insert(bk_cluster, 1_700_002, 25)
-    time.sleep(1.1)
-    noted = datetime.now(UTC)
-    time.sleep(1.1)
-    with _root(bk_cluster) as conn:
-        run(
-            conn, Statement("DELETE FROM ledgerguard.transactions WHERE user_id = %s", (1_700_002,))
-        )
-    _insert(bk_cluster, 1_700_003, 5)  # after the point: must not come back
-    _wait_archived(bk_cluster)
+    noted = _mistaken_delete(bk_cluster, deleted=1_700_002, later=1_700_003)
     result = runner.invoke(
         app, ["restore", "--to", noted.isoformat(), "--json"], env=settings_env(settings)
     )
@@ -175,6 +185,59 @@ def test_point_in_time_restore_undoes_a_mistaken_delete(bk_cluster: LocalCluster
     stop_restored(settings, folder)
     with _root(bk_cluster) as conn:  # the running cluster was not touched
         assert _count(conn, 1_700_002) == 0 and _count(conn, 1_700_003) == 5
+
+
+def test_logical_backup_verifies_and_restores_to_a_point(bk_cluster: LocalCluster):
+    """The Compose (MySQL) method, run with MariaDB's own tools: mariadb-dump from the replica
+    with its GTID position, verify by loading it into a scratch server, restore = the dump plus
+    the archived binlogs up to a moment."""
+    settings = bk_cluster.settings.model_copy(update={"backup_method": "logical"})
+    _insert(bk_cluster, 1_700_010, 10)
+    LocalCluster(settings).wait_for_replica(timeout=30)
+    time.sleep(1.1)  # backup ids have one-second resolution
+    manifest = create_backup(settings)
+    assert (manifest.method, manifest.tool) == ("logical", "mariadb-dump")
+    assert [entry.path for entry in manifest.files] == ["dump.sql"]
+    assert covers(parse_position(manifest.gtid), parse_position(manifest.gtid))
+    verified = verify_backup(settings, backup_id=manifest.id, chunk_size=50)
+    assert verified["ok"] and verified["method"] == "logical" and verified["differences"] == []
+    noted = _mistaken_delete(bk_cluster, deleted=1_700_011, later=1_700_012)
+    restored = restore(settings, to_time=noted)
+    assert restored.plan.backup.id == manifest.id  # the dump, then the archive
+    with admin_connection(
+        restored_server(settings, restored.folder).spec, password=bk_cluster.root_password
+    ) as conn:
+        assert _count(conn, 1_700_010) == 10
+        assert _count(conn, 1_700_011) == 25
+        assert _count(conn, 1_700_012) == 0
+        # the accounts come from the settings (the dump holds none)
+        assert scalar(conn, Statement("SELECT COUNT(*) FROM mysql.user WHERE User = 'api_user'"))
+    stop_restored(settings, restored.folder)
+
+
+def test_the_backup_account_can_back_up_but_not_write_or_read_password_hashes(
+    bk_cluster: LocalCluster,
+):
+    settings = bk_cluster.settings
+    login = {"user": settings.backup_user, "password": settings.backup_password.get_secret_value()}
+    # a cluster provisioned before the account existed gets it at its next `cluster up`
+    with _root(bk_cluster) as conn:
+        run(conn, Statement(f"DROP USER '{settings.backup_user}'@'%%'"))
+    LocalCluster(settings).up()
+    with admin_connection(LocalCluster(settings).specs["primary"], **login) as conn:
+        assert run(conn, Statement("SHOW BINARY LOGS"))  # what the archiver needs
+        for forbidden in (
+            "SELECT COUNT(*) FROM mysql.global_priv",
+            "DELETE FROM ledgerguard.transactions WHERE user_id = 0",
+            "STOP SLAVE",
+        ):
+            with pytest.raises(pymysql.MySQLError, match=r"denied|privilege"):
+                run(conn, Statement(forbidden))
+    # the archiver streams with that account and was given no other secret
+    environ = Path(f"/proc/{archiver_pid(settings)}/environ").read_bytes()
+    assert settings.backup_password.get_secret_value().encode() in environ
+    for other in (settings.mysql_root_password, settings.repl_password, settings.api_db_password):
+        assert other.get_secret_value().encode() not in environ
 
 
 def test_a_point_outside_the_covered_range_is_refused_with_the_range(bk_cluster: LocalCluster):

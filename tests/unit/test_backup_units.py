@@ -6,6 +6,8 @@ import struct
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from ledgerguard.backup.binlog_file import (
     GTID_EVENT,
     GTID_LIST_EVENT,
@@ -20,8 +22,21 @@ from ledgerguard.backup.binlog_file import (
     summarize,
 )
 from ledgerguard.backup.catalog import BackupInfo
+from ledgerguard.backup.errors import BackupError, ToolNotFound
+from ledgerguard.backup.logical import (
+    backup_method,
+    dump_command,
+    dump_position,
+    load_command,
+    replay_command,
+    stream_command,
+)
 from ledgerguard.backup.manifest import Manifest
 from ledgerguard.backup.retention import backups_to_keep
+from ledgerguard.backup.tools import find_tool
+from ledgerguard.cluster.provision import account_grants
+from ledgerguard.db.dialect import Flavour
+from tests.support import make_settings
 
 T0 = 1_790_000_000
 
@@ -103,3 +118,123 @@ def test_retention_always_keeps_the_newest_verified_backup():
     backups.reverse()
     keep = backups_to_keep(backups, daily=1, weekly=0)
     assert keep == {backups[0].id, backups[-1].id}
+
+
+def test_a_missing_backup_tool_names_its_debian_package():
+    with pytest.raises(ToolNotFound, match=r"apt-get install -y mariadb-backup\)"):
+        find_tool("/nonexistent/mariadb-backup")
+
+
+# --- the logical method's commands, per flavour (MySQL's cannot run here: no MySQL server) -----
+def test_dump_commands_use_each_flavours_position_flags(tmp_path: Path):
+    cnf = tmp_path / "c.cnf"
+    mariadb = dump_command(Flavour.MARIADB, tool="mariadb-dump", option_file=cnf, databases=["a"])
+    mysql = dump_command(Flavour.MYSQL, tool="mysqldump", option_file=cnf, databases=["a"])
+    for argv in (mariadb, mysql):
+        assert argv[1] == f"--defaults-file={cnf}"  # first option: the login, no password here
+        assert "--single-transaction" in argv and argv[-2:] == ["--databases", "a"]
+        assert not [arg for arg in argv if arg.startswith("--password")]
+    assert {"--master-data=2", "--gtid"} <= set(mariadb)
+    assert not {"--source-data=2", "--set-gtid-purged=ON"} & set(mariadb)
+    assert {"--source-data=2", "--set-gtid-purged=ON"} <= set(mysql)
+    assert not {"--master-data=2", "--gtid"} & set(mysql)
+
+
+def test_load_replay_and_stream_commands_per_flavour(tmp_path: Path):
+    cnf = tmp_path / "c.cnf"
+    assert "--init-command=SET SESSION sql_log_bin = 0" in load_command(
+        Flavour.MARIADB, tool="mariadb", option_file=cnf
+    )
+    # MySQL's dump turns the binlog off itself (it sets GTID_PURGED)
+    assert not [
+        a for a in load_command(Flavour.MYSQL, tool="mysql", option_file=cnf) if "init" in a
+    ]
+    files = [tmp_path / "b.000001"]
+    stop = "2026-11-29 10:15:00"
+    mariadb = replay_command(
+        Flavour.MARIADB,
+        tool="mariadb-binlog",
+        files=files,
+        start="0-1-5",
+        stop_gtid="0-1-9",
+        stop_datetime=stop,
+    )
+    assert mariadb == [
+        "mariadb-binlog",
+        "--no-defaults",
+        "--start-position=0-1-5",
+        "--stop-position=0-1-9",
+        f"--stop-datetime={stop}",
+        str(files[0]),
+    ]
+    uuid = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
+    mysql = replay_command(
+        Flavour.MYSQL,
+        tool="mysqlbinlog",
+        files=files,
+        start=f"{uuid}:1-5",
+        stop_gtid=f"{uuid}:1-9",
+        stop_datetime=None,
+    )
+    assert mysql == [
+        "mysqlbinlog",
+        "--no-defaults",
+        f"--exclude-gtids={uuid}:1-5",
+        f"--include-gtids={uuid}:1-9",
+        str(files[0]),
+    ]
+    common = {"option_file": cnf, "server_id": 9001, "folder": tmp_path, "first": "b.000001"}
+    mariadb_stream = stream_command(Flavour.MARIADB, tool="mariadb-binlog", **common)
+    mysql_stream = stream_command(Flavour.MYSQL, tool="mysqlbinlog", **common)
+    for argv in (mariadb_stream, mysql_stream):
+        assert {"--read-from-remote-server", "--raw", "--stop-never"} <= set(argv)
+        assert argv[-1] == "b.000001" and argv[1] == f"--defaults-file={cnf}"
+    assert "--stop-never-slave-server-id=9001" in mariadb_stream
+    assert "--connection-server-id=9001" in mysql_stream
+
+
+def test_the_dump_position_is_read_from_each_flavours_head():
+    mariadb = "-- CHANGE MASTER TO MASTER_LOG_FILE='b.000002', MASTER_LOG_POS=342;\n" + (
+        "-- SET GLOBAL gtid_slave_pos='0-1-1254';\n"
+    )
+    assert dump_position(Flavour.MARIADB, mariadb) == "0-1-1254"
+    uuid_a, uuid_b = "3e11fa47-71ca-11e1-9e33-c80aa9429562", "4e11fa47-71ca-11e1-9e33-c80aa942956a"
+    mysql = (
+        "SET @@SESSION.SQL_LOG_BIN= 0;\n\n--\n-- GTID state at the beginning of the backup \n--\n\n"
+        f"SET @@GLOBAL.GTID_PURGED=/*!80000 '+'*/ '{uuid_a}:1-77,\n{uuid_b}:1-3';\n"
+    )
+    assert dump_position(Flavour.MYSQL, mysql) == f"{uuid_a}:1-77,{uuid_b}:1-3"
+    with pytest.raises(BackupError, match="--set-gtid-purged=ON"):
+        dump_position(Flavour.MYSQL, mariadb)
+    with pytest.raises(BackupError, match="--master-data=2 --gtid"):
+        dump_position(Flavour.MARIADB, "-- MariaDB dump 10.19\n")
+
+
+def test_the_backup_method_defaults_by_flavour_and_physical_needs_mariadb(tmp_path: Path):
+    settings = make_settings(tmp_path)
+    assert backup_method(settings, Flavour.MARIADB) == "physical"
+    assert backup_method(settings, Flavour.MYSQL) == "logical"
+    logical = settings.model_copy(update={"backup_method": "logical"})
+    assert backup_method(logical, Flavour.MARIADB) == "logical"
+    physical = settings.model_copy(update={"backup_method": "physical"})
+    with pytest.raises(BackupError, match="METHOD=logical"):
+        backup_method(physical, Flavour.MYSQL)
+
+
+def test_the_backup_account_gets_each_flavours_monitor_privileges(tmp_path: Path):
+    settings = make_settings(tmp_path)
+    grants = {
+        flavour: {user: clauses for user, _, clauses in account_grants(settings, flavour)}
+        for flavour in Flavour
+    }
+    mariadb, mysql = grants[Flavour.MARIADB]["backup_user"], grants[Flavour.MYSQL]["backup_user"]
+    assert "BINLOG MONITOR, SLAVE MONITOR ON *.*" in mariadb[0]
+    assert "REPLICATION CLIENT ON *.*" in mysql[0] and "MONITOR" not in mysql[0]
+    for clauses in (mariadb, mysql):
+        assert "RELOAD" in clauses[0] and "REPLICATION SLAVE" in clauses[0]
+        assert "SELECT" not in clauses[0] and "SUPER" not in clauses[0]  # no global reads
+        assert [c.split(" ON ")[1] for c in clauses[1:]] == [
+            "`ledgerguard`.*",
+            "`ledgerguard_audit`.*",
+            "`heartbeat`.*",
+        ]

@@ -20,6 +20,7 @@ ORIGINAL_ENV = {
     "LEDGERGUARD_API_DB_PASSWORD": "ApiPass123!",
     "LEDGERGUARD_MIGRATE_PASSWORD": "MigratePass123!",
     "LEDGERGUARD_MONITOR_PASSWORD": "MonitorPass123!",
+    "LEDGERGUARD_BACKUP_PASSWORD": "BackupPass123!",
 }
 
 
@@ -62,6 +63,8 @@ def test_dev_secrets_refused_in_production(monkeypatch: pytest.MonkeyPatch):
     [
         ({"api_db_password": ""}, "api_db_password is empty"),
         ({"monitor_password": "short-pw"}, "monitor_password is too short"),
+        ({"backup_password": "BackupPass123!"}, "backup_password uses a development"),
+        ({"backup_method": "physical-ish"}, "backup_method"),
         ({"airflow_admin_password": "admin"}, "airflow_admin_password uses a development"),
         ({"grafana_admin_password": "changeme"}, "grafana_admin_password uses a development"),
         ({"api_rate_limit": 0}, "RATE_LIMIT=0"),

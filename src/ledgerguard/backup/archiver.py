@@ -4,7 +4,7 @@
 stops it. It is a small supervisor (this module run with `python -m`), in its own process
 group with its pid file and log under `<backups>/run` and `<backups>/logs`, and it
 
-* runs `mariadb-binlog --read-from-remote-server --raw --stop-never` as `repl_user` against
+* runs `mariadb-binlog --read-from-remote-server --raw --stop-never` as the backup account against
   the **acting primary**, starting where `ledgerguard.backup.archive.plan_stream` says;
 * checks every second which server is the primary (`acting_primary`): after a failover it
   stops the stream and starts a new segment against the new primary, without gap; a stream
@@ -28,10 +28,11 @@ import pymysql
 from ledgerguard.backup.archive import list_segments, plan_stream
 from ledgerguard.backup.catalog import BackupPaths
 from ledgerguard.backup.errors import BackupError
-from ledgerguard.backup.tools import find_tool, write_option_file
+from ledgerguard.backup.logical import BINLOG_TOOL, stream_command
+from ledgerguard.backup.tools import backup_login, find_tool, write_option_file
 from ledgerguard.cluster.admin import admin_connection, scalar
 from ledgerguard.cluster.spec import ServerSpec, server_specs
-from ledgerguard.db.dialect import Statement
+from ledgerguard.db.dialect import Flavour, Statement
 from ledgerguard.errors import LedgerGuardError
 from ledgerguard.processes import (
     StartFailed,
@@ -46,6 +47,8 @@ from ledgerguard.settings import Settings
 #: server_id the stream announces to the primary (must differ from every replica's)
 STREAM_SERVER_ID = 9001
 READ_ONLY = Statement("SELECT @@GLOBAL.read_only")
+#: The only secret the archiver process gets (`Settings.to_env(secrets=...)`).
+ARCHIVER_SECRETS = ("backup_password",)
 
 
 def acting_primary(settings: Settings) -> ServerSpec:
@@ -129,7 +132,8 @@ def start_archiver(settings: Settings, *, timeout: float = 30.0) -> bool:
         )
     files.pid_file.parent.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL")}
-    env |= settings.to_env() | {"TZ": "UTC"}
+    # the backup account's secret only: the stream and its checks log in with nothing else
+    env |= settings.to_env(secrets=ARCHIVER_SECRETS) | {"TZ": "UTC"}
     process = spawn_detached(
         [sys.executable, "-m", "ledgerguard.backup.archiver"], log_file=files.log_file, env=env
     )
@@ -213,8 +217,8 @@ class Supervisor:
         return self.child is not None and self.child.poll() is None
 
     def _start_stream(self, primary: ServerSpec) -> None:
-        password = self.settings.mysql_root_password.get_secret_value()
-        with admin_connection(primary, password=password, connect_timeout=2) as conn:
+        login = backup_login(self.settings)
+        with admin_connection(primary, **login, connect_timeout=2) as conn:
             if scalar(conn, READ_ONLY):
                 raise BackupError(f"{primary.base_dir.name}:{primary.port} is read-only")
             address = f"{primary.host}:{primary.port}"
@@ -225,22 +229,19 @@ class Supervisor:
             self.files.option_file,
             "client",
             {
-                "user": self.settings.repl_user,
-                "password": self.settings.repl_password.get_secret_value(),
+                **login,
                 "host": primary.host,
                 "port": primary.port,
             },
         )
-        argv = [
-            find_tool("mariadb-binlog"),
-            f"--defaults-file={self.files.option_file}",
-            "--read-from-remote-server",
-            "--raw",
-            "--stop-never",
-            f"--stop-never-slave-server-id={STREAM_SERVER_ID}",
-            f"--result-file={start.segment.folder}/",
-            start.file_name,
-        ]
+        argv = stream_command(
+            Flavour.MARIADB,
+            tool=find_tool(BINLOG_TOOL[Flavour.MARIADB]),
+            option_file=self.files.option_file,
+            server_id=STREAM_SERVER_ID,
+            folder=start.segment.folder,
+            first=start.file_name,
+        )
         self.child = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
         self.files.stream_pid_file.write_text(f"{self.child.pid}\n")
         self.source = primary

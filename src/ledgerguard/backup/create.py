@@ -1,11 +1,13 @@
-"""`backup create`: a hot physical backup of the replica with `mariadb-backup`.
+"""`backup create`: a hot backup of the replica, physical (`mariadb-backup`) or logical (a dump).
 
-Taken from the **replica** so the primary does no extra work; `mariadb-backup` copies InnoDB
-while the replica keeps applying, and its backup locks (`BACKUP STAGE`) give the GTID position
-the copy is consistent at (`xtrabackup_binlog_info`). The copy is prepared at once (crash
-recovery applied, so a restore is a plain file copy), each file compressed with zstd, its size
-and SHA-256 recorded before and after in `manifest.json`, and the folder renamed into
-`<backups>/base/<id>/` only when complete.
+Taken from the **replica** so the primary does no extra work, as the backup account (never
+root). Physical (the default on MariaDB): `mariadb-backup` copies InnoDB while the replica
+keeps applying, and its backup locks (`BACKUP STAGE`) give the GTID position the copy is
+consistent at (`xtrabackup_binlog_info`); the copy is prepared at once (crash recovery applied,
+so a restore is a plain file copy). Logical (the default on MySQL, `LEDGERGUARD_BACKUP_METHOD`):
+one consistent dump whose head records its GTID position (`ledgerguard.backup.logical`). Either
+way each file is compressed with zstd, its size and SHA-256 recorded before and after in
+`manifest.json`, and the folder renamed into `<backups>/base/<id>/` only when complete.
 """
 
 from __future__ import annotations
@@ -19,6 +21,16 @@ from pathlib import Path
 
 from ledgerguard.backup.catalog import BackupPaths
 from ledgerguard.backup.errors import BackupError
+from ledgerguard.backup.logical import (
+    DUMP_FILE,
+    DUMP_TOOL,
+    LOGICAL,
+    backup_method,
+    dump_command,
+    dump_to_file,
+    dumped_databases,
+    read_dump_position,
+)
 from ledgerguard.backup.manifest import (
     DATA,
     SUFFIX,
@@ -27,11 +39,12 @@ from ledgerguard.backup.manifest import (
     fsync_tree,
     sha256_of,
 )
-from ledgerguard.backup.tools import find_tool, run_tool, write_option_file
+from ledgerguard.backup.tools import backup_login, find_tool, run_tool, write_option_file
 from ledgerguard.cluster.admin import admin_connection, scalar
+from ledgerguard.cluster.errors import ClusterError
 from ledgerguard.cluster.local import LocalCluster
 from ledgerguard.cluster.spec import ServerSpec
-from ledgerguard.db.dialect import VERSION_QUERY
+from ledgerguard.db.dialect import VERSION_QUERY, Flavour, detect_flavour
 from ledgerguard.settings import Settings
 from ledgerguard.utc import as_utc
 
@@ -67,6 +80,7 @@ def read_backup_gtid(datadir: Path) -> str:
 def copy_server(
     spec: ServerSpec,
     *,
+    user: str,
     password: str,
     target: Path,
     option_file: Path,
@@ -75,7 +89,7 @@ def copy_server(
     """`mariadb-backup --backup` of the running server `spec` into `target`, then `--prepare`."""
     tool = find_tool("mariadb-backup")
     write_option_file(
-        option_file, "client", {"user": "root", "password": password, "socket": spec.socket}
+        option_file, "client", {"user": user, "password": password, "socket": spec.socket}
     )
     try:
         run_tool(
@@ -126,15 +140,43 @@ def compress_datadir(datadir: Path, *, level: int) -> list[FileEntry]:
     return entries
 
 
+def dump_server(
+    settings: Settings,
+    spec: ServerSpec,
+    *,
+    flavour: Flavour,
+    target: Path,
+    option_file: Path,
+    log_file: Path,
+) -> None:
+    """A logical backup (`ledgerguard.backup.logical`) of `spec` into `target/dump.sql`, over
+    TCP as the backup account (works for a server in another container as well)."""
+    write_option_file(
+        option_file, "client", {**backup_login(settings), "host": spec.host, "port": spec.port}
+    )
+    try:
+        dump_to_file(
+            dump_command(
+                flavour,
+                tool=find_tool(DUMP_TOOL[flavour]),
+                option_file=option_file,
+                databases=dumped_databases(settings),
+            ),
+            target=target / DUMP_FILE,
+            log_file=log_file,
+        )
+    finally:
+        option_file.unlink(missing_ok=True)
+
+
 def create_backup(settings: Settings, *, progress: Progress = _quiet) -> Manifest:
-    """Back up the replica (see module docstring); returns the manifest of the new backup."""
+    """Back up the replica (see module docstring); returns the manifest of the new backup.
+
+    The method is `LEDGERGUARD_BACKUP_METHOD`, by default physical on MariaDB and logical on
+    MySQL (`ledgerguard.backup.logical.backup_method`).
+    """
     cluster = LocalCluster(settings)
     spec = cluster.specs["replica"]
-    if not cluster.server("replica").is_running():
-        raise BackupError(
-            f"the replica ({spec.base_dir.name}, port {spec.port}) is not running: backups are "
-            "taken from the replica; start it with `ledgerguard cluster up`"
-        )
     paths = BackupPaths.of(settings)
     started = datetime.now(UTC)
     ident = backup_id(started)
@@ -142,22 +184,44 @@ def create_backup(settings: Settings, *, progress: Progress = _quiet) -> Manifes
     final = paths.base / ident
     if final.exists():
         raise BackupError(f"{final} already exists: wait a second and try again")
+    try:
+        with admin_connection(spec, **backup_login(settings), connect_timeout=5) as conn:
+            version = str(scalar(conn, VERSION_QUERY))
+    except ClusterError as exc:
+        raise BackupError(
+            f"the replica ({spec.base_dir.name}, port {spec.port}) does not answer: backups are "
+            f"taken from the replica; start it with `ledgerguard cluster up` ({exc})"
+        ) from exc
+    flavour = detect_flavour(version)
+    method = backup_method(settings, flavour)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        with admin_connection(spec, password=cluster.root_password) as conn:
-            version = str(scalar(conn, VERSION_QUERY))
-        progress(f"copying the replica {spec.base_dir.name}:{spec.port} with mariadb-backup")
-        copy_server(
-            spec,
-            password=cluster.root_password,
-            target=staging / DATA,
-            option_file=paths.staging / f"{ident}.cnf",
-            log_file=paths.logs / f"backup-{ident}.log",
-        )
-        gtid = read_backup_gtid(staging / DATA)
+        if method == LOGICAL:
+            tool = DUMP_TOOL[flavour]
+            progress(f"dumping the replica {spec.base_dir.name}:{spec.port} with {tool}")
+            dump_server(
+                settings,
+                spec,
+                flavour=flavour,
+                target=staging / DATA,
+                option_file=paths.staging / f"{ident}.cnf",
+                log_file=paths.logs / f"backup-{ident}.log",
+            )
+            gtid = read_dump_position(flavour, staging / DATA / DUMP_FILE)
+        else:
+            tool = "mariadb-backup"
+            progress(f"copying the replica {spec.base_dir.name}:{spec.port} with mariadb-backup")
+            copy_server(
+                spec,
+                **backup_login(settings),
+                target=staging / DATA,
+                option_file=paths.staging / f"{ident}.cnf",
+                log_file=paths.logs / f"backup-{ident}.log",
+            )
+            gtid = read_backup_gtid(staging / DATA)
         finished = datetime.now(UTC)
-        progress(f"prepared at GTID {gtid}; compressing with zstd")
+        progress(f"{method} backup at GTID {gtid}; compressing with zstd")
         files = compress_datadir(staging / DATA, level=settings.backup_zstd_level)
         manifest = Manifest(
             id=ident,
@@ -165,9 +229,10 @@ def create_backup(settings: Settings, *, progress: Progress = _quiet) -> Manifes
             finished_at=finished,
             gtid=gtid,
             server_version=version,
-            source=f"replica {spec.base_dir.name} 127.0.0.1:{spec.port}",
-            tool="mariadb-backup",
+            source=f"replica {spec.base_dir.name} {spec.host}:{spec.port}",
+            tool=tool,
             files=files,
+            method=method,
         )
         manifest.write(staging)
         fsync_tree(staging)

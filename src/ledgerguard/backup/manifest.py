@@ -63,6 +63,8 @@ class Manifest:
     tool: str
     files: list[FileEntry] = field(default_factory=list)
     format: int = FORMAT
+    #: `physical` (a prepared datadir) or `logical` (one dump; `ledgerguard.backup.logical`)
+    method: str = "physical"
 
     @property
     def size(self) -> int:
@@ -92,6 +94,7 @@ class Manifest:
             tool=data["tool"],
             files=[FileEntry(**entry) for entry in data["files"]],
             format=data.get("format", FORMAT),
+            method=data.get("method", "physical"),
         )
 
     def write(self, folder: Path) -> None:

@@ -4,7 +4,8 @@
    by its GTID position for `--to-gtid`) from which the archive runs without gap to the target;
    a target outside what the backups and the archive cover is refused with the covered range;
 2. the backup is unpacked into `<home>/restores/<id>/primary/` and `mariadbd` started there on a
-   free port (never the cluster's folders or ports);
+   free port (never the cluster's folders or ports); a logical backup is loaded into a new
+   server there instead, with the accounts from the settings (`ledgerguard.backup.logical`);
 3. the archived binlogs are replayed into it with `mariadb-binlog | mariadb`, segment by
    segment: from the backup's GTID position (exclusive) to the target, each segment up to where
    the next one starts. `--stop-datetime` stops at the first event at or after the target
@@ -16,7 +17,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -38,13 +38,20 @@ from ledgerguard.backup.errors import (
     OutsideRecoveryWindow,
     RestoreRefused,
 )
+from ledgerguard.backup.logical import (
+    BINLOG_TOOL,
+    CLIENT_TOOL,
+    LOGICAL,
+    replay_command,
+    start_logical_copy,
+)
 from ledgerguard.backup.scratch import scratch_spec, start_restored, unpack_backup
-from ledgerguard.backup.tools import find_tool, write_option_file
+from ledgerguard.backup.tools import find_tool, tool_environment, write_option_file
 from ledgerguard.cluster.admin import admin_connection, run
 from ledgerguard.cluster.process import LocalServer, find_binary
 from ledgerguard.cluster.replica import executed_gtids
 from ledgerguard.cluster.spec import ServerSpec
-from ledgerguard.db.dialect import Statement
+from ledgerguard.db.dialect import Flavour, Statement, detect_flavour
 from ledgerguard.files import write_text_atomic
 from ledgerguard.settings import Settings
 from ledgerguard.utc import as_utc
@@ -204,24 +211,27 @@ def plan_restore(
     )
 
 
-def _replay(step: ReplayStep, *, spec: ServerSpec, option_file: Path, log_file: Path) -> None:
+def _replay(
+    step: ReplayStep, *, flavour: Flavour, spec: ServerSpec, option_file: Path, log_file: Path
+) -> None:
     """`mariadb-binlog <files> | mariadb` for one step; `BackupError` when either side fails."""
-    argv = [find_tool("mariadb-binlog"), "--no-defaults"]
-    if step.start:
-        argv.append(f"--start-position={step.start}")
-    if step.stop_gtid:
-        argv.append(f"--stop-position={step.stop_gtid}")
-    if step.stop_time:
-        argv.append(f"--stop-datetime={as_utc(step.stop_time):%Y-%m-%d %H:%M:%S}")
-    argv += [str(path) for path in step.files]
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TZ": "UTC", "LANG": "C"}
+    argv = replay_command(
+        flavour,
+        tool=find_tool(BINLOG_TOOL[flavour]),
+        files=step.files,
+        start=step.start or None,
+        stop_gtid=step.stop_gtid,
+        stop_datetime=(f"{as_utc(step.stop_time):%Y-%m-%d %H:%M:%S}" if step.stop_time else None),
+    )
+    client_argv = [find_tool(CLIENT_TOOL[flavour]), f"--defaults-file={option_file}"]
+    env = tool_environment()
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         log.write(f"$ {' '.join(argv)} | mariadb\n".encode())
         log.flush()
         reader = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, env=env)
         client = subprocess.Popen(
-            [find_tool("mariadb"), f"--defaults-file={option_file}", "--binary-mode"],
+            [*client_argv, "--binary-mode"],
             stdin=reader.stdout,
             stdout=log,
             stderr=log,
@@ -292,10 +302,15 @@ def restore(
     spec = restore_folder_spec(settings, folder)
     progress(f"unpacking backup {plan.backup.id} (GTID {plan.backup.manifest.gtid}) into {folder}")
     began = time.monotonic()
-    unpack_backup(plan.backup.folder, plan.backup.manifest, spec.datadir)
-    server = start_restored(settings, spec)
-    unpacked = time.monotonic()
     password = settings.mysql_root_password.get_secret_value()
+    manifest = plan.backup.manifest
+    flavour = detect_flavour(manifest.server_version)
+    if manifest.method == LOGICAL:
+        server, _ = start_logical_copy(settings, plan.backup, spec, root_password=password)
+    else:
+        unpack_backup(plan.backup.folder, manifest, spec.datadir)
+        server = start_restored(settings, spec)
+    unpacked = time.monotonic()
     option_file = folder / "client.cnf"
     write_option_file(
         option_file, "client", {"user": "root", "password": password, "socket": spec.socket}
@@ -306,7 +321,13 @@ def restore(
                 f"replaying {len(step.files)} archived binlog file(s) of {step.segment} after "
                 f"{step.start or 'the start'}"
             )
-            _replay(step, spec=spec, option_file=option_file, log_file=folder / "replay.log")
+            _replay(
+                step,
+                flavour=flavour,
+                spec=spec,
+                option_file=option_file,
+                log_file=folder / "replay.log",
+            )
         with admin_connection(spec, password=password) as conn:
             # a new binlog file that starts at the restored position: a later archive segment
             # of this server begins exactly here

@@ -13,9 +13,9 @@ import subprocess
 from pathlib import Path
 
 from ledgerguard.backup.errors import BackupError, ToolNotFound
-from ledgerguard.cluster import process as cluster_process
-from ledgerguard.cluster.errors import BinaryNotFound
 from ledgerguard.files import write_text_atomic
+from ledgerguard.processes import find_program
+from ledgerguard.settings import Settings
 
 PACKAGE_OF = {
     "mariadb-backup": "mariadb-backup",
@@ -27,14 +27,13 @@ PACKAGE_OF = {
 
 def find_tool(name: str) -> str:
     """Absolute path of `name`, or `ToolNotFound` naming the Debian package to install."""
-    try:
-        return cluster_process.find_binary(name)
-    except BinaryNotFound:
-        package = PACKAGE_OF.get(name, name)
-        raise ToolNotFound(
-            f"{name} not found: install the Debian package {package} "
-            f"(sudo apt-get install -y {package}), or run `make setup`"
-        ) from None
+    return find_program(name, packages=PACKAGE_OF, error=ToolNotFound)
+
+
+def backup_login(settings: Settings) -> dict[str, str]:
+    """`user` and `password` of the backup account (see `ledgerguard.cluster.provision`): what
+    backups, verify and the archiver log in with, so none of them needs root's secret."""
+    return {"user": settings.backup_user, "password": settings.backup_password.get_secret_value()}
 
 
 def write_option_file(path: Path, group: str, options: dict[str, str | int]) -> Path:
@@ -43,13 +42,17 @@ def write_option_file(path: Path, group: str, options: dict[str, str | int]) -> 
     return write_text_atomic(path, "\n".join(lines) + "\n", mode=0o600)
 
 
+def tool_environment() -> dict[str, str]:
+    """What the tools run with: PATH, UTC and the C locale, none of the caller's secrets."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TZ": "UTC", "LANG": "C"}
+
+
 def run_tool(argv: list[str], *, what: str, log_file: Path | None = None) -> str:
     """Run a program to completion; `BackupError` with the end of its output when it fails.
 
     The output is appended to `log_file` when given (mariadb-backup is verbose), and returned.
     """
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TZ": "UTC", "LANG": "C"}
-    result = subprocess.run(argv, capture_output=True, text=True, env=env)
+    result = subprocess.run(argv, capture_output=True, text=True, env=tool_environment())
     output = result.stdout + result.stderr
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)

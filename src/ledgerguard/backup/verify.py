@@ -23,19 +23,22 @@ from typing import Any
 
 from ledgerguard.backup.catalog import BackupPaths, find_backup, write_mark
 from ledgerguard.backup.errors import BackupCorrupt, BackupError
+from ledgerguard.backup.logical import LOGICAL, start_logical_copy
 from ledgerguard.backup.manifest import check_stored_files
 from ledgerguard.backup.scratch import (
     SCRATCH_SERVER_ID,
     scratch_spec,
-    start_restored,
+    start_with_one_time_root,
     unpack_backup,
 )
+from ledgerguard.backup.tools import backup_login
 from ledgerguard.cluster.admin import admin_connection, run
 from ledgerguard.cluster.checksum import compare_tables
 from ledgerguard.cluster.errors import ClusterError
 from ledgerguard.cluster.local import LocalCluster
 from ledgerguard.cluster.replica import executed_gtids, flavour_of, wait_until_applied
 from ledgerguard.cluster.replication import point_replica_at, start_replica
+from ledgerguard.files import private_dir
 from ledgerguard.settings import Settings
 
 Progress = Callable[[str], None]
@@ -61,28 +64,40 @@ def verify_backup(
     backup = find_backup(settings, backup_id)
     cluster = LocalCluster(settings)
     replica = cluster.specs["replica"]
-    password = cluster.root_password
+    login = backup_login(settings)
     started = time.monotonic()
     result: dict[str, Any] = {
         "backup": backup.id,
+        "method": backup.manifest.method,
         "gtid": backup.manifest.gtid,
         "verified_at": datetime.now(UTC).isoformat(),
         "ok": False,
     }
-    scratch_dir = BackupPaths.of(settings).root / ".verify" / backup.id
+    scratch_dir = private_dir(BackupPaths.of(settings).root / ".verify") / backup.id
     shutil.rmtree(scratch_dir, ignore_errors=True)
     server = None
+    password = ""
     try:
         progress(f"checking {len(backup.manifest.files)} stored files of {backup.id}")
         check_stored_files(backup.folder, backup.manifest)
-        spec = scratch_spec(settings, scratch_dir, role="replica", server_id=SCRATCH_SERVER_ID)
-        progress(f"unpacking into {spec.datadir}")
-        unpack_backup(backup.folder, backup.manifest, spec.datadir)
-        server = start_restored(settings, spec)
-        progress(f"scratch server up on port {spec.port}; it replicates from the replica")
+        spec = scratch_spec(
+            settings,
+            scratch_dir,
+            role="replica",
+            server_id=SCRATCH_SERVER_ID,
+            one_time_root=True,
+        )
+        if backup.manifest.method == LOGICAL:
+            progress(f"loading the dump into a new server in {spec.datadir}")
+            server, password = start_logical_copy(settings, backup, spec)
+        else:
+            progress(f"unpacking into {spec.datadir}")
+            unpack_backup(backup.folder, backup.manifest, spec.datadir)
+            server, password = start_with_one_time_root(settings, spec, fresh=False)
+        progress(f"scratch server up on {spec.socket}; it replicates from the replica")
         with (
             admin_connection(spec, password=password) as scratch,
-            admin_connection(replica, password=password) as source,
+            admin_connection(replica, **login) as source,
         ):
             flavour = flavour_of(scratch)
             run(
@@ -91,9 +106,8 @@ def verify_backup(
                     flavour,
                     host=replica.host,
                     port=replica.port,
-                    user=settings.repl_user,
-                    password=settings.repl_password.get_secret_value(),
                     connect_retry=1,
+                    **login,
                 ),
             )
             run(scratch, start_replica(flavour))

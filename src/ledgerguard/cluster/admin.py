@@ -31,10 +31,12 @@ def admin_connection(
     target: ServerSpec | Endpoint,
     *,
     password: str,
+    user: str = "root",
     connect_timeout: float = 5,
     read_timeout: float = 60,
 ) -> Iterator[pymysql.connections.Connection]:
-    """Root on a local server's unix socket or on a TCP endpoint; autocommit, dict rows.
+    """Root (or `user`, such as the backup account) on a local server's unix socket or on a TCP
+    endpoint; autocommit, dict rows.
 
     Every read and write is bounded by `read_timeout`: a server that accepts the connection but
     never answers (SIGSTOP, a hung host) fails the command instead of hanging it.
@@ -47,7 +49,7 @@ def admin_connection(
     try:
         conn = pymysql.connect(
             **where,
-            user="root",
+            user=user,
             password=password,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
@@ -56,6 +58,12 @@ def admin_connection(
             cursorclass=pymysql.cursors.DictCursor,
         )
     except pymysql.err.OperationalError as exc:
+        if exc.args and exc.args[0] == _ACCESS_DENIED and user != "root":
+            raise AccessDenied(
+                f"{user} cannot log in to the {target.role}: its password differs from the "
+                "configured one, or the account does not exist yet (`ledgerguard cluster up` "
+                "creates and updates the accounts)"
+            ) from exc
         if exc.args and exc.args[0] == _ACCESS_DENIED:
             raise AccessDenied(
                 f"root cannot log in to the {target.role} with MYSQL_ROOT_PASSWORD from the "

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import os
 import re
-import shutil
 import signal
 import subprocess
-from pathlib import Path
 
 import pymysql
 
@@ -31,6 +28,7 @@ from ledgerguard.cluster.errors import (
 from ledgerguard.cluster.spec import ServerSpec
 from ledgerguard.processes import (
     StartFailed,
+    find_program,
     pid_from_file,
     port_answers,
     signal_group,
@@ -39,28 +37,16 @@ from ledgerguard.processes import (
     wait_ready,
 )
 
-#: Where Debian puts the binaries; `/usr/sbin` is not on a normal user's PATH.
-_SEARCH_DIRS = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin")
 _PACKAGE_OF = {"mariadbd": "mariadb-server-core", "mariadb-install-db": "mariadb-server-core"}
 
 
 def find_binary(name_or_path: str) -> str:
     """Absolute path of a server binary, or `BinaryNotFound` naming the package to install."""
-    if os.sep in name_or_path:
-        if os.access(name_or_path, os.X_OK):
-            return name_or_path
-    else:
-        found = shutil.which(name_or_path)
-        if found:
-            return found
-        for folder in _SEARCH_DIRS:
-            candidate = Path(folder) / name_or_path
-            if os.access(candidate, os.X_OK):
-                return str(candidate)
-    package = _PACKAGE_OF.get(Path(name_or_path).name, "mariadb-server-core")
-    raise BinaryNotFound(
-        f"{name_or_path} not found: install the Debian package {package} "
-        f"(sudo apt-get install -y {package}), or run `make setup`"
+    return find_program(
+        name_or_path,
+        packages=_PACKAGE_OF,
+        error=BinaryNotFound,
+        default_package="mariadb-server-core",
     )
 
 

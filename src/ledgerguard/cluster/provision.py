@@ -15,7 +15,20 @@ migrate_user@%     DDL + SELECT, INSERT on `<db>_audit` (no UPDATE)      audit_l
 monitor_user@%     PROCESS, REPLICATION CLIENT, SLAVE MONITOR (MariaDB),  mysqld-exporter (both)
                    SELECT on
                    performance_schema and on the `heartbeat` database
+backup_user@%      RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR and      `backup create/verify`,
+                   SLAVE MONITOR (MariaDB; MySQL: REPLICATION CLIENT),   the binlog archiver,
+                   REPLICATION SLAVE; SELECT, SHOW VIEW, TRIGGER, EVENT  `00_nightly_backup`
+                   on the application, audit and `heartbeat` databases
 =================  ====================================================  ==========================
+
+The backup account is what mariadb-backup needs (RELOAD for its backup locks, PROCESS, LOCK
+TABLES, BINLOG MONITOR for the binlog position, SLAVE MONITOR for `--slave-info`), what a
+logical dump needs (SELECT, SHOW VIEW, TRIGGER, EVENT on what it dumps; RELOAD for the brief
+global lock that pins the binlog position), what the binlog archiver needs (REPLICATION SLAVE to
+stream, BINLOG MONITOR for `SHOW BINARY LOGS`) and what `backup verify` needs to compare a
+restored copy with the replica (REPLICATION SLAVE for the copy to follow it, SELECT). It cannot
+write, change replication or read `mysql.*` (password hashes), so the nightly backup DAG runs
+without root's or the replication account's secret.
 
 The root password is set on each server locally (`sql_log_bin=0`); every other account and the
 database are created on the primary only, with the binlog on, so they reach the replica through
@@ -31,6 +44,7 @@ import pymysql
 
 from ledgerguard.cluster.admin import run, scalar
 from ledgerguard.cluster.errors import ClusterError
+from ledgerguard.cluster.heartbeat import DATABASE as HEARTBEAT_DATABASE
 from ledgerguard.db.dialect import VERSION_QUERY, Flavour, Statement, detect_flavour
 from ledgerguard.db.tables import audit_schema
 from ledgerguard.settings import Settings
@@ -59,6 +73,10 @@ def account_grants(
     monitor = "PROCESS, REPLICATION CLIENT" + (
         ", SLAVE MONITOR" if flavour is Flavour.MARIADB else ""
     )
+    backup = "RELOAD, PROCESS, LOCK TABLES, REPLICATION SLAVE, " + (
+        "BINLOG MONITOR, SLAVE MONITOR" if flavour is Flavour.MARIADB else "REPLICATION CLIENT"
+    )
+    dumped = "SELECT, SHOW VIEW, TRIGGER, EVENT"
     return [
         (
             settings.repl_user,
@@ -91,6 +109,14 @@ def account_grants(
                 f"{monitor} ON *.*",
                 "SELECT ON performance_schema.*",
                 "SELECT ON `heartbeat`.*",
+            ],
+        ),
+        (
+            settings.backup_user,
+            settings.backup_password.get_secret_value(),
+            [
+                f"{backup} ON *.*",
+                *(f"{dumped} ON `{name}`.*" for name in (db, audit, HEARTBEAT_DATABASE)),
             ],
         ),
     ]

@@ -50,6 +50,11 @@ class ServerSpec:
     max_connections: int
     parallel_threads: int = 0
     semi_sync_timeout_ms: int = 0
+    #: A throw-away server (`backup verify`'s scratch copy): no TCP listener, and root's
+    #: password replaced at start by the statements of `root_reset_file` (written just before
+    #: the start, deleted right after), so verifying needs neither the copy's root password
+    #: (the replica's) nor any secret but the backup account's.
+    one_time_root: bool = False
 
     @property
     def datadir(self) -> Path:
@@ -74,6 +79,10 @@ class ServerSpec:
     @property
     def config_file(self) -> Path:
         return self.base_dir / "my.cnf"
+
+    @property
+    def root_reset_file(self) -> Path:
+        return self.base_dir / "reset-root.sql"
 
     @property
     def is_replica(self) -> bool:
@@ -111,6 +120,8 @@ class ServerSpec:
             "binlog_row_metadata": "FULL",
             "relay_log": self.datadir / "relay-bin",
         }
+        if self.one_time_root:
+            options |= {"skip_networking": None, "init_file": self.root_reset_file}
         if self.semi_sync_timeout_ms:
             # Either server may be promoted, so both can acknowledge; only the primary waits.
             options |= semi_sync_options(

@@ -17,11 +17,10 @@ from typing import Any
 
 import httpx
 
-from ledgerguard.cluster import process as cluster_process
-from ledgerguard.cluster.errors import BinaryNotFound as ServerBinaryNotFound
 from ledgerguard.monitoring.errors import BinaryNotFound, PortInUse, ProcessStartError
 from ledgerguard.processes import (
     StartFailed,
+    find_program,
     pid_from_file,
     port_answers,
     program_is,
@@ -40,14 +39,7 @@ PACKAGE_OF = {
 
 def find_tool(name: str) -> str:
     """Absolute path of a monitoring program, or `BinaryNotFound` naming its Debian package."""
-    try:
-        return cluster_process.find_binary(name)
-    except ServerBinaryNotFound:
-        package = PACKAGE_OF.get(Path(name).name, name)
-        raise BinaryNotFound(
-            f"{name} not found: install the Debian package {package} "
-            f"(sudo apt-get install -y {package}), or run `make setup`"
-        ) from None
+    return find_program(name, packages=PACKAGE_OF, error=BinaryNotFound)
 
 
 def clean_environment() -> dict[str, str]:

@@ -70,16 +70,14 @@ def client_host(settings: Settings) -> str:
 
 #: The only secrets Airflow and its tasks get: the read account (analysis, reports) and the API
 #: account they write verdicts with; the freshness check reads thread state as the monitoring
-#: account. Airflow's own admin password reaches it in a 0600 file, not the environment.
-#: `00_nightly_backup` also needs root (mariadb-backup on the replica) and the replication account
-#: (verify: a scratch server follows the replica); a dedicated backup account with only
-#: mariadb-backup's privileges would narrow that (not yet: see the README's Backups section).
+#: account; `00_nightly_backup` backs up and verifies as the backup account (no write, no
+#: replication control, no `mysql.*`). Never root's or the replication account's secret.
+#: Airflow's own admin password reaches it in a 0600 file, not the environment.
 TASK_SECRETS = (
     "replica_password",
     "api_db_password",
     "monitor_password",
-    "mysql_root_password",
-    "repl_password",
+    "backup_password",
 )
 
 

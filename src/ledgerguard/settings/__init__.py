@@ -23,7 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledgerguard.errors import LedgerGuardError
@@ -39,6 +39,7 @@ DEV_PASSWORDS = frozenset(
         "ApiPass123!",
         "MigratePass123!",
         "MonitorPass123!",
+        "BackupPass123!",
         "admin",
         "airflow",
         "changeme",
@@ -54,6 +55,7 @@ SECRET_FIELDS = (
     "api_db_password",
     "migrate_password",
     "monitor_password",
+    "backup_password",
     "airflow_admin_password",
     "grafana_admin_password",
 )
@@ -139,6 +141,10 @@ class Settings(BaseSettings):
 
     monitor_user: str = "monitor_user"
     monitor_password: SecretStr = _secret("LEDGERGUARD_MONITOR_PASSWORD")
+    #: Backups, verify and the binlog archiver (and so `00_nightly_backup`): only what
+    #: mariadb-backup / the dump, the binlog stream and the comparison with the replica need.
+    backup_user: str = "backup_user"
+    backup_password: SecretStr = _secret("LEDGERGUARD_BACKUP_PASSWORD")
 
     # --- API ---------------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
@@ -244,6 +250,9 @@ class Settings(BaseSettings):
     backup_keep_daily: int = Field(7, ge=1)
     #: ... and the newest of each of this many ISO weeks (binlogs back to the oldest kept one).
     backup_keep_weekly: int = Field(4, ge=0)
+    #: `physical` (mariadb-backup, MariaDB only) or `logical` (mariadb-dump / mysqldump);
+    #: empty = physical on MariaDB, logical on MySQL (see `ledgerguard.backup.logical`).
+    backup_method: Literal["physical", "logical"] | None = None
     #: zstd level of backup files (1 fast .. 19 small).
     backup_zstd_level: int = Field(3, ge=1, le=19)
     #: Port of the binlog archiver's /metrics (archive lag, newest verified backup age).
@@ -259,6 +268,11 @@ class Settings(BaseSettings):
                 f"LEDGERGUARD_ALERT_WEBHOOK_URL must be an http:// or https:// URL (got {url!r})"
             )
         return self
+
+    @field_validator("backup_method", mode="before")
+    @classmethod
+    def _empty_method_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _withhold_and_check_secrets(self) -> Settings:
