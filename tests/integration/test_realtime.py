@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -404,6 +405,7 @@ def test_the_replica_down_the_scorer_waits_and_resumes(
         metrics = httpx.get(f"http://127.0.0.1:{scorer_settings.scorer_metrics_port}/metrics").text
         assert "ledgerguard_scorer_reconnects_total" in metrics
         assert "ledgerguard_scorer_verdict_latency_seconds_bucket" in metrics
+        assert 'ledgerguard_scorer_cpu_seconds_total{stage="score"}' in metrics
 
 
 def test_partitions_split_the_users_and_keep_their_own_checkpoints(scorer_settings: Settings):
@@ -651,3 +653,70 @@ def test_the_scorer_uses_the_approved_parameter_set(scorer_settings: Settings):
         assert status["parameter_set"] == set_id
     finally:
         reset_parameter_sets(scorer_settings)  # (the API account may not DELETE)
+
+
+def test_the_fast_row_decoder_reads_what_the_library_reads(
+    settings: Settings, cluster: LocalCluster
+):
+    """`rowdecode` against mysql-replication's own decoding, on the same binlog: NULLs, money
+    with and without decimals, large ids, text, microseconds."""
+    from ledgerguard.realtime.binlog import executed_position, read_transactions
+    from ledgerguard.realtime.scorer import replica_flavour
+
+    flavour = replica_flavour(settings)
+    start = executed_position(settings, flavour)
+    user = next(_users)
+    at = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=UTC)
+    insert(
+        settings,
+        [
+            (user, "0.0001", None, at),
+            (user + 1, "9999999.9999", 2**40, at + timedelta(microseconds=1)),
+            (user + 2, "42", 7, at.replace(microsecond=0)),
+        ],
+    )
+    with api_conn(settings) as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO transactions (user_id, amount, currency, amount_usd, terminal_id, "
+            "merchant_id, external_id, occurred_at, created_at) "
+            "VALUES (%s, 123456789012345.1234, 'EUR', NULL, 3, 99, 'ext-é-1', %s, %s)",
+            (user + 3, at.replace(tzinfo=None), at.replace(tzinfo=None)),
+        )
+    cluster.wait_for_replica(timeout=30)
+    end = executed_position(settings, flavour)
+    fast, _ = read_transactions(
+        settings, flavour=flavour, start=start, end=end, server_id=4_950, fast=True
+    )
+    slow, _ = read_transactions(
+        settings, flavour=flavour, start=start, end=end, server_id=4_951, fast=False
+    )
+    inserts = [c.after for t in fast for c in t.changes if c.table == "transactions"]
+    assert len(inserts) == 4
+    assert [c for t in fast for c in t.changes] == [c for t in slow for c in t.changes]
+    assert inserts[0]["terminal_id"] is None and inserts[0]["amount"] == Decimal("0.0001")
+    assert inserts[1]["terminal_id"] == 2**40
+    assert inserts[1]["occurred_at"] == datetime(2026, 3, 2, 9, 30, 15, 123457)
+    assert inserts[3]["amount_usd"] is None and inserts[3]["external_id"] == "ext-é-1"
+
+
+def test_bench_scorer_cpu_reports_every_stage_and_leaves_no_checkpoint(
+    settings: Settings, cluster: LocalCluster, tmp_path, monkeypatch
+):
+    """Smoke test of `ledgerguard bench scorer-cpu` (figures belong in benchmarks/README.md)."""
+    from typer.testing import CliRunner
+
+    from ledgerguard.cli.main import app as cli
+    from ledgerguard.realtime.stages import STAGES
+    from tests.support import settings_env
+
+    monkeypatch.chdir(tmp_path)  # no `.env` found: only the test's environment counts
+    args = ["bench", "scorer-cpu", "-n", "200", "--users", "50", "--batch-rows", "40"]
+    result = CliRunner().invoke(cli, args, env=settings_env(settings))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["scored"] == 200 and report["binlog"]["rows"] == 200
+    assert set(report["cpu_us_per_transaction"]) == {*STAGES, "total"}
+    assert report["cpu_us_per_transaction"]["decode"] > 0
+    with api_conn(settings) as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM scorer_checkpoints WHERE partition_name LIKE 'bench%%'")
+        assert cur.fetchone()[0] == 0

@@ -133,22 +133,32 @@ def sync_engine(
     *,
     autocommit: bool = False,
     connect_timeout: float | None = None,
+    keep_open: bool = False,
     **connect_args: Any,
 ) -> sa.Engine:
     """A sync engine without a pool (NullPool): each `connect()` opens and closes a connection.
 
     `autocommit` suits probes that must see the server's current state on every statement (a GTID
     wait, a variable read); `connect_args` go to the driver (e.g. `local_infile=True`).
+    `keep_open` is for long-running loops that connect many times a second (the streaming
+    scorer): a small pool keeps the connections, checked with a ping before each use, instead of
+    a TCP handshake, TLS context and login on both ends every time.
     """
     if connect_timeout is not None:
         connect_args["connect_timeout"] = connect_timeout
     options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
-    return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=connect_args, **options)
+    if keep_open:
+        options |= {"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True}
+        options["pool_recycle"] = 3600
+    else:
+        options["poolclass"] = sa.pool.NullPool
+    return sa.create_engine(url, connect_args=connect_args, **options)
 
 
-def writer_engine(settings: Settings, **connect_args: Any) -> sa.Engine:
-    """A sync engine for the API account on the primary, no pool (batch jobs)."""
-    return sync_engine(api_url(settings, driver="pymysql"), **connect_args)
+def writer_engine(settings: Settings, *, keep_open: bool = False, **connect_args: Any) -> sa.Engine:
+    """A sync engine for the API account on the primary, no pool (batch jobs) unless
+    `keep_open` (see `sync_engine`)."""
+    return sync_engine(api_url(settings, driver="pymysql"), keep_open=keep_open, **connect_args)
 
 
 def bulk_load_engine(settings: Settings) -> sa.Engine:
@@ -165,9 +175,10 @@ def bulk_load_engine(settings: Settings) -> sa.Engine:
     return engine
 
 
-def analytics_engine(settings: Settings) -> sa.Engine:
-    """A sync engine for `app_user` on the replica, no pool (one batch job, one connection)."""
-    return sync_engine(analytics_url(settings))
+def analytics_engine(settings: Settings, *, keep_open: bool = False) -> sa.Engine:
+    """A sync engine for `app_user` on the replica, no pool (one batch job, one connection)
+    unless `keep_open` (see `sync_engine`)."""
+    return sync_engine(analytics_url(settings), keep_open=keep_open)
 
 
 def migration_engine(settings: Settings) -> sa.Engine:

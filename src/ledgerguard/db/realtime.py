@@ -33,6 +33,13 @@ def select_checkpoint(partition_name: str) -> sa.Select[Any]:
     )
 
 
+def delete_checkpoint(partition_name: str) -> sa.Delete:
+    """Remove a checkpoint row (`bench scorer-cpu` cleans up its own)."""
+    return sa.delete(scorer_checkpoints).where(
+        scorer_checkpoints.c.partition_name == partition_name
+    )
+
+
 def select_checkpoints() -> sa.Select[Any]:
     return sa.select(scorer_checkpoints).order_by(scorer_checkpoints.c.partition_name)
 
@@ -65,5 +72,6 @@ def requeue_dead(now: datetime) -> sa.Update:
     )
 
 
-def count_by_status() -> sa.Select[Any]:
-    return sa.select(alert_deliveries.c.status, sa.func.count()).group_by(alert_deliveries.c.status)
+def count_dead() -> sa.Select[Any]:
+    """Dead letters: a range of the (status, next_attempt_at) index, not a scan of the outbox."""
+    return sa.select(sa.func.count()).where(alert_deliveries.c.status == "dead")

@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import sqlalchemy as sa
 
-from ledgerguard.db.realtime import count_by_status, mark_delivery, requeue_dead, select_due_alerts
+from ledgerguard.db.realtime import count_dead, mark_delivery, requeue_dead, select_due_alerts
 from ledgerguard.realtime.metrics import ScorerMetrics
 from ledgerguard.settings import Settings
 
@@ -177,16 +177,23 @@ class AlertDelivery:
 
     def dead_letters(self) -> int:
         with self._engine.connect() as conn:
-            counts = dict(conn.execute(count_by_status()).all())
-        return int(counts.get("dead", 0))
+            return int(conn.execute(count_dead()).scalar() or 0)
 
-    def run(self, stop: threading.Event, *, idle_seconds: float = 0.5) -> None:
-        """Deliver until `stop` is set; errors of the database are logged and retried."""
+    def run(
+        self, stop: threading.Event, *, idle_seconds: float = 0.5, gauge_seconds: float = 10.0
+    ) -> None:
+        """Deliver until `stop` is set; errors of the database are logged and retried.
+
+        The dead-letter gauge is refreshed every `gauge_seconds`, not on every poll: the
+        primary serves the API first.
+        """
+        gauge_at = 0.0
         while not stop.is_set():
             try:
                 counts = self.deliver_due()
-                if self._metrics is not None:
+                if self._metrics is not None and time.monotonic() - gauge_at >= gauge_seconds:
                     self._metrics.dead_letters.set(self.dead_letters())
+                    gauge_at = time.monotonic()
             except sa.exc.SQLAlchemyError as exc:
                 log.warning("alert delivery: %s", exc)
                 counts = DeliveryCounts()

@@ -50,6 +50,13 @@ class ScorerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.cpu_seconds = Counter(
+            "ledgerguard_scorer_cpu_seconds",
+            "CPU seconds of the scorer by stage (decode: the binlog thread; see "
+            "`ledgerguard bench scorer-cpu`)",
+            ["stage"],
+            registry=r,
+        )
         self.lag_transactions = Gauge(
             "ledgerguard_scorer_lag_transactions",
             "Transactions the replica has applied that the scorer has not scored yet",

@@ -48,6 +48,7 @@ from ledgerguard.realtime.errors import ScorerError
 from ledgerguard.realtime.metrics import ScorerMetrics
 from ledgerguard.realtime.position import GtidPosition
 from ledgerguard.realtime.snapshot import committed_since, labelled_transactions, rebuild_state
+from ledgerguard.realtime.stages import StageClock
 from ledgerguard.realtime.state import OnlineState, Partition, frame_of_inserts
 from ledgerguard.settings import Settings
 
@@ -99,6 +100,25 @@ def _replica_connection(settings: Settings) -> pymysql.connections.Connection:
     )
 
 
+def replica_flavour(settings: Settings) -> Flavour:
+    """The replica's flavour, once it is known to write column names into row events."""
+    try:
+        conn = _replica_connection(settings)
+    except pymysql.err.Error as exc:
+        raise ScorerError(
+            f"cannot reach the replica at {settings.replica_host}:"
+            f"{settings.replica_port} ({exc}): start it (`ledgerguard cluster up`)"
+        ) from None
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(VERSION_QUERY.sql)
+            flavour = detect_flavour(cursor.fetchone()[0])
+        check_row_metadata(conn)
+    finally:
+        conn.close()
+    return flavour
+
+
 class Scorer:
     def __init__(
         self,
@@ -106,34 +126,23 @@ class Scorer:
         *,
         partition: Partition = Partition(),
         metrics: ScorerMetrics | None = None,
+        checkpoint_name: str | None = None,
     ) -> None:
         self.settings = settings
         self.partition = partition
+        #: the checkpoint row it writes (the partition's; `bench scorer-cpu` uses its own)
+        self.checkpoint_name = checkpoint_name or partition.name
         self.metrics = metrics or ScorerMetrics()
         self.status = ScorerStatus(partition=partition.name)
         self._status_path = status_file(settings, partition)
         self._started_at = time.time()
         self._last_event_at: float | None = None
         self._events_seen = 0
+        #: CPU seconds of the scoring thread by stage (`decode` is the binlog thread's)
+        self.clock = StageClock()
+        self._cpu_published: dict[str, float] = {}
 
     # --- start-up ---------------------------------------------------------------------------
-    def _flavour(self) -> Flavour:
-        try:
-            conn = _replica_connection(self.settings)
-        except pymysql.err.Error as exc:
-            raise ScorerError(
-                f"cannot reach the replica at {self.settings.replica_host}:"
-                f"{self.settings.replica_port} ({exc}): start it (`ledgerguard cluster up`)"
-            ) from None
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(VERSION_QUERY.sql)
-                flavour = detect_flavour(cursor.fetchone()[0])
-            check_row_metadata(conn)
-        finally:
-            conn.close()
-        return flavour
-
     def run(self, stop: threading.Event, *, rebuild: bool = False) -> None:
         """Score until `stop` is set; raises `ScorerError` for what a restart cannot fix.
 
@@ -141,7 +150,6 @@ class Scorer:
         last event (by time, from the replica's table) are scored first, and the stream starts
         at the replica snapshot instead of the checkpoint.
         """
-        flavour = self._flavour()
         # the parameters in force (settings + the approved set of the web app), read once: a
         # newly approved set takes effect at the scorer's next start
         try:
@@ -150,7 +158,8 @@ class Scorer:
             raise ScorerError(str(exc)) from None
         self.settings = settings = active.settings(self.settings)
         self.status.parameter_set = active.version
-        writer = writer_engine(settings)
+        flavour = replica_flavour(settings)
+        writer = writer_engine(settings, keep_open=True)
         delivery_stop = threading.Event()
         delivery_thread = None
         try:
@@ -239,7 +248,7 @@ class Scorer:
         writer: Any,
         flavour: Flavour,
     ) -> None:
-        replica = analytics_engine(self.settings)
+        replica = analytics_engine(self.settings, keep_open=True)
         last_commit = time.monotonic()
         last_lag = 0.0
         last_sweep = time.monotonic()
@@ -255,7 +264,7 @@ class Scorer:
                     event_at = datetime.fromtimestamp(batch[-1].committed_at, UTC)
                     self._last_event_at = batch[-1].committed_at
                     pending_position = True
-                    scored = self._score_batch(
+                    scored = self.score_batch(
                         batch, state, snapshot, replica, writer, position, event_at
                     )
                     if scored is not None:
@@ -304,7 +313,7 @@ class Scorer:
             except queue.Empty:
                 return batch
 
-    def _score_batch(
+    def score_batch(
         self,
         batch: list[BinlogTransaction],
         state: OnlineState,
@@ -314,55 +323,65 @@ class Scorer:
         position: GtidPosition,
         event_at: datetime,
     ) -> int | None:
-        """Score one batch and commit it with the checkpoint; None when it held nothing."""
-        fresh: list[dict[str, Any]] = []  # transactions the state has not seen
-        replayed: list[dict[str, Any]] = []  # already in the snapshot: score, do not add
-        labels: dict[int, int] = {}  # transaction id -> fraud count change
-        for transaction in batch:
-            seen = snapshot.covers(transaction.gtid)
-            for change in transaction.changes:
-                if change.table == "transactions" and change.kind == "insert":
-                    (replayed if seen else fresh).append(change.after or {})
-                elif change.table == "fraud_labels" and not seen:
-                    delta = _fraud_change(change.before, change.after)
-                    if delta:
-                        tx_id = int((change.after or change.before or {})["transaction_id"])
-                        labels[tx_id] = labels.get(tx_id, 0) + delta
-        if not (fresh or replayed or labels):
-            return None
+        """Score one batch and commit it with the checkpoint; None when it held nothing.
+
+        Each stage's CPU is charged to `self.clock` (see `realtime.stages`).
+        """
+        clock = self.clock
+        with clock.stage("parse"):
+            fresh: list[dict[str, Any]] = []  # transactions the state has not seen
+            replayed: list[dict[str, Any]] = []  # already in the snapshot: score, do not add
+            labels: dict[int, int] = {}  # transaction id -> fraud count change
+            for transaction in batch:
+                seen = snapshot.covers(transaction.gtid)
+                for change in transaction.changes:
+                    if change.table == "transactions" and change.kind == "insert":
+                        (replayed if seen else fresh).append(change.after or {})
+                    elif change.table == "fraud_labels" and not seen:
+                        delta = _fraud_change(change.before, change.after)
+                        if delta:
+                            tx_id = int((change.after or change.before or {})["transaction_id"])
+                            labels[tx_id] = labels.get(tx_id, 0) + delta
+            if not (fresh or replayed or labels):
+                return None
+            fresh_frame = frame_of_inserts(fresh) if fresh else None
+            replayed_frame = frame_of_inserts(replayed) if replayed else None
         if labels:
-            conn = replica.raw_connection()
-            try:
-                found = labelled_transactions(conn.dbapi_connection, list(labels))
-            finally:
-                conn.close()
-            for tx_id, (terminal_id, ts_us) in found.items():
-                state.count_fraud(terminal_id, ts_us, labels[tx_id])
+            with clock.stage("labels"):
+                conn = replica.raw_connection()
+                try:
+                    found = labelled_transactions(conn.dbapi_connection, list(labels))
+                finally:
+                    conn.close()
+                for tx_id, (terminal_id, ts_us) in found.items():
+                    state.count_fraud(terminal_id, ts_us, labels[tx_id])
         parts = []
         created: list[datetime] = []
-        if fresh:
-            frame = frame_of_inserts(fresh)
-            state.count_transactions(frame)
-            parts.append(state.score(frame))
+        if fresh_frame is not None:
+            with clock.stage("state"):
+                state.count_transactions(fresh_frame)
+            parts.append(state.score(fresh_frame, clock=clock))
             created += [
                 v["created_at"] for v in fresh if state.partition.owns(np.int64(v["user_id"]))
             ]
-        if replayed:
-            parts.append(state.score(frame_of_inserts(replayed)))
-        verdicts = (
-            pd.concat([p.rows for p in parts if len(p.rows)], ignore_index=True)
-            if any(len(p.rows) for p in parts)
-            else pd.DataFrame()
-        )
-        scored = sum(p.new for p in parts)
+        if replayed_frame is not None:
+            parts.append(state.score(replayed_frame, clock=clock))
+        with clock.stage("verdicts"):
+            verdicts = (
+                pd.concat([p.rows for p in parts if len(p.rows)], ignore_index=True)
+                if any(len(p.rows) for p in parts)
+                else pd.DataFrame()
+            )
+            scored = sum(p.new for p in parts)
         commit_batch(
             writer,
             verdicts=verdicts,
-            partition_name=self.partition.name,
+            partition_name=self.checkpoint_name,
             gtid_pos=position.text(),
             event_at=event_at,
             scored=scored,
             alerts=self.settings.alert_webhook_url is not None,
+            clock=clock,
         )
         done = datetime.now(UTC)
         metrics = self.metrics
@@ -375,6 +394,16 @@ class Scorer:
         self.status.scored += scored
         return scored
 
+    def _publish_cpu(self, follower: BinlogFollower) -> None:
+        """The stages' CPU since the last call, into `ledgerguard_scorer_cpu_seconds`."""
+        seconds = self.clock.seconds
+        seconds["decode"] = follower.cpu_seconds
+        for stage, spent in seconds.items():
+            delta = spent - self._cpu_published.get(stage, 0.0)
+            if delta > 0:
+                self.metrics.cpu_seconds.labels(stage).inc(delta)
+                self._cpu_published[stage] = spent
+
     def _measure_lag(
         self,
         follower: BinlogFollower,
@@ -384,6 +413,7 @@ class Scorer:
         flavour: Flavour,
     ) -> None:
         metrics, status = self.metrics, self.status
+        self._publish_cpu(follower)
         metrics.events_read.inc(follower.events_read - self._events_seen)
         self._events_seen = follower.events_read
         metrics.connected.set(1 if follower.connected else 0)

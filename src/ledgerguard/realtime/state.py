@@ -42,6 +42,7 @@ from ledgerguard.fraud.engine.features import (
 from ledgerguard.fraud.engine.fx import fill_missing_usd
 from ledgerguard.fraud.engine.scoring import score_frame
 from ledgerguard.money import FxRates
+from ledgerguard.realtime.stages import StageClock
 from ledgerguard.settings.fraud import FraudParameters
 
 if TYPE_CHECKING:
@@ -203,41 +204,46 @@ class OnlineState:
         """Add a page of the replica's transactions (start-up rebuild; the partition's users)."""
         frame = fill_missing_usd(frame, self._fx)
         rows = rows_from_frame(frame[self.partition.owns(frame["user_id"].to_numpy())])
-        self._merge(rows)
+        if len(rows):
+            self._store(*self._merge(rows))
 
-    def _merge(self, rows: np.ndarray) -> list[int]:
-        """Add rows to their users' windows (ids already kept are not added twice).
+    def _merge(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The windows of the users of `rows` with `rows` added, and which rows stay kept.
 
-        Plain Python per user: a user gets one or two rows per batch, where NumPy's per-call
-        overhead (`isin`, structured `concatenate`) cost ten times the work.
+        One NumPy pass per batch, whatever its number of users: their kept rows and the new
+        ones concatenated, ids already kept not added twice (the kept row wins: it carries the
+        last verdict), sorted by (user, time, id); a row is kept while it is within the lookback
+        of its user's newest one. Nothing is stored yet (`_store`), so a batch that fails to
+        score leaves the state as it was.
         """
-        if len(rows) == 0:
-            return []
         self.newest_us = max(self.newest_us, int(rows["ts_us"].max()))
-        order = np.argsort(rows["user_id"], kind="stable")
-        rows = rows[order]
-        users, starts = np.unique(rows["user_id"], return_index=True)
-        ends = np.append(starts[1:], len(rows)).tolist()
-        touched = []
-        for user, start, end in zip(users.tolist(), starts.tolist(), ends, strict=True):
-            new = rows[start:end]
-            kept = self._users.get(user)
-            if kept is not None:
-                known = set(kept["transaction_id"].tolist())
-                fresh = [
-                    i for i, tx in enumerate(new["transaction_id"].tolist()) if tx not in known
-                ]
-                merged = np.empty(len(kept) + len(fresh), dtype=ROW_DTYPE)
-                merged[: len(kept)] = kept
-                merged[len(kept) :] = new[fresh]
-            else:
-                merged = new.copy()
-            oldest = int(merged["ts_us"].max()) - self._lookback_us
-            if int(merged["ts_us"].min()) < oldest:
-                merged = merged[merged["ts_us"] >= oldest]
-            self._users[user] = merged
-            touched.append(user)
-        return touched
+        users = self._users
+        known = [users[u] for u in np.unique(rows["user_id"]).tolist() if u in users]
+        combined = np.concatenate([*known, rows]) if known else rows
+        ids = combined["transaction_id"]
+        _, first = np.unique(ids, return_index=True)
+        if len(first) < len(combined):
+            combined = combined[np.sort(first)]
+        order = np.lexsort((combined["transaction_id"], combined["ts_us"], combined["user_id"]))
+        combined = combined[order]
+        user = combined["user_id"]
+        starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
+        newest = np.maximum.reduceat(combined["ts_us"], starts)
+        sizes = np.diff(np.r_[starts, len(combined)])
+        keep = combined["ts_us"] >= np.repeat(newest - self._lookback_us, sizes)
+        return combined, keep
+
+    def _store(self, combined: np.ndarray, keep: np.ndarray) -> None:
+        """Each user's kept rows (of `_merge`) as that user's window, one small array each
+        (copies: a view would keep the whole batch's array alive)."""
+        kept = combined[keep]
+        if len(kept) == 0:
+            return
+        user = kept["user_id"]
+        starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
+        users = self._users
+        for owner, window in zip(user[starts].tolist(), np.split(kept, starts[1:]), strict=True):
+            users[owner] = window.copy()
 
     def sweep(self) -> int:
         """Drop users idle for longer than the lookback (their windows are empty); how many."""
@@ -259,76 +265,67 @@ class OnlineState:
         """A confirmed fraud label appeared (+1) or went away (-1) on a terminal's day."""
         self.terminals.add(terminal_id, ts_us // _US_PER_DAY, n_fraud=change)
 
-    def score(self, frame: pd.DataFrame) -> BatchVerdicts:
+    def score(self, frame: pd.DataFrame, *, clock: StageClock | None = None) -> BatchVerdicts:
         """Verdicts of the partition's transactions in `frame`, plus revisions.
 
         Rows the state already holds (streamed again after a restart: the start-up snapshot
         had them) are not added twice. A row older than its user's window (a back-dated
         import) is scored with that window but not kept.
         """
-        frame = frame[self.partition.owns(frame["user_id"].to_numpy())]
-        if frame.empty:
-            return BatchVerdicts(pd.DataFrame(), 0, 0)
-        frame = fill_missing_usd(frame, self._fx)
-        new_ids = frame["transaction_id"].to_numpy()
-        rows = rows_from_frame(frame)
-        users = self._merge(rows)
-        windows = [self._users[user] for user in users if user in self._users]
-        kept = np.concatenate(windows) if windows else rows[:0]
-        evicted = rows[~np.isin(new_ids, kept["transaction_id"])]
-        if len(evicted):
-            kept = np.concatenate([kept, evicted])
-        newest_day = int(kept["ts_us"].max()) // _US_PER_DAY
-        start_us = int(frame["ts_us"].min()) - self._revise_us
-        end_us = int(kept["ts_us"].max()) + 1
-        scores = score_frame(
-            frame_from_rows(kept),
-            self.terminals.history(newest_day=newest_day),
-            self.params,
-            start=_moment(start_us),
-            end=_moment(end_us),
-            store_all=True,
-            model=self._model,
-        ).rows
-        by_id = kept[["transaction_id", "score_e4", "flagged"]]
-        previous = pd.DataFrame(
-            {
-                "transaction_id": by_id["transaction_id"],
-                "old_score": by_id["score_e4"],
-                "old_flagged": by_id["flagged"],
-            }
-        )
-        scores = scores.merge(previous, on="transaction_id", how="left")
+        clock = clock or StageClock()
+        with clock.stage("state"):
+            frame = frame[self.partition.owns(frame["user_id"].to_numpy())]
+            if frame.empty:
+                return BatchVerdicts(pd.DataFrame(), 0, 0)
+            frame = fill_missing_usd(frame, self._fx)
+            new_ids = frame["transaction_id"].to_numpy()
+            combined, keep = self._merge(rows_from_frame(frame))
+            # kept rows, plus new ones older than their user's window (a back-dated import):
+            # scored with that window, not kept
+            scored = combined[keep | np.isin(combined["transaction_id"], new_ids)]
+            newest_day = int(scored["ts_us"].max()) // _US_PER_DAY
+            start_us = int(frame["ts_us"].min()) - self._revise_us
+            end_us = int(scored["ts_us"].max()) + 1
+            history = self.terminals.history(newest_day=newest_day)
+        with clock.stage("score"):
+            scores = score_frame(
+                frame_from_rows(scored),
+                history,
+                self.params,
+                start=_moment(start_us),
+                end=_moment(end_us),
+                store_all=True,
+                model=self._model,
+            ).rows
+        with clock.stage("state"):
+            verdicts = self._compare(scores, combined, new_ids)
+            self._store(combined, keep)
+            return verdicts
+
+    def _compare(
+        self, scores: pd.DataFrame, combined: np.ndarray, new_ids: np.ndarray
+    ) -> BatchVerdicts:
+        """The verdicts to write (new transactions, and earlier ones whose verdict changed),
+        recorded in `combined` so later batches revise only what changes."""
+        ids = combined["transaction_id"]
+        by_id = np.argsort(ids)
+        score_ids = scores["transaction_id"].to_numpy()
+        at = by_id[np.searchsorted(ids, score_ids, sorter=by_id)]
+        old = combined["score_e4"][at]
+        old_flagged = combined["flagged"][at]
         score_e4 = np.round(scores["score"].to_numpy() * 10_000).astype(np.int32)
-        is_new = np.isin(scores["transaction_id"].to_numpy(), new_ids)
-        old = scores["old_score"].to_numpy()
+        flagged = scores["flagged"].to_numpy().astype(bool)
+        is_new = np.isin(score_ids, new_ids)
         changed = np.where(
             old < 0,
-            scores["flagged"].to_numpy(),  # a verdict this process never gave: write flags only
-            (old != score_e4) | (scores["old_flagged"].to_numpy() != scores["flagged"].to_numpy()),
+            flagged,  # a verdict this process never gave: write flags only
+            (old != score_e4) | (old_flagged != flagged),
         )
         write = is_new | changed
-        out = scores[write].drop(columns=["old_score", "old_flagged"]).reset_index(drop=True)
-        self._remember(out, score_e4[write])
+        combined["score_e4"][at[write]] = score_e4[write]
+        combined["flagged"][at[write]] = flagged[write]
+        out = scores[write].reset_index(drop=True)
         return BatchVerdicts(out, new=int(is_new.sum()), revised=int((write & ~is_new).sum()))
-
-    def _remember(self, verdicts: pd.DataFrame, score_e4: np.ndarray) -> None:
-        """Record the verdicts written, so later batches revise only what changes."""
-        given = dict(
-            zip(
-                verdicts["transaction_id"].tolist(),
-                zip(score_e4.tolist(), verdicts["flagged"].tolist(), strict=True),
-                strict=True,
-            )
-        )
-        for user in set(verdicts["user_id"].tolist()):
-            rows = self._users.get(int(user))
-            if rows is None:
-                continue
-            for at, tx in enumerate(rows["transaction_id"].tolist()):
-                verdict = given.get(tx)
-                if verdict is not None:
-                    rows["score_e4"][at], rows["flagged"][at] = verdict
 
 
 def _moment(ts_us: int) -> datetime:

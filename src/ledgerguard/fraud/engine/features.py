@@ -610,14 +610,28 @@ def terminal_days(
 
 
 def build_features(
-    frame: pd.DataFrame, history: TerminalHistory, params: FraudParameters
+    frame: pd.DataFrame,
+    history: TerminalHistory,
+    params: FraudParameters,
+    *,
+    rows: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Every feature of the catalogue for a sorted transaction frame (same row order)."""
+    """Every feature of the catalogue for a sorted transaction frame (same row order).
+
+    With `rows` (a mask), only those rows' features are returned: the customer windows still
+    run over the whole frame (earlier rows fill them), but the per-row terminal look-ups are
+    made for the selected rows only. A nightly page is mostly lookback rows, a streaming batch
+    mostly its users' older transactions: neither needs their terminal features.
+    """
     max_window_s = int(
         max(params.lookback_days, max(params.terminal_feature_windows)) * SECONDS_PER_DAY
     )
     axis = TimeAxis(
         frame["user_id"].to_numpy(), frame["ts_us"].to_numpy(), max_window_s=max_window_s
     )
-    columns = customer_features(frame, axis, params) | terminal_features(frame, history, params)
+    customer = customer_features(frame, axis, params)
+    if rows is not None and not rows.all():
+        customer = {name: values[rows] for name, values in customer.items()}
+        frame = frame[rows]
+    columns = customer | terminal_features(frame, history, params)
     return pd.DataFrame(columns, index=frame.index)

@@ -105,9 +105,11 @@ def score_frame(
     """
     start_us, end_us = to_us(start), to_us(end)
     frame = sort_frame(frame)
-    data = pd.concat([frame, build_features(frame, history, params)], axis=1)
-    ts = data["ts_us"].to_numpy()
+    ts = frame["ts_us"].to_numpy()
     inside = (ts >= start_us) & (ts < end_us)
+    # from here on, only the rows inside [start, end): earlier ones have filled the windows
+    features = build_features(frame, history, params, rows=inside)
+    data = pd.concat([frame if inside.all() else frame[inside], features], axis=1)
 
     weighted = np.zeros((len(data), len(RULES)))
     fired = np.zeros((len(data), len(RULES)), dtype=bool)
@@ -131,7 +133,7 @@ def score_frame(
     flagged = hard | (score >= threshold)
     no_usd = data["usd_units"].to_numpy() < 0
 
-    store = inside & (
+    store = (
         store_all
         | flagged
         | fired.any(axis=1)
@@ -151,11 +153,11 @@ def score_frame(
     rows["model_version"] = model.version if model is not None else None
     return PageScores(
         rows=rows.reset_index(drop=True),
-        analysed=int(inside.sum()),
-        flagged=int((flagged & inside).sum()),
-        no_usd_rate=int((no_usd & inside).sum()),
+        analysed=len(data),
+        flagged=int(flagged.sum()),
+        no_usd_rate=int(no_usd.sum()),
         counts_by_rule={
-            signal: int((fired[:, column] & inside).sum())
+            signal: int(fired[:, column].sum())
             for column, signal in enumerate(_signal_ids(probability))
         },
     )
