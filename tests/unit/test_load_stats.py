@@ -237,3 +237,32 @@ def test_lag_is_age_of_oldest_missing_transaction() -> None:
     assert math.isclose(history.lag(2.0, 249), 0.5)  # tx 250 committed at ~1.5 s
     assert math.isclose(history.lag(2.5, 199), 1.5)  # tx 200 committed at 1.0 s
     assert history.lag(2.0, 50) == 2.0  # older than the history: a lower bound
+
+
+def test_the_flood_of_bench_unauthenticated_comes_from_its_own_loopback_address() -> None:
+    """Keyed load (127.0.0.1) and flood must not share the per-address budget; a tiny HTTP
+    server sees where the flood's connections come from."""
+    import asyncio
+
+    from ledgerguard.load.bench.unauthenticated import FLOOD_SOURCE, _flood, flood_source
+
+    assert flood_source("http://127.0.0.1:8000") == FLOOD_SOURCE
+    assert flood_source("http://localhost:8000") == FLOOD_SOURCE
+    assert flood_source("https://api.example.com") is None
+    peers: set[str] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peers.add(writer.get_extra_info("peername")[0])
+        while (await reader.readuntil(b"\r\n\r\n")) and not reader.at_eof():
+            writer.write(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n")
+            await writer.drain()
+
+    async def run() -> dict:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await _flood(f"http://127.0.0.1:{port}", rate=40, duration=0.5)
+
+    report = asyncio.run(run())
+    assert report["statuses"].get("401", 0) >= 10
+    assert peers == {FLOOD_SOURCE}

@@ -163,12 +163,18 @@ class HttpConnection(asyncio.Protocol):
         self.close()
 
 
-async def connect(endpoint: Endpoint, *, connect_timeout: float = 10.0) -> HttpConnection:
-    """A new keep-alive connection to `endpoint` (TCP_NODELAY is set by asyncio itself)."""
+async def connect(
+    endpoint: Endpoint, *, connect_timeout: float = 10.0, source: str | None = None
+) -> HttpConnection:
+    """A new keep-alive connection to `endpoint` (TCP_NODELAY is set by asyncio itself), from
+    the local address `source` when given (e.g. a second loopback address)."""
     loop = asyncio.get_running_loop()
+    local = (source, 0) if source else None
     try:
         async with asyncio.timeout(connect_timeout):
-            _, protocol = await loop.create_connection(HttpConnection, endpoint.host, endpoint.port)
+            _, protocol = await loop.create_connection(
+                HttpConnection, endpoint.host, endpoint.port, local_addr=local
+            )
     except (OSError, TimeoutError) as exc:
         raise HttpClientError(
             f"cannot connect to {endpoint.host_header}: {exc}; is the API running "
