@@ -238,3 +238,16 @@ def test_the_backup_account_gets_each_flavours_monitor_privileges(tmp_path: Path
             "`ledgerguard_audit`.*",
             "`heartbeat`.*",
         ]
+
+
+def test_a_new_restore_folder_never_reuses_a_taken_name_within_one_second(tmp_path: Path):
+    """A declined `--replace` keeps its restore; the next restore in the same second gets
+    `-2` (the folder was refused as "not empty" before)."""
+    from ledgerguard.backup.restore import new_restore_folder
+
+    first = new_restore_folder(tmp_path)
+    first.mkdir()
+    (first / "kept").write_text("x")
+    second = new_restore_folder(tmp_path)
+    assert second != first and not second.exists()
+    assert second.name.startswith(first.name[:8])

@@ -280,6 +280,18 @@ def restore_folder_spec(settings: Settings, folder: Path, *, port: int | None = 
     return scratch_spec(settings, folder / "primary", role="replica", server_id=1, port=port)
 
 
+def new_restore_folder(base: Path) -> Path:
+    """`base/<UTC time>`, with `-2`, `-3`... when that second's name is taken: a restore that
+    was declined (`--replace` asks after restoring) keeps its folder for inspection, and the
+    next one may start within the same second."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    candidate, number = base / stamp, 1
+    while candidate.exists():
+        number += 1
+        candidate = base / f"{stamp}-{number}"
+    return candidate
+
+
 def restore(
     settings: Settings,
     *,
@@ -289,8 +301,7 @@ def restore(
     progress: Progress = _quiet,
 ) -> RestoreResult:
     """Restore into a new folder (see module docstring); the restored server keeps running."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    folder = (folder or settings.state_dir / "restores" / stamp).expanduser().resolve()
+    folder = (folder or new_restore_folder(settings.state_dir / "restores")).expanduser().resolve()
     for running in (settings.state_dir / "primary", settings.state_dir / "replica"):
         if folder == running or running in folder.parents or folder in running.parents:
             raise RestoreRefused(
