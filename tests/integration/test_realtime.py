@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -720,3 +721,19 @@ def test_bench_scorer_cpu_reports_every_stage_and_leaves_no_checkpoint(
     with api_conn(settings) as conn, conn.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM scorer_checkpoints WHERE partition_name LIKE 'bench%%'")
         assert cur.fetchone()[0] == 0
+
+
+def test_the_scorer_process_holds_only_its_accounts_secrets(scorer_settings: Settings):
+    """Least secrets: the replication, read and API accounts' passwords, no other."""
+    settings = scorer_settings
+    with scorer_running(settings) as pid:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    for own in (settings.repl_password, settings.replica_password, settings.api_db_password):
+        assert own.get_secret_value().encode() in environ
+    for other in (
+        settings.mysql_root_password,
+        settings.migrate_password,
+        settings.monitor_password,
+        settings.backup_password,
+    ):
+        assert other.get_secret_value().encode() not in environ

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import shutil
 import subprocess
@@ -45,6 +46,9 @@ def resolved() -> dict:
         capture_output=True,
         text=True,
         cwd=REPO,
+        # only `.env.example` may fill the variables: Compose prefers the process environment,
+        # which earlier tests of the session may have given Airflow's or a withheld secret
+        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")},
     )
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
@@ -147,3 +151,29 @@ def test_mysql_root_only_from_localhost_and_the_provisioning_container(resolved:
     for name, service in resolved["services"].items():
         check = " ".join(map(str, (service.get("healthcheck") or {}).get("test", [])))
         assert "PASSWORD" not in check.upper() and " -p" not in check, name  # no secret in argv
+
+
+def test_each_service_gets_only_its_accounts_secrets(resolved: dict):
+    """Least secrets in Compose as locally: the API, the scorer and Airflow get the passwords
+    their processes are given by `ledgerguard up` (the same constants), and name every other
+    secret as withheld so that `Settings()` starts without it."""
+    from ledgerguard.api.server import API_SECRETS
+    from ledgerguard.orchestration.config import TASK_SECRETS
+    from ledgerguard.realtime.process import SCORER_SECRETS
+    from ledgerguard.settings import SECRET_FIELDS, WITHHELD, _env_name
+
+    for name, allowed in (
+        ("api", API_SECRETS),
+        ("scorer", SCORER_SECRETS),
+        ("airflow", TASK_SECRETS),
+    ):
+        env = resolved["services"][name]["environment"]
+        present = {
+            field for field in SECRET_FIELDS if env.get(_env_name(field), WITHHELD) != WITHHELD
+        }
+        # Airflow's own login is the Airflow container's, not a database account's
+        assert present - {"airflow_admin_password"} == set(allowed), name
+        withheld = set(env["LEDGERGUARD_WITHHELD_SECRETS"].split(","))
+        assert withheld == set(SECRET_FIELDS) - present - {"grafana_admin_password"}, name
+    provision = resolved["services"]["provision"]["environment"]
+    assert "MYSQL_ROOT_PASSWORD" in provision  # it creates the accounts

@@ -22,7 +22,12 @@ from ledgerguard.processes import (
 from ledgerguard.realtime.errors import ScorerError
 from ledgerguard.realtime.scorer import read_status, status_file
 from ledgerguard.realtime.state import Partition
-from ledgerguard.settings import Settings
+from ledgerguard.settings import Settings, without_secrets
+
+#: The secrets the scorer is given (least secrets): the replication account streams the
+#: replica's binlog, `app_user` rebuilds the state from the replica, the API account writes
+#: verdicts and checkpoints to the primary. Root, migrations, monitoring and backups stay out.
+SCORER_SECRETS = ("repl_password", "replica_password", "api_db_password")
 
 
 def paths(settings: Settings, partition: Partition) -> tuple[Path, Path]:
@@ -71,7 +76,7 @@ def start_scorer(
     argv = [str(program), "scorer", "--partition", partition.name]
     if rebuild:
         argv.append("--rebuild")
-    env = dict(os.environ) | settings.to_env()
+    env = without_secrets(os.environ) | settings.to_env(secrets=SCORER_SECRETS)
     process = spawn_detached(argv, log_file=log_file, env=env)
     pid_file.write_text(str(process.pid))
     try:
