@@ -266,3 +266,12 @@ def test_the_flood_of_bench_unauthenticated_comes_from_its_own_loopback_address(
     report = asyncio.run(run())
     assert report["statuses"].get("401", 0) >= 10
     assert peers == {FLOOD_SOURCE}
+
+
+def test_verdict_latency_timeline_places_a_stall_in_its_second() -> None:
+    from ledgerguard.load.bench.realtime import latency_timeline
+
+    timeline = latency_timeline([0.1, 0.9, 1.2, 2.5, 2.6], [10.0, 30.0, 5000.0, 20.0, 40.0])
+    assert [row["t"] for row in timeline] == [0, 1, 2]
+    assert timeline[0] == {"t": 0, "transactions": 2, "p50_ms": 20.0, "max_ms": 30.0}
+    assert timeline[1]["max_ms"] == 5000.0 and timeline[2]["transactions"] == 2

@@ -60,7 +60,8 @@ Progress = Callable[[str], None]
 
 #: Commit -> verdict latency of the transactions created in a window (one row each).
 _LATENCY_SQL = (
-    "SELECT TIMESTAMPDIFF(MICROSECOND, t.created_at, s.realtime_scored_at) "
+    "SELECT TIMESTAMPDIFF(MICROSECOND, t.created_at, s.realtime_scored_at), "
+    "TIMESTAMPDIFF(MICROSECOND, %s, t.created_at) "
     "FROM transactions t LEFT JOIN fraud_scores s ON s.transaction_id = t.id "
     "WHERE t.created_at >= %s AND t.created_at < %s"
 )
@@ -195,14 +196,16 @@ def _wait_for_verdicts(
     from ledgerguard.db.engines import writer_engine
 
     engine = writer_engine(settings)
-    args = tuple(moment.replace(tzinfo=None) for moment in window)
+    start, end = (moment.replace(tzinfo=None) for moment in window)
+    args = (start, start, end)
     deadline = time.monotonic() + timeout
     try:
         while True:
             with engine.connect() as conn:
                 cursor = conn.connection.dbapi_connection.cursor()
                 cursor.execute(_LATENCY_SQL, args)
-                values = [row[0] for row in cursor.fetchall()]
+                rows = cursor.fetchall()
+            values = [row[0] for row in rows]
             missing = sum(value is None for value in values)
             if missing == 0 or time.monotonic() > deadline:
                 break
@@ -227,7 +230,28 @@ def _wait_for_verdicts(
         "p90": round(float(np.percentile(known, 90)), 1),
         "p99": round(float(np.percentile(known, 99)), 1),
         "max": round(float(known.max()), 1),
+        "per_second": latency_timeline(
+            [row[1] / 1e6 for row in rows if row[0] is not None], list(known)
+        ),
     }
+
+
+def latency_timeline(offsets_s: list[float], latencies_ms: list[float]) -> list[dict[str, Any]]:
+    """Verdict latency per second of the phase (by commit time): where a stall sits in the run
+    (a tail at the start is a catch-up, in the middle a pause or replica lag) — the percentiles
+    alone cannot tell."""
+    seconds: dict[int, list[float]] = {}
+    for offset, latency in zip(offsets_s, latencies_ms, strict=True):
+        seconds.setdefault(int(offset), []).append(latency)
+    return [
+        {
+            "t": second,
+            "transactions": len(values),
+            "p50_ms": round(float(np.percentile(values, 50)), 1),
+            "max_ms": round(max(values), 1),
+        }
+        for second, values in sorted(seconds.items())
+    ]
 
 
 def _wait_caught_up(settings: Settings, timeout: float, progress: Progress) -> None:
