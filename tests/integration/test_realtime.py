@@ -106,7 +106,8 @@ def verdicts(settings: Settings, ids: list[int]) -> dict[int, dict[str, Any]]:
     with api_conn(settings) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT transaction_id, flagged, realtime_flagged, source, rule_ids, "
-            f"realtime_scored_at FROM fraud_scores WHERE transaction_id IN ({marks})",
+            f"realtime_scored_at, realtime_first_scored_at FROM fraud_scores "
+            f"WHERE transaction_id IN ({marks})",
             ids,
         )
         return {
@@ -116,6 +117,7 @@ def verdicts(settings: Settings, ids: list[int]) -> dict[int, dict[str, Any]]:
                 "source": row[3],
                 "rule_ids": row[4],
                 "realtime_scored_at": row[5],
+                "realtime_first_scored_at": row[6],
             }
             for row in cur.fetchall()
         }
@@ -269,6 +271,28 @@ def test_the_stream_and_the_nightly_run_give_the_same_flags(
         assert row["flagged"] == stream[transaction_id], (transaction_id, row)
         # both stay visible: the nightly verdict and the real-time one
         assert row["realtime_flagged"] == stream[transaction_id]
+
+
+def test_a_revised_verdict_keeps_the_time_of_the_first(scorer_settings: Settings):
+    """A structuring group completed by a later payment revises its first member's verdict:
+    `realtime_scored_at` moves with the revision, `realtime_first_scored_at` (what the bench's
+    commit -> verdict latency reads) stays the first verdict's."""
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    structurer = next(_users)
+    with scorer_running(scorer_settings):
+        (first,) = insert(scorer_settings, [(structurer, "9500.00", 9_100_005, at)])
+        wait_for(all_scored(scorer_settings, [first]), what="the first payment's verdict")
+        before = verdicts(scorer_settings, [first])[first]
+        assert before["realtime_flagged"] is False
+        assert before["realtime_first_scored_at"] == before["realtime_scored_at"]
+        insert(scorer_settings, [(structurer, "9400.00", 9_100_005, at + timedelta(minutes=10))])
+        wait_for(
+            lambda: verdicts(scorer_settings, [first])[first]["realtime_flagged"],
+            what="the first payment revised into the structuring group",
+        )
+    after = verdicts(scorer_settings, [first])[first]
+    assert after["realtime_first_scored_at"] == before["realtime_first_scored_at"]
+    assert after["realtime_scored_at"] > before["realtime_scored_at"]
 
 
 # --- crash safety ------------------------------------------------------------------------------
@@ -656,6 +680,39 @@ def test_the_scorer_uses_the_approved_parameter_set(scorer_settings: Settings):
         reset_parameter_sets(scorer_settings)  # (the API account may not DELETE)
 
 
+def test_a_set_approved_while_the_scorer_runs_takes_effect_without_a_restart(
+    scorer_settings: Settings,
+):
+    """8,000 USD: not flagged under the settings; a 5,000 line approved while the scorer runs
+    flags the next one (same process: the scorer started again from its checkpoint)."""
+    from ledgerguard.realtime.scorer import PARAMETER_CHECK_SECONDS, read_status
+    from ledgerguard.realtime.state import Partition
+    from tests.web.support import insert_approved_set, reset_parameter_sets
+
+    user = next(_users)
+    try:
+        with scorer_running(scorer_settings) as pid:
+            before = insert(scorer_settings, [(user, "8000.00", None, datetime.now(UTC))])
+            wait_for(all_scored(scorer_settings, before), what="the first verdict")
+            set_id = insert_approved_set(scorer_settings, '{"large_amount_usd": "5000.00"}')
+            wait_for(
+                lambda: (
+                    (read_status(scorer_settings, Partition()) or {}).get("parameter_set") == set_id
+                ),
+                timeout=PARAMETER_CHECK_SECONDS + 60,
+                what="the scorer on the new set",
+            )
+            after = insert(scorer_settings, [(user + 1, "8000.00", None, datetime.now(UTC))])
+            wait_for(all_scored(scorer_settings, after), what="the second verdict")
+            assert running_pid(scorer_settings) == pid
+        found = verdicts(scorer_settings, before + after)
+        assert found[before[0]]["realtime_flagged"] is False
+        assert found[after[0]]["realtime_flagged"] is True
+        assert "large_amount" in found[after[0]]["rule_ids"]
+    finally:
+        reset_parameter_sets(scorer_settings)
+
+
 def test_the_fast_row_decoder_reads_what_the_library_reads(
     settings: Settings, cluster: LocalCluster
 ):
@@ -728,6 +785,9 @@ def test_the_scorer_process_holds_only_its_accounts_secrets(scorer_settings: Set
     settings = scorer_settings
     with scorer_running(settings) as pid:
         environ = Path(f"/proc/{pid}/environ").read_bytes()
+        # and it runs below the write path's CPU priority (`LEDGERGUARD_SCORER_NICE`)
+        nice = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    assert nice == os.nice(0) + settings.scorer_nice
     for own in (settings.repl_password, settings.replica_password, settings.api_db_password):
         assert own.get_secret_value().encode() in environ
     for other in (

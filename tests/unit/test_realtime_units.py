@@ -16,7 +16,7 @@ from ledgerguard.fraud.store import verdict_rows
 from ledgerguard.money import FxRates
 from ledgerguard.realtime.position import GtidPosition
 from ledgerguard.realtime.scorer import _fraud_change
-from ledgerguard.realtime.state import OnlineState, Partition, TerminalCounts
+from ledgerguard.realtime.state import OnlineState, Partition, TerminalCounts, rows_from_frame
 from ledgerguard.settings.fraud import FraudParameters
 from ledgerguard.utc import to_us
 
@@ -105,6 +105,32 @@ def test_streamed_one_by_one_gives_the_nightly_flags():
     assert stream == nightly.to_dict()
     assert [stream[i] for i in range(6)] == [True] * 6  # the burst's first charges revised
     assert stream[40] and not stream[41]
+
+
+def test_a_verdict_is_written_again_only_when_its_flag_changes():
+    """Earlier verdicts whose score drifts inside the same flag (a growing burst moves every
+    member's features) are not rewritten; a flag that changes, and every new row, is."""
+    params = FraudParameters()
+    state = OnlineState(
+        params, partition=Partition(), terminals=TerminalCounts.empty(params), fx=FxRates()
+    )
+    t0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    combined = rows_from_frame(
+        _frame([(i, 1, 10, t0 + timedelta(minutes=i), 5_0000) for i in range(4)])
+    )
+    combined["score_e4"] = [1000, 9000, 9000, -1]  # rows 0-2 scored before, row 3 never
+    combined["flagged"] = [False, True, True, False]
+    scores = pd.DataFrame(
+        {
+            "transaction_id": [0, 1, 2, 3],
+            "score": [0.2, 0.95, 0.3, 0.1],  # 0: score moved, same flag; 1: same; 2: unflagged
+            "flagged": [False, True, False, False],
+        }
+    )
+    write, new, revised = state._compare(scores, combined, new_ids=np.array([3]))
+    assert write.tolist() == [False, False, True, True]
+    assert (new, revised) == (1, 1)
+    assert combined["score_e4"].tolist() == [1000, 9000, 3000, 1000]
 
 
 def test_a_back_dated_or_replayed_transaction_is_scored_once_and_kept_once():

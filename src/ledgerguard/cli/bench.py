@@ -251,6 +251,13 @@ def scorer_cpu(
             help="Transactions per micro-batch (300 = 100 ms at 3,000 TPS).",
         ),
     ] = 300,
+    skewed: Annotated[
+        bool,
+        typer.Option(
+            help="Draw customers with the load generator's law (a few pay many times a "
+            "second, as in `bench realtime`) instead of uniformly."
+        ),
+    ] = False,
     profile: Annotated[
         bool, typer.Option(help="Also list the functions with the most CPU (cProfile).")
     ] = False,
@@ -268,6 +275,7 @@ def scorer_cpu(
         users=users,
         rows_per_commit=rows_per_commit,
         batch_rows=batch_rows,
+        skewed=skewed,
         profile=profile,
     )
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from typing import Annotated
@@ -47,6 +48,7 @@ def scorer(
     except ValueError as exc:
         abort(str(exc), code=2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    os.nice(settings.scorer_nice)  # the write path first (`LEDGERGUARD_SCORER_NICE`)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

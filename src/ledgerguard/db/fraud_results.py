@@ -77,6 +77,11 @@ def _upsert_realtime() -> Any:
             sa.case((same_realtime, table.realtime_scored_at), else_=new.realtime_scored_at),
         ),
         ("analysed_at", sa.case((keep, table.analysed_at), else_=new.analysed_at)),
+        # the first real-time verdict's time stays (a nightly-only row gets it now)
+        (
+            "realtime_first_scored_at",
+            sa.func.coalesce(table.realtime_first_scored_at, new.realtime_first_scored_at),
+        ),
     ]
     assignments += [(name, new[name]) for name in _REALTIME_COLUMNS]
     # `source` is read by every CASE below, so it is not assigned here at all: a row stays

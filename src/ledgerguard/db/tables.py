@@ -148,6 +148,9 @@ fraud_scores = sa.Table(
     sa.Column("realtime_flagged", sa.Boolean, nullable=True),
     sa.Column("realtime_rule_ids", sa.String(255), nullable=True),
     sa.Column("realtime_scored_at", UTC_TIME, nullable=True),
+    # The scorer's first verdict on the row: set by the insert, never updated (revisions move
+    # `realtime_scored_at`); commit -> first verdict is what `bench realtime` measures.
+    sa.Column("realtime_first_scored_at", UTC_TIME, nullable=True),
     # The model store version that scored the row (NULL: the rules alone).
     sa.Column("model_version", sa.String(32), nullable=True),
     sa.Index("ix_fraud_scores_occurred_at", "occurred_at"),

@@ -77,7 +77,7 @@ class TransactionGenerator:
         """The next request body."""
         cfg = self.config
         rand = self._random
-        user_id = cfg.first_user_id + int(cfg.customers * rand.random() ** 2)
+        user_id = cfg.first_user_id + customer_index(rand.random(), cfg.customers)
         currency = rand.choices(self._codes, cum_weights=self._cum_weights)[0]
         _, digits, usd_per_unit = CURRENCIES[currency]
         amount = format_minor(self.amount_usd() / usd_per_unit, digits)
@@ -88,6 +88,12 @@ class TransactionGenerator:
             parts.append(f',"merchant_id":{1 + rand.randrange(cfg.merchants)}')
         parts.append("}")
         return "".join(parts).encode()
+
+
+def customer_index(u: float, customers: int) -> int:
+    """The customer paying, from a uniform draw `u`: index = N·u², so the first 1 % of customers
+    make 10 % of the payments (and customer 0 alone 1 %: at 2,000 TPS, 20 payments a second)."""
+    return int(customers * u * u)
 
 
 def format_minor(amount: float, digits: int) -> str:

@@ -145,6 +145,9 @@ def _upsert_rows(dbapi_connection: Any, rows: list[dict[str, Any]]) -> None:
     prefix, postfix, order = _compiled_upsert(tuple(rows[0]))
     # strings: quoted and escaped for the session's SQL mode (what `executemany` calls)
     literal = dbapi_connection.escape
+    # a batch repeats most datetimes and strings (its time in four columns, the day's interval,
+    # "USD", "realtime", the same rule ids): each is turned into a literal once
+    seen: dict[Any, str] = {}
 
     def sql(value: Any) -> str:
         kind = type(value)
@@ -156,10 +159,16 @@ def _upsert_rows(dbapi_connection: Any, rows: list[dict[str, Any]]) -> None:
             return "1" if value else "0"
         if kind is Decimal:
             return format(value, "f")
+        known = seen.get(value)
+        if known is not None:
+            return known
         if kind is datetime:
             naive = value.replace(tzinfo=None) if value.tzinfo is UTC else utc_naive(value)
-            return "'" + naive.isoformat(" ") + "'"
-        return literal(value)
+            text = "'" + naive.isoformat(" ") + "'"
+        else:
+            text = literal(value)
+        seen[value] = text
+        return text
 
     with dbapi_connection.cursor() as cursor:
         for first in range(0, len(rows), _ROWS_PER_STATEMENT):
@@ -179,6 +188,7 @@ def _batch_rows(
             analysed_at=now,
             source="realtime",
             realtime_scored_at=now,
+            realtime_first_scored_at=now,
         )
         if len(verdicts)
         else []

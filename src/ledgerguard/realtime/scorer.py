@@ -37,6 +37,7 @@ import sqlalchemy as sa
 
 from ledgerguard.db.dialect import VERSION_QUERY, Flavour, detect_flavour, executed_gtids_query
 from ledgerguard.db.engines import analytics_engine, writer_engine
+from ledgerguard.db.parameter_sets import active_set
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.fraud.parameter_sets import active_parameters
 from ledgerguard.fraud.pipeline import model_of
@@ -60,6 +61,8 @@ MAX_BATCH_TRANSACTIONS = 5_000
 IDLE_CHECKPOINT_SECONDS = 5.0
 #: Binlog client server ids: this + partition index (unique among the replica's clients).
 SERVER_ID_BASE = 4_000
+#: How often the running scorer looks for a newly approved parameter set (one primary query).
+PARAMETER_CHECK_SECONDS = 10.0
 
 
 def status_file(settings: Settings, partition: Partition) -> Path:
@@ -77,6 +80,8 @@ class ScorerStatus:
     lag_transactions: int | None = None
     lag_seconds: float | None = None
     scored: int = 0
+    #: verdicts changed after their first (a burst or structuring group that grew)
+    revised: int = 0
     users: int = 0
     reconnects: int = 0
     last_error: str = ""
@@ -129,6 +134,8 @@ class Scorer:
         checkpoint_name: str | None = None,
     ) -> None:
         self.settings = settings
+        #: the settings before the approved parameter set is applied (a new set replaces it)
+        self._base_settings = settings
         self.partition = partition
         #: the checkpoint row it writes (the partition's; `bench scorer-cpu` uses its own)
         self.checkpoint_name = checkpoint_name or partition.name
@@ -138,6 +145,7 @@ class Scorer:
         self._started_at = time.time()
         self._last_event_at: float | None = None
         self._events_seen = 0
+        self._reconnects_before = 0
         #: CPU seconds of the scoring thread by stage (`decode` is the binlog thread's)
         self.clock = StageClock()
         self._cpu_published: dict[str, float] = {}
@@ -149,14 +157,24 @@ class Scorer:
         `rebuild` (after `CheckpointPurged`): the transactions created since the checkpoint's
         last event (by time, from the replica's table) are scored first, and the stream starts
         at the replica snapshot instead of the checkpoint.
+
+        A parameter set approved in the web app while the scorer runs takes effect within
+        `PARAMETER_CHECK_SECONDS`: the scorer starts again in-process from its checkpoint, state
+        rebuilt with the new values (a window length may have changed), exactly as after a
+        restart — so no transaction is missed or scored twice, and every verdict of a batch was
+        scored with one parameter set.
         """
-        # the parameters in force (settings + the approved set of the web app), read once: a
-        # newly approved set takes effect at the scorer's next start
+        while not self._run_once(stop, rebuild=rebuild) and not stop.is_set():
+            rebuild = False
+
+    def _run_once(self, stop: threading.Event, *, rebuild: bool) -> bool:
+        """One start: True when `stop` ended it, False when a new parameter set did."""
+        # the parameters in force (settings + the approved set of the web app)
         try:
-            active = active_parameters(self.settings)
+            active = active_parameters(self._base_settings)
         except FraudAnalysisError as exc:
             raise ScorerError(str(exc)) from None
-        self.settings = settings = active.settings(self.settings)
+        self.settings = settings = active.settings(self._base_settings)
         self.status.parameter_set = active.version
         flavour = replica_flavour(settings)
         writer = writer_engine(settings, keep_open=True)
@@ -199,9 +217,13 @@ class Scorer:
                 position=start,
                 server_id=SERVER_ID_BASE + self.partition.index,
             )
+            # the counters read from the follower start again with it
+            self._events_seen = 0
+            self._cpu_published.pop("decode", None)
+            self._reconnects_before = self.status.reconnects
             follower.start()
             try:
-                self._loop(stop, follower, state, start.copy(), snapshot, writer, flavour)
+                return self._loop(stop, follower, state, start.copy(), snapshot, writer, flavour)
             finally:
                 follower.stop()
         finally:
@@ -247,10 +269,12 @@ class Scorer:
         snapshot: GtidPosition,
         writer: Any,
         flavour: Flavour,
-    ) -> None:
+    ) -> bool:
+        """Batches until `stop` (True) or a newly approved parameter set (False)."""
         replica = analytics_engine(self.settings, keep_open=True)
         last_commit = time.monotonic()
         last_lag = 0.0
+        last_parameter_check = time.monotonic()
         last_sweep = time.monotonic()
         pending_position = False
         event_at: datetime | None = None
@@ -287,8 +311,31 @@ class Scorer:
                 if now - last_sweep >= 60:
                     state.sweep()
                     last_sweep = now
+                if now - last_parameter_check >= PARAMETER_CHECK_SECONDS:
+                    last_parameter_check = now
+                    if self._new_parameter_set(writer):
+                        return False
+            return True
         finally:
             replica.dispose()
+
+    def _new_parameter_set(self, writer: Any) -> bool:
+        """Whether another set than the one scored with is approved now (a failed read: no)."""
+        try:
+            with writer.connect() as conn:
+                active = active_set(conn)
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("cannot read the active parameter set: %s", exc)
+            return False
+        version = None if active is None else active.id
+        if version == self.status.parameter_set:
+            return False
+        log.info(
+            "parameter set %s approved (scoring with %s): starting again from the checkpoint",
+            version,
+            self.status.parameter_set or "the settings",
+        )
+        return True
 
     def _collect(self, follower: BinlogFollower, stop: threading.Event) -> list[BinlogTransaction]:
         """The transactions that arrive within one batch window (none after a quiet second)."""
@@ -386,7 +433,9 @@ class Scorer:
         done = datetime.now(UTC)
         metrics = self.metrics
         metrics.scored.inc(scored)
-        metrics.revised.inc(sum(p.revised for p in parts))
+        revised = sum(p.revised for p in parts)
+        metrics.revised.inc(revised)
+        self.status.revised += revised
         if len(verdicts):
             metrics.flagged.inc(int(verdicts["flagged"].sum()))
         for moment in created:
@@ -417,9 +466,10 @@ class Scorer:
         metrics.events_read.inc(follower.events_read - self._events_seen)
         self._events_seen = follower.events_read
         metrics.connected.set(1 if follower.connected else 0)
-        if follower.reconnects > status.reconnects:
-            metrics.reconnects.inc(follower.reconnects - status.reconnects)
-        status.reconnects = follower.reconnects
+        reconnects = self._reconnects_before + follower.reconnects
+        if reconnects > status.reconnects:
+            metrics.reconnects.inc(reconnects - status.reconnects)
+        status.reconnects = reconnects
         status.connected = follower.connected
         status.state = "running" if follower.connected else "waiting for the replica"
         status.last_error = follower.last_error

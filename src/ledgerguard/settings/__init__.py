@@ -233,6 +233,9 @@ class Settings(BaseSettings):
     scorer_metrics_port: int = Field(9108, ge=1, le=65535)
     #: Micro-batch: the transactions that arrived within this many ms are scored together.
     scorer_batch_ms: int = Field(100, ge=1, le=5000)
+    #: CPU priority of the scorer (added niceness, 0-19): on a machine it shares with the API
+    #: and the servers, the write path comes first and scoring takes the idle CPU.
+    scorer_nice: int = Field(10, ge=0, le=19)
     #: POST one signed JSON body per flagged transaction here (http or https only); unset: none.
     alert_webhook_url: str | None = None
     #: HMAC-SHA256 secrets, comma-separated: every one signs each delivery, so a receiver can

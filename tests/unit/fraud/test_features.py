@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ledgerguard.fraud.engine.features import (
@@ -99,6 +99,54 @@ def test_terminal_recency_rises_with_known_fraud_and_falls_once_the_labels_show_
     risk = out["terminal_recent_risk"]
     assert risk[0] == 0 and 0 < risk[1] < 0.5 < risk[2]  # one fraud day is not yet a pattern
     assert risk[3] < risk[2] and risk[4] < 0.05
+
+
+def _recency_by_day(terminal, day, history, params):
+    """Brute force: one one-day lookup per age, newest labelled day first."""
+    n, horizon = len(terminal), params.terminal_history_days
+    decay = 0.5 ** (1 / params.terminal_risk_half_life_days)
+    wtx, wfraud = np.zeros(n), np.zeros(n)
+    since, run = np.full(n, horizon), np.zeros(n, dtype=int)
+    running = np.ones(n, dtype=bool)
+    for age in range(horizon):
+        n_tx, n_fraud = history.window(terminal, day, days=1, delay=params.label_delay_days + age)
+        wtx += decay**age * n_tx
+        wfraud += decay**age * n_fraud
+        since = np.where((n_fraud > 0) & (since == horizon), age, since)
+        running &= (n_fraud > 0) | (n_tx == 0)
+        run = np.where(running & (n_fraud > 0), age + 1, run)
+    recent = np.where(wtx > 0, wfraud / np.where(wtx > 0, wtx, 1), 0.0)
+    return recent, since, run
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    days=st.lists(
+        st.tuples(st.integers(1, 2), st.integers(0, 20), st.integers(0, 3), st.integers(0, 2)),
+        max_size=60,
+    ),
+    queries=st.lists(st.tuples(st.integers(0, 3), st.integers(-5, 40)), min_size=1, max_size=30),
+    horizon=st.integers(1, 30),
+)
+@example(  # fraud, an entry without payments, fraud: one run of three days
+    days=[(1, 10, 2, 1), (1, 11, 0, 0), (1, 12, 2, 2), (1, 13, 4, 0)],
+    queries=[(1, 20), (1, 21), (1, 22)],
+    horizon=10,
+)
+def test_terminal_recency_is_the_day_by_day_lookup(days, queries, horizon):
+    """The gathered-entries recency equals one lookup per day of the horizon, gaps included."""
+    table = pd.DataFrame(days, columns=["terminal_id", "day", "n_tx", "n_fraud"])
+    table = table.groupby(["terminal_id", "day"], as_index=False).sum()
+    params = FraudParameters(terminal_history_days=horizon)
+    terminal = np.array([q[0] for q in queries], dtype=np.int64)
+    day = np.array([q[1] for q in queries], dtype=np.int64) + 1_000
+    history = TerminalHistory(table.assign(day=table["day"] + 1_000))
+    frame = pd.DataFrame({"terminal_id": terminal, "ts_us": day * SECONDS_PER_DAY * US_PER_SECOND})
+    out = terminal_features(frame, history, params)
+    recent, since, run = _recency_by_day(terminal, day, history, params)
+    np.testing.assert_allclose(out["terminal_recent_risk"], recent, rtol=1e-12, atol=1e-15)
+    assert out["terminal_days_since_fraud"].tolist() == since.tolist()
+    assert out["terminal_fraud_run_days"].tolist() == run.tolist()
 
 
 @settings(max_examples=60, deadline=None)

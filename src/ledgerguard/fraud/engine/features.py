@@ -385,6 +385,34 @@ class TerminalHistory:
             np.where(found, self._prefix[name][hi] - self._prefix[name][lo], 0) for name in names
         ]
 
+    def entries(
+        self,
+        names: tuple[str, ...],
+        terminal_id: np.ndarray,
+        *,
+        first: np.ndarray,
+        stop: np.ndarray,
+    ) -> tuple[np.ndarray, ...]:
+        """The daily entries of each query's terminal on days [first, stop): (query index,
+        day, then one array per column of `names`), flat, one element per entry."""
+        n = len(terminal_id)
+        if len(self.terminals) == 0 or n == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return (empty, empty, *(empty for _ in names))
+        pos = np.searchsorted(self.terminals, terminal_id).clip(0, len(self.terminals) - 1)
+        found = self.terminals[pos] == terminal_id
+        limit = (1 << _DAY_BITS) - 1
+        base = pos.astype(np.int64) << _DAY_BITS
+        lo = np.searchsorted(self.key, base + (first - self.day_origin).clip(0, limit), "left")
+        hi = np.searchsorted(self.key, base + (stop - self.day_origin).clip(0, limit), "left")
+        counts = np.where(found, hi - lo, 0)
+        owner = np.repeat(np.arange(n), counts)
+        starts = np.cumsum(counts) - counts
+        entry = lo[owner] + np.arange(int(counts.sum())) - starts[owner]
+        day = (self.key[entry] & limit) + self.day_origin
+        values = [self._prefix[name][entry + 1] - self._prefix[name][entry] for name in names]
+        return (owner, day, *values)
+
     def window(
         self, terminal_id: np.ndarray, day: np.ndarray, *, days: int, delay: int
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -477,28 +505,36 @@ def _terminal_amount_zscore(
 def _terminal_recency(
     terminal: np.ndarray, day: np.ndarray, history: TerminalHistory, params: FraudParameters
 ) -> dict[str, np.ndarray]:
-    """Recent risk, days since fraud and fraud-run length from one-day lookups (see catalogue).
+    """Recent risk, days since fraud and fraud-run length over the labelled days (see catalogue).
 
-    One pass per labelled day before the horizon, newest first, with running accumulators: the
-    memory stays a few arrays whatever the history length.
+    Age 0 is the newest labelled day (`label_delay_days` before the transaction's), age
+    `terminal_history_days - 1` the oldest. The history entries of each (terminal, day) pair's
+    horizon are gathered at once (two binary searches for every pair, then one flat array of at
+    most `horizon` entries per pair) and reduced per pair; a one-day lookup per age (84 binary
+    searches per pair) cost the streaming scorer about a third of its scoring CPU. Days without
+    an entry have no payment: they neither end a fraud run nor count as clean.
     """
     n = len(terminal)
     horizon = params.terminal_history_days
-    weighted_tx = np.zeros(n)
-    weighted_fraud = np.zeros(n)
-    since_fraud = np.full(n, horizon, dtype=np.int64)
-    run = np.zeros(n, dtype=np.int64)
-    running = np.ones(n, dtype=bool)  # still inside the current run of fraud (or unknown) days
     decay = 0.5 ** (1 / params.terminal_risk_half_life_days)
-    for age in range(horizon):
-        n_tx, n_fraud = history.window(terminal, day, days=1, delay=params.label_delay_days + age)
-        weight = decay**age
-        weighted_tx += weight * n_tx
-        weighted_fraud += weight * n_fraud
-        fraud = n_fraud > 0
-        since_fraud = np.where(fraud & (since_fraud == horizon), age, since_fraud)
-        running &= fraud | (n_tx == 0)
-        run = np.where(running & fraud, age + 1, run)
+    newest = day - params.label_delay_days - 1  # the history day of age 0
+    owner, entry_day, n_tx, n_fraud = history.entries(
+        ("n_tx", "n_fraud"), terminal, first=newest - horizon + 1, stop=newest + 1
+    )
+    age = newest[owner] - entry_day
+    weight = decay**age
+    weighted_tx = np.bincount(owner, weights=weight * n_tx, minlength=n)
+    weighted_fraud = np.bincount(owner, weights=weight * n_fraud, minlength=n)
+    fraud = n_fraud > 0
+    since_fraud = np.full(n, horizon, dtype=np.int64)
+    np.minimum.at(since_fraud, owner[fraud], age[fraud])
+    # a run of fraud days (from age 0) ends at the first day with payments and no fraud
+    clean = ~fraud & (n_tx != 0)
+    first_clean = np.full(n, horizon, dtype=np.int64)
+    np.minimum.at(first_clean, owner[clean], age[clean])
+    in_run = fraud & (age < first_clean[owner])
+    run = np.zeros(n, dtype=np.int64)
+    np.maximum.at(run, owner[in_run], age[in_run] + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         recent = np.where(weighted_tx > 0, weighted_fraud / weighted_tx, 0.0)
     return {

@@ -11,6 +11,7 @@ is at least `score_threshold` or a hard rule fired (then the score is 1).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -92,6 +93,7 @@ def score_frame(
     keep_ids: np.ndarray | None = None,
     store_all: bool = False,
     model: ProbabilityModel | None = None,
+    select: Callable[[pd.DataFrame], np.ndarray] | None = None,
 ) -> PageScores:
     """Score the rows of `frame` inside [start, end); earlier rows only feed the windows.
 
@@ -102,6 +104,10 @@ def score_frame(
     the noisy-OR score, of strength p and weight `weight_model`; it counts as fired (id and
     reason "model") from `model_reason_probability` on. It never flags on its own like a hard
     rule does: only through the score threshold.
+
+    `select` (the streaming scorer's) sees the stored rows' verdict columns without words (ids,
+    amounts, `score`, `flagged`) and returns the mask of those to return: the rule ids and
+    reasons, plain Python per row, are built for those rows only.
     """
     start_us, end_us = to_us(start), to_us(end)
     frame = sort_frame(frame)
@@ -145,6 +151,9 @@ def score_frame(
     rows = data.iloc[stored][list(VERDICT_COLUMNS[:6])].copy()
     rows["score"] = score[stored]
     rows["flagged"] = flagged[stored]
+    if select is not None:
+        chosen = select(rows)
+        stored, rows = stored[chosen], rows[chosen]
     rule_ids, reasons = _words(
         data, stored, fired, weighted, flagged, score, no_usd, params, probability, threshold
     )

@@ -9,9 +9,14 @@ One run, one machine, in this order:
    up` does), scores what it missed since its checkpoint (phase 2's transactions, when it has
    run before), and the same load runs again; the scorer's CPU is read over the measured window;
 4. the scorer catches up, and the **commit -> verdict latency** is read from the verdict
-   timestamps: `fraud_scores.realtime_scored_at - transactions.created_at` for every transaction
-   the API committed in the window (`created_at` is taken by the API just before its commit,
-   so the figure includes the commit itself);
+   timestamps: `fraud_scores.realtime_first_scored_at - transactions.created_at` for every
+   transaction the API committed in the window (`created_at` is taken by the API just before its
+   commit, so the figure includes the commit itself). The *first* verdict: a verdict the scorer
+   revised later (a velocity burst or structuring group that kept growing: the load's hot
+   customers pay many times a second) has a later `realtime_scored_at`, which measured the
+   revision, not the wait — sessions before 0011 read that column and saw a "stall" whose
+   maximum fell by one second per second of the phase. How many verdicts were revised is
+   reported beside the latency;
 5. the scorer's peak RSS (`VmHWM`) at the end, and, separately, the RSS of the online state
    holding `state_users` users' windows (built in a child process, so the figure is the state's
    alone).
@@ -60,8 +65,9 @@ Progress = Callable[[str], None]
 
 #: Commit -> verdict latency of the transactions created in a window (one row each).
 _LATENCY_SQL = (
-    "SELECT TIMESTAMPDIFF(MICROSECOND, t.created_at, s.realtime_scored_at), "
-    "TIMESTAMPDIFF(MICROSECOND, %s, t.created_at) "
+    "SELECT TIMESTAMPDIFF(MICROSECOND, t.created_at, s.realtime_first_scored_at), "
+    "TIMESTAMPDIFF(MICROSECOND, %s, t.created_at), "
+    "s.realtime_scored_at > s.realtime_first_scored_at "
     "FROM transactions t LEFT JOIN fraud_scores s ON s.transaction_id = t.id "
     "WHERE t.created_at >= %s AND t.created_at < %s"
 )
@@ -226,6 +232,8 @@ def _wait_for_verdicts(
         "transactions": len(values),
         "verdicts": len(known),
         "missing": missing,
+        # verdicts the scorer changed after its first (the latency is the first one's)
+        "revised": sum(bool(row[2]) for row in rows if row[0] is not None),
         "p50": round(float(np.percentile(known, 50)), 1),
         "p90": round(float(np.percentile(known, 90)), 1),
         "p99": round(float(np.percentile(known, 99)), 1),

@@ -41,6 +41,7 @@ from ledgerguard.db.engines import analytics_engine, migration_engine, writer_en
 from ledgerguard.db.realtime import delete_checkpoint
 from ledgerguard.db.tables import transactions
 from ledgerguard.load.bench.ingest import machine_info
+from ledgerguard.load.generator import customer_index
 from ledgerguard.money import FxRates
 from ledgerguard.realtime.binlog import BinlogTransaction, executed_position, read_transactions
 from ledgerguard.realtime.scorer import SERVER_ID_BASE, Scorer, replica_flavour
@@ -68,6 +69,9 @@ class ScorerCpuOptions:
     batch_rows: int = 300
     terminals: int = 5_000
     seed: int = 7
+    #: customers drawn with the load generator's law (`generator.customer_index`) instead of
+    #: uniformly: hot customers' growing bursts make the scorer revise earlier verdicts
+    skewed: bool = False
     profile: bool = False
 
 
@@ -81,7 +85,11 @@ def _rows(
     now: datetime,
 ) -> list[dict[str, Any]]:
     """Realistic transactions: ordinary amounts, some small charges and near-line payments."""
-    users = user_base + rng.integers(0, options.users, count)
+    if options.skewed:
+        draws = rng.random(count)
+        users = user_base + np.array([customer_index(u, options.users) for u in draws.tolist()])
+    else:
+        users = user_base + rng.integers(0, options.users, count)
     terminal = rng.integers(1, options.terminals + 1, count)
     kind = rng.random(count)
     cents = np.where(
@@ -220,10 +228,12 @@ def run_scorer_cpu(
             "history_rows": options.history_rows,
             "rows_per_commit": options.rows_per_commit,
             "batch_rows": options.batch_rows,
+            "skewed": options.skewed,
             "scorer_batch_ms": settings.scorer_batch_ms,
         },
         "binlog": {"events": events, "transactions": len(decoded), "rows": rows},
         "scored": scored,
+        "revised": scorer.status.revised,
         "batches": batches,
         "state": {"users": state.users, "transactions": state.transactions},
         "rebuild_cpu_seconds": round(rebuild_cpu, 2),
