@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from ledgerguard.backup.archive import archived_gtids, list_segments
@@ -29,13 +30,16 @@ from ledgerguard.backup.archiver import (
 from ledgerguard.backup.binlog_file import Gtid, covers, parse_position
 from ledgerguard.backup.catalog import find_backup, list_backups
 from ledgerguard.backup.create import create_backup
-from ledgerguard.backup.errors import BackupCorrupt
+from ledgerguard.backup.errors import BackupCorrupt, BackupError
+from ledgerguard.backup.external import MARKER_DATABASE
 from ledgerguard.backup.restore import restore, restored_server, stop_restored
+from ledgerguard.backup.scratch import SCRATCH_SERVER_ID, scratch_spec, start_fresh
 from ledgerguard.backup.verify import verify_backup
 from ledgerguard.cli.main import app
-from ledgerguard.cluster.admin import admin_connection, run, scalar
+from ledgerguard.cluster.admin import Endpoint, admin_connection, run, scalar
 from ledgerguard.cluster.failover import failover
 from ledgerguard.cluster.local import LocalCluster
+from ledgerguard.cluster.spec import ServerSpec
 from ledgerguard.db.dialect import Flavour, Statement, last_gtid_query
 from ledgerguard.errors import LedgerGuardError
 from ledgerguard.settings import Settings
@@ -162,7 +166,7 @@ def test_backup_under_write_load_matches_the_replica_at_its_gtid(bk_cluster: Loc
     ) as conn:
         restored_rows = _count(conn, 1_700_001)
     stop_restored(settings, folder)
-    backup_seq = parse_position(manifest.gtid)[0].seq
+    backup_seq = parse_position(manifest.gtid).mariadb_position[0].seq
     assert restored_rows == sum(1 for seq in written if seq <= backup_seq)
     assert 0 < restored_rows < len(written)  # some rows were committed after the backup
 
@@ -215,6 +219,102 @@ def test_logical_backup_verifies_and_restores_to_a_point(bk_cluster: LocalCluste
     stop_restored(settings, restored.folder)
 
 
+@pytest.fixture
+def spare_server(bk_cluster: LocalCluster, tmp_path: Path) -> Iterator[tuple[ServerSpec, str]]:
+    """A spare, empty MariaDB on a free port, started here, with an admin reachable over TCP:
+    what Compose's `backup-scratch` container is to `verify` and `restore`."""
+    spec = scratch_spec(
+        bk_cluster.settings, tmp_path / "spare", role="replica", server_id=SCRATCH_SERVER_ID + 1
+    )
+    server = start_fresh(bk_cluster.settings, spec)
+    password = "Spare-Scratch-Admin-1"
+    try:
+        with admin_connection(spec, password="") as conn:
+            run(
+                conn,
+                Statement("CREATE USER 'scratch_admin'@'127.0.0.1' IDENTIFIED BY %s", (password,)),
+            )
+            run(
+                conn, Statement("GRANT ALL ON *.* TO 'scratch_admin'@'127.0.0.1' WITH GRANT OPTION")
+            )
+        yield spec, password
+    finally:
+        server.kill()
+
+
+def _databases(spec: ServerSpec) -> set[str]:
+    with admin_connection(spec, password="") as conn:
+        return {row["Database"] for row in run(conn, Statement("SHOW DATABASES"))}
+
+
+def test_verify_and_restore_use_an_external_scratch_server(
+    bk_cluster: LocalCluster, spare_server: tuple[ServerSpec, str]
+):
+    """LEDGERGUARD_BACKUP_SCRATCH_HOST (Compose's mode, run here with MariaDB): the dump is
+    loaded into that running server instead of a new local one, compared with the replica, and
+    the server is emptied again; a restore lands there; `--replace` is refused with the manual
+    procedure; a damaged dump still fails verify, and a server that looks real is not wiped."""
+    spec, password = spare_server
+    settings = bk_cluster.settings.model_copy(
+        update={
+            "backup_method": "logical",
+            "backup_scratch_host": "127.0.0.1",
+            "backup_scratch_port": spec.port,
+            "backup_scratch_user": "scratch_admin",
+            "backup_scratch_password": SecretStr(password),
+        }
+    )
+    _insert(bk_cluster, 1_700_020, 7)
+    LocalCluster(settings).wait_for_replica(timeout=30)
+    time.sleep(1.1)  # backup ids have one-second resolution
+    manifest = create_backup(settings)
+    restores_before = set((settings.state_dir / "restores").glob("*"))
+    verified = verify_backup(settings, backup_id=manifest.id, chunk_size=50)
+    assert verified["ok"] and verified["differences"] == [] and verified["rows"] > 0
+    assert set((settings.state_dir / "restores").glob("*")) == restores_before
+    left = _databases(spec)
+    assert MARKER_DATABASE in left and "ledgerguard" not in left  # emptied again
+    assert verify_backup(settings, backup_id=manifest.id, chunk_size=50)["ok"]  # and reusable
+
+    noted = _mistaken_delete(bk_cluster, deleted=1_700_021, later=1_700_022)
+    restored = restore(settings, to_time=noted)
+    assert restored.external and restored.plan.backup.id == manifest.id
+    scratch = Endpoint("scratch", "127.0.0.1", spec.port)
+    with admin_connection(scratch, user="scratch_admin", password=password) as conn:
+        assert _count(conn, 1_700_020) == 7
+        assert _count(conn, 1_700_021) == 25
+        assert _count(conn, 1_700_022) == 0
+    with pytest.raises(LedgerGuardError, match="external scratch server"):
+        stop_restored(settings, restored.folder)
+    env = settings_env(settings)
+    refused = runner.invoke(
+        app, ["restore", "--to", noted.isoformat(), "--replace", "--yes"], env=env
+    )
+    assert refused.exit_code == 1 and "manual procedure" in refused.output
+    assert _count_on(scratch, password, 1_700_021) == 25  # refused before touching anything
+
+    with admin_connection(spec, password="") as conn:  # a server that may be a real one
+        run(conn, Statement(f"DROP DATABASE {MARKER_DATABASE}"))
+    with pytest.raises(BackupError, match="not wiped"):
+        verify_backup(settings, backup_id=manifest.id)
+    assert "ledgerguard" in _databases(spec)  # untouched
+
+    dump = find_backup(settings, manifest.id).folder / "data" / "dump.sql.zst"
+    data = bytearray(dump.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    dump.write_bytes(bytes(data))
+    result = runner.invoke(app, ["backup", "verify", "--backup", manifest.id], env=env)
+    assert result.exit_code == 1 and "dump.sql.zst" in result.output
+    import shutil
+
+    shutil.rmtree(find_backup(settings, manifest.id).folder)  # later tests use good backups
+
+
+def _count_on(endpoint: Endpoint, password: str, user_id: int) -> int:
+    with admin_connection(endpoint, user="scratch_admin", password=password) as conn:
+        return _count(conn, user_id)
+
+
 def test_the_backup_account_can_back_up_but_not_write_or_read_password_hashes(
     bk_cluster: LocalCluster,
 ):
@@ -248,6 +348,8 @@ def test_a_point_outside_the_covered_range_is_refused_with_the_range(bk_cluster:
         assert "cover" in result.output and "GTID" in result.output
     result = runner.invoke(app, ["restore", "--to", "yesterday"], env=env)
     assert result.exit_code == 1 and "ISO 8601" in result.output
+    result = runner.invoke(app, ["restore", "--to-gtid", "0-1-x"], env=env)
+    assert result.exit_code == 1 and "not a GTID position or set" in result.output
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])

@@ -36,6 +36,7 @@ from ledgerguard.backup.retention import backups_to_keep
 from ledgerguard.backup.tools import find_tool
 from ledgerguard.cluster.provision import account_grants
 from ledgerguard.db.dialect import Flavour
+from ledgerguard.db.gtid import GtidSet
 from tests.support import make_settings
 
 T0 = 1_790_000_000
@@ -66,9 +67,9 @@ def test_summary_reads_start_state_gtids_and_times(tmp_path: Path):
     gtids = [Gtid(0, 1, 5), Gtid(0, 1, 6), Gtid(0, 2, 7)]
     path = _binlog(tmp_path / "mariadb-bin.000002", [Gtid(0, 1, 4)], gtids)
     summary = summarize(path)
-    assert summary.start_state == {0: Gtid(0, 1, 4)} == start_state(path)
+    assert summary.start_state == GtidSet.of([Gtid(0, 1, 4)]) == start_state(path)
     assert summary.gtids == gtids and summary.complete
-    assert summary.end_state == {0: Gtid(0, 2, 7)}
+    assert summary.end_state == GtidSet.of([Gtid(0, 2, 7)])
     assert summary.last_time == datetime.fromtimestamp(T0 + 2, UTC)
     assert last_event_time(path) == datetime.fromtimestamp(T0 + 2, UTC)
 
@@ -85,7 +86,7 @@ def test_positions_parse_format_and_compare():
     assert covers(position, parse_position("0-2-9"))
     assert not covers(position, parse_position("0-1-11"))
     assert not covers(position, parse_position("2-1-1"))
-    assert covers(position, {}) and parse_position("") == {}
+    assert covers(position, GtidSet()) and parse_position("") == GtidSet()
 
 
 def _backup(finished: datetime, *, verified: bool = False) -> BackupInfo:

@@ -158,6 +158,7 @@ def test_each_service_gets_only_its_accounts_secrets(resolved: dict):
     their processes are given by `ledgerguard up` (the same constants), and name every other
     secret as withheld so that `Settings()` starts without it."""
     from ledgerguard.api.server import API_SECRETS
+    from ledgerguard.backup.archiver import ARCHIVER_SECRETS
     from ledgerguard.orchestration.config import TASK_SECRETS
     from ledgerguard.realtime.process import SCORER_SECRETS
     from ledgerguard.settings import SECRET_FIELDS, WITHHELD, _env_name
@@ -166,6 +167,7 @@ def test_each_service_gets_only_its_accounts_secrets(resolved: dict):
         ("api", API_SECRETS),
         ("scorer", SCORER_SECRETS),
         ("airflow", TASK_SECRETS),
+        ("archiver", ARCHIVER_SECRETS),
     ):
         env = resolved["services"][name]["environment"]
         present = {
@@ -177,3 +179,43 @@ def test_each_service_gets_only_its_accounts_secrets(resolved: dict):
         assert withheld == set(SECRET_FIELDS) - present - {"grafana_admin_password"}, name
     provision = resolved["services"]["provision"]["environment"]
     assert "MYSQL_ROOT_PASSWORD" in provision  # it creates the accounts
+
+
+def test_backups_archive_and_verify_in_compose(resolved: dict):
+    """#17 in Compose: the archiver streams into the `backups` volume and is scraped; Airflow
+    (00_nightly_backup) verifies into the empty `backup-scratch` server, whose root is limited
+    to the stack's containers; both write the volume as the same user."""
+    services = resolved["services"]
+    archiver, airflow = services["archiver"], services["airflow"]
+    assert archiver["command"] == ["python", "-m", "ledgerguard.backup.archiver"]
+    assert archiver["user"] == airflow["user"]
+    for service in (archiver, airflow, services["backups-init"]):
+        targets = [
+            v["target"] if isinstance(v, dict) else v.split(":")[1] for v in service["volumes"]
+        ]
+        assert "/backups" in targets
+    assert archiver["environment"]["LEDGERGUARD_BIND_ADDRESS"] == "0.0.0.0"
+    port = archiver["environment"]["LEDGERGUARD_BACKUP_METRICS_PORT"]
+    prometheus = yaml.safe_load((REPO / "deploy/prometheus/prometheus.compose.yml").read_text())
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+    assert jobs["ledgerguard-backup"]["static_configs"][0]["targets"] == [f"archiver:{port}"]
+    scratch = services["backup-scratch"]
+    assert scratch["image"].startswith("mysql:8.4") and not scratch.get("ports")
+    assert "--event-scheduler=OFF" in scratch["command"]
+    (pool,) = resolved["networks"]["default"]["ipam"]["config"]
+    root_host = scratch["environment"]["MYSQL_ROOT_HOST"]
+    address, mask = root_host.split("/")
+    assert ipaddress.ip_network(f"{address}/{mask}") == ipaddress.ip_network(pool["ip_range"])
+    env = airflow["environment"]
+    assert (env["LEDGERGUARD_BACKUP_SCRATCH_HOST"], env["LEDGERGUARD_BACKUP_SCRATCH_PORT"]) == (
+        "backup-scratch",
+        "3306",
+    )
+    assert (
+        env["LEDGERGUARD_BACKUP_SCRATCH_PASSWORD"] == scratch["environment"]["MYSQL_ROOT_PASSWORD"]
+    )
+    build = services["backups-init"]["build"]
+    assert build["target"] == "backup-tools"
+    dockerfile = (Path(build["context"]) / build["dockerfile"]).read_text()
+    assert "AS backup-tools" in dockerfile and "deploy/mysql/install-client.sh" in dockerfile
+    assert "mysql-community-client" in (REPO / "deploy/mysql/install-client.sh").read_text()

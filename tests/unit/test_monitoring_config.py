@@ -225,7 +225,6 @@ def test_compose_prometheus_uses_the_same_jobs_and_roles(tmp_path: Path):
         }
 
     local = roles(_rendered(tmp_path))
-    # the binlog archiver (job ledgerguard-backup) runs only in the local stack; Compose backs
-    # up with the MySQL image's mysqldump/mysqlbinlog by hand (README "Backups")
-    local.pop(BACKUP_JOB)
+    # the binlog archiver (job ledgerguard-backup) runs in both: Compose's `archiver` service
     assert roles(yaml.safe_load(compose_file.read_text())) == local
+    assert local[BACKUP_JOB] == "backup"

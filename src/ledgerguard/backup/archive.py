@@ -4,9 +4,12 @@
 byte for byte into a **segment** folder, `<backups>/binlogs/<NNNN>-server<id>/`. A segment is
 one unbroken stream from one server; a new one begins when the writable server changes
 (failover, `restore --replace`), because the new primary's files have the same names but
-another history. Each segment records the GTID state its first file starts from (the file's
-`Gtid_list` event), so a restore can chain segments without gap or overlap: segment *i* is
-replayed up to where segment *i+1* starts.
+another history. Each segment records the GTID set it starts from (its first file's
+`Gtid_list` on MariaDB, `Previous_gtids` on MySQL, or on MySQL the archive's end it asked the
+new server to exclude), so a restore can chain segments without gap or overlap: segment *i* is
+replayed up to where segment *i+1* starts. GTIDs of both flavours are `ledgerguard.db.gtid.GtidSet`
+values; the files are read by `ledgerguard.backup.binlog_file`. On MySQL the tool is
+`mysqlbinlog` with the same options (`ledgerguard.backup.logical.stream_command`).
 
 Where a stream starts:
 
@@ -14,7 +17,9 @@ Where a stream starts:
   (a raw copy overwrites it, so an interrupted file is completed);
 * another server → a new segment from the newest of its files that starts at or before the
   archive's end (its binlog holds every transaction it applied, so nothing is skipped); if its
-  oldest file already starts after the archive's end, the gap is recorded and reported.
+  oldest file already starts after the archive's end, the gap is recorded and reported. On
+  MySQL the new segment asks by GTID instead (`--exclude-gtids=<archive end>`), so it starts
+  exactly at the archive's end.
 """
 
 from __future__ import annotations
@@ -31,7 +36,6 @@ import pymysql
 
 from ledgerguard.backup.binlog_file import (
     BinlogSummary,
-    Gtid,
     covers,
     format_position,
     last_event_time,
@@ -41,7 +45,8 @@ from ledgerguard.backup.binlog_file import (
 )
 from ledgerguard.backup.catalog import BackupPaths
 from ledgerguard.cluster.admin import run
-from ledgerguard.db.dialect import Statement
+from ledgerguard.db.dialect import Flavour, Statement
+from ledgerguard.db.gtid import AnyGtid, GtidSet
 from ledgerguard.files import write_text_atomic
 from ledgerguard.settings import Settings
 
@@ -49,10 +54,12 @@ SEGMENT_META = "segment.json"
 _SEGMENT = re.compile(r"^(\d{4})-server(\d+)$")
 SHOW_BINARY_LOGS = Statement("SHOW BINARY LOGS")
 SHOW_MASTER_STATUS = Statement("SHOW MASTER STATUS")
+#: `SHOW BINLOG EVENTS`' name of the event a binlog file starts with (its GTID start set).
+SERVER_START_EVENTS = ("Gtid_list", "Previous_gtids")
 
 
 def show_binlog_start(file_name: str) -> Statement:
-    """The first events of one binlog file on the server (its Gtid_list among them)."""
+    """The first events of one binlog file on the server (its Gtid_list / Previous_gtids)."""
     return Statement("SHOW BINLOG EVENTS IN %s LIMIT 4", (file_name,))
 
 
@@ -61,12 +68,13 @@ def server_binlogs(conn: pymysql.connections.Connection) -> dict[str, int]:
     return {row["Log_name"]: int(row["File_size"]) for row in run(conn, SHOW_BINARY_LOGS)}
 
 
-def server_file_start(conn: pymysql.connections.Connection, file_name: str) -> dict[int, Gtid]:
-    """The GTID state a binlog file on the server starts from (`[0-1-5]` → {0: 0-1-5})."""
+def server_file_start(conn: pymysql.connections.Connection, file_name: str) -> GtidSet:
+    """The GTID set a binlog file on the server starts from (MariaDB `Gtid_list` `[0-1-5]`,
+    MySQL `Previous_gtids` `uuid:1-5`)."""
     for row in run(conn, show_binlog_start(file_name)):
-        if row["Event_type"] == "Gtid_list":
-            return parse_position(row["Info"].strip("[]"))
-    return {}
+        if row["Event_type"] in SERVER_START_EVENTS:
+            return parse_position((row["Info"] or "").strip("[]"))
+    return GtidSet()
 
 
 def server_binlog_end(conn: pymysql.connections.Connection) -> tuple[str, int] | None:
@@ -94,7 +102,7 @@ class Segment:
         return sorted(p for p in self.folder.iterdir() if p.name.split(".")[-1].isdigit())
 
     @property
-    def start_state(self) -> dict[int, Gtid]:
+    def start_state(self) -> GtidSet:
         return parse_position(self.start)
 
     @cached_property
@@ -103,15 +111,17 @@ class Segment:
         return summarize(files[-1]) if files else None
 
     @property
-    def end_state(self) -> dict[int, Gtid]:
+    def end_state(self) -> GtidSet:
+        """What the archive holds once this segment is replayed: its start plus its newest
+        file's start and transactions (earlier files are inside that file's start set)."""
         summary = self.last_summary
-        return summary.end_state if summary else self.start_state
+        return self.start_state.union(summary.end_state) if summary else self.start_state
 
     def last_time(self) -> datetime | None:
         files = self.files
         return last_event_time(files[-1]) if files else None
 
-    def file_for(self, position: dict[int, Gtid]) -> int:
+    def file_for(self, position: GtidSet) -> int:
         """Index of the newest file starting at or before `position` (where a replay begins)."""
         index = 0
         for number, path in enumerate(self.files):
@@ -159,7 +169,7 @@ def new_segment(
     server_id: int,
     address: str,
     first_file: str,
-    start: dict[int, Gtid],
+    start: GtidSet,
     gap_before: str = "",
 ) -> Segment:
     existing = list_segments(settings)
@@ -182,12 +192,54 @@ def new_segment(
 
 @dataclass
 class StreamStart:
-    """Where the next `mariadb-binlog` stream writes and from which server file it starts."""
+    """Where the next stream writes and from which server file it starts.
+
+    `exclude` set: the stream asks by GTID (MySQL `--read-from-remote-source=BINLOG-DUMP-GTIDS
+    --exclude-gtids=<exclude>`): the server sends every transaction it has outside that set.
+    """
 
     segment: Segment
     file_name: str
     new_segment: bool
     notes: list[str] = field(default_factory=list)
+    exclude: GtidSet | None = None
+
+
+@dataclass(frozen=True)
+class NewSegmentStart:
+    """Where a new segment on another server begins (see `continue_archive`)."""
+
+    first_file: str
+    start: GtidSet
+    exclude: GtidSet | None = None
+    gap: str = ""
+
+
+def continue_archive(
+    end: GtidSet, starts: list[tuple[str, GtidSet]], *, flavour: Flavour, address: str
+) -> NewSegmentStart:
+    """How a server whose binlog files start at `starts` (oldest first) continues an archive
+    that ends at `end`.
+
+    From the newest file that starts at or before `end` (its binlog holds every transaction it
+    applied since). MySQL asks by GTID for everything outside `end` instead, so the segment
+    starts at `end` exactly. No such file: from its oldest one, with the gap recorded.
+    """
+    usable = [(name, state) for name, state in starts if covers(end, state)]
+    if usable:
+        first_file, first_state = usable[-1]
+        if flavour is Flavour.MYSQL:
+            return NewSegmentStart(first_file, start=end, exclude=end)
+        return NewSegmentStart(first_file, start=first_state)
+    first_file, first_state = starts[0]
+    return NewSegmentStart(
+        first_file,
+        start=first_state,
+        gap=(
+            f"the archive ends at {format_position(end)} but {address}'s oldest binlog "
+            f"starts at {format_position(first_state)}: transactions in between are missing"
+        ),
+    )
 
 
 def plan_stream(
@@ -196,8 +248,14 @@ def plan_stream(
     *,
     server_id: int,
     address: str,
+    flavour: Flavour = Flavour.MARIADB,
 ) -> StreamStart:
-    """Decide where the stream from the server behind `conn` continues (see module docstring)."""
+    """Decide where the stream from the server behind `conn` continues (see module docstring).
+
+    MySQL: a new segment that continues the archive asks the new server by GTID for everything
+    the archive lacks (`StreamStart.exclude` = the archive's end), so it starts exactly where the
+    archive ends; the server itself refuses when it has purged any of those transactions.
+    """
     names = server_binlogs(conn)
     if not names:
         raise ValueError(f"the server {address} keeps no binlog")
@@ -215,27 +273,23 @@ def plan_stream(
                 and server_file_start(conn, resume) == local_start
             ):
                 return StreamStart(current, resume, new_segment=False)
-        end = current.end_state
         starts = [(name, server_file_start(conn, name)) for name in names]
-        usable = [(name, state) for name, state in starts if covers(end, state)]
-        gap = ""
-        if usable:
-            first_file, first_state = usable[-1]
-        else:
-            first_file, first_state = starts[0]
-            gap = (
-                f"the archive ends at {format_position(end)} but {address}'s oldest binlog "
-                f"starts at {format_position(first_state)}: transactions in between are missing"
-            )
+        choice = continue_archive(current.end_state, starts, flavour=flavour, address=address)
         segment = new_segment(
             settings,
             server_id=server_id,
             address=address,
-            first_file=first_file,
-            start=first_state,
-            gap_before=gap,
+            first_file=choice.first_file,
+            start=choice.start,
+            gap_before=choice.gap,
         )
-        return StreamStart(segment, first_file, new_segment=True, notes=[gap] if gap else [])
+        return StreamStart(
+            segment,
+            choice.first_file,
+            new_segment=True,
+            notes=[choice.gap] if choice.gap else [],
+            exclude=choice.exclude,
+        )
     first_file = next(iter(names))
     segment = new_segment(
         settings,
@@ -255,7 +309,7 @@ def close_current_segment(settings: Settings) -> None:
         segments[-1].save()
 
 
-def chain_start(segments: list[Segment], position: dict[int, Gtid]) -> int | None:
+def chain_start(segments: list[Segment], position: GtidSet) -> int | None:
     """Index of the segment a replay from `position` begins in (None: not archived).
 
     The newest segment that starts at or before `position` and reaches it.
@@ -267,29 +321,29 @@ def chain_start(segments: list[Segment], position: dict[int, Gtid]) -> int | Non
     return found
 
 
-def archive_end(settings: Settings) -> tuple[dict[int, Gtid], datetime | None]:
-    """The GTID state and time of the newest archived event (empty, None: nothing archived)."""
+def archive_end(settings: Settings) -> tuple[GtidSet, datetime | None]:
+    """The GTID set and time of the newest archived event (empty, None: nothing archived)."""
     segments = list_segments(settings)
     if not segments:
-        return {}, None
+        return GtidSet(), None
     return segments[-1].end_state, segments[-1].last_time()
 
 
-def archived_gtids(settings: Settings) -> list[Gtid]:
+def archived_gtids(settings: Settings) -> list[AnyGtid]:
     """Every archived GTID in stream order, segments chained (for gap checks and tests)."""
-    gtids: list[Gtid] = []
+    gtids: list[AnyGtid] = []
     segments = list_segments(settings)
     for number, segment in enumerate(segments):
         limit = segments[number + 1].start_state if number + 1 < len(segments) else None
         for path in segment.files:
             for gtid in summarize(path).gtids:
-                if limit is None or covers(limit, {gtid.domain: gtid}):
+                if limit is None or limit.contains(gtid):
                     gtids.append(gtid)
     # a later segment restarts at an earlier file: keep the first copy of each GTID
-    seen: set[tuple[int, int]] = set()
+    seen: set[tuple[str, int]] = set()
     unique = []
     for gtid in gtids:
-        if (gtid.domain, gtid.seq) not in seen:
-            seen.add((gtid.domain, gtid.seq))
+        if (gtid.source, gtid.seq) not in seen:
+            seen.add((gtid.source, gtid.seq))
             unique.append(gtid)
     return unique

@@ -1,15 +1,19 @@
-"""The archiver: a managed background process keeping `mariadb-binlog` streaming the primary.
+"""The archiver: a managed background process keeping the primary's binlog streaming.
 
 `ledgerguard up` starts it (`backup archive up` alone), `ledgerguard status` shows it, `down`
 stops it. It is a small supervisor (this module run with `python -m`), in its own process
 group with its pid file and log under `<backups>/run` and `<backups>/logs`, and it
 
-* runs `mariadb-binlog --read-from-remote-server --raw --stop-never` as the backup account against
-  the **acting primary**, starting where `ledgerguard.backup.archive.plan_stream` says;
+* runs `mariadb-binlog --read-from-remote-server --raw --stop-never` (MySQL: `mysqlbinlog`, the
+  flavour read from the server's version) as the backup account against the **acting
+  primary**, starting where `ledgerguard.backup.archive.plan_stream` says;
 * checks every second which server is the primary (`acting_primary`): after a failover it
   stops the stream and starts a new segment against the new primary, without gap; a stream
   that ends (primary restarted, network) is started again after a second;
 * serves `/metrics` (`ledgerguard.backup.metrics`) on `LEDGERGUARD_BACKUP_METRICS_PORT`.
+
+In Compose the supervisor is the `archiver` service's foreground process (`python -m
+ledgerguard.backup.archiver`); locally `ledgerguard up` starts it detached.
 """
 
 from __future__ import annotations
@@ -30,9 +34,9 @@ from ledgerguard.backup.catalog import BackupPaths
 from ledgerguard.backup.errors import BackupError
 from ledgerguard.backup.logical import BINLOG_TOOL, stream_command
 from ledgerguard.backup.tools import backup_login, find_tool, write_option_file
-from ledgerguard.cluster.admin import admin_connection, scalar
+from ledgerguard.cluster.admin import admin_connection, reach, scalar
 from ledgerguard.cluster.spec import ServerSpec, server_specs
-from ledgerguard.db.dialect import Flavour, Statement
+from ledgerguard.db.dialect import VERSION_QUERY, Statement, detect_flavour
 from ledgerguard.errors import LedgerGuardError
 from ledgerguard.processes import (
     StartFailed,
@@ -111,7 +115,9 @@ def archiver_pid(settings: Settings) -> int | None:
 def stream_pid(settings: Settings) -> int | None:
     return pid_from_file(
         ArchiverFiles.of(settings).stream_pid_file,
-        runs=lambda cmd: b"mariadb-binlog" in cmd.split(b"\0", 1)[0],
+        runs=lambda cmd: any(
+            tool.encode() in cmd.split(b"\0", 1)[0] for tool in BINLOG_TOOL.values()
+        ),
     )
 
 
@@ -204,7 +210,7 @@ def archive_summary(status: dict[str, Any]) -> str:
 
 # --- the supervisor process ---------------------------------------------------------------------
 class Supervisor:
-    """Keeps one `mariadb-binlog` stream running against the acting primary."""
+    """Keeps one binlog stream (`mariadb-binlog` / `mysqlbinlog`) running against the primary."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -218,11 +224,14 @@ class Supervisor:
 
     def _start_stream(self, primary: ServerSpec) -> None:
         login = backup_login(self.settings)
-        with admin_connection(primary, **login, connect_timeout=2) as conn:
+        with admin_connection(reach(primary), **login, connect_timeout=2) as conn:
             if scalar(conn, READ_ONLY):
                 raise BackupError(f"{primary.base_dir.name}:{primary.port} is read-only")
             address = f"{primary.host}:{primary.port}"
-            start = plan_stream(self.settings, conn, server_id=primary.server_id, address=address)
+            flavour = detect_flavour(str(scalar(conn, VERSION_QUERY)))
+            start = plan_stream(
+                self.settings, conn, server_id=primary.server_id, address=address, flavour=flavour
+            )
         for note in start.notes:
             _log(f"WARNING: {note}")
         write_option_file(
@@ -235,12 +244,13 @@ class Supervisor:
             },
         )
         argv = stream_command(
-            Flavour.MARIADB,
-            tool=find_tool(BINLOG_TOOL[Flavour.MARIADB]),
+            flavour,
+            tool=find_tool(BINLOG_TOOL[flavour]),
             option_file=self.files.option_file,
             server_id=STREAM_SERVER_ID,
             folder=start.segment.folder,
             first=start.file_name,
+            exclude=str(start.exclude) if start.exclude is not None else None,
         )
         self.child = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
         self.files.stream_pid_file.write_text(f"{self.child.pid}\n")
@@ -248,6 +258,7 @@ class Supervisor:
         _log(
             f"streaming {address} from {start.file_name} into {start.segment.folder.name}"
             f"{' (new segment)' if start.new_segment else ''}"
+            f"{f' excluding {start.exclude}' if start.exclude is not None else ''}"
         )
 
     def _stop_stream(self) -> None:
@@ -269,7 +280,7 @@ class Supervisor:
             self._stop_stream()
         if not self.streaming():
             if self.child is not None:
-                _log(f"mariadb-binlog ended with code {self.child.returncode}; restarting")
+                _log(f"the binlog stream ended with code {self.child.returncode}; restarting")
                 self._stop_stream()
             self._start_stream(primary)
 

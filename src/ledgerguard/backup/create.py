@@ -40,7 +40,7 @@ from ledgerguard.backup.manifest import (
     sha256_of,
 )
 from ledgerguard.backup.tools import backup_login, find_tool, run_tool, write_option_file
-from ledgerguard.cluster.admin import admin_connection, scalar
+from ledgerguard.cluster.admin import admin_connection, reach, scalar
 from ledgerguard.cluster.errors import ClusterError
 from ledgerguard.cluster.local import LocalCluster
 from ledgerguard.cluster.spec import ServerSpec
@@ -185,7 +185,7 @@ def create_backup(settings: Settings, *, progress: Progress = _quiet) -> Manifes
     if final.exists():
         raise BackupError(f"{final} already exists: wait a second and try again")
     try:
-        with admin_connection(spec, **backup_login(settings), connect_timeout=5) as conn:
+        with admin_connection(reach(spec), **backup_login(settings), connect_timeout=5) as conn:
             version = str(scalar(conn, VERSION_QUERY))
     except ClusterError as exc:
         raise BackupError(

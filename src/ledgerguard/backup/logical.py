@@ -44,7 +44,7 @@ from ledgerguard.backup.scratch import (
     unpack_backup,
 )
 from ledgerguard.backup.tools import find_tool, tool_environment, write_option_file
-from ledgerguard.cluster.admin import admin_connection, run
+from ledgerguard.cluster.admin import Endpoint, admin_connection, run
 from ledgerguard.cluster.heartbeat import DATABASE as HEARTBEAT_DATABASE
 from ledgerguard.cluster.process import LocalServer
 from ledgerguard.cluster.provision import provision_primary, secure_root
@@ -153,25 +153,42 @@ def replay_command(
 
 
 def stream_command(
-    flavour: Flavour, *, tool: str, option_file: Path, server_id: int, folder: Path, first: str
+    flavour: Flavour,
+    *,
+    tool: str,
+    option_file: Path,
+    server_id: int,
+    folder: Path,
+    first: str,
+    exclude: str | None = None,
 ) -> list[str]:
     """The continuous binlog archive: raw binlog files of the source from `first` on, forever.
 
     MariaDB names the announced server id `--stop-never-slave-server-id`, MySQL
-    `--connection-server-id`.
+    `--connection-server-id`. `exclude` (MySQL only): ask by GTID instead of by file, for every
+    transaction outside that set (`--read-from-remote-source=BINLOG-DUMP-GTIDS
+    --exclude-gtids=...`, filtered by the source: MySQL 8.4 manual, mysqlbinlog options); the
+    file name is still given, the server starts at the first file holding a missing GTID.
     """
-    server = (
-        f"--stop-never-slave-server-id={server_id}"
-        if flavour is Flavour.MARIADB
-        else f"--connection-server-id={server_id}"
-    )
+    if flavour is Flavour.MARIADB:
+        if exclude:
+            raise ValueError("mariadb-binlog streams by file only")
+        remote = ["--read-from-remote-server", f"--stop-never-slave-server-id={server_id}"]
+    elif exclude:
+        remote = [
+            "--read-from-remote-source=BINLOG-DUMP-GTIDS",
+            f"--exclude-gtids={exclude}",
+            f"--connection-server-id={server_id}",
+        ]
+    else:
+        remote = ["--read-from-remote-server", f"--connection-server-id={server_id}"]
     return [
         tool,
         f"--defaults-file={option_file}",
-        "--read-from-remote-server",
+        remote[0],
         "--raw",
         "--stop-never",
-        server,
+        *remote[1:],
         f"--result-file={folder}/",
         first,
     ]
@@ -227,6 +244,41 @@ def load_dump(argv: list[str], *, dump: Path, log_file: Path) -> None:
         raise BackupError(f"loading {dump.name} failed (exit code {code}):\n{tail}")
 
 
+def load_logical_backup(
+    backup: BackupInfo,
+    *,
+    work_dir: Path,
+    client: dict[str, str | int],
+    target: ServerSpec | Endpoint,
+) -> Flavour:
+    """Load the dump of `backup` into the running server `target` and leave it at the dump's
+    GTID position; returns the backup's flavour.
+
+    `client` are the client program's login options (`user`, `password`, and `socket` or
+    `host`/`port`), also used for the one admin statement: MariaDB's `gtid_slave_pos` (MySQL's
+    dump sets `GTID_PURGED` itself). The dump is unpacked under `work_dir` (checked against the
+    manifest) and deleted afterwards.
+    """
+    flavour = detect_flavour(backup.manifest.server_version)
+    dump_dir = work_dir / "dump"
+    unpack_backup(backup.folder, backup.manifest, dump_dir)
+    option_file = write_option_file(work_dir / "client.cnf", "client", client)
+    try:
+        load_dump(
+            load_command(flavour, tool=find_tool(CLIENT_TOOL[flavour]), option_file=option_file),
+            dump=dump_dir / DUMP_FILE,
+            log_file=work_dir / "load.log",
+        )
+    finally:
+        option_file.unlink(missing_ok=True)
+        shutil.rmtree(dump_dir, ignore_errors=True)
+    if flavour is Flavour.MARIADB:
+        login = {"user": str(client["user"]), "password": str(client["password"])}
+        with admin_connection(target, **login) as conn:
+            run(conn, Statement(SET_SLAVE_POS.sql, (backup.manifest.gtid,)))
+    return flavour
+
+
 def start_logical_copy(
     settings: Settings,
     backup: BackupInfo,
@@ -242,9 +294,6 @@ def start_logical_copy(
     `cluster up` would create them, since the dump holds no accounts and replayed binlogs may
     change them.
     """
-    flavour = detect_flavour(backup.manifest.server_version)
-    dump_dir = spec.base_dir / "dump"
-    unpack_backup(backup.folder, backup.manifest, dump_dir)
     if spec.one_time_root:
         server, password = start_with_one_time_root(settings, spec, fresh=True)
     elif root_password is None:
@@ -255,29 +304,17 @@ def start_logical_copy(
         if not spec.one_time_root:
             with admin_connection(spec, password="") as conn:
                 secure_root(conn, password=password)
-        option_file = write_option_file(
-            spec.base_dir / "client.cnf",
-            "client",
-            {"user": "root", "password": password, "socket": spec.socket},
+        load_logical_backup(
+            backup,
+            work_dir=spec.base_dir,
+            client={"user": "root", "password": password, "socket": spec.socket},
+            target=spec,
         )
-        try:
-            client = find_tool(CLIENT_TOOL[flavour])
-            load_dump(
-                load_command(flavour, tool=client, option_file=option_file),
-                dump=dump_dir / DUMP_FILE,
-                log_file=spec.base_dir / "load.log",
-            )
-        finally:
-            option_file.unlink(missing_ok=True)
-        with admin_connection(spec, password=password) as conn:
-            if flavour is Flavour.MARIADB:
-                run(conn, Statement(SET_SLAVE_POS.sql, (backup.manifest.gtid,)))
-            if not spec.one_time_root:
+        if not spec.one_time_root:
+            with admin_connection(spec, password=password) as conn:
                 run(conn, NO_BINLOG)
                 provision_primary(conn, settings)
     except BaseException:
         server.kill()
         raise
-    finally:
-        shutil.rmtree(dump_dir, ignore_errors=True)
     return server, password

@@ -68,7 +68,7 @@ class BackupCollector(Collector):
         last = archive_last_event(self.settings)
         yield GaugeMetricFamily(
             "ledgerguard_binlog_archive_up",
-            "1 while mariadb-binlog streams the primary's binlog into the archive.",
+            "1 while the binlog stream (mariadb-binlog / mysqlbinlog) copies the primary's binlog.",
             value=1 if self.streaming() else 0,
         )
         yield GaugeMetricFamily(

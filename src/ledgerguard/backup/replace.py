@@ -30,6 +30,21 @@ def _quiet(_: str) -> None:
     """Default progress sink."""
 
 
+def external_replace_refusal(settings: Settings) -> str | None:
+    """Why `--replace` cannot run here, or None: with an external scratch server (Compose) the
+    cluster's servers are other containers whose datadirs this process cannot swap."""
+    if not settings.backup_scratch_host.strip():
+        return None
+    return (
+        "--replace is refused with an external scratch server (LEDGERGUARD_BACKUP_SCRATCH_HOST="
+        f"{settings.backup_scratch_host}): the cluster's servers are other containers, whose "
+        "data this command cannot swap. Restore without --replace, check the data on the "
+        'scratch server, then follow the manual procedure in README "Compose (MySQL 8.4): what '
+        'differs" (stop the writers, dump the scratch server with mysqldump --set-gtid-purged='
+        "ON, RESET BINARY LOGS AND GTIDS and load it on the primary, re-provision the replica)"
+    )
+
+
 def _relocate_binlogs(datadir: Path) -> None:
     """Point the binlog index at the files' new place (it holds absolute paths)."""
     index = datadir / "mariadb-bin.index"

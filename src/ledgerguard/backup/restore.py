@@ -6,6 +6,8 @@
 2. the backup is unpacked into `<home>/restores/<id>/primary/` and `mariadbd` started there on a
    free port (never the cluster's folders or ports); a logical backup is loaded into a new
    server there instead, with the accounts from the settings (`ledgerguard.backup.logical`);
+   with `LEDGERGUARD_BACKUP_SCRATCH_HOST` (Compose) it is loaded into that external, emptied
+   server (`ledgerguard.backup.external`), the folder keeping only logs and `restore.json`;
 3. the archived binlogs are replayed into it with `mariadb-binlog | mariadb`, segment by
    segment: from the backup's GTID position (exclusive) to the target, each segment up to where
    the next one starts. `--stop-datetime` stops at the first event at or after the target
@@ -38,20 +40,23 @@ from ledgerguard.backup.errors import (
     OutsideRecoveryWindow,
     RestoreRefused,
 )
+from ledgerguard.backup.external import ExternalScratch, claim_scratch, external_scratch
 from ledgerguard.backup.logical import (
     BINLOG_TOOL,
     CLIENT_TOOL,
     LOGICAL,
+    load_logical_backup,
     replay_command,
     start_logical_copy,
 )
 from ledgerguard.backup.scratch import scratch_spec, start_restored, unpack_backup
 from ledgerguard.backup.tools import find_tool, tool_environment, write_option_file
-from ledgerguard.cluster.admin import admin_connection, run
+from ledgerguard.cluster.admin import Endpoint, admin_connection, run
 from ledgerguard.cluster.process import LocalServer, find_binary
 from ledgerguard.cluster.replica import executed_gtids
 from ledgerguard.cluster.spec import ServerSpec
 from ledgerguard.db.dialect import Flavour, Statement, detect_flavour
+from ledgerguard.db.gtid import GtidSet
 from ledgerguard.files import write_text_atomic
 from ledgerguard.settings import Settings
 from ledgerguard.utc import as_utc
@@ -160,7 +165,7 @@ def plan_restore(
         raise NoBackup("no backup exists: take one with `ledgerguard backup create`")
     window = recovery_window(settings)
     target = parse_position(to_gtid) if to_gtid is not None else None
-    archive_end = segments[-1].end_state if segments else {}
+    archive_end = segments[-1].end_state if segments else GtidSet()
     last_time = segments[-1].last_time() if segments else None
     wanted = to_time.isoformat() if to_time else f"GTID {to_gtid}"
     if (target is not None and not covers(archive_end, target)) or (
@@ -211,9 +216,7 @@ def plan_restore(
     )
 
 
-def _replay(
-    step: ReplayStep, *, flavour: Flavour, spec: ServerSpec, option_file: Path, log_file: Path
-) -> None:
+def _replay(step: ReplayStep, *, flavour: Flavour, option_file: Path, log_file: Path) -> None:
     """`mariadb-binlog <files> | mariadb` for one step; `BackupError` when either side fails."""
     argv = replay_command(
         flavour,
@@ -248,21 +251,102 @@ def _replay(
         )
 
 
+def _replay_plan(
+    plan: RestorePlan,
+    *,
+    flavour: Flavour,
+    client: dict[str, Any],
+    target: ServerSpec | Endpoint,
+    folder: Path,
+    progress: Progress,
+) -> str:
+    """Replay every step of `plan` into the server `target` (client login options `client`);
+    returns the GTID position it ends at."""
+    option_file = write_option_file(folder / "client.cnf", "client", client)
+    try:
+        for step in plan.steps:
+            progress(
+                f"replaying {len(step.files)} archived binlog file(s) of {step.segment} after "
+                f"{step.start or 'the start'}"
+            )
+            _replay(step, flavour=flavour, option_file=option_file, log_file=folder / "replay.log")
+    finally:
+        option_file.unlink(missing_ok=True)
+    with admin_connection(target, user=client["user"], password=client["password"]) as conn:
+        # a new binlog file that starts at the restored position: a later archive segment
+        # of this server begins exactly here
+        run(conn, FLUSH_BINARY_LOGS)
+        return executed_gtids(conn)
+
+
+def _restore_into_external(
+    settings: Settings,
+    plan: RestorePlan,
+    external: ExternalScratch,
+    folder: Path,
+    progress: Progress,
+) -> RestoreResult:
+    """The restore on the external scratch server (Compose): emptied, the dump loaded, the
+    archive replayed; the folder keeps the logs and `restore.json`. Accounts are not created
+    (that would need every account's secret): inspect it as the scratch server's admin."""
+    if plan.backup.manifest.method != LOGICAL:
+        raise RestoreRefused(
+            f"backup {plan.backup.id} is {plan.backup.manifest.method}: the external scratch "
+            "server (LEDGERGUARD_BACKUP_SCRATCH_HOST) loads logical backups only"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    progress(f"emptying the scratch server {external.address}, loading backup {plan.backup.id}")
+    claim_scratch(settings, external)
+    flavour = load_logical_backup(
+        plan.backup, work_dir=folder, client=external.client_options, target=external.endpoint
+    )
+    unpacked = time.monotonic()
+    gtid = _replay_plan(
+        plan,
+        flavour=flavour,
+        client=external.client_options,
+        target=external.endpoint,
+        folder=folder,
+        progress=progress,
+    )
+    result = RestoreResult(
+        folder=folder,
+        port=external.endpoint.port,
+        socket=None,
+        gtid=gtid,
+        plan=plan,
+        unpack_seconds=unpacked - began,
+        replay_seconds=time.monotonic() - unpacked,
+        host=external.endpoint.host,
+        external=True,
+    )
+    write_text_atomic(
+        folder / RESTORE_INFO, json.dumps(result.to_dict(), indent=2, default=str) + "\n"
+    )
+    progress(f"restored to GTID {gtid} on the scratch server {external.address}")
+    return result
+
+
 @dataclass
 class RestoreResult:
     folder: Path
     port: int
-    socket: Path
+    socket: Path | None  # None: on the external scratch server
     gtid: str
     plan: RestorePlan
     unpack_seconds: float = 0.0
     replay_seconds: float = 0.0
+    host: str = "127.0.0.1"
+    external: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "folder": str(self.folder),
+            "host": self.host,
             "port": self.port,
-            "socket": str(self.socket),
+            "socket": str(self.socket) if self.socket else None,
+            "external": self.external,
             "gtid": self.gtid,
             "plan": self.plan.to_dict(),
             "unpack_seconds": round(self.unpack_seconds, 2),
@@ -310,6 +394,9 @@ def restore(
     if folder.exists() and any(folder.iterdir()):
         raise RestoreRefused(f"{folder} exists and is not empty: choose a new folder")
     plan = plan_restore(settings, to_time=to_time, to_gtid=to_gtid)
+    external = external_scratch(settings)
+    if external is not None:
+        return _restore_into_external(settings, plan, external, folder, progress)
     spec = restore_folder_spec(settings, folder)
     progress(f"unpacking backup {plan.backup.id} (GTID {plan.backup.manifest.gtid}) into {folder}")
     began = time.monotonic()
@@ -322,33 +409,18 @@ def restore(
         unpack_backup(plan.backup.folder, manifest, spec.datadir)
         server = start_restored(settings, spec)
     unpacked = time.monotonic()
-    option_file = folder / "client.cnf"
-    write_option_file(
-        option_file, "client", {"user": "root", "password": password, "socket": spec.socket}
-    )
     try:
-        for step in plan.steps:
-            progress(
-                f"replaying {len(step.files)} archived binlog file(s) of {step.segment} after "
-                f"{step.start or 'the start'}"
-            )
-            _replay(
-                step,
-                flavour=flavour,
-                spec=spec,
-                option_file=option_file,
-                log_file=folder / "replay.log",
-            )
-        with admin_connection(spec, password=password) as conn:
-            # a new binlog file that starts at the restored position: a later archive segment
-            # of this server begins exactly here
-            run(conn, FLUSH_BINARY_LOGS)
-            gtid = executed_gtids(conn)
+        gtid = _replay_plan(
+            plan,
+            flavour=flavour,
+            client={"user": "root", "password": password, "socket": spec.socket},
+            target=spec,
+            folder=folder,
+            progress=progress,
+        )
     except BaseException:
         server.stop(root_password=password)
         raise
-    finally:
-        option_file.unlink(missing_ok=True)
     result = RestoreResult(
         folder=folder,
         port=spec.port,
@@ -368,6 +440,12 @@ def restore(
 def restored_server(settings: Settings, folder: Path) -> LocalServer:
     """The server of a restore folder (running or not), from its recorded port."""
     info = json.loads((folder / RESTORE_INFO).read_text())
+    if info.get("external"):
+        raise RestoreRefused(
+            f"{folder} was restored into the external scratch server {info['host']}:"
+            f"{info['port']}, which this command does not run: it stays up, and the next "
+            "`backup verify` or `restore` empties it"
+        )
     spec = restore_folder_spec(settings, folder, port=int(info["port"]))
     return LocalServer(
         spec,

@@ -3,7 +3,9 @@
 1. every stored file is checked against the manifest (size, SHA-256): a missing, truncated or
    changed file fails here, named;
 2. the backup is unpacked into a scratch datadir (each file's content checked again after
-   zstd) and a `mariadbd` started on it on a free port;
+   zstd) and a `mariadbd` started on it on a free port; a logical backup is loaded into a new
+   one instead, or, with `LEDGERGUARD_BACKUP_SCRATCH_HOST` (Compose), into that external empty
+   server (`ledgerguard.backup.external`), which is emptied again afterwards;
 3. the scratch server, which starts at the backup's GTID position, replicates from the
    **replica** (never the primary) and its tables are compared with the replica's chunk by
    chunk, each chunk at the same GTID (`ledgerguard.cluster.checksum.compare_tables`, the
@@ -15,15 +17,23 @@ The result is recorded next to the backup (`verified.json`) and the scratch fold
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from ledgerguard.backup.catalog import BackupPaths, find_backup, write_mark
+from ledgerguard.backup.catalog import BackupInfo, BackupPaths, find_backup, write_mark
 from ledgerguard.backup.errors import BackupCorrupt, BackupError
-from ledgerguard.backup.logical import LOGICAL, start_logical_copy
+from ledgerguard.backup.external import (
+    ExternalScratch,
+    claim_scratch,
+    external_scratch,
+    release_scratch,
+)
+from ledgerguard.backup.logical import LOGICAL, load_logical_backup, start_logical_copy
 from ledgerguard.backup.manifest import check_stored_files
 from ledgerguard.backup.scratch import (
     SCRATCH_SERVER_ID,
@@ -32,12 +42,14 @@ from ledgerguard.backup.scratch import (
     unpack_backup,
 )
 from ledgerguard.backup.tools import backup_login
-from ledgerguard.cluster.admin import admin_connection, run
+from ledgerguard.cluster.admin import Endpoint, admin_connection, reach, run
 from ledgerguard.cluster.checksum import compare_tables
 from ledgerguard.cluster.errors import ClusterError
 from ledgerguard.cluster.local import LocalCluster
 from ledgerguard.cluster.replica import executed_gtids, flavour_of, wait_until_applied
 from ledgerguard.cluster.replication import point_replica_at, start_replica
+from ledgerguard.cluster.spec import ServerSpec
+from ledgerguard.db.dialect import Flavour
 from ledgerguard.files import private_dir
 from ledgerguard.settings import Settings
 
@@ -77,27 +89,35 @@ def verify_backup(
     shutil.rmtree(scratch_dir, ignore_errors=True)
     server = None
     password = ""
+    external = external_scratch(settings)
+    claimed: Flavour | None = None
     try:
         progress(f"checking {len(backup.manifest.files)} stored files of {backup.id}")
         check_stored_files(backup.folder, backup.manifest)
-        spec = scratch_spec(
-            settings,
-            scratch_dir,
-            role="replica",
-            server_id=SCRATCH_SERVER_ID,
-            one_time_root=True,
-        )
-        if backup.manifest.method == LOGICAL:
-            progress(f"loading the dump into a new server in {spec.datadir}")
-            server, password = start_logical_copy(settings, backup, spec)
+        target: ServerSpec | Endpoint
+        if external is not None:
+            claimed = _load_into_external(settings, backup, external, scratch_dir, progress)
+            target, user, password = external.endpoint, external.user, external.password
         else:
-            progress(f"unpacking into {spec.datadir}")
-            unpack_backup(backup.folder, backup.manifest, spec.datadir)
-            server, password = start_with_one_time_root(settings, spec, fresh=False)
-        progress(f"scratch server up on {spec.socket}; it replicates from the replica")
+            spec = scratch_spec(
+                settings,
+                scratch_dir,
+                role="replica",
+                server_id=SCRATCH_SERVER_ID,
+                one_time_root=True,
+            )
+            if backup.manifest.method == LOGICAL:
+                progress(f"loading the dump into a new server in {spec.datadir}")
+                server, password = start_logical_copy(settings, backup, spec)
+            else:
+                progress(f"unpacking into {spec.datadir}")
+                unpack_backup(backup.folder, backup.manifest, spec.datadir)
+                server, password = start_with_one_time_root(settings, spec, fresh=False)
+            target, user = spec, "root"
+            progress(f"scratch server up on {spec.socket}; it replicates from the replica")
         with (
-            admin_connection(spec, password=password) as scratch,
-            admin_connection(replica, **login) as source,
+            admin_connection(target, user=user, password=password) as scratch,
+            admin_connection(reach(replica), **login) as source,
         ):
             flavour = flavour_of(scratch)
             run(
@@ -135,6 +155,9 @@ def verify_backup(
     finally:
         result["seconds"] = round(time.monotonic() - started, 1)
         write_mark(backup.folder, result)
+        if external is not None and claimed is not None:
+            with contextlib.suppress(ClusterError, BackupError):
+                release_scratch(settings, external, claimed)  # the next verify wipes it anyway
         if server is not None:
             try:
                 server.stop(root_password=password)
@@ -143,3 +166,28 @@ def verify_backup(
         shutil.rmtree(scratch_dir, ignore_errors=True)
     progress(f"backup {backup.id} verified: {result['rows']} rows identical to the replica")
     return result
+
+
+def _load_into_external(
+    settings: Settings,
+    backup: BackupInfo,
+    external: ExternalScratch,
+    work_dir: Path,
+    progress: Progress,
+) -> Flavour:
+    """Empty the external scratch server and load the (logical) backup into it."""
+    if backup.manifest.method != LOGICAL:
+        raise BackupError(
+            f"backup {backup.id} is {backup.manifest.method}: an external scratch server "
+            "(LEDGERGUARD_BACKUP_SCRATCH_HOST) loads logical backups only; unset it to verify "
+            "physical backups with a local scratch server"
+        )
+    progress(f"emptying the scratch server {external.address}")
+    flavour = claim_scratch(settings, external)
+    progress(f"loading the dump into the scratch server {external.address}")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    load_logical_backup(
+        backup, work_dir=work_dir, client=external.client_options, target=external.endpoint
+    )
+    progress(f"scratch server {external.address} loaded; it replicates from the replica")
+    return flavour

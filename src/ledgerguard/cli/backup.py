@@ -28,7 +28,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 archive_app = typer.Typer(
-    help="The continuous binlog archive of the primary (mariadb-binlog).", no_args_is_help=True
+    help="The continuous binlog archive of the primary (mariadb-binlog / mysqlbinlog).",
+    no_args_is_help=True,
 )
 app.add_typer(archive_app, name="archive")
 
@@ -224,12 +225,22 @@ def restore(
     """
     from ledgerguard.api.server import running_pid
     from ledgerguard.backup.archiver import archiver_pid, start_archiver, stop_archiver
-    from ledgerguard.backup.replace import replace_cluster
+    from ledgerguard.backup.replace import external_replace_refusal, replace_cluster
     from ledgerguard.backup.restore import restore as restore_to
 
     settings = settings_of(ctx)
     if (to is None) == (to_gtid is None):
         abort("give exactly one of --to TIME and --to-gtid GTID")
+    if to_gtid is not None:
+        from ledgerguard.db.gtid import GtidSet
+
+        try:
+            GtidSet.parse(to_gtid)
+        except ValueError as exc:
+            abort(f"--to-gtid {to_gtid!r} is not a GTID position or set ({exc})")
+    refusal = external_replace_refusal(settings) if replace else None
+    if refusal:
+        abort(refusal)
     if replace and running_pid(settings) is not None:
         abort("the API is running: stop it first (`ledgerguard api stop`), then --replace")
     try:
@@ -266,6 +277,11 @@ def restore(
             abort(str(exc))
         output["replaced"] = {"old_cluster": str(aside)}
         say(f"[green]the cluster now holds the data restored to GTID {result.gtid}[/]")
+    elif result.external:
+        say(
+            f"inspect it on the scratch server: mysql -u{settings.backup_scratch_user} -p "
+            f"-h{result.host} -P{result.port} (the next verify or restore empties it)"
+        )
     else:
         say(
             f"inspect it: mariadb -uroot -p -h127.0.0.1 -P{result.port}; stop it with "

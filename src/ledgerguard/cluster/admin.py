@@ -26,6 +26,12 @@ class Endpoint:
     port: int
 
 
+def reach(spec: ServerSpec) -> ServerSpec | Endpoint:
+    """How to connect to `spec`: by its socket when this machine runs it (its datadir is here),
+    over TCP otherwise (the Compose stack's containers, another host)."""
+    return spec if spec.datadir.is_dir() else Endpoint(spec.role, spec.host, spec.port)
+
+
 @contextmanager
 def admin_connection(
     target: ServerSpec | Endpoint,

@@ -94,6 +94,19 @@ def stop_replica(flavour: Flavour) -> Statement:
     return Statement("STOP SLAVE" if flavour is Flavour.MARIADB else "STOP REPLICA")
 
 
+def forget_source(flavour: Flavour) -> Statement:
+    """Drop a stopped replica's channel, source and credentials (`RESET ... ALL`)."""
+    return Statement("RESET SLAVE ALL" if flavour is Flavour.MARIADB else "RESET REPLICA ALL")
+
+
+def forget_own_history(flavour: Flavour) -> Statement:
+    """Delete the server's binlogs and GTID history: an empty server again (a scratch server
+    before a dump that sets its own GTID state; MySQL 8.4 renamed `RESET MASTER`)."""
+    return Statement(
+        "RESET MASTER" if flavour is Flavour.MARIADB else "RESET BINARY LOGS AND GTIDS"
+    )
+
+
 def start_after_own_history(flavour: Flavour) -> Statement | None:
     """Make a MariaDB replica-to-be start after everything it already has (MySQL: not needed).
 

@@ -78,6 +78,7 @@ TASK_SECRETS = (
     "api_db_password",
     "monitor_password",
     "backup_password",
+    "backup_scratch_password",  # `backup verify` on an external scratch server (Compose)
 )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ledgerguard.db.dialect import Flavour
+from ledgerguard.db.gtid import GtidSet
 
 
 @dataclass
@@ -25,18 +26,8 @@ class GtidPosition:
 
     @classmethod
     def parse(cls, flavour: Flavour, text: str) -> GtidPosition:
-        """A position from its text (empty text: the empty position)."""
-        position = cls(flavour)
-        for item in (part.strip() for part in text.replace("\n", "").split(",")):
-            if not item:
-                continue
-            if flavour is Flavour.MARIADB:
-                domain, server, seq = item.split("-")
-                position.last[domain] = (int(server), int(seq))
-            else:
-                source, *intervals = item.split(":")
-                position.last[source.lower()] = (0, int(intervals[-1].split("-")[-1]))
-        return position
+        """A position from its text (empty text: the empty position), read by `GtidSet`."""
+        return cls(flavour, GtidSet.parse(text).last())
 
     def text(self) -> str:
         if self.flavour is Flavour.MARIADB:

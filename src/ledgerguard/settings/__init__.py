@@ -40,6 +40,7 @@ DEV_PASSWORDS = frozenset(
         "MigratePass123!",
         "MonitorPass123!",
         "BackupPass123!",
+        "ScratchPass123!",
         "admin",
         "airflow",
         "changeme",
@@ -56,6 +57,7 @@ SECRET_FIELDS = (
     "migrate_password",
     "monitor_password",
     "backup_password",
+    "backup_scratch_password",
     "airflow_admin_password",
     "grafana_admin_password",
 )
@@ -260,6 +262,14 @@ class Settings(BaseSettings):
     backup_zstd_level: int = Field(3, ge=1, le=19)
     #: Port of the binlog archiver's /metrics (archive lag, newest verified backup age).
     backup_metrics_port: int = Field(9106, ge=1, le=65535)
+    #: An external, empty server that `backup verify` and `restore` load logical backups into
+    #: instead of starting a local `mariadbd` (Compose: the `backup-scratch` service, whose
+    #: containers have no server binary); empty = a local scratch server on a free port.
+    backup_scratch_host: str = ""
+    backup_scratch_port: int = Field(3306, ge=1, le=65535)
+    #: Its administrative account (loads the dump, resets its GTID state, follows the replica).
+    backup_scratch_user: str = "root"
+    backup_scratch_password: SecretStr | None = None
 
     @model_validator(mode="after")
     def _webhook_url_is_http(self) -> Settings:
