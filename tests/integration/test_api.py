@@ -239,6 +239,27 @@ def test_idempotency_race_creates_one_row(api_url: str, api_key: str, settings: 
     assert rows_for(settings, user) == 2
 
 
+def test_idempotency_key_out_of_bounds_is_a_422_naming_the_header(
+    client: httpx.Client, settings: Settings
+):
+    user = next_user()
+    body = {"user_id": user, "amount": "5.00", "currency": "USD"}
+    for value, rule in (("", "string_too_short"), ("k" * 256, "string_too_long")):
+        r = client.post("/transactions", json=body, headers={"Idempotency-Key": value})
+        assert r.status_code == 422, r.text
+        (error,) = r.json()["detail"]
+        assert error["loc"] == ["header", "idempotency-key"] and error["type"] == rule
+        assert "idempotency-key" in r.json()["message"]
+    assert rows_for(settings, user) == 0
+    # the longest allowed key is taken, and a missing key still refuses before the header check
+    ok = client.post("/transactions", json=body, headers={"Idempotency-Key": "k" * 255})
+    assert ok.status_code == 201, ok.text
+    unkeyed = httpx.post(
+        f"{client.base_url}/transactions", json=body, headers={"Idempotency-Key": ""}
+    )
+    assert unkeyed.status_code == 401
+
+
 def test_keyset_pagination(client: httpx.Client, healthy_cluster: LocalCluster):
     user = next_user()
     created = []

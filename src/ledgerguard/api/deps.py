@@ -72,15 +72,21 @@ async def current_key(
 CurrentKey = Annotated[ApiKeyRecord, Depends(current_key)]
 
 
-async def write_key(
-    request: Request, plain: Annotated[str | None, Security(api_key_header)]
-) -> ApiKeyRecord:
+#: The security requirement a `Security(api_key_header)` dependency adds to an operation; the
+#: write route states it itself (`openapi_extra`) because `write_key` reads the header directly.
+WRITE_SECURITY = [{api_key_header.scheme_name: []}]
+
+
+async def write_key(request: Request) -> ApiKeyRecord:
     """`current_key` + `require_scope("transactions:write")` as one dependency for the hot path.
 
-    FastAPI pays per dependency node (parameter analysis, a coroutine, an exit-stack entry): the
-    write route's tree shrinks from four nodes to two. Same answers: 401, 429, 403.
+    FastAPI pays per dependency node (parameter analysis, a coroutine, an exit-stack entry, four
+    parameter passes): the write route's tree shrinks from four nodes to one. The key is read
+    from the header here rather than through the `api_key_header` sub-dependency (issue #13:
+    one node less per POST); the route declares `WRITE_SECURITY`, so the OpenAPI document is
+    unchanged. Same answers: 401, 429, 403, still before the body is validated.
     """
-    key = await current_key(request, plain)
+    key = await current_key(request, request.headers.get(api_key_header.model.name))
     if not key.allows("transactions:write"):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, "this API key lacks the scope 'transactions:write'"

@@ -79,7 +79,8 @@ class KeyCache:
         sources = [self.engine] if self.replica is None else [self.engine, self.replica]
         for index, source in enumerate(sources):
             try:
-                return await asyncio.wait_for(self._find(source(), prefix), self.lookup_timeout)
+                async with asyncio.timeout(self.lookup_timeout):  # no extra task per lookup
+                    return await self._find(source(), prefix)
             except (TimeoutError, SQLAlchemyError, OSError):
                 if index == len(sources) - 1:
                     raise

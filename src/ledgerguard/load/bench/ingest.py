@@ -24,6 +24,7 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +204,21 @@ def _api_phase(
     api["cpu_seconds"] = meter.result(extra={"client": report.cpu_seconds})
     api["cpu_us_per_transaction"] = per_transaction(api["cpu_seconds"], report.ok)
     api["semi_sync"] = semi_sync_during(semi_before, semi_sync_status(primary, root_password=root))
+    api["rows_per_commit"] = rows_per_commit(report.ok, api["semi_sync"] or {})
     return api, sampler.summary()
+
+
+def rows_per_commit(rows: int, semi_sync: dict[str, Any]) -> float | None:
+    """Transactions per COMMIT on the primary during the phase (the writer's group commit).
+
+    The API's and the primary's CPU per transaction fall as batches grow (one INSERT, COMMIT
+    and GTID read per batch), and batch size depends on timing: compare CPU figures of two runs
+    only together with this one. Counted from the primary's semi-sync commit counters (acknowledged
+    or not); None without them.
+    """
+    counts = [semi_sync.get("acknowledged_commits"), semi_sync.get("unacknowledged_commits")]
+    commits = sum(c for c in counts if isinstance(c, int))
+    return round(rows / commits, 2) if commits > 0 else None
 
 
 def ensure_api(settings: Settings, options: IngestOptions, progress: Progress) -> tuple[int, bool]:
@@ -293,12 +308,58 @@ def machine_info(load_before: tuple[float, float, float]) -> dict[str, Any]:
         pass
     return {
         "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
         "os": pretty,
         "kernel": platform.release(),
         "python": platform.python_version(),
+        "packages": package_versions(),
         "loadavg_before": [round(v, 2) for v in load_before],
         "loadavg_after": [round(v, 2) for v in os.getloadavg()],
     }
+
+
+#: The libraries on the API's request path (and the load client's event loop), whose versions a
+#: report records: two reports of the same code on different venvs can then be told apart.
+HOT_PATH_PACKAGES = (
+    "fastapi",
+    "starlette",
+    "pydantic",
+    "pydantic-core",
+    "uvicorn",
+    "uvicorn-worker",
+    "gunicorn",
+    "httptools",
+    "uvloop",
+    "sqlalchemy",
+    "asyncmy",
+    "prometheus-client",
+)
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of `HOT_PATH_PACKAGES` (None when one is missing).
+
+    Issue #13: the API's CPU per request differed by 1.8x between two sessions and the venv of
+    the older one was not recorded, so a library upgrade could be neither confirmed nor ruled out.
+    """
+    versions: dict[str, str | None] = {}
+    for name in HOT_PATH_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _cpu_model() -> str | None:
+    """The CPU's model name (a VM may move to another host between sessions)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 def check_target(measured: float | None, target: float, *, at_most: bool = False) -> dict[str, Any]:
