@@ -12,6 +12,8 @@ pattern and overall (transactions the pipeline would not store count as score 0)
         --set terminal_compromise_days=14 --set label_delay_days=3 > variant.json
     # with the terminal profile features (see FraudParameters.terminal_profile_features)
     .venv/bin/python benchmarks/detection_quality.py --seeds 301 --terminal-profile > profile.json
+    # the Handbook's own terminal compromise: no skimmed card misused elsewhere afterwards
+    .venv/bin/python benchmarks/detection_quality.py --seeds 301 --set skimmed_card_share=0 > hb.json
 
 Per configuration it also prints, per rule (and the model), how many scored rows it fired on
 and the share of them that were fraud, so the rule that costs precision shows directly.

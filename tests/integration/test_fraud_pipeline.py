@@ -20,6 +20,8 @@ from ledgerguard.db.engines import writer_engine
 from ledgerguard.db.tables import fraud_labels, fraud_scores
 from ledgerguard.fraud import model_store
 from ledgerguard.fraud.backtest import NO_MODEL, backtest, params_from_file
+from ledgerguard.fraud.engine.features import terminal_profile_days
+from ledgerguard.fraud.engine.fx import fill_missing_usd
 from ledgerguard.fraud.engine.model import TrainingError, train_model
 from ledgerguard.fraud.errors import FraudAnalysisError, ImportRejected
 from ledgerguard.fraud.evaluate import evaluate, scores_from_database
@@ -28,7 +30,9 @@ from ledgerguard.fraud.pipeline import AnalysisResult, analyze_interval, merge_r
 from ledgerguard.fraud.reader import ReplicaReader, wait_for_replica
 from ledgerguard.fraud.reports.compliance import compliance_report
 from ledgerguard.fraud.synthetic import SyntheticConfig, generate, write_dataset
+from ledgerguard.fraud.terminal_profile import replica_profile_days
 from ledgerguard.fraud.training import train_from_replica
+from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings
 from tests.support import api_conn, replica_sql_thread_stopped
 
@@ -436,3 +440,52 @@ def test_a_backtest_writes_nothing_and_compares_a_draft_with_the_current_rules(
     draft_file.write_text('{"large_amount_usdd": 1, "anomaly_ratio": 4}')
     with pytest.raises(FraudAnalysisError, match="unknown parameter large_amount_usdd"):
         params_from_file(draft_file, settings.fraud)
+
+
+def test_the_terminal_profile_is_read_from_the_replica_for_the_nightly_run_and_the_backtest(
+    first_run: AnalysisResult, loaded: Loaded, settings: Settings, tmp_path: Path
+):
+    """Small pages of users on the replica add up to the profile of all users in memory, and a
+    model trained with the profile scores in the nightly run and the backtest."""
+    fx = FxRates()
+    params = settings.fraud.model_copy(
+        update={"terminal_profile_features": True, "page_rows": 1_000}
+    )
+    since = START - timedelta(days=params.terminal_profile_days)
+    with ReplicaReader(settings) as replica:
+        paged = replica_profile_days(replica, params, since=since, until=END, fx=fx)
+        pages = list(
+            replica.pages(
+                since=since - timedelta(days=params.lookback_days), until=END, page_rows=10**9
+            )
+        )
+    assert len(pages) == 1
+    first_day = int(since.timestamp()) // 86_400
+    whole = terminal_profile_days(fill_missing_usd(pages[0], fx), params, first_day=first_day)
+    key = ["terminal_id", "day"]
+    pd.testing.assert_frame_equal(
+        paged.sort_values(key).reset_index(drop=True),
+        whole[paged.columns].sort_values(key).reset_index(drop=True),
+        check_dtype=False,
+    )
+    assert paged["n_new"].sum() > 0 and paged["day"].min() == first_day
+
+    transactions = pd.read_csv(loaded.transactions, dtype=str, keep_default_na=False)
+    labels = pd.read_csv(loaded.labels, dtype={"external_id": str}, keep_default_na=False)
+    store = tmp_path / "models"
+    report = train_model(
+        transactions, labels, store=store, params=params, test_days=10, promote=False
+    )
+    assert "terminal_signal_customers_7d" in report.features
+    model_store.promote(store, report.version)
+    fraud = params.model_copy(update={"model_store_dir": store})
+    with_profile = settings.model_copy(update={"fraud": fraud})
+    try:
+        scored = analyze_interval(with_profile, start=START, end=END)
+        assert _model_versions(settings) == {report.version}
+        assert "model" in scored.counts_by_rule and scored.analysed >= first_run.analysed
+        result = backtest(with_profile, start=START, end=END, params=settings.fraud)
+        assert result["current"]["model_version"] == report.version
+        assert result["current"]["analysed"] == result["draft"]["analysed"] > 0
+    finally:  # the verdicts of the rules alone again, for whatever runs next
+        analyze_interval(settings, start=START, end=END)

@@ -797,3 +797,17 @@ def test_the_scorer_process_holds_only_its_accounts_secrets(scorer_settings: Set
         settings.backup_password,
     ):
         assert other.get_secret_value().encode() not in environ
+
+
+def test_the_scorer_builds_the_terminal_profile_from_the_replica(scorer_settings: Settings):
+    """With the terminal profile on, the scorer's start-up reads it from the replica (the
+    nightly run's function) and scores: without it, the engine would refuse every batch."""
+    fraud = scorer_settings.fraud.model_copy(update={"terminal_profile_features": True})
+    with_profile = scorer_settings.model_copy(update={"fraud": fraud})
+    user = next(_users)
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    insert(with_profile, [(user, "20.00", 9_200_001, yesterday)])  # in the snapshot's profile
+    with scorer_running(with_profile):
+        ids = insert(with_profile, [(user, "25.00", 9_200_001, datetime.now(UTC))])
+        wait_for(all_scored(with_profile, ids), what="the verdict with the terminal profile")
+    assert verdicts(with_profile, ids)[ids[0]]["realtime_flagged"] is False

@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from ledgerguard.db.dialect import Flavour
-from ledgerguard.fraud.engine.features import TX_DTYPES, TerminalHistory
+from ledgerguard.fraud.engine.features import (
+    PROFILE_COLUMNS,
+    TX_DTYPES,
+    TerminalHistory,
+    terminal_profile_days,
+    with_profile,
+)
 from ledgerguard.fraud.engine.scoring import score_frame
 from ledgerguard.fraud.store import verdict_rows
 from ledgerguard.money import FxRates
@@ -265,3 +271,41 @@ def test_micro_batches_give_the_nightly_verdicts(batch: int):
     assert {tx: flagged for tx, (_, flagged) in stream.items()} == nightly["flagged"].to_dict()
     assert any(flagged for _, flagged in stream.values())
     assert 0 < state.transactions <= len(frame)  # older than the lookback: dropped
+
+
+def test_the_scorer_reads_each_finished_days_terminal_profile_once():
+    """With the terminal profile on, the stream's history answers like the nightly one on
+    every day: the profile of the days before start-up comes with the snapshot, and each day
+    that finishes is read (from the replica, here from the same data) once, at the rollover."""
+    params = FraudParameters(terminal_profile_features=True)
+    frame = _mixed_frame(5, days=12)
+    full = terminal_profile_days(frame, params)
+    no_labels = pd.DataFrame({"terminal_id": [], "day": [], "n_tx": [], "n_fraud": []})
+    nightly = TerminalHistory(with_profile(no_labels, full))
+    first = int(full["day"].min()) + 8
+    calls: list[tuple[int, int]] = []
+
+    def profile_of(first_day: int, stop_day: int) -> pd.DataFrame:
+        calls.append((first_day, stop_day))
+        return full[(full["day"] >= first_day) & (full["day"] < stop_day)]
+
+    counts = TerminalCounts(
+        no_labels,
+        params,
+        profile=full[full["day"] < first],
+        profile_through=first - 1,
+        profile_of=profile_of,
+    )
+    terminals = np.arange(1, 8)
+    for day in (first, first, first + 1, first + 3):
+        on_day = np.full(len(terminals), day)
+        expected = nightly.sums(
+            PROFILE_COLUMNS, terminals, on_day, days=params.terminal_profile_days, delay=0
+        )
+        got = counts.history(newest_day=day).sums(
+            PROFILE_COLUMNS, terminals, on_day, days=params.terminal_profile_days, delay=0
+        )
+        for name, want, have in zip(PROFILE_COLUMNS, expected, got, strict=True):
+            assert np.allclose(want, have), (day, name)
+        assert expected[0].sum() > 0
+    assert calls == [(first, first + 1), (first + 1, first + 3)]

@@ -32,6 +32,15 @@ def generate(
     card_compromise_days: Annotated[
         int, typer.Option(min=1, help="How long a compromised card is misused.")
     ] = 14,
+    skimmed_card_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of the cards paying at a compromised terminal that are misused elsewhere "
+            "afterwards (0: the Handbook's scenario, where the compromise leaves no trace).",
+        ),
+    ] = 0.25,
     fraud_scale: Annotated[
         float, typer.Option(min=0.0, help="Multiplies the rate of every fraud pattern.")
     ] = 1.0,
@@ -58,6 +67,7 @@ def generate(
         label_delay_days=label_delay_days,
         terminal_compromise_days=terminal_compromise_days,
         card_compromise_days=card_compromise_days,
+        skimmed_card_share=skimmed_card_share,
         **{name: getattr(base, name) * fraud_scale for name in RATE_FIELDS},
     )
     data = generate_data(config)

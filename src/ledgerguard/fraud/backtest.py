@@ -28,6 +28,7 @@ from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.fraud.evaluate import configuration_metrics
 from ledgerguard.fraud.parameter_sets import apply_overrides
 from ledgerguard.fraud.reader import ReplicaReader, wait_for_replica
+from ledgerguard.fraud.terminal_profile import replica_terminal_history
 from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings
 from ledgerguard.settings.fraud import FraudParameters
@@ -110,7 +111,13 @@ def backtest(
     start_us, end_us = to_us(start), to_us(end)
     wait_for_replica(settings)
     with ReplicaReader(settings) as replica:
-        history = TerminalHistory(replica.terminal_days(since=since, until=until))
+        # one history per distinct parameter set (the terminal profile depends on them)
+        histories: dict[str, TerminalHistory] = {}
+        for c in configurations:
+            twin = next((o.name for o in configurations if o.params == c.params), c.name)
+            histories[c.name] = histories.get(twin) or replica_terminal_history(
+                replica, c.params, since=since, until=until, start=start, end=end, fx=fx
+            )
         fraud_ids = replica.fraud_ids(since=start, until=end, known_by=datetime.now(UTC))
         for frame in replica.pages(
             since=start - timedelta(days=lookback), until=end, page_rows=settings.fraud.page_rows
@@ -121,7 +128,7 @@ def backtest(
             for configuration in configurations:
                 rows = score_frame(
                     frame,
-                    history,
+                    histories[configuration.name],
                     configuration.params,
                     start=start,
                     end=end,

@@ -7,7 +7,9 @@
    of earlier runs are read back to be rewritten), then opens one consistent snapshot of the
    replica as `app_user`;
 2. reads the per-(terminal, day) transaction and confirmed-fraud counts needed by
-   `terminal_risk` (all users: terminals are shared across user buckets);
+   `terminal_risk` (all users: terminals are shared across user buckets), and with
+   `terminal_profile_features` the terminals' profile of the days before [start, end) in a
+   first pass over all users' pages (`fraud.terminal_profile`);
 3. reads the transactions of [start - lookback, end) page by page (ranges of user ids, only the
    users of `bucket` when `buckets > 1`), fills missing USD amounts at the ECB rate, and scores
    each page with `scoring.score_frame` (parameters: the settings with the web app's approved
@@ -38,7 +40,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ledgerguard.db.engines import writer_engine
-from ledgerguard.fraud.engine.features import TerminalHistory
 from ledgerguard.fraud.engine.fx import fill_missing_usd
 from ledgerguard.fraud.engine.rules import RULE_IDS
 from ledgerguard.fraud.engine.scoring import score_frame
@@ -47,6 +48,7 @@ from ledgerguard.fraud.parameter_sets import active_parameters
 from ledgerguard.fraud.reader import ReplicaReader, wait_for_replica
 from ledgerguard.fraud.reports.fraud_report import write_fraud_reports
 from ledgerguard.fraud.store import upsert_scores
+from ledgerguard.fraud.terminal_profile import replica_terminal_history
 from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings
 from ledgerguard.settings.fraud import FraudParameters
@@ -142,8 +144,14 @@ def analyze_interval(
     writer = writer_engine(settings)
     try:
         with ReplicaReader(settings) as replica:
-            history = TerminalHistory(
-                replica.terminal_days(since=terminal_since, until=terminal_until)
+            history = replica_terminal_history(
+                replica,
+                params,
+                since=terminal_since,
+                until=terminal_until,
+                start=start,
+                end=end,
+                fx=fx,
             )
             keep = replica.stored_ids(start=start, end=end, bucket=bucket, buckets=buckets)
             for frame in replica.pages(

@@ -18,6 +18,14 @@ Fraud patterns, each labelled with `is_fraud=1` and its `pattern` name:
 * `terminal_compromise`: compromised terminals; every payment on them for
   `terminal_compromise_days` (28) is fraud (Handbook scenario 2). Nothing in the payments
   themselves shows it: only the labels, which arrive late, and what the cards do elsewhere.
+* skimmed cards (`skimmed_card_share`, 0.25): a compromised terminal copies the cards paying
+  at it, and in the real world those cards are then misused *elsewhere* — the "common point
+  of purchase" card issuers trace back to the shop. Each customer who paid at a compromised
+  terminal during its compromise is, with that probability, compromised too
+  `skim_delay_days` (1-7, uniform) after the first such payment: the card-compromise scenario
+  above (`spending_anomaly`, a share of its payments 4-10 times dearer for `card_compromise_days`). With
+  `skimmed_card_share=0` the compromise leaves no trace on its customers' cards (the
+  Handbook's own scenario, byte for byte the data of earlier versions).
 
 Every pattern instance has a start and an end (`SyntheticData.events`, written as
 `<name>_events.csv`), and every label a `labelled_at` `label_delay_days` (7) after the payment:
@@ -87,6 +95,8 @@ class SyntheticConfig:
     card_compromise_days: int = 14
     card_compromise_share: float = 1 / 3
     terminal_compromise_days: int = 28
+    skimmed_card_share: float = 0.25
+    skim_delay_days: int = 7
     label_delay_days: int = 7
 
 
@@ -333,12 +343,26 @@ def _spending_anomaly(
     start_us: int,
     events: list[pd.DataFrame],
 ) -> pd.DataFrame:
-    data = normal.copy()
     n = _events(config, config.compromised_customer_rate, rng)
     customers = rng.integers(0, config.customers, n)
     first = rng.integers(0, config.days, n)
+    return _misuse_cards(normal, customers, first, config, rng, start_us, events)
+
+
+def _misuse_cards(
+    data: pd.DataFrame,
+    customers: np.ndarray,
+    first: np.ndarray,
+    config: SyntheticConfig,
+    rng: np.random.Generator,
+    start_us: int,
+    events: list[pd.DataFrame],
+) -> pd.DataFrame:
+    """Compromised cards (Handbook scenario 3): from day `first` on, for `card_compromise_days`,
+    a share of each card's payments not already fraud costs 4-10 times as much."""
     length = config.card_compromise_days
     rows = _rows_in_windows(data, "user_id", customers, first, length)
+    rows = rows[~data["is_fraud"].to_numpy()[rows]]
     events.append(
         _window_events("spending_anomaly", customers, first, length, start_us, terminal=False)
     )
@@ -346,7 +370,7 @@ def _spending_anomaly(
     factor = rng.uniform(4, 10, len(chosen))
     usd = data["usd"].to_numpy().copy()
     usd[chosen] = np.round(usd[chosen] * factor, 2)
-    data["usd"] = usd
+    data = data.assign(usd=usd)
     return _label(data, chosen, "spending_anomaly")
 
 
@@ -366,7 +390,36 @@ def _terminal_compromise(
         _window_events("terminal_compromise", terminals, first, length, start_us, terminal=True)
     )
     rows = rows[~data["is_fraud"].to_numpy()[rows]]
-    return _label(data, rows, "terminal_compromise")
+    data = _label(data, rows, "terminal_compromise")
+    if config.skimmed_card_share <= 0 or len(rows) == 0:
+        return data
+    return _skimmed_cards(data, rows, config, rng, start_us, events)
+
+
+def _skimmed_cards(
+    data: pd.DataFrame,
+    skimmed_rows: np.ndarray,
+    config: SyntheticConfig,
+    rng: np.random.Generator,
+    start_us: int,
+    events: list[pd.DataFrame],
+) -> pd.DataFrame:
+    """Cards copied at a compromised terminal, misused from 1-`skim_delay_days` days later.
+
+    One draw per customer, at the first payment of the compromise it made there (a customer
+    skimmed twice is misused once). Rows of other patterns are left as they are.
+    """
+    day = (data["ts_us"].to_numpy() - start_us) // (SECONDS_PER_DAY * US_PER_SECOND)
+    skims = pd.DataFrame(
+        {"user": data["user_id"].to_numpy()[skimmed_rows], "day": day[skimmed_rows]}
+    )
+    first_skim = skims.groupby("user")["day"].min()
+    misused = rng.random(len(first_skim)) < config.skimmed_card_share
+    customers = first_skim.index.to_numpy()[misused]
+    first = first_skim.to_numpy()[misused] + rng.integers(
+        1, config.skim_delay_days + 1, int(misused.sum())
+    )
+    return _misuse_cards(data, customers, first, config, rng, start_us, events)
 
 
 def _label(data: pd.DataFrame, rows: np.ndarray, pattern: str) -> pd.DataFrame:

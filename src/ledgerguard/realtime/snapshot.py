@@ -2,7 +2,8 @@
 
 Read exactly as the nightly analysis reads (`fraud.reader.ReplicaReader`, `app_user`): the
 partition's transactions of the last `lookback_days` page by page, and the per-(terminal, day)
-counts of every user. The snapshot's own GTID position comes with it, so the scorer knows which
+counts of every user (with the terminal profile on, also the profile of the days before today,
+by the nightly run's function: `fraud.terminal_profile`). The snapshot's own GTID position comes with it, so the scorer knows which
 streamed transactions the state already holds (`GtidPosition.covers`).
 
 Also the one look-up the stream needs on the replica: the terminal and time of a labelled
@@ -19,11 +20,12 @@ import pandas as pd
 import pymysql
 
 from ledgerguard.db.dialect import Flavour
-from ledgerguard.fraud.engine.features import TX_DTYPES
+from ledgerguard.fraud.engine.features import SECONDS_PER_DAY, TX_DTYPES
 from ledgerguard.fraud.reader import ReplicaReader
+from ledgerguard.fraud.terminal_profile import replica_profile_days
 from ledgerguard.money import FxRates
 from ledgerguard.realtime.position import GtidPosition
-from ledgerguard.realtime.state import OnlineState, Partition, TerminalCounts
+from ledgerguard.realtime.state import OnlineState, Partition, ProfileLoader, TerminalCounts
 from ledgerguard.settings import Settings
 
 if TYPE_CHECKING:
@@ -57,13 +59,23 @@ def rebuild_state(
             - timedelta(days=params.label_delay_days + max(params.terminal_feature_windows)),
             until=midnight + timedelta(days=2),
         )
-        state = OnlineState(
-            params,
-            partition=partition,
-            terminals=TerminalCounts(days, params),
-            fx=fx,
-            model=model,
-        )
+        terminals = TerminalCounts(days, params)
+        if params.terminal_profile_features:
+            today = int(midnight.timestamp()) // SECONDS_PER_DAY
+            terminals = TerminalCounts(
+                days,
+                params,
+                profile=replica_profile_days(
+                    replica,
+                    params,
+                    since=midnight - timedelta(days=params.terminal_profile_days),
+                    until=midnight,
+                    fx=fx,
+                ),
+                profile_through=today - 1,
+                profile_of=profile_loader(settings, fx),
+            )
+        state = OnlineState(params, partition=partition, terminals=terminals, fx=fx, model=model)
         for frame in replica.pages(
             since=now - timedelta(days=params.lookback_days),
             until=now + timedelta(days=2),
@@ -74,6 +86,22 @@ def rebuild_state(
         ):
             state.load(frame)
     return state, position
+
+
+def profile_loader(settings: Settings, fx: FxRates) -> ProfileLoader:
+    """The terminal profile of finished days, read from the replica when the day rolls over
+    (`TerminalCounts`): the nightly run's own pass over every user's pages."""
+
+    def profile_of(first_day: int, stop_day: int) -> pd.DataFrame:
+        def moment(day: int) -> datetime:
+            return datetime.fromtimestamp(day * SECONDS_PER_DAY, UTC)
+
+        with ReplicaReader(settings) as replica:
+            return replica_profile_days(
+                replica, settings.fraud, since=moment(first_day), until=moment(stop_day), fx=fx
+            )
+
+    return profile_of
 
 
 #: Transactions committed since a moment, of one partition, as a transaction frame's text lines.

@@ -26,6 +26,7 @@ same flags.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,8 @@ from ledgerguard.fraud.engine.features import (
     TX_DTYPES,
     US_PER_SECOND,
     TerminalHistory,
+    add_profiles,
+    with_profile,
 )
 from ledgerguard.fraud.engine.fx import fill_missing_usd
 from ledgerguard.fraud.engine.scoring import score_frame
@@ -118,15 +121,38 @@ def frame_from_rows(rows: np.ndarray) -> pd.DataFrame:
     )
 
 
-class TerminalCounts:
-    """(terminal, day) -> transactions, confirmed frauds; `history()` for the engine."""
+#: `profile_of(first_day, stop_day)`: the terminal profile (`features.terminal_profile_days`
+#: over every user) of days [first_day, stop_day), read from the replica.
+ProfileLoader = Callable[[int, int], pd.DataFrame]
 
-    def __init__(self, days: pd.DataFrame, params: FraudParameters) -> None:
+
+class TerminalCounts:
+    """(terminal, day) -> transactions, confirmed frauds; `history()` for the engine.
+
+    With the terminal profile on (`profile_of` given), also the profile of the finished days:
+    a transaction of day D reads the profile of days before D only, which changes only when
+    the day rolls over, so the profile of each finished day is read once — from the replica,
+    by the nightly run's own function over every user (a scorer partition holds only its own
+    users' windows), which blocks the stream for that read once a day.
+    """
+
+    def __init__(
+        self,
+        days: pd.DataFrame,
+        params: FraudParameters,
+        *,
+        profile: pd.DataFrame | None = None,
+        profile_through: int | None = None,
+        profile_of: ProfileLoader | None = None,
+    ) -> None:
         self._params = params
         self._base = days[["terminal_id", "day", "n_tx", "n_fraud"]].copy()
         self._delta: dict[tuple[int, int], list[int]] = {}
         self._changed_from_day: int | None = None  # earliest day changed since the last build
-        self._history = TerminalHistory(self._base)
+        self._profile = profile
+        self._profile_through = profile_through  # last day whose profile is complete
+        self._profile_of = profile_of
+        self._history = self._build()
         self.rebuilds = 0
 
     @classmethod
@@ -143,9 +169,17 @@ class TerminalCounts:
     def history(self, *, newest_day: int) -> TerminalHistory:
         """The history, rebuilt first if a change is visible to a transaction of `newest_day`."""
         changed = self._changed_from_day
-        if changed is not None and changed < newest_day - self._params.label_delay_days:
+        stale_profile = self._profile_through is not None and self._profile_through < newest_day - 1
+        if stale_profile or (
+            changed is not None and changed < newest_day - self._params.label_delay_days
+        ):
             self._rebuild(newest_day)
         return self._history
+
+    def _build(self) -> TerminalHistory:
+        if self._profile is None:
+            return TerminalHistory(self._base)
+        return TerminalHistory(with_profile(self._base, self._profile))
 
     def _rebuild(self, newest_day: int) -> None:
         delta = pd.DataFrame(
@@ -160,7 +194,14 @@ class TerminalCounts:
         self._base = merged[merged["day"] >= oldest].reset_index(drop=True)
         self._delta.clear()
         self._changed_from_day = None
-        self._history = TerminalHistory(self._base)
+        if self._profile is not None and self._profile_through is not None:
+            if self._profile_of is not None and self._profile_through < newest_day - 1:
+                fresh = self._profile_of(self._profile_through + 1, newest_day)
+                self._profile = add_profiles([self._profile, fresh])
+                self._profile_through = newest_day - 1
+            first = newest_day - self._params.terminal_profile_days
+            self._profile = self._profile[self._profile["day"] >= first].reset_index(drop=True)
+        self._history = self._build()
         self.rebuilds += 1
 
 

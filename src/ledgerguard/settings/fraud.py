@@ -74,13 +74,16 @@ class FraudParameters(BaseModel):
     #: the days since the last fraud and the length of the current run of fraud days.
     terminal_history_days: int = Field(28, ge=1, le=366)
 
-    #: The terminal's own profile (`terminal_new_customer_share_<p>d`, `terminal_amount_zscore`):
-    #: the share of its payments of the last `terminal_profile_days` days made by customers new
-    #: to it, and how unusual an amount is for it. Visible at once (no label delay), but it
-    #: needs every user's payments per terminal with customer and amount, which the replica
-    #: cannot list per terminal without a covering index: so far computed where the data is in
-    #: memory (`fraud train` from files, the evaluation, the detection-quality benchmark) and
-    #: off by default; a model trained with it on needs it on wherever it scores.
+    #: The terminal's own profile (`terminal_new_customer_share_<p>d`, `terminal_amount_zscore`,
+    #: `terminal_signal_customers_<p>d`): the share of its payments of the last
+    #: `terminal_profile_days` days made by customers new to it, how unusual an amount is for
+    #: it, and how many of its recent customers then looked compromised elsewhere (the "common
+    #: point of purchase"). Visible at once (no label delay). Computed by one function
+    #: everywhere: in memory for training and evaluation, and on the replica by a first pass
+    #: over every user's pages before the nightly run, the backtest and the scorer's start
+    #: (the scorer reads each finished day once more at midnight): that pass costs about as
+    #: much as the scoring pass (see benchmarks/README.md). A model trained with it on needs
+    #: it on wherever it scores.
     terminal_profile_features: bool = False
     terminal_profile_days: int = Field(7, ge=1, le=60)
 

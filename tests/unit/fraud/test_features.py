@@ -9,16 +9,21 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ledgerguard.fraud.engine.features import (
+    PROFILE_COLUMNS,
     SECONDS_PER_DAY,
     US_PER_SECOND,
     TerminalHistory,
     TimeAxis,
+    add_profiles,
     covering_groups,
     customer_terminal_features,
+    sort_frame,
     terminal_days,
     terminal_features,
+    terminal_profile_days,
     usd_threshold_units,
     window_sums,
+    with_profile,
 )
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.settings.fraud import FraudParameters
@@ -262,3 +267,55 @@ def test_terminal_signal_customers_counts_recent_customers_unusual_elsewhere():
     out = terminal_features(scored.reset_index(drop=True), TerminalHistory(days), params)
     # day 110 looks at days 103..109 (nothing yet), day 111 at 104..110
     assert out["terminal_signal_customers_7d"].tolist() == [0, 1]
+
+
+def _random_users(seed: int) -> pd.DataFrame:
+    """Forty days of 30 users paying at 8 terminals, a few of them with unusual amounts."""
+    rng = np.random.default_rng(seed)
+    n = 1_500
+    user = rng.integers(1, 31, n)
+    ts = (100 * SECONDS_PER_DAY + rng.integers(0, 40 * SECONDS_PER_DAY, n)) * US_PER_SECOND
+    usd = rng.integers(5, 60, n) * np.where(rng.random(n) < 0.03, 20, 1) * 10_000
+    usd[rng.random(n) < 0.02] = -1  # no ECB rate
+    frame = pd.DataFrame(
+        {
+            "transaction_id": np.arange(1, n + 1),
+            "user_id": user,
+            "terminal_id": np.where(rng.random(n) < 0.05, -1, rng.integers(1, 9, n)),
+            "ts_us": ts,
+            "amount_units": np.abs(usd),
+            "usd_units": usd,
+            "currency": "USD",
+        }
+    )
+    return sort_frame(frame)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_terminal_profile_of_pages_of_users_adds_up_to_the_whole(seed: int):
+    """The replica computes the profile page by page (users split across pages): the sums of
+    the pages' tables must be the table computed on every user at once."""
+    frame = _random_users(seed)
+    params = FraudParameters(terminal_profile_features=True, anomaly_min_history=3)
+    first_day = 110
+    whole = terminal_profile_days(frame, params, first_day=first_day)
+    pages = [
+        terminal_profile_days(frame[frame["user_id"].isin(users)], params, first_day=first_day)
+        for users in (range(1, 8), range(8, 20), range(20, 31))
+    ]
+    added = add_profiles(pages)
+    columns = ["terminal_id", "day", "n_tx", *PROFILE_COLUMNS]
+    key = ["terminal_id", "day"]
+    left = whole[columns].sort_values(key).reset_index(drop=True)
+    right = added[columns].sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(left, right, check_dtype=False)
+    assert whole["day"].min() >= first_day and whole["n_signal"].sum() > 0
+    # and the history built from it answers like the one of the in-memory path
+    fraud_ids = frame["transaction_id"].to_numpy()[::50]
+    days = terminal_days(frame, fraud_ids, params)
+    joined = with_profile(terminal_days(frame, fraud_ids), added)
+    scored = frame[frame["ts_us"] >= 125 * SECONDS_PER_DAY * US_PER_SECOND].reset_index(drop=True)
+    expected = terminal_features(scored, TerminalHistory(days), params)
+    got = terminal_features(scored, TerminalHistory(joined), params)
+    for name, values in expected.items():
+        assert np.allclose(values, got[name], equal_nan=True), name

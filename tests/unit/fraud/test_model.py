@@ -107,6 +107,10 @@ def test_the_model_joins_the_score_as_one_more_signal(
     assert rules.rows["model_version"].isna().all()
     flagged = both.rows[~both.rows["rule_ids"].str.contains("large_amount")]
     assert (flagged["flagged"] == (flagged["score"] >= report.threshold)).all()
+    # a page whose rows are all lookback (nothing inside the interval) scores to nothing
+    later = datetime(2030, 1, 1, tzinfo=UTC)
+    empty = score_frame(data, history, params, start=later, end=later + (end - start), model=model)
+    assert empty.rows.empty and empty.analysed == 0
 
 
 def test_a_missing_model_file_refuses_the_run(tmp_path: Path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
 
@@ -71,3 +72,31 @@ def test_synthetic_data_is_deterministic():
     assert not generate(
         SyntheticConfig(customers=50, terminals=30, days=10, seed=10)
     ).transactions.equals(first.transactions)
+
+
+def test_cards_skimmed_at_a_compromised_terminal_are_misused_elsewhere_afterwards():
+    base = SyntheticConfig(
+        customers=400, terminals=60, days=40, seed=21, compromised_terminal_rate=0.0005
+    )
+    handbook = generate(replace(base, skimmed_card_share=0.0))
+    skimmed = generate(replace(base, skimmed_card_share=0.5, skim_delay_days=3))
+
+    def card_events(data):
+        events = data.events
+        return events[events["pattern"] == "spending_anomaly"]
+
+    # the same scenario draws, plus one card compromise per misused skimmed card
+    extra = len(card_events(skimmed)) - len(card_events(handbook))
+    assert extra > 5
+    tx = skimmed.transactions.assign(pattern=skimmed.labels["pattern"])
+    at_terminals = tx[tx["pattern"] == "terminal_compromise"]
+    first_skim = at_terminals.groupby("user_id")["occurred_at"].min().dt.floor("D")
+    cards = card_events(skimmed)
+    joined = cards.merge(first_skim.rename("skim").reset_index(), on="user_id")
+    delays = (joined["start"] - joined["skim"]).dt.days
+    # every misuse of a skimmed customer starts 1-3 days after the skim (or is an unrelated
+    # card compromise of the base scenario, which may start any day)
+    assert ((delays >= 1) & (delays <= 3)).sum() >= extra
+    assert (tx["pattern"] == "spending_anomaly").sum() > (
+        handbook.labels["pattern"] == "spending_anomaly"
+    ).sum()

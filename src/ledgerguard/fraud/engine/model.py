@@ -346,4 +346,6 @@ class FraudModel:
                 f"the model needs features the current parameters do not build: {missing} "
                 "(train it again with today's LEDGERGUARD_FRAUD__* windows)"
             )
+        if len(data) == 0:  # a page with only lookback rows (scikit-learn refuses 0 rows)
+            return np.zeros(0)
         return self._model.predict_proba(data[self.features].to_numpy(dtype=float))[:, 1]
