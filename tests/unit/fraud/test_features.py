@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from ledgerguard.fraud.engine import features
 from ledgerguard.fraud.engine.features import (
     PROFILE_COLUMNS,
     SECONDS_PER_DAY,
@@ -148,6 +151,10 @@ def test_terminal_recency_is_the_day_by_day_lookup(days, queries, horizon):
     history = TerminalHistory(table.assign(day=table["day"] + 1_000))
     frame = pd.DataFrame({"terminal_id": terminal, "ts_us": day * SECONDS_PER_DAY * US_PER_SECOND})
     out = terminal_features(frame, history, params)
+    with mock.patch.object(features, "RECENCY_CHUNK", 4):  # several gathering passes
+        chunked = terminal_features(frame, history, params)
+    for name in ("terminal_recent_risk", "terminal_days_since_fraud", "terminal_fraud_run_days"):
+        np.testing.assert_array_equal(chunked[name], out[name])
     recent, since, run = _recency_by_day(terminal, day, history, params)
     np.testing.assert_allclose(out["terminal_recent_risk"], recent, rtol=1e-12, atol=1e-15)
     assert out["terminal_days_since_fraud"].tolist() == since.tolist()

@@ -513,8 +513,26 @@ def _terminal_recency(
     horizon are gathered at once (two binary searches for every pair, then one flat array of at
     most `horizon` entries per pair) and reduced per pair; a one-day lookup per age (84 binary
     searches per pair) cost the streaming scorer about a third of its scoring CPU. Days without
-    an entry have no payment: they neither end a fraud run nor count as clean.
+    an entry have no payment: they neither end a fraud run nor count as clean. Pairs go
+    `RECENCY_CHUNK` at a time, so a nightly page's gathered entries stay a few MiB.
     """
+    if len(terminal) <= RECENCY_CHUNK:
+        return _recency_chunk(terminal, day, history, params)
+    parts = [
+        _recency_chunk(terminal[i : i + RECENCY_CHUNK], day[i : i + RECENCY_CHUNK], history, params)
+        for i in range(0, len(terminal), RECENCY_CHUNK)
+    ]
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+#: (terminal, day) pairs per gathering pass of `_terminal_recency` (at most `horizon` entries
+#: each: 16k pairs x 28 days x ~8 arrays of 8 bytes = ~30 MiB at the worst).
+RECENCY_CHUNK = 16_384
+
+
+def _recency_chunk(
+    terminal: np.ndarray, day: np.ndarray, history: TerminalHistory, params: FraudParameters
+) -> dict[str, np.ndarray]:
     n = len(terminal)
     horizon = params.terminal_history_days
     decay = 0.5 ** (1 / params.terminal_risk_half_life_days)
