@@ -220,6 +220,16 @@ def test_parse_sysbench_uses_last_block_and_histogram() -> None:
     assert result.timeline == [{"t": 1.0, "tps": 7378.18, "p99_ms": 37.56}]
 
 
+def test_position_covers_a_token_of_either_flavour() -> None:
+    from ledgerguard.db.consistency import position_covers
+
+    assert position_covers("0-1-42,1-2-8", "0-1-40") and not position_covers("0-1-42", "1-2-1")
+    uuid = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
+    assert position_covers(f"{uuid}:1-50", f"{uuid}:42")
+    assert not position_covers(f"{uuid}:1-40", f"{uuid}:42")
+    assert not position_covers(None, "0-1-1") and not position_covers("0-1-5", "not a gtid")
+
+
 def test_gtid_sequence() -> None:
     assert gtid_sequence("0-1-42") == 42
     assert gtid_sequence("0-1-42,1-2-8") == 50

@@ -7,6 +7,7 @@ import re
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledgerguard.db.dialect import Flavour, binlog_gtids_query, wait_for_gtid
+from ledgerguard.db.gtid import GtidSet
 
 _MARIADB_GTID_LIST = re.compile(r"^\d+-\d+-\d+(,\d+-\d+-\d+)*$")
 
@@ -19,11 +20,12 @@ def valid_gtid(token: str, flavour: Flavour) -> bool:
 
 
 def position_covers(position: str | None, token: str) -> bool:
-    """Whether a MariaDB primary at `position` has committed everything `token` names."""
-    have, wanted = mariadb_positions(position or ""), mariadb_positions(token)
-    if have is None or wanted is None:
+    """Whether a primary at `position` has committed everything `token` names (either flavour;
+    False when either text is no GTID set)."""
+    try:
+        return GtidSet.parse(position or "").covers(GtidSet.parse(token))
+    except ValueError:
         return False
-    return all(seq <= have.get(domain, -1) for domain, seq in wanted.items())
 
 
 async def primary_position(conn: AsyncConnection, flavour: Flavour) -> str | None:
@@ -48,13 +50,13 @@ def mariadb_positions(position: str) -> dict[str, int] | None:
 
     None when it is not one (e.g. a MySQL UUID set).
     """
-    out = {}
-    for item in filter(None, position.replace("\n", "").split(",")):
-        parts = item.strip().split("-")
-        if len(parts) != 3 or not all(p.isdigit() for p in parts):
-            return None
-        out[parts[0]] = int(parts[2])
-    return out
+    try:
+        gtids = GtidSet.parse(position)
+    except ValueError:
+        return None
+    if gtids.flavour is Flavour.MYSQL:
+        return None
+    return {str(domain): gtid.seq for domain, gtid in gtids.mariadb_position.items()}
 
 
 def gtid_sequence(position: str | None) -> int | None:
