@@ -60,3 +60,21 @@ def test_schema_accepts_original_example_and_rejects_bad_money():
         {"user_id": 1, "amount": "1", "currency": "USD", "occurred_at": "2024-01-01T00:00:00"}
     )
     assert naive.occurred_at is not None and naive.occurred_at.utcoffset().total_seconds() == 0
+
+
+def test_a_mysql_token_is_compared_with_the_cached_primary_set():
+    """The future-token check covers MySQL GTID sets too (it was MariaDB-only): a token inside
+    the cached set passes without a query — the stand-in has no primary to ask, so any query
+    would fail the test."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from ledgerguard.api.reads import check_token_not_future
+
+    uuid = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
+    services = SimpleNamespace(
+        flavour=Flavour.MYSQL, primary_position=f"{uuid}:1-10,\n{uuid[:-1]}3:1-2"
+    )
+    asyncio.run(check_token_not_future(services, f"{uuid}:4-7"))  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):  # beyond the cache: the primary is asked
+        asyncio.run(check_token_not_future(services, f"{uuid}:11"))  # type: ignore[arg-type]

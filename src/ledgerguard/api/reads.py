@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledgerguard.api.services import ApiServices
 from ledgerguard.db import reads
 from ledgerguard.db.consistency import position_covers, primary_position
-from ledgerguard.db.dialect import Flavour
 
 
 class FutureToken(ValueError):
@@ -23,11 +22,11 @@ async def check_token_not_future(services: ApiServices, token: str) -> None:
 
     The primary's position is cached per worker (`services.primary_position`); it is read again
     only when a token is beyond the cached one, so honest tokens cost no query at all once the
-    cache has passed them, and a forged future one costs one cheap query. MariaDB only: a MySQL
-    GTID set is not compared here (the bounded wait still applies).
+    cache has passed them, and a forged future one costs one cheap query. Both flavours: a
+    MariaDB position and a MySQL GTID set are compared by `GtidSet` (`position_covers`); after a
+    failover the new primary's set holds the old primary's transactions too, so honest tokens
+    issued before it still pass.
     """
-    if services.flavour is not Flavour.MARIADB:
-        return
     try:
         if position_covers(services.primary_position, token):
             return
