@@ -124,7 +124,9 @@ def analytics_conn(settings: Settings, role: str = "replica") -> pymysql.connect
     )
 
 
-def make_key(settings: Settings, name: str, scopes: tuple[str, ...]) -> str:
+def make_key(
+    settings: Settings, name: str, scopes: tuple[str, ...], *, merchant_id: int | None = None
+) -> str:
     """Create an API key directly in the database (as `apikey create` does); returns it."""
     from ledgerguard.db.api_keys import create_api_key
     from ledgerguard.db.engines import migration_engine
@@ -132,7 +134,7 @@ def make_key(settings: Settings, name: str, scopes: tuple[str, ...]) -> str:
     engine = migration_engine(settings)
     try:
         with engine.begin() as conn:
-            _, plain = create_api_key(conn, name=name, scopes=scopes)
+            _, plain = create_api_key(conn, name=name, scopes=scopes, merchant_id=merchant_id)
     finally:
         engine.dispose()
     return plain

@@ -4,7 +4,7 @@ committed and every outcome comes from the request's own timer (`TransactionWrit
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -15,6 +15,7 @@ from ledgerguard.db.writer import (
     WriteOutcomeUnknown,
     WriteRejected,
     _Pending,
+    datetime_text,
 )
 from ledgerguard.load.bench.ingest import HOT_PATH_PACKAGES, package_versions, rows_per_commit
 
@@ -84,3 +85,19 @@ def test_bench_records_library_versions_and_rows_per_commit():
     assert rows_per_commit(100, {"acknowledged_commits": 15, "unacknowledged_commits": 5}) == 5.0
     assert rows_per_commit(100, {"acknowledged_commits": 0}) is None
     assert rows_per_commit(100, {}) is None
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 11, 29, 14, 0, 5, 123456, tzinfo=UTC),
+        datetime(2026, 11, 29, 14, 0, 5, tzinfo=UTC),  # no fraction: none written either
+        datetime(2000, 1, 1, tzinfo=timezone(timedelta(hours=2))),  # written in UTC
+    ],
+)
+def test_datetimes_go_to_the_driver_as_the_literal_it_writes_for_them(moment: datetime):
+    from asyncmy.converters import escape_item
+
+    text = datetime_text(moment)
+    naive = moment.astimezone(UTC).replace(tzinfo=None)
+    assert escape_item(text, "utf8mb4") == escape_item(naive, "utf8mb4")

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ledgerguard.api import errors
+from ledgerguard.api.fastpath import CreateFastPath
 from ledgerguard.api.limits import BodySizeLimit
 from ledgerguard.api.metrics import ApiMetrics, MetricsMiddleware
 from ledgerguard.api.ratelimit import RateLimiter
@@ -26,9 +27,12 @@ from ledgerguard.settings import Settings
 from ledgerguard.web import mount as web
 
 
-def create_app(settings: Settings | None = None, *, workers: int | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, workers: int | None = None, fast_path: bool = True
+) -> FastAPI:
     """A new app; `workers` is how many processes share the per-address limit (the per-key
-    limit is shared through a file, see `ledgerguard.api.shared_ratelimit`).
+    limit is shared through a file, see `ledgerguard.api.shared_ratelimit`). `fast_path=False`
+    leaves out `ledgerguard.api.fastpath` (tests compare the two: same answers).
 
     Without arguments (how Gunicorn calls it) settings come from the environment / `.env` and the
     worker count from `LEDGERGUARD_API_WORKERS`.
@@ -104,4 +108,11 @@ def create_app(settings: Settings | None = None, *, workers: int | None = None) 
     web.install(app, settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if fast_path:  # outermost: answers the common valid POST /transactions, hands over the rest
+        app.add_middleware(
+            CreateFastPath,
+            metrics=metrics,
+            max_body_bytes=settings.api_max_body_bytes,
+            path=transactions.router.prefix,
+        )
     return app

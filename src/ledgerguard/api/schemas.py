@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -159,7 +159,8 @@ class TransactionPublic(BaseModel):
     status: str
 
     @classmethod
-    def from_row(cls, row: Any) -> TransactionPublic:
+    def from_row(cls, row: Any, **extra: Any) -> Self:
+        """The public form of a `transactions` row; `extra` fills a subclass's own fields."""
         return cls(
             id=row.id,
             external_id=row.external_id,
@@ -172,6 +173,7 @@ class TransactionPublic(BaseModel):
             occurred_at=row.occurred_at,
             created_at=row.created_at,
             status=row.status,
+            **extra,
         )
 
 

@@ -34,6 +34,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import asyncmy
@@ -77,9 +78,17 @@ _CONNECTION_ERRORS = (asyncmy.errors.OperationalError, asyncmy.errors.InterfaceE
 
 def _params(tx: NewTransaction) -> tuple[Any, ...]:
     values = tx.values()
-    values["occurred_at"] = utc_naive(tx.occurred_at)
-    values["created_at"] = utc_naive(tx.created_at)
+    values["occurred_at"] = datetime_text(tx.occurred_at)
+    values["created_at"] = datetime_text(tx.created_at)
     return tuple(values[c] for c in _COLUMNS)
+
+
+def datetime_text(moment: datetime) -> str:
+    """A timezone-aware datetime as the text of its UTC DATETIME value, exactly the literal
+    the driver writes for the datetime itself (`YYYY-MM-DD HH:MM:SS[.ffffff]`): the driver
+    escapes a string in a tenth of the time it takes to format a datetime, ~5 µs per row of
+    a batch (issue #13)."""
+    return utc_naive(moment).isoformat(" ")
 
 
 @dataclass(frozen=True)

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
-from pydantic import BeforeValidator, StringConstraints, TypeAdapter, ValidationError
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, status
+from pydantic import BeforeValidator
 
+from ledgerguard.api.creation import IDEMPOTENCY_KEY_LENGTH, commit, transaction_to_store
 from ledgerguard.api.deps import (
-    WRITE_SECURITY,
     AdminKey,
     ReadKey,
     Services,
     WriteKey,
-    merchant_for_write,
     outside_merchant,
 )
-from ledgerguard.api.errors import RETRY_AFTER_SECONDS
 from ledgerguard.api.reads import FutureToken, check_token_not_future, read_connection
 from ledgerguard.api.schemas import (
     KEYED,
@@ -36,15 +32,9 @@ from ledgerguard.api.schemas import (
 )
 from ledgerguard.db.consistency import valid_gtid
 from ledgerguard.db.fraud_results import UPSERT_LABELS, get_label
-from ledgerguard.db.transactions import NewTransaction, get_transaction, list_transactions
+from ledgerguard.db.transactions import get_transaction, list_transactions
 from ledgerguard.db.verdicts import get_risk
-from ledgerguard.db.writer import (
-    DuplicateExternalId,
-    IdempotencyConflict,
-    WriteOutcomeUnknown,
-    WriteRejected,
-)
-from ledgerguard.field_rules import moment_problem, occurred_at_problem
+from ledgerguard.field_rules import moment_problem
 from ledgerguard.utc import as_utc
 
 router = APIRouter(prefix="/transactions", tags=["transactions"])
@@ -77,131 +67,38 @@ def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else as_utc(value, assume_utc=True)
 
 
-IDEMPOTENCY_KEY_HEADER = "idempotency-key"
-_IDEMPOTENCY_KEY_HELP = "Retries with the same key and body return the original transaction"
-_idempotency_key = TypeAdapter(Annotated[str, StringConstraints(min_length=1, max_length=255)])
-
-#: What FastAPI would generate for an `Idempotency-Key` `Header(min_length=1, max_length=255)`
-#: parameter and for the key's `Security` dependency, stated by hand (see `idempotency_key_of`).
-_CREATE_OPENAPI = {
-    "security": WRITE_SECURITY,
-    "parameters": [
-        {
-            "name": IDEMPOTENCY_KEY_HEADER,
-            "in": "header",
-            "required": False,
-            "schema": {
-                "anyOf": [{"type": "string", "minLength": 1, "maxLength": 255}, {"type": "null"}],
-                "description": _IDEMPOTENCY_KEY_HELP,
-                "title": "Idempotency-Key",
-            },
-            "description": _IDEMPOTENCY_KEY_HELP,
-        }
-    ],
-}
-
-
-def idempotency_key_of(request: Request) -> str | None:
-    """The `Idempotency-Key` header, or None; 422 (FastAPI's error shape) when not 1-255 chars.
-
-    Read here instead of as a `Header` parameter: FastAPI's per-request parameter pass cost
-    tens of µs of the API's CPU per POST for this one optional header (issue #13). Checked after
-    the body, so a request with both wrong names only the body's errors.
-    """
-    value = request.headers.get(IDEMPOTENCY_KEY_HEADER)
-    if value is None:
-        return None
-    try:
-        return _idempotency_key.validate_python(value)
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [
-                {**error, "loc": ("header", IDEMPOTENCY_KEY_HEADER, *error["loc"])}
-                for error in exc.errors(include_url=False)
-            ]
-        ) from None
-
-
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TransactionCreated,
     responses=error_responses(*KEYED, 400, 409, 413),
-    openapi_extra=_CREATE_OPENAPI,
 )
 async def create_transaction(
     body: TransactionCreate,
     key: WriteKey,
     request: Request,
-    response: Response,
-) -> TransactionCreated | Response:
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=IDEMPOTENCY_KEY_LENGTH[0],
+            max_length=IDEMPOTENCY_KEY_LENGTH[1],
+            description="Retries with the same key and body return the original transaction",
+        ),
+    ] = None,
+) -> Response:
     """Commit a transaction durably on the primary (the 201 means it is on disk).
 
     A key limited to a merchant stores its merchant when `merchant_id` is absent; another
     `merchant_id` is a 403."""
-    idempotency_key = idempotency_key_of(request)
+    # The common valid request never gets here: `ledgerguard.api.fastpath` answers it in front
+    # of FastAPI with the same two steps (`ledgerguard.api.creation`). This route answers what
+    # the fast path hands over: every refusal, and every request the fast path does not take.
     services = request.app.state.services  # not a dependency: one node less per request
-    merchant_id = merchant_for_write(key, body.merchant_id)
-    now = datetime.now(UTC)
-    occurred_at = body.occurred_at or now
-    problem = occurred_at_problem(occurred_at)
-    if problem:  # a valid date-time out of range: refused, like the importer does
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, problem)
-    tx = NewTransaction(
-        user_id=body.user_id,
-        amount=body.amount,
-        currency=body.currency,
-        amount_usd=services.fx.to_usd(body.amount, body.currency, occurred_at.date()),
-        occurred_at=occurred_at,
-        created_at=now,
-        external_id=body.external_id,
-        terminal_id=body.terminal_id,
-        merchant_id=merchant_id,
-    )
-    try:
-        if idempotency_key is None:
-            result = await services.writer.write(tx)
-        else:
-            request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-            result = await services.writer.write_idempotent(
-                tx, api_key_id=key.id, key=idempotency_key, request_hash=request_hash
-            )
-    except (IdempotencyConflict, DuplicateExternalId) as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    except (WriteRejected, WriteOutcomeUnknown) as exc:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            str(exc),
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
-        ) from None
-    if result.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-        async with services.primary.connect() as conn:
-            row = await get_transaction(conn, transaction_id=result.transaction_id)
-        return TransactionCreated(
-            **TransactionPublic.from_row(row).model_dump(), consistent_after=result.gtid
-        )
-    services.metrics.committed.inc()
-    if tx.amount_usd is not None:
-        services.metrics.amount_usd.inc(float(tx.amount_usd))
-    created = TransactionCreated(
-        **TransactionPublic.from_row(_StoredRow(result.transaction_id, tx)).model_dump(),
-        consistent_after=result.gtid,
-    )
+    tx = transaction_to_store(key, body, fx=services.fx, now=datetime.now(UTC))
+    created = await commit(services, tx, key=key, body=body, idempotency_key=idempotency_key)
     # a Response passes through FastAPI untouched: no second validation against
     # response_model and no jsonable_encoder walk (the schema in /docs is unchanged)
-    return Response(created.model_dump_json(), status_code=201, media_type="application/json")
-
-
-class _StoredRow:
-    """The row as stored, without reading it back (values round-trip exactly)."""
-
-    def __init__(self, transaction_id: int, tx: NewTransaction) -> None:
-        self.id = transaction_id
-        for name, value in tx.values().items():
-            setattr(self, name, value)
-        self.occurred_at = as_utc(tx.occurred_at, assume_utc=True)
-        self.created_at = as_utc(tx.created_at, assume_utc=True)
+    return created.response()
 
 
 @router.get(
