@@ -240,6 +240,33 @@ def test_idempotency_race_creates_one_row(api_url: str, api_key: str, settings: 
     assert rows_for(settings, user) == 2
 
 
+def test_idempotent_retry_of_a_body_with_external_id_replays(
+    api_url: str, api_key: str, settings: Settings
+):
+    """The retry meets its first row's unique external_id before the idempotency row: it must
+    still replay (it was a 409 "external_id is already used"), concurrent or later."""
+    user = next_user()
+    body = {"user_id": user, "amount": "12.34", "currency": "EUR", "external_id": f"idem-{user}"}
+    responses = asyncio.run(_race(api_url, api_key, body, f"ext-{user}", 20))
+    assert {r.status_code for r in responses} == {201}, {r.text for r in responses}
+    assert len({r.json()["id"] for r in responses}) == 1
+    later = httpx.post(
+        f"{api_url}/transactions",
+        json=body,
+        headers={"X-API-Key": api_key, "Idempotency-Key": f"ext-{user}"},
+    )
+    assert later.status_code == 201 and later.headers["idempotent-replayed"] == "true"
+    assert later.json()["id"] == responses[0].json()["id"]
+    # another Idempotency-Key with the same external_id: the external_id is taken
+    other = httpx.post(
+        f"{api_url}/transactions",
+        json=body,
+        headers={"X-API-Key": api_key, "Idempotency-Key": f"ext2-{user}"},
+    )
+    assert other.status_code == 409 and "external_id" in other.json()["detail"]
+    assert rows_for(settings, user) == 1
+
+
 def test_idempotency_key_out_of_bounds_is_a_422_naming_the_header(
     client: httpx.Client, settings: Settings
 ):

@@ -116,6 +116,10 @@ class _NotBatchable(Exception):
     """The server's auto-increment mode does not give consecutive ids to a multi-row INSERT."""
 
 
+class _KeyUnused(Exception):
+    """No idempotency row for this (API key, Idempotency-Key)."""
+
+
 class WriteRejected(Exception):
     """Nothing was written: the queue is full or the primary did not take the write in time."""
 
@@ -434,13 +438,30 @@ class TransactionWriter:
                 return WriteResult(tx_id, gtid)
         except IntegrityError as exc:
             if "idempotency_keys" not in str(exc.orig) and "PRIMARY" not in str(exc.orig):
-                raise _translate(exc) from exc
+                translated = _translate(exc)
+                if not isinstance(translated, DuplicateExternalId):
+                    raise translated from exc
+                # A retry of a body with an `external_id` meets its own first row's unique
+                # external_id before the idempotency row: replay when this key was used
+                # (its row holds that external_id), else the external_id is someone else's.
+                try:
+                    return await self._replay(
+                        api_key_id=api_key_id, key=key, request_hash=request_hash
+                    )
+                except _KeyUnused:
+                    raise translated from exc
         except Exception as exc:
             await self._outage(exc)
             raise
-        return await self._replay(api_key_id=api_key_id, key=key, request_hash=request_hash)
+        try:
+            return await self._replay(api_key_id=api_key_id, key=key, request_hash=request_hash)
+        except _KeyUnused:  # the first writer rolled back between our error and this read
+            raise IdempotencyConflict(
+                "the original request with this Idempotency-Key failed"
+            ) from None
 
     async def _replay(self, *, api_key_id: int, key: str, request_hash: str) -> WriteResult:
+        """The transaction this (API key, Idempotency-Key) created; `_KeyUnused` if none."""
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -451,8 +472,8 @@ class TransactionWriter:
             ).first()
             # for replays: the primary's position now covers the original commit
             gtid = await primary_position(conn, self.flavour)
-        if row is None:  # the first writer rolled back between our error and this read
-            raise IdempotencyConflict("the original request with this Idempotency-Key failed")
+        if row is None:
+            raise _KeyUnused
         if row.request_hash != request_hash:
             raise IdempotencyConflict(
                 "this Idempotency-Key was already used with a different request body"
