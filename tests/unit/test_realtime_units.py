@@ -4,6 +4,7 @@ by the engine against the nightly engine on the same frame."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -20,11 +21,19 @@ from ledgerguard.fraud.engine.features import (
 from ledgerguard.fraud.engine.scoring import score_frame
 from ledgerguard.fraud.store import verdict_rows
 from ledgerguard.money import FxRates
+from ledgerguard.realtime.checkpoint import verdict_literals
 from ledgerguard.realtime.position import GtidPosition
+from ledgerguard.realtime.rowdecode import _decimal
 from ledgerguard.realtime.scorer import _fraud_change
-from ledgerguard.realtime.state import OnlineState, Partition, TerminalCounts, rows_from_frame
+from ledgerguard.realtime.state import (
+    OnlineState,
+    Partition,
+    TerminalCounts,
+    _currency_texts,
+    rows_from_frame,
+)
 from ledgerguard.settings.fraud import FraudParameters
-from ledgerguard.utc import to_us
+from ledgerguard.utc import to_us, utc_naive
 
 
 def test_mariadb_position_advances_per_domain_and_covers():
@@ -309,3 +318,127 @@ def test_the_scorer_reads_each_finished_days_terminal_profile_once():
             assert np.allclose(want, have), (day, name)
         assert expected[0].sum() > 0
     assert calls == [(first, first + 1), (first + 1, first + 3)]
+
+
+def test_verdict_literals_hold_the_values_of_verdict_rows():
+    """The upsert's values, rendered column by column from the verdict frame's arrays, are the
+    values `verdict_rows` gives for the same verdicts (negative and unknown amounts, whole
+    seconds, quotes, a model version or none)."""
+    now = datetime(2026, 11, 29, 14, 30, 1, 250, tzinfo=UTC)
+    verdicts = pd.DataFrame(
+        {
+            "transaction_id": [11, 12, 13],
+            "user_id": [7, 8, 9],
+            "ts_us": [
+                to_us(datetime(2026, 11, 28, 23, 59, 59, 999_999, tzinfo=UTC)),
+                to_us(datetime(2026, 11, 29, tzinfo=UTC)),
+                to_us(datetime(1999, 1, 2, 3, 4, 5, 6, tzinfo=UTC)),
+            ],
+            "amount_units": [12_3456, -5_0000, 3],
+            "currency": ["USD", "EUR", "JPY"],
+            "usd_units": [12_3456, -1, 0],
+            "score": [0.12345, 1.0, 0.0],
+            "flagged": [False, True, False],
+            "rule_ids": ["", "large_amount,velocity", ""],
+            "reasons": ["", 'it\'s "large"; back\\slash', "no rate"],
+            "model_version": pd.Series([None, "v3", None], dtype=object),
+        }
+    )
+    quoted: list[str] = []
+
+    def literal(value: str) -> str:
+        quoted.append(value)
+        return "<" + value + ">"
+
+    columns = verdict_literals(verdicts, now, literal)
+    expected = verdict_rows(
+        verdicts,
+        analysed_at=now,
+        source="realtime",
+        realtime_scored_at=now,
+        realtime_first_scored_at=now,
+    )
+    for row in expected:
+        row |= {
+            "realtime_score": row["score"],
+            "realtime_flagged": row["flagged"],
+            "realtime_rule_ids": row["rule_ids"],
+        }
+    assert set(columns) == set(expected[0])
+
+    def parsed(text: str) -> object:
+        if text == "NULL":
+            return None
+        if text.startswith("<"):
+            return text[1:-1]
+        if text.startswith("'"):
+            return datetime.fromisoformat(text[1:-1])
+        return Decimal(text)
+
+    for index, row in enumerate(expected):
+        for name, value in row.items():
+            got = parsed(columns[name][index])
+            if isinstance(value, datetime):
+                value = utc_naive(value)
+            elif isinstance(value, bool):
+                value = Decimal(int(value))
+            elif isinstance(value, int):
+                value = Decimal(value)
+            assert got == value, (name, index, got, value)
+            if isinstance(value, Decimal):  # same number of places too
+                assert str(got) == str(value), (name, index, got, value)
+
+
+def _packed_decimal(text: str, precision: int, decimals: int) -> bytes:
+    """MySQL's packed DECIMAL of `text` (the server's format, written here from its definition:
+    groups of 9 digits in 4 bytes, a shorter leading / trailing group, sign in the top bit, every
+    bit inverted when negative)."""
+    sizes = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
+    negative = text.startswith("-")
+    whole, _, fraction = text.lstrip("-").partition(".")
+    integral = precision - decimals
+    whole, fraction = whole.rjust(integral, "0"), fraction.ljust(decimals, "0")
+    out = b""
+    lead = integral % 9
+    if lead:
+        out += int(whole[:lead]).to_bytes(sizes[lead], "big")
+    for at in range(lead, integral, 9):
+        out += int(whole[at : at + 9]).to_bytes(4, "big")
+    for at in range(0, decimals - decimals % 9, 9):
+        out += int(fraction[at : at + 9]).to_bytes(4, "big")
+    if decimals % 9:
+        out += int(fraction[decimals - decimals % 9 :]).to_bytes(sizes[decimals % 9], "big")
+    packed = bytearray(out)
+    packed[0] |= 0x80
+    return bytes(b ^ 0xFF for b in packed) if negative else bytes(packed)
+
+
+@pytest.mark.parametrize(
+    ("text", "precision", "decimals"),
+    [
+        ("123.4500", 19, 4),
+        ("-123456789012345.1234", 19, 4),
+        ("0.0000", 19, 4),
+        ("-0.0001", 19, 4),
+        ("999999999999999.9999", 19, 4),
+        ("42", 10, 0),
+        ("-7", 10, 0),
+        ("0.123456789012", 12, 12),
+        ("-12345678901234567890.123456789012345678901", 41, 21),
+    ],
+)
+def test_packed_decimals_decode_to_the_exact_decimal(text: str, precision: int, decimals: int):
+    """The row decoder's DECIMAL: same digits *and* exponent as the column's text (`Decimal`
+    equality alone would accept 1.5 for 1.50), negative values and leading zeros included."""
+    decode = _decimal(precision, decimals)
+    data = b"\x01\x02" + _packed_decimal(text, precision, decimals) + b"\x03"
+    value, end = decode(data, 2)
+    assert value.as_tuple() == Decimal(text).as_tuple()  # each text has `decimals` places
+    assert end == len(data) - 1
+
+
+def test_currency_codes_become_the_frames_strings():
+    rows = np.array([b"USD", b"EUR", b"USD", b"JPY"], dtype="S3")
+    texts = _currency_texts(rows)
+    assert texts.tolist() == ["USD", "EUR", "USD", "JPY"] and texts.dtype == object
+    assert _currency_texts(rows[:0]).tolist() == []

@@ -29,7 +29,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import pymysql
 
@@ -49,8 +49,10 @@ _PURGED_ERRORS = (1236,)
 RECONNECT_SECONDS = 1.0
 
 
-@dataclass(frozen=True)
-class RowChange:
+class RowChange(NamedTuple):
+    """One row of a rows event (a named tuple: made for every row, a frozen dataclass cost
+    several times more to build)."""
+
     table: str
     kind: str  # insert / update / delete
     before: dict[str, Any] | None
@@ -302,7 +304,9 @@ def read_transactions(
     position = start.copy()
     events = 0
     try:
-        while position.behind(end) > 0:
+        # the position moves only when a transaction ends: compared with `end` only then
+        remaining = position.behind(end) > 0
+        while remaining:
             event = stream.fetchone()
             if event is None:
                 continue
@@ -312,6 +316,7 @@ def read_transactions(
                 position.advance(transaction.gtid)
                 if transaction.changes:
                     found.append(transaction)
+                remaining = position.behind(end) > 0
     finally:
         stream.close()
     return found, events

@@ -15,9 +15,9 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from pymysql.cursors import RE_INSERT_VALUES
@@ -25,6 +25,7 @@ from sqlalchemy.dialects.mysql import pymysql as mysql_pymysql
 
 from ledgerguard.db.fraud_results import UPSERT_REALTIME_SCORES
 from ledgerguard.db.realtime import INSERT_ALERTS, UPSERT_CHECKPOINT, select_checkpoint
+from ledgerguard.fraud.engine.features import SECONDS_PER_DAY, US_PER_SECOND
 from ledgerguard.fraud.store import verdict_rows
 from ledgerguard.realtime.stages import StageClock
 from ledgerguard.utc import utc_naive
@@ -115,9 +116,9 @@ def commit_batch(
     clock = clock or StageClock()
     now = datetime.now(UTC)
     with clock.stage("verdicts"):
-        rows, outbox = _batch_rows(verdicts, alerts, now)
+        outbox = _batch_alerts(verdicts, alerts, now)
     with clock.stage("write"):
-        _write_batch(engine, rows, outbox, partition_name, gtid_pos, event_at, scored, now)
+        _write_batch(engine, verdicts, outbox, partition_name, gtid_pos, event_at, scored, now)
     return len(outbox)
 
 
@@ -134,76 +135,132 @@ def _compiled_upsert(keys: tuple[str, ...]) -> tuple[str, str, tuple[str, ...]]:
     return match.group(1), match.group(3), tuple(compiled.positiontup or ())
 
 
-def _upsert_rows(dbapi_connection: Any, rows: list[dict[str, Any]]) -> None:
-    """The verdict rows as multi-row upserts, their values written as SQL literals here.
+_US_PER_DAY = SECONDS_PER_DAY * US_PER_SECOND
+#: Columns of a real-time verdict row that hold the batch's write time.
+_WRITE_TIME_COLUMNS = (
+    "analysed_at",
+    "realtime_scored_at",
+    "realtime_first_scored_at",
+)
 
-    What pymysql's `executemany` does, without its four Python calls per value (half of the
-    scorer's write cost): the few types a verdict row holds are turned into literals
-    directly; strings and anything else go through the driver's own `escape`. Datetimes are
-    bound as `UTCDateTime` binds them: naive UTC.
+
+def verdict_literals(verdicts: pd.DataFrame, now: datetime, literal: Any) -> dict[str, list[str]]:
+    """Each column of the verdicts' `fraud_scores` rows as SQL literals, built column by column.
+
+    The values `verdict_rows` gives (`source="realtime"`, the batch time in the three time
+    columns, the `realtime_*` copies of the verdict), turned into literals from the frame's
+    arrays: per row and column, a Python dict and a Decimal or datetime object cost more than
+    scoring the row. Datetimes are written as the naive UTC text `UTCDateTime` binds, amounts
+    from their 10^-4 units, `literal` (the connection's `escape`) quotes strings.
     """
-    prefix, postfix, order = _compiled_upsert(tuple(rows[0]))
-    # strings: quoted and escaped for the session's SQL mode (what `executemany` calls)
-    literal = dbapi_connection.escape
-    # a batch repeats most datetimes and strings (its time in four columns, the day's interval,
-    # "USD", "realtime", the same rule ids): each is turned into a literal once
-    seen: dict[Any, str] = {}
+    ts_us = verdicts["ts_us"].to_numpy(dtype=np.int64)
+    occurred = _datetime_literals(ts_us)
+    day_us = ts_us - ts_us % _US_PER_DAY
+    starts = _datetime_literals(day_us)
+    ends = _datetime_literals(day_us + _US_PER_DAY)
+    usd = verdicts["usd_units"].to_numpy(dtype=np.int64)
+    scores = list(map("{:.4f}".format, verdicts["score"].to_numpy(dtype=float).tolist()))
+    flagged = ["1" if flag else "0" for flag in verdicts["flagged"].to_numpy(dtype=bool).tolist()]
+    texts: dict[Any, str] = {}
 
-    def sql(value: Any) -> str:
-        kind = type(value)
-        if value is None:
-            return "NULL"
-        if kind is int:
-            return str(value)
-        if kind is bool:
-            return "1" if value else "0"
-        if kind is Decimal:
-            return format(value, "f")
-        known = seen.get(value)
-        if known is not None:
-            return known
-        if kind is datetime:
-            naive = value.replace(tzinfo=None) if value.tzinfo is UTC else utc_naive(value)
-            text = "'" + naive.isoformat(" ") + "'"
-        else:
-            text = literal(value)
-        seen[value] = text
-        return text
+    def strings(values: list[Any]) -> list[str]:
+        # a batch repeats most of them ("USD", "", the same rule ids): each distinct value is
+        # quoted once, None (or pandas' missing value) is NULL
+        for value in dict.fromkeys(values):
+            if value not in texts:
+                texts[value] = literal(value) if isinstance(value, str) else "NULL"
+        return list(map(texts.__getitem__, values))
 
+    rule_ids = strings(verdicts["rule_ids"].tolist())
+    stamp = "'" + utc_naive(now).isoformat(" ") + "'"
+    n = len(verdicts)
+    columns = {
+        "transaction_id": list(map(str, verdicts["transaction_id"].to_numpy().tolist())),
+        "user_id": list(map(str, verdicts["user_id"].to_numpy().tolist())),
+        "occurred_at": occurred,
+        "amount": _units_literals(verdicts["amount_units"].to_numpy(dtype=np.int64)),
+        "currency": strings(verdicts["currency"].tolist()),
+        "amount_usd": [
+            text if known else "NULL"
+            for text, known in zip(_units_literals(usd), (usd >= 0).tolist(), strict=True)
+        ],
+        "score": scores,
+        "flagged": flagged,
+        "rule_ids": rule_ids,
+        "reasons": strings(verdicts["reasons"].tolist()),
+        "model_version": strings(verdicts["model_version"].tolist()),
+        "interval_start": starts,
+        "interval_end": ends,
+        "source": [literal("realtime")] * n,
+        "realtime_score": scores,
+        "realtime_flagged": flagged,
+        "realtime_rule_ids": rule_ids,
+    }
+    columns |= {name: [stamp] * n for name in _WRITE_TIME_COLUMNS}
+    return columns
+
+
+def _datetime_literals(ts_us: np.ndarray) -> list[str]:
+    """Quoted naive UTC `YYYY-MM-DD HH:MM:SS.ffffff` of microseconds since the epoch (each
+    string edit made once on the column joined, not per value)."""
+    text = np.datetime_as_string(ts_us.astype("datetime64[us]"), unit="us").tolist()
+    return _quoted("\0".join(text).replace("T", " "), len(text))
+
+
+def _quoted(joined: str, count: int) -> list[str]:
+    """`count` NUL-separated values, each in single quotes (values without quotes or NULs)."""
+    if not count:
+        return []
+    return ("'" + joined.replace("\0", "'\0'") + "'").split("\0")
+
+
+def _units_literals(units: np.ndarray) -> list[str]:
+    """10^-4 units as DECIMAL literals with 4 places (`units_to_decimal`'s value)."""
+    magnitude = np.abs(units)
+    texts = list(
+        map("{}.{:04d}".format, (magnitude // 10_000).tolist(), (magnitude % 10_000).tolist())
+    )
+    if (units < 0).any():
+        texts = [
+            "-" + text if value < 0 else text
+            for text, value in zip(texts, units.tolist(), strict=True)
+        ]
+    return texts
+
+
+def _upsert_rows(dbapi_connection: Any, verdicts: pd.DataFrame, now: datetime) -> None:
+    """The verdict rows as multi-row upserts, their values written as SQL literals here
+    (`verdict_literals`): what pymysql's `executemany` does, without its four Python calls per
+    value, nor a dict per row."""
+    columns = verdict_literals(verdicts, now, dbapi_connection.escape)
+    prefix, postfix, order = _compiled_upsert(tuple(sorted(columns)))
+    rows = [
+        "(" + ",".join(values) + ")"
+        for values in zip(*(columns[key] for key in order), strict=True)
+    ]
     with dbapi_connection.cursor() as cursor:
         for first in range(0, len(rows), _ROWS_PER_STATEMENT):
-            values = ",".join(
-                "(" + ",".join([sql(row[key]) for key in order]) + ")"
-                for row in rows[first : first + _ROWS_PER_STATEMENT]
-            )
-            cursor.execute(prefix + values + postfix)
+            cursor.execute(prefix + ",".join(rows[first : first + _ROWS_PER_STATEMENT]) + postfix)
 
 
-def _batch_rows(
-    verdicts: pd.DataFrame, alerts: bool, now: datetime
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    rows = (
-        verdict_rows(
-            verdicts,
-            analysed_at=now,
-            source="realtime",
-            realtime_scored_at=now,
-            realtime_first_scored_at=now,
-        )
-        if len(verdicts)
-        else []
+def _batch_alerts(verdicts: pd.DataFrame, alerts: bool, now: datetime) -> list[dict[str, Any]]:
+    """The outbox rows of the batch's flagged verdicts (none without a webhook)."""
+    if not alerts or not len(verdicts):
+        return []
+    flagged = verdicts[verdicts["flagged"].to_numpy(dtype=bool)]
+    rows = verdict_rows(
+        flagged,
+        analysed_at=now,
+        source="realtime",
+        realtime_scored_at=now,
+        realtime_first_scored_at=now,
     )
-    for row in rows:
-        row["realtime_score"] = row["score"]
-        row["realtime_flagged"] = row["flagged"]
-        row["realtime_rule_ids"] = row["rule_ids"]
-    outbox = alert_rows(rows, now=now) if alerts else []
-    return rows, outbox
+    return alert_rows(rows, now=now)
 
 
 def _write_batch(
     engine: sa.Engine,
-    rows: list[dict[str, Any]],
+    verdicts: pd.DataFrame,
     outbox: list[dict[str, Any]],
     partition_name: str,
     gtid_pos: str,
@@ -212,8 +269,8 @@ def _write_batch(
     now: datetime,
 ) -> None:
     with engine.begin() as conn:
-        if rows:
-            _upsert_rows(conn.connection.dbapi_connection, rows)
+        if len(verdicts):
+            _upsert_rows(conn.connection.dbapi_connection, verdicts, now)
         if outbox:
             conn.execute(INSERT_ALERTS, outbox)
         conn.execute(

@@ -115,10 +115,28 @@ def frame_from_rows(rows: np.ndarray) -> pd.DataFrame:
     """Kept rows as the engine's transaction frame."""
     return pd.DataFrame(
         {
-            name: rows[name].astype(str).astype(object) if name == "currency" else rows[name]
+            name: _currency_texts(rows[name]) if name == "currency" else rows[name]
             for name in TX_DTYPES
         }
     )
+
+
+def _currency_texts(codes: np.ndarray) -> pd.Series:
+    """`S3` currency codes as the frame's object column of `str`.
+
+    `astype(str).astype(object)` makes a string per row (~2.6 ms for the 9,000 rows of a busy
+    batch's windows); a batch holds a handful of currencies, so each distinct code is decoded
+    once: the three bytes read as one integer, unique, then looked up.
+    """
+    as_bytes = np.ascontiguousarray(codes).view(np.uint8).reshape(-1, 3).astype(np.int32)
+    number = (as_bytes[:, 0] << 16) | (as_bytes[:, 1] << 8) | as_bytes[:, 2]
+    distinct, index = np.unique(number, return_inverse=True)
+    texts = np.array(
+        [int(code).to_bytes(3, "big").rstrip(b"\0").decode("ascii") for code in distinct.tolist()],
+        dtype=object,
+    )
+    # a Series of dtype object: the frame's constructor would infer pandas' `str` dtype
+    return pd.Series(texts[index], dtype=object, copy=False)
 
 
 #: `profile_of(first_day, stop_day)`: the terminal profile (`features.terminal_profile_days`
@@ -289,9 +307,13 @@ class OnlineState:
             return
         user = kept["user_id"]
         starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
+        ends = np.append(starts[1:], len(kept))
         users = self._users
-        for owner, window in zip(user[starts].tolist(), np.split(kept, starts[1:]), strict=True):
-            users[owner] = window.copy()
+        # plain slices: `np.split` costs ~10 µs of bookkeeping per user
+        for owner, start, end in zip(
+            user[starts].tolist(), starts.tolist(), ends.tolist(), strict=True
+        ):
+            users[owner] = kept[start:end].copy()
 
     def sweep(self) -> int:
         """Drop users idle for longer than the lookback (their windows are empty); how many."""
@@ -322,7 +344,9 @@ class OnlineState:
         """
         clock = clock or StageClock()
         with clock.stage("state"):
-            frame = frame[self.partition.owns(frame["user_id"].to_numpy())]
+            owned = self.partition.owns(frame["user_id"].to_numpy())
+            if not owned.all():  # (one partition owns every row: no copy)
+                frame = frame[owned]
             if frame.empty:
                 return BatchVerdicts(pd.DataFrame(), 0, 0)
             frame = fill_missing_usd(frame, self._fx)
@@ -409,9 +433,13 @@ def frame_of_inserts(values: list[dict[str, Any]]) -> pd.DataFrame:
         "usd_units": [
             -1 if v.get("amount_usd") is None else int(v["amount_usd"].scaleb(4)) for v in values
         ],
-        "currency": [str(v["currency"]) for v in values],
     }
-    return pd.DataFrame(data).astype(TX_DTYPES)
+    # arrays of the frame's dtypes: `DataFrame.astype` per column cost ~7 µs per row
+    columns: dict[str, Any] = {name: np.array(data[name], dtype=np.int64) for name in data}
+    columns["currency"] = pd.Series(
+        np.array([str(v["currency"]) for v in values], dtype=object), dtype=object, copy=False
+    )
+    return pd.DataFrame(columns)
 
 
 def _us(moment: datetime, epoch: datetime) -> int:

@@ -326,3 +326,29 @@ def test_the_terminal_profile_of_pages_of_users_adds_up_to_the_whole(seed: int):
     got = terminal_features(scored, TerminalHistory(joined), params)
     for name, values in expected.items():
         assert np.allclose(values, got[name], equal_nan=True), name
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sort_frame_orders_by_user_time_id_whether_or_not_already_sorted(seed: int):
+    """An ordered frame skips the sort (the streaming scorer's case): the result is the stable
+    lexsort's either way, ties kept in their order, with a fresh index."""
+    rng = np.random.default_rng(seed)
+    n = 200
+    frame = pd.DataFrame(
+        {
+            "transaction_id": rng.integers(1, 60, n),  # repeated ids: ties on every key
+            "user_id": rng.integers(1, 5, n),
+            "ts_us": rng.integers(0, 20, n),
+            "tag": np.arange(n),  # tells the order of ties
+        }
+    )
+    order = np.lexsort(
+        (frame["transaction_id"].to_numpy(), frame["ts_us"].to_numpy(), frame["user_id"].to_numpy())
+    )
+    expected = frame.iloc[order].reset_index(drop=True)
+    pd.testing.assert_frame_equal(sort_frame(frame), expected)
+    already = expected.set_axis(np.arange(n) + 1_000)  # sorted, with another index
+    pd.testing.assert_frame_equal(sort_frame(already), expected)
+    swapped = expected.iloc[[1, 0, *range(2, n)]]
+    if not swapped.iloc[:2][["user_id", "ts_us", "transaction_id"]].duplicated().any():
+        pd.testing.assert_frame_equal(sort_frame(swapped), expected)

@@ -148,9 +148,15 @@ def score_frame(
         | (np.isin(data["transaction_id"].to_numpy(), keep_ids) if keep_ids is not None else False)
     )
     stored = np.flatnonzero(store)
-    rows = data.iloc[stored][list(VERDICT_COLUMNS[:6])].copy()
-    rows["score"] = score[stored]
-    rows["flagged"] = flagged[stored]
+    # the verdict columns of the stored rows only (taking the rows of all of `data` first
+    # copied some forty feature columns per row)
+    rows = pd.DataFrame(
+        {
+            name: pd.Series(data[name].to_numpy()[stored], dtype=data[name].dtype, copy=False)
+            for name in VERDICT_COLUMNS[:6]
+        }
+        | {"score": score[stored], "flagged": flagged[stored]}
+    )
     if select is not None:
         chosen = select(rows)
         stored, rows = stored[chosen], rows[chosen]
