@@ -396,6 +396,22 @@ def test_a_promoted_model_joins_the_nightly_score_and_is_named_on_each_verdict(
             settings.model_copy(update={"fraud": fraud}), start=START, end=END
         )
         assert _model_versions(settings) == {report.version}
+        # pages scored one at a time or several at once (`page_threads`) store the same
+        # verdicts, timestamps included (they move only with a row's content)
+        stored, report_bytes = _scores(settings), scored.report_path.read_bytes()
+        for threads in (1, 3):
+            small = fraud.model_copy(update={"page_rows": 1_000, "page_threads": threads})
+            again = analyze_interval(
+                settings.model_copy(update={"fraud": small}), start=START, end=END
+            )
+            assert again.pages > 3 and again.rows_read == scored.rows_read
+            assert (again.analysed, again.flagged, again.counts_by_rule) == (
+                scored.analysed,
+                scored.flagged,
+                scored.counts_by_rule,
+            )
+            assert _scores(settings) == stored
+            assert again.report_path.read_bytes() == report_bytes
         rules_only = analyze_interval(settings, start=START, end=END)
         assert "model" in scored.counts_by_rule and "model" not in rules_only.counts_by_rule
         assert scored.analysed == rules_only.analysed

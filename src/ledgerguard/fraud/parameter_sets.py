@@ -7,8 +7,8 @@ parameter_sets`). `active_parameters` is the one function the nightly analysis, 
 scorer and backtests call to learn which values are in force, so they never disagree.
 
 A set stores only the values that differ from the settings, so a value nobody changed in the web
-app still follows the settings. Deployment knobs (`NOT_TUNABLE`: model paths, page size) are not
-rule parameters and stay in the settings alone.
+app still follows the settings. Deployment knobs (`NOT_TUNABLE`: model paths, page size and
+threads) are not rule parameters and stay in the settings alone.
 
 Every override goes through `apply_overrides`, which validates exactly as `FraudParameters`
 does and names an unknown parameter, so a typo is refused rather than silently ignored.
@@ -29,7 +29,7 @@ from ledgerguard.settings import Settings
 from ledgerguard.settings.fraud import FraudParameters
 
 #: Settings of the deployment rather than of the rules: never changed from the web app.
-NOT_TUNABLE = frozenset({"model_path", "model_store_dir", "page_rows"})
+NOT_TUNABLE = frozenset({"model_path", "model_store_dir", "page_rows", "page_threads"})
 #: The parameters a set may change, in `FraudParameters`' order.
 TUNABLE = tuple(name for name in FraudParameters.model_fields if name not in NOT_TUNABLE)
 

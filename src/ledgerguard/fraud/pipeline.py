@@ -15,7 +15,8 @@
    each page with `scoring.score_frame` (parameters: the settings with the web app's approved
    parameter set on top, `parameter_sets.active_parameters`); only rows inside [start, end)
    are scored and counted, the lookback only feeds the trailing windows;
-4. upserts the verdicts on the primary as the API account, one transaction per page;
+4. upserts the verdicts on the primary as the API account, one transaction per page; up to
+   `page_threads` pages are scored and written at once, one thread each (`page_threads`);
 5. for an unbucketed run, writes the reports from `fraud_scores` on the replica
    (`merge_reports`, after waiting for the replica again).
 
@@ -39,11 +40,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from ledgerguard.db.engines import writer_engine
 from ledgerguard.fraud.engine.fx import fill_missing_usd
 from ledgerguard.fraud.engine.rules import RULE_IDS
 from ledgerguard.fraud.engine.scoring import score_frame
 from ledgerguard.fraud.errors import FraudAnalysisError
+from ledgerguard.fraud.page_threads import in_parallel
 from ledgerguard.fraud.parameter_sets import active_parameters
 from ledgerguard.fraud.reader import ReplicaReader, wait_for_replica
 from ledgerguard.fraud.reports.fraud_report import write_fraud_reports
@@ -96,6 +100,17 @@ class AnalysisResult:
         return data
 
 
+@dataclass(frozen=True)
+class _PageTotals:
+    """What one page added to a run's totals (its verdicts are already stored)."""
+
+    analysed: int
+    flagged: int
+    no_usd_rate: int
+    stored: int
+    counts_by_rule: dict[str, int]
+
+
 def _check_interval(start: datetime, end: datetime, bucket: int, buckets: int) -> None:
     if start.tzinfo is None or end.tzinfo is None:
         raise FraudAnalysisError(
@@ -141,7 +156,9 @@ def analyze_interval(
     )
     terminal_until = utc_midnight(end) + timedelta(days=1) - timedelta(days=params.label_delay_days)
     wait_for_replica(settings)
-    writer = writer_engine(settings)
+    # connections kept for the run (a small pool, one per page thread): a page's transaction
+    # no longer pays a TCP handshake, TLS context and login on both ends
+    writer = writer_engine(settings, keep_open=True)
     try:
         with ReplicaReader(settings) as replica:
             history = replica_terminal_history(
@@ -154,14 +171,8 @@ def analyze_interval(
                 fx=fx,
             )
             keep = replica.stored_ids(start=start, end=end, bucket=bucket, buckets=buckets)
-            for frame in replica.pages(
-                since=start - timedelta(days=params.lookback_days),
-                until=end,
-                page_rows=params.page_rows,
-                bucket=bucket,
-                buckets=buckets,
-                progress=progress,
-            ):
+
+            def score_and_store(frame: pd.DataFrame) -> _PageTotals:
                 verdicts = score_frame(
                     fill_missing_usd(frame, fx),
                     history,
@@ -171,18 +182,36 @@ def analyze_interval(
                     keep_ids=keep,
                     model=model,
                 )
+                del frame  # the page itself is not needed while its verdicts are written
                 with writer.begin() as conn:
-                    totals["stored"] += upsert_scores(
+                    stored = upsert_scores(
                         conn, verdicts.rows, start=start, end=end, analysed_at=analysed_at
                     )
-                totals["analysed"] += verdicts.analysed
-                totals["flagged"] += verdicts.flagged
-                totals["no_usd_rate"] += verdicts.no_usd_rate
-                totals["pages"] += 1
-                counts.update(verdicts.counts_by_rule)
-                # Drop this page before the generator reads the next one, or two pages (and
-                # their verdicts) would be alive at once at the peak.
-                del frame, verdicts
+                return _PageTotals(
+                    analysed=verdicts.analysed,
+                    flagged=verdicts.flagged,
+                    no_usd_rate=verdicts.no_usd_rate,
+                    stored=stored,
+                    counts_by_rule=verdicts.counts_by_rule,
+                )
+
+            pages = replica.pages(
+                since=start - timedelta(days=params.lookback_days),
+                until=end,
+                page_rows=params.page_rows,
+                bucket=bucket,
+                buckets=buckets,
+                progress=progress,
+            )
+            for page in in_parallel(score_and_store, pages, threads=params.page_threads):
+                totals.update(
+                    analysed=page.analysed,
+                    flagged=page.flagged,
+                    no_usd_rate=page.no_usd_rate,
+                    stored=page.stored,
+                    pages=1,
+                )
+                counts.update(page.counts_by_rule)
             rows_read = replica.rows_read
     finally:
         writer.dispose()

@@ -118,6 +118,11 @@ class FraudParameters(BaseModel):
     # --- batch reading ---------------------------------------------------------------------------
     #: Target rows per page read from the replica; bounds the engine's memory.
     page_rows: int = Field(400_000, ge=1_000)
+    #: Pages the nightly analysis scores at once, each on its own thread (the model's
+    #: prediction and most NumPy work run without the interpreter lock, so two pages use both
+    #: cores); every page in flight holds its frame, so memory grows by about a page per thread.
+    #: At most 4: the writer's connection pool (`keep_open`) holds 4.
+    page_threads: int = Field(2, ge=1, le=4)
 
     @field_validator("customer_windows_days", "terminal_windows_days")
     @classmethod

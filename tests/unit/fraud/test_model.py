@@ -59,6 +59,36 @@ def test_a_model_is_trained_on_early_days_and_judged_on_the_last(
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
 
 
+def test_probabilities_are_scikit_learns_computed_on_one_thread(
+    dataset: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+):
+    from threadpoolctl import threadpool_info
+
+    transactions, labels = dataset
+    report = train_model(transactions, labels, store=tmp_path / "m", test_days=7)
+    model = FraudModel.from_store(tmp_path / "m", report.version)
+    rng = np.random.default_rng(1)
+    data = pd.DataFrame(rng.exponential(5, (5_000, len(report.features))), columns=report.features)
+    data.iloc[::7, 3] = np.nan
+    classifier = model._model
+    expected = classifier.predict_proba(data.to_numpy(dtype=float))[:, 1]
+
+    def openmp_threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "openmp"}
+
+    seen: list[set[int]] = []
+
+    class Spy:
+        def predict_proba(self, x: np.ndarray) -> np.ndarray:
+            seen.append(openmp_threads())
+            return classifier.predict_proba(x)
+
+    before = openmp_threads()
+    model._model = Spy()
+    assert np.array_equal(model.probability(data), expected)  # bit for bit
+    assert seen == [{1}] and openmp_threads() == before  # one thread, then as it was
+
+
 def test_a_new_version_is_judged_against_the_promoted_one(
     dataset: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ):

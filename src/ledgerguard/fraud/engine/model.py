@@ -296,6 +296,7 @@ class FraudModel:
         version: str | None = None,
     ) -> None:
         self._model = model
+        self._threads: Any = None  # threadpoolctl's controller, made on the first prediction
         self.features = features
         #: Flag threshold chosen on validation data (None: `score_threshold` applies).
         self.threshold = threshold
@@ -348,4 +349,22 @@ class FraudModel:
             )
         if len(data) == 0:  # a page with only lookback rows (scikit-learn refuses 0 rows)
             return np.zeros(0)
-        return self._model.predict_proba(data[self.features].to_numpy(dtype=float))[:, 1]
+        x = data[self.features].to_numpy(dtype=float)
+        with self._one_thread():
+            return self._model.predict_proba(x)[:, 1]
+
+    def _one_thread(self) -> Any:
+        """The prediction on the calling thread alone (OpenMP limited to 1 thread there).
+
+        scikit-learn splits every tree's prediction over all cores and waits for the slowest
+        at each of the ~100 trees: on a 2-core machine busy with other work, 2 threads took
+        1.7-2x the time of one (a 400k-row page: 2.4 s against 1.4 s). The nightly analysis
+        scores pages on several threads instead (`page_threads`), which keeps both cores busy
+        without a barrier per tree. Rows are predicted independently, so the probabilities are
+        the same. The limit is per thread (OpenMP's own), so concurrent pages do not interfere.
+        """
+        if self._threads is None:
+            from threadpoolctl import ThreadpoolController
+
+            self._threads = ThreadpoolController()  # finding the libraries takes ~5 ms: once
+        return self._threads.limit(limits=1, user_api="openmp")

@@ -1,0 +1,121 @@
+"""`upsert_scores` stores exactly what SQLAlchemy stores for the same verdicts sent as dicts.
+
+The nightly upsert sends tuples through the driver's `executemany` (`UPSERT_SCORES` compiled
+once); the reference is the statement executed by SQLAlchemy with `verdict_rows` dicts, every
+bind processor applied. `analysed_at` moves only when a row's content changes, so a second
+write through the other path with a later time that leaves it unchanged proves that not one
+value differs. Ids far above every other test's (9.1e9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+
+from ledgerguard.cluster.local import LocalCluster
+from ledgerguard.db.engines import writer_engine
+from ledgerguard.db.fraud_results import UPSERT_SCORES
+from ledgerguard.fraud.store import upsert_scores, verdict_rows
+from ledgerguard.settings import Settings
+from ledgerguard.utc import to_us
+from tests.support import connect
+
+FIRST_ID = 9_100_000_000
+START = datetime(2025, 3, 1, tzinfo=UTC)
+END = START + timedelta(days=1)
+EARLIER = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+LATER = EARLIER + timedelta(hours=1)
+
+
+def _verdicts() -> pd.DataFrame:
+    """Verdicts with every kind of value: a whole second and microseconds, no USD amount, the
+    smallest amount, a model version and none, quotes, a backslash and non-ASCII in reasons."""
+    return pd.DataFrame(
+        {
+            "transaction_id": [FIRST_ID, FIRST_ID + 1, FIRST_ID + 2],
+            "user_id": [FIRST_ID, FIRST_ID, FIRST_ID + 1],
+            "ts_us": [
+                to_us(START + timedelta(hours=1)),
+                to_us(START + timedelta(hours=2, microseconds=123_456)),
+                to_us(START + timedelta(hours=23, minutes=59, seconds=59, microseconds=999_999)),
+            ],
+            "amount_units": [150_000_000, 1, 75_000_000_000],
+            "currency": ["USD", "EUR", "XOF"],
+            "usd_units": [150_000_000, 1, -1],
+            "score": [1.0, 0.1234, 0.0],
+            "flagged": [True, False, False],
+            "rule_ids": ["large_amount,model", "", ""],
+            "reasons": [
+                "large_amount: 15000.0000 USD-equivalent is above 10000.00 USD; model: it's 0.93",
+                'a "quoted" \\ backslash and ünïcödé, 10 €',
+                "no ECB USD rate for XOF on 2025-03-01: USD-based rules not applied",
+            ],
+            "model_version": ["0001", "0001", None],
+        }
+    )
+
+
+@pytest.fixture
+def stored_ids(cluster: LocalCluster, settings: Settings) -> Iterator[None]:
+    yield
+    root = connect(
+        settings, "primary", user="root", password=settings.mysql_root_password.get_secret_value()
+    )
+    with root, root.cursor() as cursor:
+        cursor.execute("DELETE FROM fraud_scores WHERE transaction_id >= %s", (FIRST_ID,))
+
+
+def _rows(settings: Settings) -> list[tuple]:
+    engine = writer_engine(settings)
+    try:
+        with engine.connect() as conn:
+            result = conn.exec_driver_sql(
+                "SELECT * FROM fraud_scores WHERE transaction_id >= %s ORDER BY transaction_id",
+                (FIRST_ID,),
+            )
+            return [tuple(row) for row in result]
+    finally:
+        engine.dispose()
+
+
+def test_the_nightly_upsert_stores_what_sqlalchemy_stores(stored_ids: None, settings: Settings):
+    verdicts = _verdicts()
+    engine = writer_engine(settings)
+    try:
+        with engine.begin() as conn:
+            assert upsert_scores(conn, verdicts, start=START, end=END, analysed_at=EARLIER) == 3
+        first = _rows(settings)
+        assert len(first) == 3
+        with engine.begin() as conn:  # the same verdicts as dicts through SQLAlchemy, later
+            rows = verdict_rows(
+                verdicts,
+                interval_start=START,
+                interval_end=END,
+                analysed_at=LATER,
+                source="nightly",
+            )
+            conn.execute(UPSERT_SCORES, rows)
+        assert _rows(settings) == first  # analysed_at kept: not one value differs
+
+        # ... and the comparison can fail: a changed score moves that row's analysed_at
+        changed = verdicts.assign(score=[0.9999, 0.1234, 0.0])
+        with engine.begin() as conn:
+            upsert_scores(conn, changed, start=START, end=END, analysed_at=LATER)
+        after = _rows(settings)
+        assert after[1:] == first[1:] and after[0] != first[0]
+        with engine.connect() as conn:
+            score, analysed_at = conn.exec_driver_sql(
+                "SELECT score, analysed_at FROM fraud_scores WHERE transaction_id = %s",
+                (FIRST_ID,),
+            ).one()
+        assert score == Decimal("0.9999") and analysed_at == LATER.replace(tzinfo=None)
+        with engine.begin() as conn:
+            assert (
+                upsert_scores(conn, verdicts.iloc[:0], start=START, end=END, analysed_at=LATER) == 0
+            )
+    finally:
+        engine.dispose()
