@@ -14,6 +14,9 @@ pattern and overall (transactions the pipeline would not store count as score 0)
     .venv/bin/python benchmarks/detection_quality.py --seeds 301 --terminal-profile > profile.json
     # the Handbook's own terminal compromise: no skimmed card misused elsewhere afterwards
     .venv/bin/python benchmarks/detection_quality.py --seeds 301 --set skimmed_card_share=0 > hb.json
+    # the engine of rounds 1-3: model as one noisy-OR signal, threshold on one validation week
+    .venv/bin/python benchmarks/detection_quality.py --seeds 301 --param model_score=noisy_or \
+        --param model_threshold_windows=1 > before.json
 
 Per configuration it also prints, per rule (and the model), how many scored rows it fired on
 and the share of them that were fraud, so the rule that costs precision shows directly.
@@ -77,12 +80,40 @@ def label_blind_share(data: object, scored_from: datetime, delay: int) -> dict[s
     joined = joined[inside].drop_duplicates("index")
     age = (joined["occurred_at"].dt.floor("D") - joined["start"].dt.floor("D")).dt.days
     blind = int((age <= delay).sum())
+    # a nightly run after the day's end could already know the labels of day d - delay
+    blind_day_earlier = int((age <= delay - 1).sum())
     total_frauds = int(((labels["is_fraud"] == 1) & (tx["occurred_at"] >= scored_from)).sum())
     return {
         "terminal_frauds": len(joined),
         "terminal_frauds_label_blind": blind,
+        "terminal_visible_share": round(1 - blind / max(len(joined), 1), 4),
         "recall_ceiling_without_early_signal": round(1 - blind / max(total_frauds, 1), 4),
+        "recall_ceiling_with_labels_one_day_sooner": round(
+            1 - blind_day_earlier / max(total_frauds, 1), 4
+        ),
     }
+
+
+def by_block(
+    scored: pd.DataFrame, start: datetime, block_days: int = 10
+) -> list[dict[str, object]]:
+    """Flagged precision and recall per `block_days` of the scored interval: does the
+    threshold chosen before the interval hold on its later days too?"""
+    day = (scored["occurred_at"] - pd.Timestamp(start)).dt.days // block_days
+    out = []
+    for block, part in scored.groupby(day):
+        flagged, fraud = part["flagged"].to_numpy(bool), part["is_fraud"].to_numpy() == 1
+        hits = int((flagged & fraud).sum())
+        out.append(
+            {
+                "days": f"{int(block) * block_days}-{(int(block) + 1) * block_days - 1}",
+                "frauds": int(fraud.sum()),
+                "flagged": int(flagged.sum()),
+                "precision": round(hits / max(int(flagged.sum()), 1), 4),
+                "recall": round(hits / max(int(fraud.sum()), 1), 4),
+            }
+        )
+    return out
 
 
 def run(
@@ -93,6 +124,7 @@ def run(
     density: float,
     overrides: dict[str, float | int],
     profile: bool,
+    engine: dict[str, object] | None = None,
 ) -> dict[str, object]:
     began = time.monotonic()
     load = os.getloadavg()
@@ -112,6 +144,7 @@ def run(
             model_store_dir=Path(store),
             label_delay_days=config.label_delay_days,
             terminal_profile_features=profile,
+            **(engine or {}),
         )
         report = train_model(data.transactions[early], data.labels[early], params=params)
         model = FraudModel.from_store(Path(store), report.version)
@@ -127,10 +160,12 @@ def run(
             for name, with_model in (("rules", None), ("rules+model", model))
         }
         tables = {name: evaluate(frame) for name, frame in scored.items()}
+        times = data.transactions[["external_id", "occurred_at"]].astype({"external_id": str})
     return {
         "seed": seed,
         "terminals_per_customer": density,
         "generator_overrides": overrides,
+        "engine_overrides": engine or {},
         "terminal_profile_features": profile,
         "load_average_at_start": load,
         "label_blind": label_blind_share(data, scored_from, config.label_delay_days),
@@ -139,6 +174,10 @@ def run(
         "training": {key: value for key, value in report.to_dict().items() if key != "features"},
         **{name: table.round(4).to_dict(orient="records") for name, table in tables.items()},
         "per_rule": {name: per_rule(frame) for name, frame in scored.items()},
+        "by_block": {
+            name: by_block(frame.merge(times, on="external_id"), scored_from)
+            for name, frame in scored.items()
+        },
         "seconds": round(time.monotonic() - began, 1),
         "load_average_at_end": os.getloadavg(),
     }
@@ -163,7 +202,20 @@ def main() -> None:
         action="store_true",
         help="turn on the terminal profile features (new-customer share, amount z-score)",
     )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="engine parameter (FraudParameters field), e.g. model_score=noisy_or",
+    )
     args = parser.parse_args()
+    engine: dict[str, object] = {}
+    for item in args.param:
+        name, _, value = item.partition("=")
+        if not name or not value or name not in FraudParameters.model_fields:
+            parser.error(f"--param {item!r}: expected NAME=VALUE with a FraudParameters field")
+        engine[name] = value
     overrides = {}
     for item in args.set:
         name, _, value = item.partition("=")
@@ -181,6 +233,7 @@ def main() -> None:
                 density,
                 overrides,
                 args.terminal_profile,
+                engine,
             )
             overall = {n: result[n][-1] for n in ("rules", "rules+model")}
             print(f"seed {seed} density {density}: {json.dumps(overall)}", file=sys.stderr)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -106,9 +107,24 @@ class FraudParameters(BaseModel):
     #: With a model, the flag threshold is chosen on the validation days as the lowest score
     #: whose precision there is at least this (written in the model's card).
     target_precision: float = Field(0.9, gt=0, lt=1)
+    #: The threshold is chosen on this many consecutive validation windows of `--test-days`
+    #: (the last one the new model's own, each earlier one scored by a model trained only on
+    #: the days before it), pooled. A single week holds only the few compromises that happen to
+    #: span it, and its threshold swung from 0.2 to 0.9 between neighbouring weeks; four
+    #: weeks cover a whole 28-day compromise life cycle (see benchmarks/README.md, round 4).
+    #: Costs one more training per extra window; fewer are used when the history is short.
+    model_threshold_windows: int = Field(4, ge=1, le=12)
     #: Days of labelled history a model is trained on (the last of them validate it).
     model_training_days: int = Field(60, ge=2, le=3660)
     weight_model: float = Field(0.8, ge=0, le=1)
+    #: How a model's probability p makes the score. `noisy_or`: p is one more noisy-OR signal
+    #: of weight `weight_model`; a fired rule of weight w then scores at least w whatever the
+    #: model says, so the model cannot overrule a rule's false alarm (a terminal after its
+    #: compromise ended). `model`: the score is p (a hard rule still flags with score 1) and
+    #: the soft rules are reasons only; it removes those false alarms but loses the rules'
+    #: ranking of rare, clear-cut patterns where the model has few examples (card testing at
+    #: quiet terminals): measured both ways in benchmarks/README.md (round 4 of #14).
+    model_score: Literal["noisy_or", "model"] = "noisy_or"
     #: The model's signal is named among a row's reasons from this probability on.
     model_reason_probability: float = Field(0.5, gt=0, le=1)
     #: Rows scoring below this (and not flagged) are not written to `fraud_scores`: a nightly

@@ -10,9 +10,14 @@ import pandas as pd
 import pytest
 
 from ledgerguard.fraud import model_store
-from ledgerguard.fraud.engine.features import TerminalHistory, terminal_days
+from ledgerguard.fraud.engine.features import (
+    TerminalHistory,
+    build_features,
+    sort_frame,
+    terminal_days,
+)
 from ledgerguard.fraud.engine.frame import engine_frame
-from ledgerguard.fraud.engine.model import FraudModel, TrainingError, train_model
+from ledgerguard.fraud.engine.model import FraudModel, TrainingError, TrainReport, train_model
 from ledgerguard.fraud.engine.scoring import score_frame
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.fraud.pipeline import analyze_interval
@@ -31,18 +36,42 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, pd.
     return transactions, labels
 
 
+@pytest.fixture(scope="module")
+def trained(
+    dataset: tuple[pd.DataFrame, pd.DataFrame], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[TrainReport, FraudModel, pd.DataFrame, TerminalHistory]:
+    """One model (one validation window: each more is one more training), the frame without
+    external ids and its terminal history with every label."""
+    transactions, labels = dataset
+    report = train_model(
+        transactions,
+        labels,
+        store=tmp_path_factory.mktemp("trained"),
+        test_days=7,
+        params=FraudParameters(model_threshold_windows=1),
+    )
+    frame = engine_frame(transactions, FxRates())
+    fraud_ids = frame.loc[frame["external_id"].isin(labels["external_id"]), "transaction_id"]
+    history = TerminalHistory(terminal_days(frame, fraud_ids.to_numpy()))
+    model = FraudModel.load(Path(report.model_path))
+    return report, model, frame.drop(columns="external_id"), history
+
+
 def test_a_model_is_trained_on_early_days_and_judged_on_the_last(
     dataset: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ):
     transactions, labels = dataset
     store = tmp_path / "models"
-    report = train_model(transactions, labels, store=store, test_days=7)
+    params = FraudParameters(model_threshold_windows=2)  # each window is one more training
+    report = train_model(transactions, labels, store=store, test_days=7, params=params)
     assert report.train_rows + report.test_rows == report.rows == len(transactions)
     assert report.test_since == "2025-02-03T00:00:00+00:00"  # the last 7 of 40 days
     assert 0 < report.test_frauds < report.frauds
     assert 0 < report.average_precision_model <= 1 and 0 < report.average_precision_rules <= 1
     assert "terminal_risk_7d" in report.features and "customer_nb_tx_1d" in report.features
     assert "terminal_recent_risk" in report.features
+    # threshold chosen on the last week pooled with the one before (scored by an earlier model)
+    assert report.threshold_windows == 2
 
     card = model_store.card(store, report.version)
     assert report.version == "0001" and card["features"] == report.features
@@ -94,9 +123,12 @@ def test_a_new_version_is_judged_against_the_promoted_one(
 ):
     transactions, labels = dataset
     store = tmp_path / "models"
-    train_model(transactions, labels, store=store, test_days=7)
+    one_window = FraudParameters(model_threshold_windows=1)
+    train_model(transactions, labels, store=store, test_days=7, params=one_window)
     model_store.promote(store, "0001")
-    second = train_model(transactions, labels, store=store, test_days=7, promote=False)
+    second = train_model(
+        transactions, labels, store=store, test_days=7, promote=False, params=one_window
+    )
     assert second.version == "0002" and second.current_version == "0001"
     assert second.average_precision_current == second.average_precision_combined  # same data
     assert not second.promoted and model_store.promoted(store) == "0001"
@@ -114,22 +146,18 @@ def test_labels_without_fraud_cannot_train(
 
 
 def test_the_model_joins_the_score_as_one_more_signal(
-    dataset: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+    trained: tuple[TrainReport, FraudModel, pd.DataFrame, TerminalHistory],
 ):
-    transactions, labels = dataset
-    report = train_model(transactions, labels, store=tmp_path / "m", test_days=7)
-    model = FraudModel.load(Path(report.model_path))
+    report, model, data, history = trained
     assert model.version == report.version and model.threshold == report.threshold
     params = FraudParameters()
-    frame = engine_frame(transactions, FxRates())
-    fraud_ids = frame.loc[frame["external_id"].isin(labels["external_id"]), "transaction_id"]
-    history = TerminalHistory(terminal_days(frame, fraud_ids.to_numpy()))
-    data = frame.drop(columns="external_id")
+    assert params.model_score == "noisy_or"
     start, end = datetime(2025, 2, 3, tzinfo=UTC), datetime(2025, 2, 10, tzinfo=UTC)
     rules = score_frame(data, history, params, start=start, end=end, store_all=True)
     both = score_frame(data, history, params, start=start, end=end, store_all=True, model=model)
     assert (both.rows["score"].to_numpy() >= rules.rows["score"].to_numpy()).all()
     assert both.counts_by_rule["model"] > 0 and "model" not in rules.counts_by_rule
+    assert both.rows["reasons"].str.contains(r"\(trained model, weight 0.8\)").any()
     named = both.rows[both.rows["rule_ids"].str.contains("model")]
     assert len(named) == both.counts_by_rule["model"]
     assert named["reasons"].str.contains("model: fraud probability").all()
@@ -159,3 +187,31 @@ def test_an_unset_model_path_stays_unset_in_child_processes(tmp_path: Path):
     chosen = make_settings(tmp_path)
     chosen.fraud.model_path = tmp_path / "m.joblib"
     assert chosen.to_env()["LEDGERGUARD_FRAUD__MODEL_PATH"] == str(tmp_path / "m.joblib")
+
+
+def test_the_model_probability_is_the_score_and_overrules_soft_rules(
+    trained: tuple[TrainReport, FraudModel, pd.DataFrame, TerminalHistory],
+):
+    """`model_score="model"`: the score is the model's p (hard rules: 1), so a soft rule that
+    fired where the model sees no fraud is a reason, not a flag."""
+    report, model, data, history = trained
+    params = FraudParameters(model_score="model")
+    start, end = datetime(2025, 2, 3, tzinfo=UTC), datetime(2025, 2, 10, tzinfo=UTC)
+    rows = score_frame(
+        data, history, params, start=start, end=end, store_all=True, model=model
+    ).rows
+    hard = rows["rule_ids"].str.contains("large_amount")
+    assert (rows.loc[hard, "score"] == 1.0).all() and rows.loc[hard, "flagged"].all()
+    soft = rows[~hard]
+    assert (soft["flagged"] == (soft["score"] >= report.threshold)).all()
+    # every flag by the model names it, with its role
+    assert soft.loc[soft["flagged"], "rule_ids"].str.contains("model").all()
+    assert rows["reasons"].str.contains(r"\(trained model, the score\)").any()
+    # the score is p itself: a soft rule that fired adds nothing to it
+    fired_soft = soft[soft["rule_ids"].str.len() > 0]
+    assert len(fired_soft) > 0
+    ordered = sort_frame(data)
+    features = build_features(ordered, history, params)
+    p = pd.Series(model.probability(features), index=ordered["transaction_id"])
+    expected = p.reindex(soft["transaction_id"]).round(4).to_numpy()
+    np.testing.assert_allclose(soft["score"].to_numpy(), expected, atol=1e-4)

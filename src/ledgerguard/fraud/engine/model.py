@@ -66,6 +66,8 @@ class TrainReport:
     threshold: float
     validation_precision: float
     validation_recall: float
+    #: Validation windows of `test_days` the threshold was chosen on (pooled).
+    threshold_windows: int
     features: list[str]
     version: str
     promoted: bool
@@ -115,7 +117,9 @@ def train_model(
     `transactions` is in the import format, `labels` has `external_id,is_fraud`. On the held-out
     days (a time split: models are used on the future) the rules alone, the rules plus the new
     model and the rules plus the promoted model are compared by average precision; the flag
-    threshold is the lowest score reaching `target_precision` there. The new version is written
+    threshold is the lowest score reaching `target_precision` on those days pooled with the
+    `model_threshold_windows - 1` windows before them, each scored by a model trained only on
+    the days before it. The new version is written
     to the store (`params.model_store_dir` unless `store`) and promoted when `promote` and it
     beats the rules alone and the promoted model (the promotion gate). Raises `TrainingError`
     when either part of the split has no fraud, or scikit-learn is missing.
@@ -180,22 +184,44 @@ def train_on_frame(
 
     since = datetime.fromtimestamp(test_since_us / US_PER_SECOND, UTC)
     until = datetime.fromtimestamp((last_day + 1) * day_us / US_PER_SECOND, UTC)
-    test_ids = data["transaction_id"].to_numpy()[test]
+    ids = data["transaction_id"].to_numpy()
 
-    def validation_score(with_model: FraudModel | None) -> np.ndarray:
+    def validation_score(
+        with_model: FraudModel | None, window: np.ndarray = test, begin_us: int = test_since_us
+    ) -> np.ndarray:
         """Scores of the held-out rows as stored: a row the run would not store counts as 0."""
-        rows = score_frame(data, history, params, start=since, end=until, model=with_model).rows
+        rows = score_frame(
+            data,
+            history,
+            params,
+            start=datetime.fromtimestamp(begin_us / US_PER_SECOND, UTC),
+            end=datetime.fromtimestamp((begin_us + test_days * day_us) / US_PER_SECOND, UTC),
+            model=with_model,
+        ).rows
         by_id = pd.Series(rows["score"].to_numpy(), index=rows["transaction_id"])
-        return by_id.reindex(test_ids).fillna(0.0).to_numpy(dtype=float)
+        return by_id.reindex(ids[window]).fillna(0.0).to_numpy(dtype=float)
 
     combined = validation_score(FraudModel(model, names))
+    # The threshold: earlier windows, each scored by a model that had not seen it, pooled with
+    # this model's own (see `model_threshold_windows`).
+    pooled_target, pooled_score = [target[test]], [combined]
+    for back in range(1, params.model_threshold_windows):
+        begin_us = test_since_us - back * test_days * day_us
+        seen, window = ts < begin_us, (ts >= begin_us) & (ts < begin_us + test_days * day_us)
+        if not target[seen].any() or not target[window].any() or target[seen].all():
+            break  # not enough labelled history for another window
+        earlier = classifier(max_iter=200, learning_rate=0.1, random_state=seed)
+        earlier.fit(x[seen], target[seen])
+        pooled_target.append(target[window])
+        pooled_score.append(validation_score(FraudModel(earlier, names), window, begin_us))
+    pooled_fraud, pooled = np.concatenate(pooled_target), np.concatenate(pooled_score)
     # never below the lowest score the run stores: unstored rows scored 0 here
     threshold = max(
-        threshold_for_precision(target[test], combined, params.target_precision),
+        threshold_for_precision(pooled_fraud, pooled, params.target_precision),
         params.store_min_score,
     )
-    flagged = combined >= threshold
-    hits = int((flagged & (target[test] == 1)).sum())
+    flagged = pooled >= threshold
+    hits = int((flagged & (pooled_fraud == 1)).sum())
     ap_rules = average_precision(target[test], validation_score(None))
     ap_combined = average_precision(target[test], combined)
     current_version = promoted(store)
@@ -229,7 +255,8 @@ def train_on_frame(
         "average_precision_combined": round(ap_combined, 4),
         "average_precision_current": None if ap_current is None else round(ap_current, 4),
         "validation_precision": round(hits / max(int(flagged.sum()), 1), 4),
-        "validation_recall": round(hits / max(int(target[test].sum()), 1), 4),
+        "validation_recall": round(hits / max(int(pooled_fraud.sum()), 1), 4),
+        "threshold_windows": len(pooled_target),
     }
     day_iso = lambda day: datetime.fromtimestamp(day * day_us / US_PER_SECOND, UTC).isoformat()  # noqa: E731
     version = save(
@@ -268,6 +295,7 @@ def train_on_frame(
         threshold=threshold,
         validation_precision=metrics["validation_precision"],
         validation_recall=metrics["validation_recall"],
+        threshold_windows=metrics["threshold_windows"],
         features=names,
         version=version,
         promoted=promoted_now,

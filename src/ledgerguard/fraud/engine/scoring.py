@@ -100,10 +100,12 @@ def score_frame(
     Rows are returned (in `PageScores.rows`) when flagged, when a rule fired, when their score
     reaches `store_min_score`, when their USD amount is unknown, when their id is in `keep_ids`
     (rows stored by an earlier run, so a rerun overwrites them), or always with `store_all`.
-    With a `model` (`ledgerguard fraud train`), its fraud probability p is one more signal of
-    the noisy-OR score, of strength p and weight `weight_model`; it counts as fired (id and
-    reason "model") from `model_reason_probability` on. It never flags on its own like a hard
-    rule does: only through the score threshold.
+    With a `model` (`ledgerguard fraud train`), its fraud probability p is the score
+    (`model_score="model"`: hard rules still score 1, soft rules are reasons only) or one more
+    signal of the noisy-OR score, of strength p and weight `weight_model` (`"noisy_or"`); it
+    counts as fired (id and reason "model") from `model_reason_probability` on (and, when p is
+    the score, wherever it flags). It never flags on its own like a hard rule does: only
+    through the score threshold.
 
     `select` (the streaming scorer's) sees the stored rows' verdict columns without words (ids,
     amounts, `score`, `flagged`) and returns the mask of those to return: the rule ids and
@@ -127,15 +129,22 @@ def score_frame(
         fired[:, column] = outcome.fired
         if rule.hard:
             hard |= outcome.fired
-    probability = model.probability(data) if model is not None else None
-    if probability is not None:
-        weighted = np.column_stack([weighted, params.weight_model * probability])
-        fired = np.column_stack([fired, probability >= params.model_reason_probability])
-    score = np.round(1.0 - np.prod(1.0 - weighted, axis=1), 4)
     # A model brings the threshold chosen on its validation days for the target precision.
     threshold = params.score_threshold
     if model is not None and model.threshold is not None:
         threshold = model.threshold
+    probability = model.probability(data) if model is not None else None
+    decides = probability is not None and params.model_score == "model"
+    if probability is not None:
+        weighted = np.column_stack([weighted, params.weight_model * probability])
+        # when the model's p is the score, a flag by it always names it among the reasons
+        named_from = min(params.model_reason_probability, threshold) if decides else None
+        fired = np.column_stack(
+            [fired, probability >= (named_from or params.model_reason_probability)]
+        )
+    score = np.round(1.0 - np.prod(1.0 - weighted, axis=1), 4)
+    if decides:
+        score = np.where(hard, 1.0, np.round(probability, 4))
     flagged = hard | (score >= threshold)
     no_usd = data["usd_units"].to_numpy() < 0
 
@@ -204,12 +213,12 @@ def _words(
     if probability is not None:
         positions = np.flatnonzero(fired[stored, len(RULES)])
         seen = evidence(data.iloc[stored[positions]], params) if len(positions) else []
+        role = "the score" if params.model_score == "model" else f"weight {params.weight_model}"
         for position, visible in zip(positions.tolist(), seen, strict=True):
             ids[position].append(MODEL_SIGNAL)
             reasons[position].append(
                 f"model: fraud probability {probability[stored[position]]:.2f} "
-                f"(trained model, weight {params.weight_model})"
-                + (f" with {visible}" if visible else "")
+                f"(trained model, {role})" + (f" with {visible}" if visible else "")
             )
     currency = data["currency"].to_numpy()
     for position, row in enumerate(stored):
