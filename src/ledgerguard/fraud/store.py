@@ -107,7 +107,8 @@ def upsert_scores(
     if len(verdicts) == 0:
         return 0
     values = _verdict_columns(verdicts)
-    values["occurred_at"] = [utc_naive(moment) for moment in values["occurred_at"]]
+    # `from_us` gave UTC already: dropping the zone is the naive UTC value the column holds
+    values["occurred_at"] = [moment.replace(tzinfo=None) for moment in values["occurred_at"]]
     fixed = {
         "interval_start": utc_naive(start),
         "interval_end": utc_naive(end),
