@@ -405,3 +405,39 @@ def _revoke(settings: Settings, plain: str) -> None:
             revoke_api_key(conn, name_or_prefix=prefix_of(plain))
     finally:
         engine.dispose()
+
+
+def test_a_failed_key_lookup_is_answered_as_the_route_with_one_lookup(
+    healthy_cluster: LocalCluster, settings: Settings, api_key: str
+):
+    """Neither server answers and the key is not cached: the fast path answers the route's 503
+    itself. Handing the request over would look the key up a second time (a stalled primary
+    would cost the client twice `lookup_timeout`), so every lookup is counted."""
+    from tests.support import free_ports
+
+    primary_port, replica_port = free_ports(2)  # closed: nothing answers there
+    unreachable = settings.model_copy(
+        update={"primary_port": primary_port, "replica_port": replica_port}
+    )
+
+    async def scenario(pair: Pair) -> list[int]:
+        lookups = []
+        for app in (pair.fast_app, pair.full_app):
+            keys = app.state.services.keys
+            real_lookup, count = keys._lookup, [0]
+
+            async def counted(prefixes: list[str], real: Any = real_lookup, n: list = count) -> Any:
+                n[0] += 1
+                return await real(prefixes)
+
+            keys._lookup = counted
+            lookups.append(count)
+        fast, full = await pair.both(
+            "POST", "/transactions", json=_body(), headers={"X-API-Key": api_key}
+        )
+        assert fast.status_code == 503 and fast.headers["retry-after"] == "1", fast.text
+        assert_same(fast, full)
+        assert (pair.path.taken, pair.path.handed_over) == (1, 0)
+        return [count[0] for count in lookups]
+
+    assert _run(unreachable, scenario) == [1, 1]  # fast path, route: one lookup each

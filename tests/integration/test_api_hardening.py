@@ -70,23 +70,6 @@ def test_ready_is_computed_once_for_a_burst(healthy_cluster: LocalCluster, setti
     assert computed == 1, computed
 
 
-def test_key_cache_evicts_least_recently_used_not_everything():
-    async def lookup() -> None:
-        return None
-
-    cache = KeyCache(lambda: None, max_entries=3)  # type: ignore[arg-type,return-value]
-    cache._find = lambda engine, prefix: lookup()  # type: ignore[method-assign]
-
-    async def scenario() -> list[str]:
-        for prefix in ("valid", "b", "c"):
-            await cache.get(prefix)
-        await cache.get("valid")  # used again: most recent
-        await cache.get("d")  # evicts "b", the least recently used
-        return list(cache._entries)
-
-    assert asyncio.run(scenario()) == ["c", "valid", "d"]
-
-
 def test_state_dir_is_owner_only_and_the_api_gets_only_its_secrets(
     healthy_cluster: LocalCluster, settings: Settings
 ):

@@ -64,17 +64,49 @@ def test_schema_accepts_original_example_and_rejects_bad_money():
 
 def test_a_mysql_token_is_compared_with_the_cached_primary_set():
     """The future-token check covers MySQL GTID sets too (it was MariaDB-only): a token inside
-    the cached set passes without a query — the stand-in has no primary to ask, so any query
-    would fail the test."""
+    the cached set passes without asking the primary; a token beyond it asks the primary for
+    MySQL's executed set (no MySQL server here: a stand-in primary records what it is asked and
+    answers with a set) and passes or is refused by that answer."""
     import asyncio
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
     from types import SimpleNamespace
 
-    from ledgerguard.api.reads import check_token_not_future
+    from ledgerguard.api.reads import FutureToken, check_token_not_future
+    from ledgerguard.db.dialect import binlog_gtids_query
 
     uuid = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
+    asked: list[str] = []
+
+    class Primary:
+        """Answers the position query with `uuid:1-20`, recording each statement."""
+
+        @asynccontextmanager
+        async def connect(self) -> AsyncIterator[Primary]:
+            yield self
+
+        async def exec_driver_sql(self, sql: str) -> SimpleNamespace:
+            asked.append(sql)
+            return SimpleNamespace(scalar=lambda: f"{uuid}:1-20")
+
+        async def rollback(self) -> None:
+            pass
+
     services = SimpleNamespace(
-        flavour=Flavour.MYSQL, primary_position=f"{uuid}:1-10,\n{uuid[:-1]}3:1-2"
+        flavour=Flavour.MYSQL,
+        primary=Primary(),
+        primary_position=f"{uuid}:1-10,\n{uuid[:-1]}3:1-2",
     )
-    asyncio.run(check_token_not_future(services, f"{uuid}:4-7"))  # type: ignore[arg-type]
-    with pytest.raises(AttributeError):  # beyond the cache: the primary is asked
-        asyncio.run(check_token_not_future(services, f"{uuid}:11"))  # type: ignore[arg-type]
+
+    def check(token: str) -> None:
+        asyncio.run(check_token_not_future(services, token))  # type: ignore[arg-type]
+
+    check(f"{uuid}:4-7")
+    check(f"{uuid[:-1]}3:2")
+    assert asked == []  # both inside the cached set: no query
+    check(f"{uuid}:11")  # beyond the cache: the primary is asked, and has it
+    assert asked == [binlog_gtids_query(Flavour.MYSQL).sql]
+    assert services.primary_position == f"{uuid}:1-20"
+    with pytest.raises(FutureToken):
+        check(f"{uuid}:21")  # beyond what the primary answers
+    assert len(asked) == 2

@@ -16,11 +16,13 @@ request needs, with the same pieces the route uses:
 
 On any deviation before the write (a body FastAPI would refuse or parse differently, an unusual
 header, a missing, unknown, revoked or under-scoped key, a rate limit reached, another
-merchant, an `occurred_at` out of range, an invalid Idempotency-Key, a failing key lookup) it
-takes no side effect and hands the request to the full app, with the body it read replayed, so
-every refusal is the one the route gives, byte for byte. Once the write was sent the request
-cannot be handed over (it would be written twice): its errors (409, 503, an outage) are rendered
-by the app's own exception handlers, as the route's would be.
+merchant, an `occurred_at` out of range, an invalid Idempotency-Key) it takes no side effect and
+hands the request to the full app, with the body it read replayed, so every refusal is the one
+the route gives, byte for byte. Two failures are answered here instead, by the app's own
+exception handlers, as the route's would be: a key lookup that failed (no server answered and
+the key is not cached; handing over would look the key up again, and a stalled primary would
+cost the client twice `lookup_timeout`), and any error once the write was sent (409, 503, an
+outage; handing over would write twice).
 """
 
 from __future__ import annotations
@@ -69,6 +71,12 @@ class _Write(NamedTuple):
     idempotency_key: str | None
 
 
+class _LookupFailed(NamedTuple):
+    """The key lookup raised (no server answered, the key not cached): nothing was taken."""
+
+    error: Exception
+
+
 class CreateFastPath:
     """Pure ASGI middleware answering valid `POST <path>` requests itself (see the module)."""
 
@@ -101,29 +109,34 @@ class CreateFastPath:
         self.taken += 1
         status = 500  # as `MetricsMiddleware` counts a request that raised
         try:
-            try:
-                created = await commit(
-                    write.services,
-                    write.tx,
-                    key=write.key,
-                    body=write.body,
-                    idempotency_key=write.idempotency_key,
-                )
-            except Exception as exc:  # noqa: BLE001 - rendered by the app's handlers below
-                response = await _handled(scope, _replay(messages, receive), exc)
-                status = response.status_code
-                await response(scope, receive, send)
-                return
-            response = created.response()
+            if isinstance(write, _LookupFailed):  # the route's answer, without a second lookup
+                error = write.error
+            else:
+                try:
+                    created = await commit(
+                        write.services,
+                        write.tx,
+                        key=write.key,
+                        body=write.body,
+                        idempotency_key=write.idempotency_key,
+                    )
+                except Exception as exc:  # noqa: BLE001 - rendered by the app's handlers below
+                    error = exc
+                else:
+                    response = created.response()
+                    status = response.status_code
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": status,
+                            "headers": response.raw_headers,
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": response.body})
+                    return
+            response = await _handled(scope, _replay(messages, receive), error)
             status = response.status_code
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": status,
-                    "headers": response.raw_headers,
-                }
-            )
-            await send({"type": "http.response.body", "body": response.body})
+            await response(scope, receive, send)
         finally:
             self.metrics.observe_request("POST", self.path, status, time.perf_counter() - start)
 
@@ -147,9 +160,10 @@ class CreateFastPath:
 
     async def _accept(
         self, scope: Scope, headers: dict[bytes, bytes], body: bytes
-    ) -> _Write | None:
-        """Everything checked, and the key's rate-limit token taken; None (nothing taken) for
-        anything the route would answer otherwise than 201."""
+    ) -> _Write | _LookupFailed | None:
+        """Everything checked, and the key's rate-limit token taken; `_LookupFailed` when the
+        key could not be looked up (the route would raise the same error at the same point);
+        None (nothing taken) for anything else the route would answer otherwise than 201."""
         services: ApiServices | None = getattr(scope["app"].state, "services", None)
         if services is None:
             return None
@@ -169,8 +183,8 @@ class CreateFastPath:
             return None
         try:
             key = await known_key(services, headers[_API_KEY].decode("latin-1"))
-        except Exception:  # noqa: BLE001 - no server answers: the route says so (503)
-            return None
+        except Exception as exc:  # noqa: BLE001 - no server answers: rendered as the route's
+            return _LookupFailed(exc)
         if key is None or not key.active or not key.allows(WRITE_SCOPE):
             return None
         try:

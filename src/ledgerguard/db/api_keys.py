@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -90,9 +91,13 @@ def revoke_api_key(conn: sa.Connection, *, name_or_prefix: str) -> ApiKeyRecord:
     return _record(conn.execute(sa.select(api_keys).where(api_keys.c.id == row.id)).one())
 
 
-async def find_api_key(conn: AsyncConnection, *, prefix: str) -> ApiKeyRecord | None:
-    row = (await conn.execute(sa.select(api_keys).where(api_keys.c.prefix == prefix))).first()
-    return None if row is None else _record(row)
+async def find_api_keys(
+    conn: AsyncConnection, *, prefixes: Collection[str]
+) -> dict[str, ApiKeyRecord]:
+    """The stored keys with these prefixes, by prefix (one query for all; a prefix with no key
+    is absent). The API's key cache refreshes every cached key this way at once."""
+    rows = await conn.execute(sa.select(api_keys).where(api_keys.c.prefix.in_(prefixes)))
+    return {row.prefix: _record(row) for row in rows}
 
 
 def find_api_key_sync(conn: sa.Connection, *, plain: str) -> ApiKeyRecord | None:
