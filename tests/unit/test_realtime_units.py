@@ -21,7 +21,7 @@ from ledgerguard.fraud.engine.features import (
 from ledgerguard.fraud.engine.scoring import score_frame
 from ledgerguard.fraud.store import verdict_rows
 from ledgerguard.money import FxRates
-from ledgerguard.realtime.checkpoint import verdict_literals
+from ledgerguard.realtime.checkpoint import SCORES_COLUMNS, VERDICTS_COLUMNS, verdict_literals
 from ledgerguard.realtime.position import GtidPosition
 from ledgerguard.realtime.rowdecode import _decimal
 from ledgerguard.realtime.scorer import _fraud_change
@@ -115,8 +115,12 @@ def test_streamed_one_by_one_gives_the_nightly_flags():
     )
     stream: dict[int, bool] = {}
     for k in range(len(frame)):
-        batch = state.score(frame.iloc[[k]].reset_index(drop=True))
+        one = frame.iloc[[k]].reset_index(drop=True)
+        batch = state.score(one)
         stream |= dict(zip(batch.rows["transaction_id"], batch.rows["flagged"], strict=True))
+        # the revisions are named (the verdict writes look up only those in `fraud_scores`)
+        others = set(batch.rows["transaction_id"]) - set(one["transaction_id"])
+        assert set(batch.revised_ids.tolist()) == others and batch.revised == len(others)
     assert stream == nightly.to_dict()
     assert [stream[i] for i in range(6)] == [True] * 6  # the burst's first charges revised
     assert stream[40] and not stream[41]
@@ -355,16 +359,15 @@ def test_verdict_literals_hold_the_values_of_verdict_rows():
         verdicts,
         analysed_at=now,
         source="realtime",
-        realtime_scored_at=now,
-        realtime_first_scored_at=now,
+        scored_at=now,
+        first_scored_at=now,
     )
-    for row in expected:
-        row |= {
-            "realtime_score": row["score"],
-            "realtime_flagged": row["flagged"],
-            "realtime_rule_ids": row["rule_ids"],
-        }
-    assert set(columns) == set(expected[0])
+    # every column of both tables the scorer writes, built by the one column builder
+    assert set(columns) == set(expected[0]) == set(SCORES_COLUMNS) | set(VERDICTS_COLUMNS)
+    # asked for the narrow table's columns, it builds those only
+    narrow = verdict_literals(verdicts, now, literal, VERDICTS_COLUMNS)
+    assert set(narrow) == set(VERDICTS_COLUMNS)
+    assert all(narrow[name] == columns[name] for name in VERDICTS_COLUMNS)
 
     def parsed(text: str) -> object:
         if text == "NULL":

@@ -13,7 +13,7 @@ import httpx
 import sqlalchemy as sa
 
 from ledgerguard.db.engines import migration_engine
-from ledgerguard.db.fraud_results import UPSERT_SCORES
+from ledgerguard.db.fraud_results import UPSERT_REALTIME_VERDICTS, UPSERT_SCORES
 from ledgerguard.db.tables import fraud_parameter_sets
 from ledgerguard.db.web_users import create_user
 from ledgerguard.settings import Settings
@@ -100,17 +100,7 @@ def store_verdict(
     source: str = "nightly",
 ) -> None:
     """A flagged verdict as the scorers store it (for tests about the queue, not the engine);
-    `source="realtime"` fills the streaming scorer's own columns too."""
-    realtime = (
-        {
-            "realtime_score": Decimal(score),
-            "realtime_flagged": True,
-            "realtime_rule_ids": rule_ids,
-            "realtime_scored_at": datetime.now(UTC),
-        }
-        if source == "realtime"
-        else {}
-    )
+    `source="realtime"` writes the streaming scorer's own `realtime_verdicts` row too."""
     engine = migration_engine(settings)
     day = occurred_at.replace(hour=0, minute=0, second=0, microsecond=0)
     try:
@@ -133,10 +123,26 @@ def store_verdict(
                         "interval_end": day + timedelta(days=1),
                         "analysed_at": datetime.now(UTC),
                         "source": source,
-                        **realtime,
                     }
                 ],
             )
+            if source == "realtime":
+                now = datetime.now(UTC)
+                conn.execute(
+                    UPSERT_REALTIME_VERDICTS,
+                    [
+                        {
+                            "transaction_id": transaction_id,
+                            "score": Decimal(score),
+                            "flagged": True,
+                            "rule_ids": rule_ids,
+                            "reasons": reasons,
+                            "model_version": None,
+                            "scored_at": now,
+                            "first_scored_at": now,
+                        }
+                    ],
+                )
     finally:
         engine.dispose()
 

@@ -285,6 +285,43 @@ def scorer_cpu(
     print_json(report)
 
 
+@app.command("verdict-writes")
+def verdict_writes(
+    ctx: typer.Context,
+    batches: Annotated[
+        int,
+        typer.Option(min=1, envvar=f"{_ENV}BATCHES", help="Batches written per layout and round."),
+    ] = 50,
+    batch_rows: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar=f"{_ENV}BATCH_ROWS",
+            help="Verdicts per batch (300 = 100 ms at 3,000 TPS).",
+        ),
+    ] = 300,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            min=1, envvar=f"{_ENV}ROUNDS", help="Times every variant runs (interleaved, summed)."
+        ),
+    ] = 3,
+) -> None:
+    """The database servers' CPU and binlog bytes per real-time verdict, per way of storing
+    verdicts (wide `fraud_scores` rows, without secondary indexes, the narrow
+    `realtime_verdicts`, the scorer's split), with and without MariaDB's row-event
+    annotations, and the scorer's CPU to read and skip them; prints JSON."""
+    from ledgerguard.load.bench.verdict_writes import VerdictWritesOptions, run_verdict_writes
+
+    settings = settings_of(ctx)
+    options = VerdictWritesOptions(batches=batches, batch_rows=batch_rows, rounds=rounds)
+    try:
+        report = run_verdict_writes(settings, options, progress=say)
+    except LedgerGuardError as exc:
+        abort(str(exc))
+    print_json(report)
+
+
 @app.command("review-queue")
 def review_queue(
     ctx: typer.Context,

@@ -118,6 +118,11 @@ class ServerSpec:
             # row events carry column names: the streaming scorer (ledgerguard.realtime) reads
             # the replica's binlog and refuses to start without it
             "binlog_row_metadata": "FULL",
+            # no copy of each row-based statement's text before its rows (MariaDB's default
+            # logs it, the replica logs it again, every binlog reader is sent it): the scorer's
+            # verdict upserts are ~100 KiB of SQL each (benchmarks/README.md, "Verdict
+            # writes"); GTID replication, crash recovery and point-in-time restores read rows
+            "binlog_annotate_row_events": "OFF",
             "relay_log": self.datadir / "relay-bin",
         }
         if self.one_time_root:

@@ -1,4 +1,5 @@
-"""The upserts of the fraud engine's results (`fraud_scores`, `fraud_labels`), in one place.
+"""The upserts of the fraud engine's results (`fraud_scores`, `realtime_verdicts`,
+`fraud_labels`), in one place.
 
 Every write is `INSERT ... ON DUPLICATE KEY UPDATE`, so the same analysis or label import run
 twice leaves the tables as they were, timestamps included: `analysed_at` / `labelled_at` move
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.mysql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledgerguard.db.tables import fraud_labels, fraud_scores
+from ledgerguard.db.tables import fraud_labels, fraud_scores, realtime_verdicts
 
 
 def _upsert(table: sa.Table, stamp: str, compared: Sequence[str]) -> Any:
@@ -48,22 +49,18 @@ _SCORE_COLUMNS = (
 #: `realtime_*` columns as they were.
 UPSERT_SCORES = _upsert(fraud_scores, "analysed_at", (*_SCORE_COLUMNS, "source"))
 
-_REALTIME_COLUMNS = ("realtime_score", "realtime_flagged", "realtime_rule_ids")
-
 
 def _upsert_realtime() -> Any:
-    """The streaming scorer's upsert: its own `realtime_*` columns always, the verdict itself
-    only while no nightly run has written the row (the nightly run is the reports' source).
+    """The streaming scorer's upsert of the verdicts it also keeps in `fraud_scores` (flagged
+    ones, revisions of its rows there): the verdict only while no nightly run has written the
+    row (the nightly run is the reports' source).
 
-    A replayed event (after a crash, the same verdict again) changes nothing, timestamps
-    included: `realtime_scored_at` / `analysed_at` move only with the content, as in `_upsert`.
+    A replayed event (after a crash, the same verdict again) changes nothing, `analysed_at`
+    included: it moves only with the content, as in `_upsert`.
     """
     statement = insert(fraud_scores)
     new = statement.inserted
     table = fraud_scores.c
-    same_realtime = sa.and_(
-        *(table[name].is_not_distinct_from(new[name]) for name in _REALTIME_COLUMNS)
-    )
     same_verdict = sa.and_(
         *(table[name].is_not_distinct_from(new[name]) for name in _SCORE_COLUMNS)
     )
@@ -72,18 +69,8 @@ def _upsert_realtime() -> Any:
     nightly = table.source == sa.literal_column("'nightly'")
     keep = sa.or_(nightly, same_verdict)
     assignments: list[tuple[str, Any]] = [
-        (
-            "realtime_scored_at",
-            sa.case((same_realtime, table.realtime_scored_at), else_=new.realtime_scored_at),
-        ),
         ("analysed_at", sa.case((keep, table.analysed_at), else_=new.analysed_at)),
-        # the first real-time verdict's time stays (a nightly-only row gets it now)
-        (
-            "realtime_first_scored_at",
-            sa.func.coalesce(table.realtime_first_scored_at, new.realtime_first_scored_at),
-        ),
     ]
-    assignments += [(name, new[name]) for name in _REALTIME_COLUMNS]
     # `source` is read by every CASE below, so it is not assigned here at all: a row stays
     # `nightly` once the nightly run has written it, and is `realtime` otherwise.
     assignments += [
@@ -93,6 +80,22 @@ def _upsert_realtime() -> Any:
 
 
 UPSERT_REALTIME_SCORES = _upsert_realtime()
+#: Every verdict of the streaming scorer (`realtime_verdicts`): `scored_at` moves with the
+#: verdict, `first_scored_at` is the insert's and never assigned again.
+UPSERT_REALTIME_VERDICTS = _upsert(
+    realtime_verdicts, "scored_at", ("score", "flagged", "rule_ids", "reasons", "model_version")
+)
+
+
+def select_realtime_scored(transaction_ids: list[int]) -> sa.Select[Any]:
+    """Which of `transaction_ids` have a real-time verdict in `fraud_scores` (a flagged one the
+    scorer may now revise)."""
+    return sa.select(fraud_scores.c.transaction_id).where(
+        fraud_scores.c.transaction_id.in_(transaction_ids),
+        fraud_scores.c.source == "realtime",
+    )
+
+
 UPSERT_LABELS = _upsert(fraud_labels, "labelled_at", ("external_id", "is_fraud", "source"))
 
 

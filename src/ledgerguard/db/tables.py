@@ -125,7 +125,8 @@ fraud_labels = sa.Table(
 #: same data changes nothing, `analysed_at` included). `user_id`, `occurred_at`, `amount`,
 #: `currency` and `amount_usd` are copies so reports and bucketed merges read this table alone.
 #: `source` is the scorer of the verdict held (`nightly`, `realtime`) and `analysed_at` when it
-#: was scored; the streaming scorer's own verdict stays in the `realtime_*` columns, which the
+#: was scored. The streaming scorer writes here only its flagged verdicts (and revisions of a
+#: real-time row already here): every verdict of its own goes to `realtime_verdicts`, which the
 #: nightly run never writes, so a real-time verdict the nightly run revised is still visible.
 fraud_scores = sa.Table(
     "fraud_scores",
@@ -144,13 +145,6 @@ fraud_scores = sa.Table(
     sa.Column("interval_end", UTC_TIME, nullable=False),
     sa.Column("analysed_at", UTC_TIME, nullable=False),
     sa.Column("source", sa.String(8), nullable=False, server_default="nightly"),
-    sa.Column("realtime_score", sa.Numeric(5, 4), nullable=True),
-    sa.Column("realtime_flagged", sa.Boolean, nullable=True),
-    sa.Column("realtime_rule_ids", sa.String(255), nullable=True),
-    sa.Column("realtime_scored_at", UTC_TIME, nullable=True),
-    # The scorer's first verdict on the row: set by the insert, never updated (revisions move
-    # `realtime_scored_at`); commit -> first verdict is what `bench realtime` measures.
-    sa.Column("realtime_first_scored_at", UTC_TIME, nullable=True),
     # The model store version that scored the row (NULL: the rules alone).
     sa.Column("model_version", sa.String(32), nullable=True),
     sa.Index("ix_fraud_scores_occurred_at", "occurred_at"),
@@ -161,6 +155,29 @@ fraud_scores = sa.Table(
 
 
 # --- real-time scoring (ledgerguard.realtime) ---------------------------------------------------
+
+#: The streaming scorer's own verdict per transaction (upserted, one row per transaction, the
+#: same on a replayed batch). Narrow and with no secondary index: written for every transaction
+#: (~98 % unflagged), applied and logged again by the replica, so each column and index here is
+#: paid per payment (migration 0012, benchmarks/README.md). Nothing pages through it; the alert
+#: queue reads the flagged verdicts the scorer also writes to `fraud_scores`.
+realtime_verdicts = sa.Table(
+    "realtime_verdicts",
+    metadata,
+    sa.Column("transaction_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("score", sa.Numeric(5, 4), nullable=False),
+    sa.Column("flagged", sa.Boolean, nullable=False),
+    sa.Column("rule_ids", sa.String(255), nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False),
+    # the model store version that scored it (NULL: the rules alone)
+    sa.Column("model_version", sa.String(32), nullable=True),
+    # moves when the verdict changes (a revision)
+    sa.Column("scored_at", UTC_TIME, nullable=False),
+    # the first verdict's time: set by the insert, never updated; commit -> first verdict is
+    # what `bench realtime` measures
+    sa.Column("first_scored_at", UTC_TIME, nullable=False),
+    mysql_engine="InnoDB",
+)
 
 #: The GTID position each scorer partition ("K/N") has scored up to: written in the same
 #: transaction as the verdicts it covers, so a restart resumes exactly there.

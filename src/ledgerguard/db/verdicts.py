@@ -1,7 +1,9 @@
 """Reads of fraud verdicts for the API: the risk of one transaction, the alerts page.
 
 Both read `fraud_scores`, whichever scorer wrote the row (`source`): the streaming scorer a
-second after the commit, the nightly run later (it wins: see `fraud_results`).
+second after the commit, the nightly run later (it wins: see `fraud_results`). The streaming
+scorer keeps only its flagged verdicts there; a transaction without a `fraud_scores` row has its
+risk in `realtime_verdicts` (migration 0012).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledgerguard.db.tables import fraud_scores, transactions
+from ledgerguard.db.tables import fraud_scores, realtime_verdicts, transactions
 
 #: Values of `fraud_scores.source`: which scorer wrote the verdict a row holds.
 SCORE_SOURCES = ("realtime", "nightly")
@@ -27,10 +29,32 @@ _RISK_COLUMNS = (
 )
 
 
+#: A `realtime_verdicts` row in the shape of `_RISK_COLUMNS`.
+_REALTIME_RISK_COLUMNS = (
+    realtime_verdicts.c.transaction_id,
+    realtime_verdicts.c.score,
+    realtime_verdicts.c.flagged,
+    realtime_verdicts.c.rule_ids,
+    realtime_verdicts.c.reasons,
+    realtime_verdicts.c.scored_at.label("analysed_at"),
+    sa.literal("realtime", sa.String(8)).label("source"),
+)
+
+
 async def get_risk(conn: AsyncConnection, *, transaction_id: int) -> sa.Row[Any] | None:
-    """The verdict of one transaction, None before it is scored."""
+    """The verdict of one transaction, None before it is scored: its `fraud_scores` row (the
+    nightly run's, or a flagged real-time one) if there is one, else its unflagged real-time
+    verdict."""
     result = await conn.execute(
         sa.select(*_RISK_COLUMNS).where(fraud_scores.c.transaction_id == transaction_id)
+    )
+    row = result.first()
+    if row is not None:
+        return row
+    result = await conn.execute(
+        sa.select(*_REALTIME_RISK_COLUMNS).where(
+            realtime_verdicts.c.transaction_id == transaction_id
+        )
     )
     return result.first()
 

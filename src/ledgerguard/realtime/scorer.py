@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pymysql
 import sqlalchemy as sa
@@ -431,9 +432,15 @@ class Scorer:
                 else pd.DataFrame()
             )
             scored = sum(p.new for p in parts)
+            # verdicts that may replace one already stored: revisions, and every verdict of a
+            # transaction streamed again after a restart (its verdict may have been written)
+            replacing = [p.revised_ids for p in parts]
+            if replayed_frame is not None:
+                replacing.append(replayed_frame["transaction_id"].to_numpy())
         commit_batch(
             writer,
             verdicts=verdicts,
+            replacing=np.concatenate(replacing) if replacing else None,
             partition_name=self.checkpoint_name,
             gtid_pos=position.text(),
             event_at=event_at,

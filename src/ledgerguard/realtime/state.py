@@ -27,7 +27,7 @@ same flags.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -223,6 +223,9 @@ class TerminalCounts:
         self.rebuilds += 1
 
 
+_NO_IDS = np.empty(0, dtype=np.int64)
+
+
 @dataclass
 class BatchVerdicts:
     """Verdict rows (`scoring.VERDICT_COLUMNS`) of a batch: new transactions and revisions."""
@@ -230,6 +233,8 @@ class BatchVerdicts:
     rows: pd.DataFrame
     new: int
     revised: int
+    #: transaction ids of the revisions among `rows` (verdicts that replace an earlier one)
+    revised_ids: np.ndarray = field(default_factory=lambda: _NO_IDS)
 
 
 class OnlineState:
@@ -360,10 +365,13 @@ class OnlineState:
             end_us = int(scored["ts_us"].max()) + 1
             history = self.terminals.history(newest_day=newest_day)
         counts: list[int] = []
+        revised_ids: list[np.ndarray] = []
 
         def select(scores: pd.DataFrame) -> np.ndarray:
             write, new, revised = self._compare(scores, combined, new_ids)
             counts.extend((new, revised))
+            ids = scores["transaction_id"].to_numpy()
+            revised_ids.append(ids[write & ~np.isin(ids, new_ids)])
             return write
 
         with clock.stage("score"):
@@ -379,7 +387,12 @@ class OnlineState:
             ).rows
         with clock.stage("state"):
             self._store(combined, keep)
-            return BatchVerdicts(rows, new=counts[0], revised=counts[1])
+            return BatchVerdicts(
+                rows,
+                new=counts[0],
+                revised=counts[1],
+                revised_ids=np.concatenate(revised_ids) if revised_ids else _NO_IDS,
+            )
 
     def _compare(
         self, scores: pd.DataFrame, combined: np.ndarray, new_ids: np.ndarray

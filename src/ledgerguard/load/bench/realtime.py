@@ -9,11 +9,11 @@ One run, one machine, in this order:
    up` does), scores what it missed since its checkpoint (phase 2's transactions, when it has
    run before), and the same load runs again; the scorer's CPU is read over the measured window;
 4. the scorer catches up, and the **commit -> verdict latency** is read from the verdict
-   timestamps: `fraud_scores.realtime_first_scored_at - transactions.created_at` for every
+   timestamps: `realtime_verdicts.first_scored_at - transactions.created_at` for every
    transaction the API committed in the window (`created_at` is taken by the API just before its
    commit, so the figure includes the commit itself). The *first* verdict: a verdict the scorer
    revised later (a velocity burst or structuring group that kept growing: the load's hot
-   customers pay many times a second) has a later `realtime_scored_at`, which measured the
+   customers pay many times a second) has a later `scored_at`, which measured the
    revision, not the wait — sessions before 0011 read that column and saw a "stall" whose
    maximum fell by one second per second of the phase. How many verdicts were revised is
    reported beside the latency;
@@ -65,10 +65,10 @@ Progress = Callable[[str], None]
 
 #: Commit -> verdict latency of the transactions created in a window (one row each).
 _LATENCY_SQL = (
-    "SELECT TIMESTAMPDIFF(MICROSECOND, t.created_at, s.realtime_first_scored_at), "
+    "SELECT TIMESTAMPDIFF(MICROSECOND, t.created_at, s.first_scored_at), "
     "TIMESTAMPDIFF(MICROSECOND, %s, t.created_at), "
-    "s.realtime_scored_at > s.realtime_first_scored_at "
-    "FROM transactions t LEFT JOIN fraud_scores s ON s.transaction_id = t.id "
+    "s.scored_at > s.first_scored_at "
+    "FROM transactions t LEFT JOIN realtime_verdicts s ON s.transaction_id = t.id "
     "WHERE t.created_at >= %s AND t.created_at < %s"
 )
 
