@@ -26,10 +26,12 @@ from ledgerguard.realtime.position import GtidPosition
 from ledgerguard.realtime.rowdecode import _decimal
 from ledgerguard.realtime.scorer import _fraud_change
 from ledgerguard.realtime.state import (
+    ROW_DTYPE,
     OnlineState,
     Partition,
     TerminalCounts,
     _currency_texts,
+    _user_time_id_order,
     rows_from_frame,
 )
 from ledgerguard.settings.fraud import FraudParameters
@@ -146,10 +148,39 @@ def test_a_verdict_is_written_again_only_when_its_flag_changes():
             "flagged": [False, True, False, False],
         }
     )
-    write, new, revised = state._compare(scores, combined, new_ids=np.array([3]))
-    assert write.tolist() == [False, False, True, True]
-    assert (new, revised) == (1, 1)
-    assert combined["score_e4"].tolist() == [1000, 9000, 3000, 1000]
+    before = combined.copy()
+    # the verdicts' positions as `score` expects them, and wrong ones (looked up by id then)
+    for inside in (np.arange(4), np.array([1, 0, 2, 3]), np.arange(3)):
+        combined = before.copy()
+        write, new, revised = state._compare(scores, combined, new_ids=np.array([3]), inside=inside)
+        assert write.tolist() == [False, False, True, True]
+        assert (new, revised) == (1, 1)
+        assert combined["score_e4"].tolist() == [1000, 9000, 3000, 1000]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_batch_rows_are_ordered_by_user_time_id_like_lexsort(seed: int):
+    """Kept windows (sorted) followed by new rows, some at the same microsecond as kept ones
+    with smaller or larger ids: the packed sort, or `lexsort` when it cannot tell, gives
+    `lexsort`'s order."""
+    rng = np.random.default_rng(seed)
+    n = 300
+    rows = np.zeros(n, dtype=ROW_DTYPE)
+    rows["user_id"] = rng.integers(10**12, 10**12 + 6, n)
+    rows["ts_us"] = rng.integers(0, 15, n) * 10**12  # spans ~ 2^53 µs: many ties
+    rows["transaction_id"] = rng.permutation(n)
+    kept = rows[: n - 40][
+        np.lexsort(
+            (rows["transaction_id"][: n - 40], rows["ts_us"][: n - 40], rows["user_id"][: n - 40])
+        )
+    ]
+    later = rows[n - 40 :].copy()
+    later["transaction_id"] += n  # ids above every kept one: the packed sort decides alone
+    for tail in (rows[n - 40 :], later):
+        batch = np.concatenate([kept, tail])
+        expected = np.lexsort((batch["transaction_id"], batch["ts_us"], batch["user_id"]))
+        order = _user_time_id_order(batch, np.unique(batch["user_id"]))
+        np.testing.assert_array_equal(order, expected)
 
 
 def test_a_back_dated_or_replayed_transaction_is_scored_once_and_kept_once():

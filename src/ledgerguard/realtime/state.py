@@ -40,6 +40,7 @@ from ledgerguard.fraud.engine.features import (
     US_PER_SECOND,
     TerminalHistory,
     add_profiles,
+    order_by,
     with_profile,
 )
 from ledgerguard.fraud.engine.fx import fill_missing_usd
@@ -109,6 +110,22 @@ def _concatenate(parts: list[np.ndarray]) -> np.ndarray:
     type of structured arrays field by field for each part (~50 µs each, a third of the state
     stage with a few hundred users per batch), although here every part has the same."""
     return np.concatenate([np.ascontiguousarray(p).view(np.uint8) for p in parts]).view(ROW_DTYPE)
+
+
+def _user_time_id_order(rows: np.ndarray, users: np.ndarray) -> np.ndarray:
+    """The order of `rows` by (user, time, id), `users` being their distinct users, sorted.
+
+    A batch's rows are its users' windows, each already in that order, followed by the new
+    rows: one stable sort by (user rank, time) (`order_by`) is ~10x faster than a three-key
+    `np.lexsort`. Rows of one user at the same microsecond stay in their positions, which is
+    id order unless a new row has a smaller id than a kept one (then `lexsort` decides).
+    """
+    order = order_by(np.searchsorted(users, rows["user_id"]), rows["ts_us"])
+    ts, ids, user = rows["ts_us"][order], rows["transaction_id"][order], rows["user_id"][order]
+    tied = (ts[1:] == ts[:-1]) & (user[1:] == user[:-1])
+    if (tied & (ids[1:] < ids[:-1])).any():
+        return np.lexsort((rows["transaction_id"], rows["ts_us"], rows["user_id"]))
+    return order
 
 
 def frame_from_rows(rows: np.ndarray) -> pd.DataFrame:
@@ -289,14 +306,15 @@ class OnlineState:
         """
         self.newest_us = max(self.newest_us, int(rows["ts_us"].max()))
         users = self._users
-        known = [users[u] for u in np.unique(rows["user_id"]).tolist() if u in users]
+        batch_users = np.unique(rows["user_id"])
+        known = [users[u] for u in batch_users.tolist() if u in users]
         combined = _concatenate([*known, rows]) if known else rows
         ids = combined["transaction_id"]
-        _, first = np.unique(ids, return_index=True)
-        if len(first) < len(combined):
+        sorted_ids = np.sort(ids)
+        if (sorted_ids[1:] == sorted_ids[:-1]).any():  # a replayed row (rare): drop it
+            _, first = np.unique(ids, return_index=True)
             combined = combined[np.sort(first)]
-        order = np.lexsort((combined["transaction_id"], combined["ts_us"], combined["user_id"]))
-        combined = combined[order]
+        combined = combined[_user_time_id_order(combined, batch_users)]
         user = combined["user_id"]
         starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
         newest = np.maximum.reduceat(combined["ts_us"], starts)
@@ -359,16 +377,23 @@ class OnlineState:
             combined, keep = self._merge(rows_from_frame(frame))
             # kept rows, plus new ones older than their user's window (a back-dated import):
             # scored with that window, not kept
-            scored = combined[keep | np.isin(combined["transaction_id"], new_ids)]
+            scored_rows = keep.copy()
+            if not keep.all():  # (a sort of every id only when some row is not kept)
+                dropped = ~keep
+                scored_rows[dropped] = np.isin(combined["transaction_id"][dropped], new_ids)
+            scored = combined[scored_rows]
             newest_day = int(scored["ts_us"].max()) // _US_PER_DAY
             start_us = int(frame["ts_us"].min()) - self._revise_us
             end_us = int(scored["ts_us"].max()) + 1
+            # where the verdicts (rows of [start, end), in this order) are in `combined`
+            ts = combined["ts_us"]
+            inside = np.flatnonzero(scored_rows & (ts >= start_us) & (ts < end_us))
             history = self.terminals.history(newest_day=newest_day)
         counts: list[int] = []
         revised_ids: list[np.ndarray] = []
 
         def select(scores: pd.DataFrame) -> np.ndarray:
-            write, new, revised = self._compare(scores, combined, new_ids)
+            write, new, revised = self._compare(scores, combined, new_ids, inside)
             counts.extend((new, revised))
             ids = scores["transaction_id"].to_numpy()
             revised_ids.append(ids[write & ~np.isin(ids, new_ids)])
@@ -395,7 +420,7 @@ class OnlineState:
             )
 
     def _compare(
-        self, scores: pd.DataFrame, combined: np.ndarray, new_ids: np.ndarray
+        self, scores: pd.DataFrame, combined: np.ndarray, new_ids: np.ndarray, inside: np.ndarray
     ) -> tuple[np.ndarray, int, int]:
         """Which verdicts to write (a mask over `scores`), how many are new, how many revised:
         new transactions, and earlier ones whose *flag* changed.
@@ -408,9 +433,8 @@ class OnlineState:
         the same flag is left to the nightly run, which rewrites every row it scores. Recorded
         in `combined`, so later batches compare with what was written."""
         ids = combined["transaction_id"]
-        by_id = np.argsort(ids)
         score_ids = scores["transaction_id"].to_numpy()
-        at = by_id[np.searchsorted(ids, score_ids, sorter=by_id)]
+        at = _positions_of(ids, score_ids, inside)
         old = combined["score_e4"][at]
         old_flagged = combined["flagged"][at]
         score_e4 = np.round(scores["score"].to_numpy() * 10_000).astype(np.int32)
@@ -425,6 +449,19 @@ class OnlineState:
         combined["score_e4"][at[write]] = score_e4[write]
         combined["flagged"][at[write]] = flagged[write]
         return write, int(is_new.sum()), int((write & ~is_new).sum())
+
+
+def _positions_of(ids: np.ndarray, wanted: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Positions in `ids` of the ids `wanted`, expected at `candidates`.
+
+    The verdicts come in the order of the rows scored (a subsequence of the batch's rows), so
+    the candidates are usually right: checked in one pass, and only looked up (a sort of every
+    id of the batch's windows) when they are not.
+    """
+    if len(candidates) == len(wanted) and np.array_equal(ids[candidates], wanted):
+        return candidates
+    by_id = np.argsort(ids)
+    return by_id[np.searchsorted(ids, wanted, sorter=by_id)]
 
 
 def _moment(ts_us: int) -> datetime:

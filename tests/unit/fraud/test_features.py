@@ -352,3 +352,82 @@ def test_sort_frame_orders_by_user_time_id_whether_or_not_already_sorted(seed: i
     swapped = expected.iloc[[1, 0, *range(2, n)]]
     if not swapped.iloc[:2][["user_id", "ts_us", "transaction_id"]].duplicated().any():
         pd.testing.assert_frame_equal(sort_frame(swapped), expected)
+
+
+def _bursty_users(seed: int) -> pd.DataFrame:
+    """Sixty days of 12 users: ordinary payments, card-testing bursts (small charges minutes
+    apart), near-line amounts hours apart, unknown USD amounts and payments without terminal,
+    with many payments in the same second (ties on the time key)."""
+    rng = np.random.default_rng(seed)
+    n = 2_000
+    user = rng.integers(1, 13, n)
+    seconds = 100 * SECONDS_PER_DAY + rng.integers(0, 60 * SECONDS_PER_DAY, n)
+    burst = rng.random(n) < 0.3  # packed into a few minutes of a few days
+    seconds[burst] = 130 * SECONDS_PER_DAY + rng.integers(0, 3, burst.sum()) * SECONDS_PER_DAY
+    seconds[burst] += rng.integers(0, 40, burst.sum()) * 30
+    kind = rng.random(n)
+    usd = np.where(
+        burst,
+        rng.integers(1, 45, n) * 10_000,
+        np.where(
+            kind < 0.1, rng.integers(9_000, 10_000, n) * 10_000, rng.integers(20, 900, n) * 10_000
+        ),
+    )
+    usd[rng.random(n) < 0.03] = -1
+    frame = pd.DataFrame(
+        {
+            "transaction_id": rng.permutation(n) + 1,
+            "user_id": user,
+            "terminal_id": np.where(rng.random(n) < 0.05, -1, rng.integers(1, 9, n)),
+            "ts_us": seconds * US_PER_SECOND,
+            "amount_units": np.abs(usd),
+            "usd_units": usd,
+            "currency": "USD",
+        }
+    )
+    return sort_frame(frame)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_customer_features_at_query_rows_are_the_full_frames(seed: int):
+    """The streaming scorer and the nightly pages compute customer features only at the rows
+    they score (`at`), with windows read from every row: each feature must be bit-for-bit the
+    full frame's at those rows (bursts, groups and the spending baseline included)."""
+    frame = _bursty_users(seed)
+    params = FraudParameters()
+    axis = TimeAxis(
+        frame["user_id"].to_numpy(),
+        frame["ts_us"].to_numpy(),
+        max_window_s=int(params.lookback_days * SECONDS_PER_DAY),
+    )
+    full = features.customer_features(frame, axis, params)
+    rng = np.random.default_rng(seed)
+    for at in (
+        np.flatnonzero(frame["ts_us"].to_numpy() >= 125 * SECONDS_PER_DAY * US_PER_SECOND),
+        np.sort(rng.choice(len(frame), 150, replace=False)),
+        np.arange(0),
+    ):
+        partial = features.customer_features(frame, axis, params, at=at)
+        assert partial.keys() == full.keys()
+        for name, values in full.items():
+            np.testing.assert_array_equal(partial[name], values[at], err_msg=name)
+    assert full["velocity_burst_nb_tx"].max() >= params.velocity_min_count
+    assert full["structuring_group_nb_tx"].max() >= params.structuring_min_count
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    pairs=st.lists(
+        st.tuples(
+            st.integers(-3, 3) | st.integers(-(2**40), 2**40),
+            st.integers(-5, 5) | st.integers(0, 2**62),
+        ),
+        max_size=40,
+    )
+)
+def test_order_by_is_the_stable_two_key_lexsort(pairs):
+    """One packed stable sort when both keys fit in 62 bits, `lexsort` otherwise: the same
+    order, ties included."""
+    major = np.array([p[0] for p in pairs], dtype=np.int64)
+    minor = np.array([p[1] for p in pairs], dtype=np.int64)
+    np.testing.assert_array_equal(features.order_by(major, minor), np.lexsort((minor, major)))

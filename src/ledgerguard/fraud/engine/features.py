@@ -86,6 +86,25 @@ def sort_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.iloc[order].reset_index(drop=True)
 
 
+def order_by(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
+    """`np.lexsort((minor, major))` of two integer keys, as one stable sort when it can.
+
+    When both keys' ranges fit together in 62 bits they are packed into one int64 key sorted
+    with `kind="stable"`: the same order (ties keep their positions, as with `lexsort`) about
+    ten times faster on a streaming batch's frame, whose rows are in long sorted runs already
+    (3.5 ms -> 0.36 ms for 9,000 rows sorted by customer and terminal).
+    """
+    if len(major) == 0:
+        return np.zeros(0, dtype=np.intp)
+    major_lo, minor_lo = int(major.min()), int(minor.min())
+    major_bits = (int(major.max()) - major_lo).bit_length()
+    minor_bits = (int(minor.max()) - minor_lo).bit_length()
+    if major_bits + minor_bits > 62:
+        return np.lexsort((minor, major))
+    key = ((major.astype(np.int64) - major_lo) << minor_bits) | (minor.astype(np.int64) - minor_lo)
+    return np.argsort(key, kind="stable")
+
+
 def _in_order(user: np.ndarray, ts: np.ndarray, tx: np.ndarray) -> bool:
     """Whether rows are already in (user, time, id) order (equal keys count as ordered: the
     stable sort would keep them as they are)."""
@@ -120,14 +139,21 @@ class TimeAxis:
     def __len__(self) -> int:
         return len(self.key)
 
-    def since(self, window_s: float, *, include_current: bool) -> tuple[np.ndarray, np.ndarray]:
-        """[lo, hi) row ranges: (t - w, t] with the current row, else [t - w, t) without it."""
+    def since(
+        self, window_s: float, *, include_current: bool, at: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """[lo, hi) row ranges: (t - w, t] with the current row, else [t - w, t) without it.
+
+        With `at` (row positions), the ranges of those rows only, still over every row: the
+        same numbers as `since(...)[at]` for two binary searches per query row.
+        """
+        key = self.key if at is None else self.key[at]
         if include_current:
-            lo = np.searchsorted(self.key, self.key - window_s, side="right")
-            hi = np.arange(1, len(self.key) + 1)
+            lo = np.searchsorted(self.key, key - window_s, side="right")
+            hi = np.arange(1, len(self.key) + 1) if at is None else at + 1
         else:
-            lo = np.searchsorted(self.key, self.key - window_s, side="left")
-            hi = np.searchsorted(self.key, self.key, side="left")
+            lo = np.searchsorted(self.key, key - window_s, side="left")
+            hi = np.searchsorted(self.key, key, side="left")
         return lo, hi
 
     def rolling_median(self, values: np.ndarray, window_s: int) -> np.ndarray:
@@ -195,41 +221,56 @@ def _spread(values: np.ndarray, mask: np.ndarray, fill: float | int = 0) -> np.n
 
 
 def customer_features(
-    frame: pd.DataFrame, axis: TimeAxis, params: FraudParameters
+    frame: pd.DataFrame, axis: TimeAxis, params: FraudParameters, *, at: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
-    """Handbook customer windows, the spending baseline, velocity bursts and structuring groups."""
+    """Handbook customer windows, the spending baseline, velocity bursts and structuring groups.
+
+    With `at` (sorted row positions: the rows to score), the features of those rows only, the
+    same numbers as `customer_features(...)[name][at]`: every window still reads every row (the
+    earlier ones fill it), but the per-row window searches are made for the query rows only. A
+    streaming batch scores a few hundred rows against its users' thousands of window rows, a
+    nightly page its interval against a month of lookback rows.
+    What needs every row stays over every row: the bursts and structuring groups (a group is
+    found from all its members), the customer-terminal regrouping (one sort) and the rolling
+    median of the spending baseline (a hot customer's query rows each have a window of hundreds
+    of rows: gathering them cost ten times pandas' running median over the whole frame).
+    """
     usd_known = frame["usd_units"].to_numpy() >= 0
     units = frame["usd_units"].to_numpy()
     amount_usd = np.where(usd_known, units / UNITS_PER_USD, np.nan)
-    out: dict[str, np.ndarray] = {"amount_usd": amount_usd}
+    query = slice(None) if at is None else at
+    out: dict[str, np.ndarray] = {"amount_usd": amount_usd[query]}
 
     known_amount = np.where(usd_known, amount_usd, 0.0)
     for days in params.customer_windows_days:
-        lo, hi = axis.since(days * SECONDS_PER_DAY, include_current=True)
+        lo, hi = axis.since(days * SECONDS_PER_DAY, include_current=True, at=at)
         out[f"customer_nb_tx_{days}d"] = hi - lo
         n_known = window_sums(usd_known.astype(np.int64), lo, hi)
         total = window_sums(known_amount, lo, hi)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[f"customer_avg_amount_{days}d"] = np.where(n_known > 0, total / n_known, np.nan)
 
-    out |= _velocity(frame, axis, usd_known, units, params)
-    out |= _structuring(axis, usd_known, units, params)
-    out |= customer_terminal_features(frame["terminal_id"].to_numpy(), axis, params)
+    groups = _velocity(frame, axis, usd_known, units, params) | _structuring(
+        axis, usd_known, units, params
+    )
+    out |= {name: values[query] for name, values in groups.items()}
+    pairs = customer_terminal_features(frame["terminal_id"].to_numpy(), axis, params)
+    out |= {name: values[query] for name, values in pairs.items()}
 
     # The spending baseline leaves out card-testing bursts and structuring groups: twenty test
     # charges of 1 USD are not what the user normally spends, and would make every later
     # ordinary payment look like an anomaly.
     baseline = (
-        usd_known & (out["velocity_burst_nb_tx"] == 0) & (out["structuring_group_nb_tx"] == 0)
+        usd_known & (groups["velocity_burst_nb_tx"] == 0) & (groups["structuring_group_nb_tx"] == 0)
     )
     a = params.anomaly_window_days
     window_s = a * SECONDS_PER_DAY
-    lo, hi = axis.since(window_s, include_current=False)
+    lo, hi = axis.since(window_s, include_current=False, at=at)
     out[f"customer_hist_nb_tx_{a}d"] = window_sums(baseline.astype(np.int64), lo, hi)
-    median = axis.rolling_median(np.where(baseline, amount_usd, np.nan), window_s)
+    median = axis.rolling_median(np.where(baseline, amount_usd, np.nan), window_s)[query]
     out[f"customer_median_amount_{a}d"] = median
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["amount_to_median_ratio"] = np.where(median > 0, amount_usd / median, np.nan)
+        out["amount_to_median_ratio"] = np.where(median > 0, out["amount_usd"] / median, np.nan)
     return out
 
 
@@ -252,7 +293,7 @@ def customer_terminal_features(
         empty = np.zeros(0)
         return {f"customer_terminal_nb_tx_{a}d": empty, "customer_new_to_terminal": empty}
     # stable sort: rows are in (user, time, id) order, so each (user, terminal) keeps time order
-    order = np.lexsort((terminal, axis.rank))
+    order = order_by(axis.rank, terminal)
     pair_terminal, pair_user = terminal[order], axis.rank[order]
     new_pair = np.ones(n, dtype=bool)
     new_pair[1:] = (pair_terminal[1:] != pair_terminal[:-1]) | (pair_user[1:] != pair_user[:-1])
@@ -282,11 +323,17 @@ def _velocity(
     groups = covering_groups(key, lo, count >= params.velocity_min_count, window_s)
     terminals = frame["terminal_id"].to_numpy()[small]
     member_rows = np.flatnonzero(groups.member)
-    # distinct (group, terminal) pairs, counted per group (NumPy: a DataFrame's
-    # `drop_duplicates` cost ~1 ms per streaming batch, most of which have no burst at all)
-    pairs = np.stack([groups.group[member_rows], terminals[member_rows]], axis=1)
-    distinct = np.unique(pairs, axis=0) if len(member_rows) else pairs
-    n_terminals = np.bincount(distinct[:, 0], minlength=len(groups.size))
+    # distinct (group, terminal) pairs, counted per group: sorted by both (`order_by`), the
+    # first of each run (a DataFrame's `drop_duplicates` cost ~1 ms per streaming batch,
+    # `np.unique(axis=0)` a third of that)
+    member_group, member_terminal = groups.group[member_rows], terminals[member_rows]
+    pair = order_by(member_group, member_terminal)
+    member_group, member_terminal = member_group[pair], member_terminal[pair]
+    first = np.ones(len(pair), dtype=bool)
+    first[1:] = (member_group[1:] != member_group[:-1]) | (
+        member_terminal[1:] != member_terminal[:-1]
+    )
+    n_terminals = np.bincount(member_group[first], minlength=len(groups.size))
     minutes = (key[groups.last] - key[groups.first]) / 60 if len(groups.size) else np.zeros(0)
     g = groups.group
     return {
@@ -448,7 +495,7 @@ def terminal_features(
     history land near each other: about 7x faster than in user order (1.4 s of a 2.1 s page of
     400k rows against a 3M-entry history went into cache-missing searches).
     """
-    order = np.lexsort((frame["ts_us"].to_numpy(), frame["terminal_id"].to_numpy()))
+    order = order_by(frame["terminal_id"].to_numpy(), frame["ts_us"].to_numpy())
     terminal = frame["terminal_id"].to_numpy()[order]
     day = frame["ts_us"].to_numpy()[order] // (SECONDS_PER_DAY * US_PER_SECOND)
     out: dict[str, np.ndarray] = {}
@@ -738,10 +785,11 @@ def build_features(
 ) -> pd.DataFrame:
     """Every feature of the catalogue for a sorted transaction frame (same row order).
 
-    With `rows` (a mask), only those rows' features are returned: the customer windows still
-    run over the whole frame (earlier rows fill them), but the per-row terminal look-ups are
-    made for the selected rows only. A nightly page is mostly lookback rows, a streaming batch
-    mostly its users' older transactions: neither needs their terminal features.
+    With `rows` (a mask), only those rows' features are returned and computed: the customer
+    windows still read the whole frame (earlier rows fill them), but the per-row window searches
+    (`customer_features(at=...)`) and terminal look-ups are made for the selected rows only. A
+    nightly page is mostly lookback rows, a streaming batch mostly its users' older
+    transactions: neither needs their features.
     """
     max_window_s = int(
         max(params.lookback_days, max(params.terminal_feature_windows)) * SECONDS_PER_DAY
@@ -749,9 +797,10 @@ def build_features(
     axis = TimeAxis(
         frame["user_id"].to_numpy(), frame["ts_us"].to_numpy(), max_window_s=max_window_s
     )
-    customer = customer_features(frame, axis, params)
     if rows is not None and not rows.all():
-        customer = {name: values[rows] for name, values in customer.items()}
+        customer = customer_features(frame, axis, params, at=np.flatnonzero(rows))
         frame = frame[rows]
+    else:
+        customer = customer_features(frame, axis, params)
     columns = customer | terminal_features(frame, history, params)
     return pd.DataFrame(columns, index=frame.index)
