@@ -14,6 +14,8 @@ pattern and overall (transactions the pipeline would not store count as score 0)
     .venv/bin/python benchmarks/detection_quality.py --seeds 301 --terminal-profile > profile.json
     # the Handbook's own terminal compromise: no skimmed card misused elsewhere afterwards
     .venv/bin/python benchmarks/detection_quality.py --seeds 301 --set skimmed_card_share=0 > hb.json
+    # round 5: the noisy-OR's weights learnt from the validation weeks' labels
+    .venv/bin/python benchmarks/detection_quality.py --seeds 301 --param model_score=learned > r5.json
     # the engine of rounds 1-3: model as one noisy-OR signal, threshold on one validation week
     .venv/bin/python benchmarks/detection_quality.py --seeds 301 --param model_score=noisy_or \
         --param model_threshold_windows=1 > before.json
@@ -172,6 +174,7 @@ def run(
         "transactions": len(data.transactions),
         "fraud_share": round(float(data.labels["is_fraud"].mean()), 4),
         "training": {key: value for key, value in report.to_dict().items() if key != "features"},
+        "combiner": model.combiner.to_card() if model.combiner is not None else None,
         **{name: table.round(4).to_dict(orient="records") for name, table in tables.items()},
         "per_rule": {name: per_rule(frame) for name, frame in scored.items()},
         "by_block": {

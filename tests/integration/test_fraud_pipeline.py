@@ -388,7 +388,10 @@ def test_a_promoted_model_joins_the_nightly_score_and_is_named_on_each_verdict(
     transactions = pd.read_csv(loaded.transactions, dtype=str, keep_default_na=False)
     labels = pd.read_csv(loaded.labels, dtype={"external_id": str}, keep_default_na=False)
     store = tmp_path / "models"
-    report = train_model(transactions, labels, store=store, test_days=10, promote=False)
+    learned = settings.fraud.model_copy(update={"model_score": "learned"})
+    report = train_model(
+        transactions, labels, store=store, test_days=10, promote=False, params=learned
+    )
     model_store.promote(store, report.version)  # whatever the gate said: this test needs one
     fraud = settings.fraud.model_copy(update={"model_store_dir": store})
     try:
@@ -396,6 +399,11 @@ def test_a_promoted_model_joins_the_nightly_score_and_is_named_on_each_verdict(
             settings.model_copy(update={"fraud": fraud}), start=START, end=END
         )
         assert _model_versions(settings) == {report.version}
+        # the version's learned weights scored the nightly verdicts (the setting is noisy_or)
+        assert report.score_combination == "learned"
+        assert model_store.card(store, report.version)["combiner"]["weights"]
+        reasons = [row[fraud_scores.c.keys().index("reasons")] for row in _scores(settings)]
+        assert any("(trained model, learned weight " in text for text in reasons)
         # pages scored one at a time or several at once (`page_threads`) store the same
         # verdicts, timestamps included (they move only with a row's content)
         stored, report_bytes = _scores(settings), scored.report_path.read_bytes()

@@ -201,6 +201,7 @@ class _StoredModel:
     """A stand-in for a model store version: no fraud anywhere, version "0007"."""
 
     threshold = None
+    combiner = None
     version = "0007"
 
     def probability(self, data: pd.DataFrame) -> np.ndarray:

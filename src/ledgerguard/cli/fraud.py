@@ -236,7 +236,8 @@ def train(
         f"rules {report.average_precision_rules:.3f}, rules + model "
         f"{report.average_precision_combined:.3f}; flag threshold {report.threshold:.4f} "
         f"(precision {report.validation_precision:.3f}, recall {report.validation_recall:.3f} "
-        f"over {report.threshold_windows} validation windows); "
+        f"over {report.threshold_windows} validation windows; score "
+        f"{report.score_combination.replace('_', '-')}); "
         f"version {report.version} in {report.model_path}; {report.promotion_reason}"
     )
 

@@ -117,14 +117,20 @@ class FraudParameters(BaseModel):
     #: Days of labelled history a model is trained on (the last of them validate it).
     model_training_days: int = Field(60, ge=2, le=3660)
     weight_model: float = Field(0.8, ge=0, le=1)
-    #: How a model's probability p makes the score. `noisy_or`: p is one more noisy-OR signal
-    #: of weight `weight_model`; a fired rule of weight w then scores at least w whatever the
-    #: model says, so the model cannot overrule a rule's false alarm (a terminal after its
-    #: compromise ended). `model`: the score is p (a hard rule still flags with score 1) and
-    #: the soft rules are reasons only; it removes those false alarms but loses the rules'
-    #: ranking of rare, clear-cut patterns where the model has few examples (card testing at
-    #: quiet terminals): measured both ways in benchmarks/README.md (round 4 of #14).
-    model_score: Literal["noisy_or", "model"] = "noisy_or"
+    #: How a model's probability p makes the score. `noisy_or` (default): p is one more
+    #: noisy-OR signal of weight `weight_model`; a fired rule of weight w then scores at least
+    #: w whatever the model says, so the model cannot overrule a rule's false alarm (a
+    #: terminal after its compromise ended). `model`: the score is p (a hard rule still flags
+    #: with score 1) and the soft rules are reasons only; it removes those false alarms but
+    #: loses the rules' ranking of rare, clear-cut patterns where the model has few examples.
+    #: `learned`: `fraud train` fits the noisy-OR's weights (each soft rule's, the model's, a
+    #: leak) by maximum likelihood on the pooled validation windows (`fraud/engine/combiner.py`
+    #: says why), records them in the version's card, and that version is then always scored
+    #: by them (its threshold was chosen for them), whatever this setting says at scoring
+    #: time; with a single validation window it trains as `noisy_or`. Not the default: on the
+    #: dev seeds it tied with the hand-set weights (AP -0.007 to +0.004, precision 0.004-0.020
+    #: lower), and on the held-out ones it was a little worse (benchmarks/README.md, round 5).
+    model_score: Literal["noisy_or", "model", "learned"] = "noisy_or"
     #: The model's signal is named among a row's reasons from this probability on.
     model_reason_probability: float = Field(0.5, gt=0, le=1)
     #: Rows scoring below this (and not flagged) are not written to `fraud_scores`: a nightly

@@ -151,7 +151,7 @@ def test_the_model_joins_the_score_as_one_more_signal(
     report, model, data, history = trained
     assert model.version == report.version and model.threshold == report.threshold
     params = FraudParameters()
-    assert params.model_score == "noisy_or"
+    assert params.model_score == "noisy_or" and model.combiner is None
     start, end = datetime(2025, 2, 3, tzinfo=UTC), datetime(2025, 2, 10, tzinfo=UTC)
     rules = score_frame(data, history, params, start=start, end=end, store_all=True)
     both = score_frame(data, history, params, start=start, end=end, store_all=True, model=model)

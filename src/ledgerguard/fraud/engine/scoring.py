@@ -6,7 +6,9 @@ Both paths therefore give the same verdicts for the same transactions.
 
 Score: noisy-OR of the rules, `score = 1 - prod(1 - weight_r * strength_r)`, rounded half-even
 to 4 decimals (the `fraud_scores.score` column). A transaction is FLAGGED_FRAUD when the score
-is at least `score_threshold` or a hard rule fired (then the score is 1).
+is at least `score_threshold` or a hard rule fired (then the score is 1). With a model whose
+version carries a learned combination (`engine.combiner`), that combination of the soft rules'
+signals and the model's probability is the score instead, with the version's threshold.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from ledgerguard.fraud.engine.combiner import ScoreCombiner
 from ledgerguard.fraud.engine.features import (
     US_PER_SECOND,
     TerminalHistory,
@@ -41,6 +44,8 @@ class ProbabilityModel(Protocol):
     threshold: float | None
     #: Model store version recorded on each verdict (None: a model file outside the store).
     version: str | None
+    #: The version's learned score combination (None: `model_score` decides, see score_frame).
+    combiner: ScoreCombiner | None
 
     def probability(self, data: pd.DataFrame) -> np.ndarray:
         """P(fraud) per row of the feature frame."""
@@ -65,6 +70,48 @@ VERDICT_COLUMNS = (
 
 #: Rule id of the trained model's signal (`ledgerguard fraud train`).
 MODEL_SIGNAL = "model"
+
+#: Columns of the soft rules (those a learned combination weighs) among `RULES`.
+SOFT_COLUMNS = np.array([column for column, rule in enumerate(RULES) if not rule.hard])
+SOFT_RULE_IDS: tuple[str, ...] = tuple(RULES[column].id for column in SOFT_COLUMNS)
+
+
+@dataclass(frozen=True)
+class RuleSignals:
+    """Every rule's outcome on every row: what any score combination starts from."""
+
+    strength: np.ndarray  # rows x RULES, in [0, 1]
+    fired: np.ndarray  # rows x RULES
+    hard: np.ndarray  # rows: a hard rule fired
+
+    def weighted(self, params: FraudParameters) -> np.ndarray:
+        """Strengths times the noisy-OR weights (hard rules: weight 1)."""
+        weights = [1.0 if rule.hard else params.rule_weight(rule.id) for rule in RULES]
+        return self.strength * np.array(weights)
+
+    def learned_parts(self, combiner: ScoreCombiner, probability: np.ndarray) -> np.ndarray:
+        """Strengths and p times the learned weights (hard rules: weight 1), model last."""
+        weights = np.ones(len(RULES))
+        weights[SOFT_COLUMNS] = combiner.weights[:-1]
+        return np.column_stack([self.strength * weights, probability * combiner.weights[-1]])
+
+    def combined(self, combiner: ScoreCombiner, probability: np.ndarray) -> np.ndarray:
+        """The learned combination's score; 1 where a hard rule fired."""
+        return np.where(self.hard, 1.0, combiner.score(self.strength[:, SOFT_COLUMNS], probability))
+
+
+def rule_signals(data: pd.DataFrame, params: FraudParameters) -> RuleSignals:
+    """Evaluate every rule on a frame holding the transactions and their features."""
+    strength = np.zeros((len(data), len(RULES)))
+    fired = np.zeros((len(data), len(RULES)), dtype=bool)
+    hard = np.zeros(len(data), dtype=bool)
+    for column, rule in enumerate(RULES):
+        outcome = rule.evaluate(data, params)
+        strength[:, column] = outcome.strength
+        fired[:, column] = outcome.fired
+        if rule.hard:
+            hard |= outcome.fired
+    return RuleSignals(strength=strength, fired=fired, hard=hard)
 
 
 def _signal_ids(probability: np.ndarray | None) -> tuple[str, ...]:
@@ -100,12 +147,16 @@ def score_frame(
     Rows are returned (in `PageScores.rows`) when flagged, when a rule fired, when their score
     reaches `store_min_score`, when their USD amount is unknown, when their id is in `keep_ids`
     (rows stored by an earlier run, so a rerun overwrites them), or always with `store_all`.
-    With a `model` (`ledgerguard fraud train`), its fraud probability p is the score
-    (`model_score="model"`: hard rules still score 1, soft rules are reasons only) or one more
-    signal of the noisy-OR score, of strength p and weight `weight_model` (`"noisy_or"`); it
-    counts as fired (id and reason "model") from `model_reason_probability` on (and, when p is
-    the score, wherever it flags). It never flags on its own like a hard rule does: only
-    through the score threshold.
+    With a `model` (`ledgerguard fraud train`) whose version carries a learned combination
+    (`model.combiner`, `engine.combiner`), the score is that combination of the soft rules'
+    signals and its fraud probability p (hard rules still score 1), whatever `model_score`
+    says: the version's threshold was chosen for it. A version without one (trained with
+    `model_score` noisy_or / model, or before combinations were learnt) follows `model_score`:
+    p is the score (`"model"`: hard rules still score 1, soft rules are reasons only) or one
+    more signal of the noisy-OR score, of strength p and weight `weight_model` (`"noisy_or"`,
+    and `"learned"` for such a version). The model counts as fired (id and reason "model") from
+    `model_reason_probability` on (and, when p is the score, wherever it flags). It never flags
+    on its own like a hard rule does: only through the score threshold.
 
     `select` (the streaming scorer's) sees the stored rows' verdict columns without words (ids,
     amounts, `score`, `flagged`) and returns the mask of those to return: the rule ids and
@@ -119,22 +170,15 @@ def score_frame(
     features = build_features(frame, history, params, rows=inside)
     data = pd.concat([frame if inside.all() else frame[inside], features], axis=1)
 
-    weighted = np.zeros((len(data), len(RULES)))
-    fired = np.zeros((len(data), len(RULES)), dtype=bool)
-    hard = np.zeros(len(data), dtype=bool)
-    for column, rule in enumerate(RULES):
-        outcome = rule.evaluate(data, params)
-        weight = 1.0 if rule.hard else params.rule_weight(rule.id)
-        weighted[:, column] = weight * outcome.strength
-        fired[:, column] = outcome.fired
-        if rule.hard:
-            hard |= outcome.fired
+    signals = rule_signals(data, params)
+    weighted, fired, hard = signals.weighted(params), signals.fired, signals.hard
     # A model brings the threshold chosen on its validation days for the target precision.
     threshold = params.score_threshold
     if model is not None and model.threshold is not None:
         threshold = model.threshold
     probability = model.probability(data) if model is not None else None
-    decides = probability is not None and params.model_score == "model"
+    combiner = model.combiner if model is not None else None
+    decides = probability is not None and combiner is None and params.model_score == "model"
     if probability is not None:
         weighted = np.column_stack([weighted, params.weight_model * probability])
         # when the model's p is the score, a flag by it always names it among the reasons
@@ -145,6 +189,11 @@ def score_frame(
     score = np.round(1.0 - np.prod(1.0 - weighted, axis=1), 4)
     if decides:
         score = np.where(hard, 1.0, np.round(probability, 4))
+    # what a flag without a fired rule is said to come from: the weighted signals
+    parts = weighted
+    if combiner is not None and probability is not None:
+        score = signals.combined(combiner, probability)
+        parts = signals.learned_parts(combiner, probability)
     flagged = hard | (score >= threshold)
     no_usd = data["usd_units"].to_numpy() < 0
 
@@ -169,8 +218,14 @@ def score_frame(
     if select is not None:
         chosen = select(rows)
         stored, rows = stored[chosen], rows[chosen]
+    if decides:
+        role = "the score"
+    elif combiner is not None:
+        role = f"learned weight {combiner.weights[-1]:.2f}"
+    else:
+        role = f"weight {params.weight_model}"
     rule_ids, reasons = _words(
-        data, stored, fired, weighted, flagged, score, no_usd, params, probability, threshold
+        data, stored, fired, parts, flagged, score, no_usd, params, probability, threshold, role
     )
     rows["rule_ids"] = rule_ids
     rows["reasons"] = reasons
@@ -191,15 +246,20 @@ def _words(
     data: pd.DataFrame,
     stored: np.ndarray,
     fired: np.ndarray,
-    weighted: np.ndarray,
+    parts: np.ndarray,
     flagged: np.ndarray,
     score: np.ndarray,
     no_usd: np.ndarray,
     params: FraudParameters,
     probability: np.ndarray | None = None,
     threshold: float | None = None,
+    role: str = "",
 ) -> tuple[list[str], list[str]]:
-    """Rule ids and reasons of the stored rows (few rows: plain Python is fine here)."""
+    """Rule ids and reasons of the stored rows (few rows: plain Python is fine here).
+
+    `parts` holds, per signal, what a flag no rule explains is said to come from; `role`, how
+    the model's probability counts in the score.
+    """
     ids: list[list[str]] = [[] for _ in stored]
     reasons: list[list[str]] = [[] for _ in stored]
     for column, rule in enumerate(RULES):
@@ -213,7 +273,6 @@ def _words(
     if probability is not None:
         positions = np.flatnonzero(fired[stored, len(RULES)])
         seen = evidence(data.iloc[stored[positions]], params) if len(positions) else []
-        role = "the score" if params.model_score == "model" else f"weight {params.weight_model}"
         for position, visible in zip(positions.tolist(), seen, strict=True):
             ids[position].append(MODEL_SIGNAL)
             reasons[position].append(
@@ -229,12 +288,13 @@ def _words(
                 "USD-based rules not applied"
             )
         if flagged[row] and not ids[position]:
-            parts = ", ".join(
-                f"{signal} {weighted[row, column]:.2f}"
+            named = ", ".join(
+                f"{signal} {parts[row, column]:.2f}"
                 for column, signal in enumerate(_signal_ids(probability))
-                if weighted[row, column] > 0
+                if parts[row, column] > 0
             )
+            how = " (learned weights)" if role.startswith("learned") else ""
             reasons[position].append(
-                f"score {score[row]:.4f} >= {threshold or params.score_threshold} from {parts}"
+                f"score {score[row]:.4f} >= {threshold or params.score_threshold}{how} from {named}"
             )
     return [",".join(item) for item in ids], ["; ".join(item) for item in reasons]
