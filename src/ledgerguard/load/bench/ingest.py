@@ -38,6 +38,7 @@ from ledgerguard.load.bench.procstat import CpuMeter, children_of
 from ledgerguard.load.bench.servers import (
     LagSampler,
     durability_settings,
+    running_cluster,
     semi_sync_during,
     semi_sync_status,
 )
@@ -78,11 +79,7 @@ def run_ingest(
     if options.ceiling:
         sysbench_path()  # fail before starting anything when sysbench is missing
     load_before = os.getloadavg()
-    cluster = LocalCluster(settings)
-    started_cluster = not cluster.status().healthy
-    if started_cluster:
-        progress("starting the cluster")
-        cluster.up(progress=progress)
+    cluster, started_cluster = running_cluster(settings, progress)
     started_api = False
     try:
         api_pid, started_api = ensure_api(settings, options, progress)

@@ -40,7 +40,6 @@ from typing import Any
 
 import numpy as np
 
-from ledgerguard.cluster.local import LocalCluster
 from ledgerguard.load.bench.ceiling import BenchError
 from ledgerguard.load.bench.ingest import (
     IngestOptions,
@@ -51,6 +50,7 @@ from ledgerguard.load.bench.ingest import (
     machine_info,
 )
 from ledgerguard.load.bench.procstat import CpuMeter, children_of
+from ledgerguard.load.bench.servers import running_cluster
 from ledgerguard.load.runner import LoadConfig, run_load_sync
 from ledgerguard.load.target import api_url
 from ledgerguard.settings import Settings
@@ -91,11 +91,7 @@ def run_realtime(
     from ledgerguard.realtime.process import running_pid, start_scorer, stop_scorer
 
     load_before = os.getloadavg()
-    cluster = LocalCluster(settings)
-    started_cluster = not cluster.status().healthy
-    if started_cluster:
-        progress("starting the cluster")
-        cluster.up(progress=progress)
+    cluster, started_cluster = running_cluster(settings, progress)
     started_api = False
     try:
         api_pid, started_api = ensure_api(settings, IngestOptions(users=options.users), progress)

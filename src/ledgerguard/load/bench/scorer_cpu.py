@@ -37,11 +37,11 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from ledgerguard.cluster.local import LocalCluster
 from ledgerguard.db.engines import analytics_engine, migration_engine, writer_engine
 from ledgerguard.db.realtime import delete_checkpoint
 from ledgerguard.db.tables import transactions
 from ledgerguard.load.bench.ingest import machine_info
+from ledgerguard.load.bench.servers import running_cluster
 from ledgerguard.load.generator import customer_index
 from ledgerguard.money import FxRates
 from ledgerguard.realtime.binlog import BinlogTransaction, executed_position, read_transactions
@@ -129,10 +129,7 @@ def run_scorer_cpu(
 ) -> dict[str, Any]:
     """The measurement (see the module docstring); the report."""
     load_before = os.getloadavg()
-    cluster = LocalCluster(settings)
-    if not cluster.status().healthy:
-        progress("starting the cluster")
-        cluster.up(progress=progress)
+    cluster, _ = running_cluster(settings, progress)
     rng = np.random.default_rng(options.seed)
     # a fresh range of users each run, so a second run does not see the first one's history
     user_base = 6_000_000_000 + (int(time.time()) % 1_000_000) * 100_000

@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ import pymysql
 
 from ledgerguard.cluster.admin import admin_connection, run, scalar
 from ledgerguard.cluster.errors import ClusterError
+from ledgerguard.cluster.local import LocalCluster
 from ledgerguard.cluster.spec import ServerSpec
 from ledgerguard.db.consistency import gtid_gap, gtid_sequence
 from ledgerguard.db.dialect import (
@@ -35,6 +37,22 @@ from ledgerguard.db.dialect import (
     replica_status_query,
 )
 from ledgerguard.load.stats import exact_percentile
+from ledgerguard.settings import Settings
+
+#: A benchmark's progress line (stderr).
+Progress = Callable[[str], None]
+
+
+def running_cluster(settings: Settings, progress: Progress) -> tuple[LocalCluster, bool]:
+    """The local cluster the settings name, started first when it is not healthy; and whether
+    this call started it (a benchmark stops only what it started)."""
+    cluster = LocalCluster(settings)
+    started = not cluster.status().healthy
+    if started:
+        progress("starting the cluster")
+        cluster.up(progress=progress)
+    return cluster, started
+
 
 #: The benchmarks run on the local cluster, which is MariaDB (the lag estimate needs its
 #: `domain-server-sequence` positions).

@@ -54,6 +54,7 @@ from ledgerguard.db.realtime import UPSERT_CHECKPOINT, delete_checkpoint
 from ledgerguard.db.tables import fraud_scores, realtime_verdicts
 from ledgerguard.load.bench.ingest import machine_info
 from ledgerguard.load.bench.procstat import process_cpu_seconds
+from ledgerguard.load.bench.servers import running_cluster
 from ledgerguard.realtime.binlog import executed_position, read_transactions
 from ledgerguard.realtime.checkpoint import (
     SCORES_COLUMNS,
@@ -199,10 +200,7 @@ def run_verdict_writes(
 ) -> dict[str, Any]:
     """The measurement (see the module docstring); the report."""
     load_before = os.getloadavg()
-    cluster = LocalCluster(settings)
-    if not cluster.status().healthy:
-        progress("starting the cluster")
-        cluster.up(progress=progress)
+    cluster, _ = running_cluster(settings, progress)
     bench = _Bench(settings, cluster, options)
     ddl = migration_engine(settings)
     configured = _annotate(cluster)
