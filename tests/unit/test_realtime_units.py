@@ -154,7 +154,7 @@ def test_a_verdict_is_written_again_only_when_its_flag_changes():
         combined = before.copy()
         write, new, revised = state._compare(scores, combined, new_ids=np.array([3]), inside=inside)
         assert write.tolist() == [False, False, True, True]
-        assert (new, revised) == (1, 1)
+        assert (new, revised.tolist()) == (1, [2])
         assert combined["score_e4"].tolist() == [1000, 9000, 3000, 1000]
 
 

@@ -249,9 +249,12 @@ class BatchVerdicts:
 
     rows: pd.DataFrame
     new: int
-    revised: int
     #: transaction ids of the revisions among `rows` (verdicts that replace an earlier one)
     revised_ids: np.ndarray = field(default_factory=lambda: _NO_IDS)
+
+    @property
+    def revised(self) -> int:
+        return len(self.revised_ids)
 
 
 class OnlineState:
@@ -371,7 +374,7 @@ class OnlineState:
             if not owned.all():  # (one partition owns every row: no copy)
                 frame = frame[owned]
             if frame.empty:
-                return BatchVerdicts(pd.DataFrame(), 0, 0)
+                return BatchVerdicts(pd.DataFrame(), 0)
             frame = fill_missing_usd(frame, self._fx)
             new_ids = frame["transaction_id"].to_numpy()
             combined, keep = self._merge(rows_from_frame(frame))
@@ -394,9 +397,8 @@ class OnlineState:
 
         def select(scores: pd.DataFrame) -> np.ndarray:
             write, new, revised = self._compare(scores, combined, new_ids, inside)
-            counts.extend((new, revised))
-            ids = scores["transaction_id"].to_numpy()
-            revised_ids.append(ids[write & ~np.isin(ids, new_ids)])
+            counts.append(new)
+            revised_ids.append(revised)
             return write
 
         with clock.stage("score"):
@@ -415,15 +417,14 @@ class OnlineState:
             return BatchVerdicts(
                 rows,
                 new=counts[0],
-                revised=counts[1],
                 revised_ids=np.concatenate(revised_ids) if revised_ids else _NO_IDS,
             )
 
     def _compare(
         self, scores: pd.DataFrame, combined: np.ndarray, new_ids: np.ndarray, inside: np.ndarray
-    ) -> tuple[np.ndarray, int, int]:
-        """Which verdicts to write (a mask over `scores`), how many are new, how many revised:
-        new transactions, and earlier ones whose *flag* changed.
+    ) -> tuple[np.ndarray, int, np.ndarray]:
+        """Which verdicts to write (a mask over `scores`), how many are new, and the ids of the
+        revisions: new transactions are written, and earlier ones whose *flag* changed.
 
         A burst or a structuring group that grows changes the features, hence the score, of
         every earlier member at each batch: rewriting them all made the write stage grow with
@@ -448,7 +449,7 @@ class OnlineState:
         write = is_new | changed
         combined["score_e4"][at[write]] = score_e4[write]
         combined["flagged"][at[write]] = flagged[write]
-        return write, int(is_new.sum()), int((write & ~is_new).sum())
+        return write, int(is_new.sum()), score_ids[write & ~is_new]
 
 
 def _positions_of(ids: np.ndarray, wanted: np.ndarray, candidates: np.ndarray) -> np.ndarray:
