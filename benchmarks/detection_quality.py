@@ -1,198 +1,51 @@
-"""Detection quality on the realistic generator, on seeds the engine was never tuned on.
+"""Detection quality on the realistic generator: a thin wrapper of `ledgerguard bench detection`.
 
-For each seed (and terminal density): generate `--days` of Handbook-style traffic, train a model
-on all but the last `--scored-days` (as `ledgerguard fraud train` does: time-split validation,
-threshold for the target precision, promotion gate), then score the last `--scored-days` with
-the rules alone and with rules + model, and print precision / recall / average precision per
-pattern and overall (transactions the pipeline would not store count as score 0). JSON on stdout.
+The logic lives in `ledgerguard.load.bench.detection`; prefer the CLI command (same options,
+defaults and JSON; `--seeds` and `--terminals-per-customer` there are repeated or
+comma-separated). This script keeps the older command lines working:
 
     .venv/bin/python benchmarks/detection_quality.py --seeds 101 102 103 > quality.json
-    # robustness: other generator parameters (the engine's label delay follows the data's)
     .venv/bin/python benchmarks/detection_quality.py --seeds 301 \
         --set terminal_compromise_days=14 --set label_delay_days=3 > variant.json
-    # with the terminal profile features (see FraudParameters.terminal_profile_features)
     .venv/bin/python benchmarks/detection_quality.py --seeds 301 --terminal-profile > profile.json
-    # the Handbook's own terminal compromise: no skimmed card misused elsewhere afterwards
-    .venv/bin/python benchmarks/detection_quality.py --seeds 301 --set skimmed_card_share=0 > hb.json
-    # round 5: the noisy-OR's weights learnt from the validation weeks' labels
-    .venv/bin/python benchmarks/detection_quality.py --seeds 301 --param model_score=learned > r5.json
-    # the engine of rounds 1-3: model as one noisy-OR signal, threshold on one validation week
     .venv/bin/python benchmarks/detection_quality.py --seeds 301 --param model_score=noisy_or \
         --param model_threshold_windows=1 > before.json
-
-Per configuration it also prints, per rule (and the model), how many scored rows it fired on
-and the share of them that were fraud, so the rule that costs precision shows directly.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
-import time
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pandas as pd
+from ledgerguard.load.bench.ceiling import BenchError
+from ledgerguard.load.bench.detection import (
+    DetectionOptions,
+    by_block,
+    engine_overrides,
+    generator_overrides,
+    label_blind_share,
+    per_rule,
+    run_detection,
+)
+from ledgerguard.load.bench.detection import run_seed as run
 
-from ledgerguard.fraud.engine.model import FraudModel, train_model
-from ledgerguard.fraud.engine.rules import RULE_IDS
-from ledgerguard.fraud.engine.scoring import MODEL_SIGNAL
-from ledgerguard.fraud.evaluate import evaluate, score_in_memory
-from ledgerguard.fraud.synthetic import SyntheticConfig, config_for_rows, generate
-from ledgerguard.settings.fraud import FraudParameters
-
-
-def per_rule(scored: pd.DataFrame) -> dict[str, dict[str, float | int]]:
-    """Rows each rule (or the model) fired on among the scored ones, and how many were fraud."""
-    ids = scored["rule_ids"].str.split(",")
-    fraud = scored["is_fraud"].to_numpy() == 1
-    out = {}
-    for rule in (*RULE_IDS, MODEL_SIGNAL):
-        fired = ids.map(lambda names, rule=rule: rule in names).to_numpy(dtype=bool)
-        if fired.any():
-            out[rule] = {
-                "fired": int(fired.sum()),
-                "frauds": int((fired & fraud).sum()),
-                "precision": round(float((fired & fraud).sum() / fired.sum()), 4),
-            }
-    return out
-
-
-def label_blind_share(data: object, scored_from: datetime, delay: int) -> dict[str, float | int]:
-    """Terminal-compromise frauds scored whose terminal had no fraud day the labels could show.
-
-    A payment on day d sees labels of days before d - delay; a compromise that began on day s
-    is visible to label-based features from day s + delay + 1 on. Frauds before that can only
-    be found from what the payments themselves show, which in the Handbook's scenario (the
-    customers' ordinary payments) is nothing: this bounds the recall of every label-based
-    signal, rules or model.
-    """
-    labels, events = data.labels, data.events  # type: ignore[attr-defined]
-    tx = data.transactions  # type: ignore[attr-defined]
-    mine = (labels["pattern"] == "terminal_compromise").to_numpy() & (
-        tx["occurred_at"] >= scored_from
-    ).to_numpy()
-    rows = tx.loc[mine, ["terminal_id", "occurred_at"]]
-    starts = events[events["pattern"] == "terminal_compromise"][["terminal_id", "start", "end"]]
-    joined = rows.reset_index().merge(starts, on="terminal_id", how="left")
-    inside = (joined["occurred_at"] >= joined["start"]) & (joined["occurred_at"] < joined["end"])
-    joined = joined[inside].drop_duplicates("index")
-    age = (joined["occurred_at"].dt.floor("D") - joined["start"].dt.floor("D")).dt.days
-    blind = int((age <= delay).sum())
-    # a nightly run after the day's end could already know the labels of day d - delay
-    blind_day_earlier = int((age <= delay - 1).sum())
-    total_frauds = int(((labels["is_fraud"] == 1) & (tx["occurred_at"] >= scored_from)).sum())
-    return {
-        "terminal_frauds": len(joined),
-        "terminal_frauds_label_blind": blind,
-        "terminal_visible_share": round(1 - blind / max(len(joined), 1), 4),
-        "recall_ceiling_without_early_signal": round(1 - blind / max(total_frauds, 1), 4),
-        "recall_ceiling_with_labels_one_day_sooner": round(
-            1 - blind_day_earlier / max(total_frauds, 1), 4
-        ),
-    }
-
-
-def by_block(
-    scored: pd.DataFrame, start: datetime, block_days: int = 10
-) -> list[dict[str, object]]:
-    """Flagged precision and recall per `block_days` of the scored interval: does the
-    threshold chosen before the interval hold on its later days too?"""
-    day = (scored["occurred_at"] - pd.Timestamp(start)).dt.days // block_days
-    out = []
-    for block, part in scored.groupby(day):
-        flagged, fraud = part["flagged"].to_numpy(bool), part["is_fraud"].to_numpy() == 1
-        hits = int((flagged & fraud).sum())
-        out.append(
-            {
-                "days": f"{int(block) * block_days}-{(int(block) + 1) * block_days - 1}",
-                "frauds": int(fraud.sum()),
-                "flagged": int(flagged.sum()),
-                "precision": round(hits / max(int(flagged.sum()), 1), 4),
-                "recall": round(hits / max(int(fraud.sum()), 1), 4),
-            }
-        )
-    return out
-
-
-def run(
-    seed: int,
-    rows: int,
-    days: int,
-    scored_days: int,
-    density: float,
-    overrides: dict[str, float | int],
-    profile: bool,
-    engine: dict[str, object] | None = None,
-) -> dict[str, object]:
-    began = time.monotonic()
-    load = os.getloadavg()
-    config = config_for_rows(
-        rows, days=days, seed=seed, terminals_per_customer=density, **overrides
-    )
-    data = generate(config)
-    start = datetime.combine(
-        data.transactions["occurred_at"].min().date(), datetime.min.time(), UTC
-    )
-    scored_from = start + timedelta(days=days - scored_days)
-    end = start + timedelta(days=days)
-    early = (data.transactions["occurred_at"] < scored_from).to_numpy()
-    with tempfile.TemporaryDirectory() as store:
-        # the platform knows its own label delay: the engine's follows the data's
-        params = FraudParameters(
-            model_store_dir=Path(store),
-            label_delay_days=config.label_delay_days,
-            terminal_profile_features=profile,
-            **(engine or {}),
-        )
-        report = train_model(data.transactions[early], data.labels[early], params=params)
-        model = FraudModel.from_store(Path(store), report.version)
-        scored = {
-            name: score_in_memory(
-                data.transactions,
-                data.labels,
-                start=scored_from,
-                end=end,
-                params=params,
-                model=with_model,
-            )
-            for name, with_model in (("rules", None), ("rules+model", model))
-        }
-        tables = {name: evaluate(frame) for name, frame in scored.items()}
-        times = data.transactions[["external_id", "occurred_at"]].astype({"external_id": str})
-    return {
-        "seed": seed,
-        "terminals_per_customer": density,
-        "generator_overrides": overrides,
-        "engine_overrides": engine or {},
-        "terminal_profile_features": profile,
-        "load_average_at_start": load,
-        "label_blind": label_blind_share(data, scored_from, config.label_delay_days),
-        "transactions": len(data.transactions),
-        "fraud_share": round(float(data.labels["is_fraud"].mean()), 4),
-        "training": {key: value for key, value in report.to_dict().items() if key != "features"},
-        "combiner": model.combiner.to_card() if model.combiner is not None else None,
-        **{name: table.round(4).to_dict(orient="records") for name, table in tables.items()},
-        "per_rule": {name: per_rule(frame) for name, frame in scored.items()},
-        "by_block": {
-            name: by_block(frame.merge(times, on="external_id"), scored_from)
-            for name, frame in scored.items()
-        },
-        "seconds": round(time.monotonic() - began, 1),
-        "load_average_at_end": os.getloadavg(),
-    }
+__all__ = ["by_block", "label_blind_share", "main", "per_rule", "run"]
 
 
 def main() -> None:
+    defaults = DetectionOptions()
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103])
-    parser.add_argument("--rows", type=int, default=528_000)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--scored-days", type=int, default=30)
-    parser.add_argument("--terminals-per-customer", type=float, nargs="+", default=[0.5, 2.0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(defaults.seeds))
+    parser.add_argument("--rows", type=int, default=defaults.rows)
+    parser.add_argument("--days", type=int, default=defaults.days)
+    parser.add_argument("--scored-days", type=int, default=defaults.scored_days)
+    parser.add_argument(
+        "--terminals-per-customer",
+        type=float,
+        nargs="+",
+        default=list(defaults.terminals_per_customer),
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -213,35 +66,21 @@ def main() -> None:
         help="engine parameter (FraudParameters field), e.g. model_score=noisy_or",
     )
     args = parser.parse_args()
-    engine: dict[str, object] = {}
-    for item in args.param:
-        name, _, value = item.partition("=")
-        if not name or not value or name not in FraudParameters.model_fields:
-            parser.error(f"--param {item!r}: expected NAME=VALUE with a FraudParameters field")
-        engine[name] = value
-    overrides = {}
-    for item in args.set:
-        name, _, value = item.partition("=")
-        if not name or not value or name not in SyntheticConfig.__dataclass_fields__:
-            parser.error(f"--set {item!r}: expected NAME=VALUE with a SyntheticConfig field")
-        overrides[name] = float(value) if "." in value else int(value)
-    results = []
-    for density in args.terminals_per_customer:
-        for seed in args.seeds:
-            result = run(
-                seed,
-                args.rows,
-                args.days,
-                args.scored_days,
-                density,
-                overrides,
-                args.terminal_profile,
-                engine,
-            )
-            overall = {n: result[n][-1] for n in ("rules", "rules+model")}
-            print(f"seed {seed} density {density}: {json.dumps(overall)}", file=sys.stderr)
-            results.append(result)
-    json.dump({"runs": results}, sys.stdout, indent=1)
+    try:
+        options = DetectionOptions(
+            seeds=tuple(args.seeds),
+            rows=args.rows,
+            days=args.days,
+            scored_days=args.scored_days,
+            terminals_per_customer=tuple(args.terminals_per_customer),
+            overrides=generator_overrides(args.set),
+            terminal_profile=args.terminal_profile,
+            engine=engine_overrides(args.param),
+        )
+    except BenchError as exc:
+        parser.error(str(exc))
+    report = run_detection(options, progress=lambda line: print(line, file=sys.stderr))
+    json.dump(report, sys.stdout, indent=1)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ from ledgerguard.fraud.engine.features import (
 )
 from ledgerguard.fraud.engine.scoring import score_frame
 from ledgerguard.fraud.store import verdict_rows
+from ledgerguard.fraud.verdict_columns import verdict_literals
 from ledgerguard.money import FxRates
-from ledgerguard.realtime.checkpoint import SCORES_COLUMNS, VERDICTS_COLUMNS, verdict_literals
+from ledgerguard.realtime.checkpoint import SCORES_COLUMNS, VERDICTS_COLUMNS
 from ledgerguard.realtime.position import GtidPosition
 from ledgerguard.realtime.rowdecode import _decimal
 from ledgerguard.realtime.scorer import _fraud_change

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -50,6 +51,15 @@ RowsOption = Annotated[
     ),
 ]
 SeedOption = Annotated[int, typer.Option(help="Data set seed (same seed and size: loaded once).")]
+
+
+def _print_report(run: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> None:
+    """`run(*args, **kwargs)`'s report as JSON on stdout; its expected failures as `abort`."""
+    try:
+        report = run(*args, **kwargs)
+    except LedgerGuardError as exc:
+        abort(str(exc))
+    print_json(report)
 
 
 @app.command()
@@ -212,11 +222,7 @@ def realtime(
 
     settings = settings_of(ctx)
     options = RealtimeOptions(duration=duration, users=users, state_users=state_users)
-    try:
-        report = run_realtime(settings, options, progress=say)
-    except LedgerGuardError as exc:
-        abort(str(exc))
-    print_json(report)
+    _print_report(run_realtime, settings, options, progress=say)
 
 
 @app.command("scorer-cpu")
@@ -278,11 +284,7 @@ def scorer_cpu(
         skewed=skewed,
         profile=profile,
     )
-    try:
-        report = run_scorer_cpu(settings, options, progress=say)
-    except LedgerGuardError as exc:
-        abort(str(exc))
-    print_json(report)
+    _print_report(run_scorer_cpu, settings, options, progress=say)
 
 
 @app.command("verdict-writes")
@@ -315,11 +317,7 @@ def verdict_writes(
 
     settings = settings_of(ctx)
     options = VerdictWritesOptions(batches=batches, batch_rows=batch_rows, rounds=rounds)
-    try:
-        report = run_verdict_writes(settings, options, progress=say)
-    except LedgerGuardError as exc:
-        abort(str(exc))
-    print_json(report)
+    _print_report(run_verdict_writes, settings, options, progress=say)
 
 
 @app.command("review-queue")
@@ -345,11 +343,7 @@ def review_queue(
 
     settings = settings_of(ctx)
     say(f"storing up to {alerts:,} synthetic alerts (once), then timing queue pages on the replica")
-    try:
-        result = bench_review_queue(settings, alerts, repeats=repeats, remove=remove)
-    except LedgerGuardError as exc:
-        abort(str(exc))
-    print_json(result)
+    _print_report(bench_review_queue, settings, alerts, repeats=repeats, remove=remove)
 
 
 @app.command()
@@ -417,10 +411,146 @@ def backup(
     from ledgerguard.load.bench.backup import bench_backup
 
     settings = settings_of(ctx)
+    _print_report(
+        bench_backup, settings, rows, seed=seed, load_seconds=duration, users=users, progress=say
+    )
+
+
+KeyFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        envvar=f"{_ENV}KEY_FILE",
+        help="API keys with transactions:write, one a line (default: the bench's own, "
+        "<state dir>/bench-api-keys, made when missing).",
+    ),
+]
+
+
+@app.command("api-cpu")
+def api_cpu(
+    ctx: typer.Context,
+    requests: Annotated[
+        int, typer.Option(min=1, envvar=f"{_ENV}REQUESTS", help="Measured requests.")
+    ] = 10_000,
+    users: Annotated[
+        int, typer.Option(min=1, envvar=f"{_ENV}USERS", help="Concurrent in-process callers.")
+    ] = 50,
+    fast_path: Annotated[
+        bool, typer.Option(help="--no-fast-path: every request through FastAPI's route.")
+    ] = True,
+    key_file: KeyFileOption = None,
+) -> None:
+    """CPU per POST /transactions of the API app alone, driven through ASGI in this process
+    (no HTTP server, no load client), on the configured cluster; prints JSON.
+
+    Steadier than `bench ingest`'s per-process figures on a shared machine.
+    """
+    from ledgerguard.load.bench.api_cpu import ApiCpuOptions, run_api_cpu
+
+    settings = settings_of(ctx)
+    options = ApiCpuOptions(requests=requests, users=users, fast_path=fast_path, key_file=key_file)
+    _print_report(run_api_cpu, settings, options, progress=say)
+
+
+@app.command("key-cache-refresh")
+def key_cache_refresh(
+    ctx: typer.Context,
+    keys: Annotated[
+        int, typer.Option(min=1, envvar=f"{_ENV}KEYS", help="Cached keys (bench keys used).")
+    ] = 50,
+    rounds: Annotated[
+        int, typer.Option(min=1, envvar=f"{_ENV}ROUNDS", help="Refreshes measured.")
+    ] = 100,
+    key_file: KeyFileOption = None,
+) -> None:
+    """CPU and `api_keys` queries of one worker's key-cache refresh: every cached key expired,
+    then each asked once (what the cache costs every `ttl`); prints JSON."""
+    from ledgerguard.load.bench.key_cache import KeyCacheOptions, run_key_cache_refresh
+
+    settings = settings_of(ctx)
+    options = KeyCacheOptions(keys=keys, rounds=rounds, key_file=key_file)
+    _print_report(run_key_cache_refresh, settings, options, progress=say)
+
+
+def _numbers(values: list[str], kind: type[int] | type[float], option: str) -> tuple[Any, ...]:
+    """Repeated or comma-separated numbers of a list option."""
     try:
-        result = bench_backup(
-            settings, rows, seed=seed, load_seconds=duration, users=users, progress=say
+        return tuple(kind(part) for value in values for part in value.split(",") if part.strip())
+    except ValueError:
+        abort(f"{option}: expected numbers, repeated or separated by commas, not {values}")
+
+
+@app.command()
+def detection(
+    seeds: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Generator seeds, repeated or comma-separated.", show_default="101,102,103"
+        ),
+    ] = None,
+    rows: Annotated[int, typer.Option(min=1_000, help="Transactions per data set.")] = 528_000,
+    days: Annotated[int, typer.Option(min=2, help="Days of traffic generated.")] = 90,
+    scored_days: Annotated[
+        int, typer.Option(min=1, help="Last days scored (the model trains on the others).")
+    ] = 30,
+    terminals_per_customer: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Terminal densities, repeated or comma-separated.", show_default="0.5,2.0"
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="NAME=VALUE",
+            help="Generator parameter (SyntheticConfig field), e.g. terminal_compromise_days=14; "
+            "repeatable.",
+        ),
+    ] = None,
+    terminal_profile: Annotated[
+        bool,
+        typer.Option(
+            "--terminal-profile",
+            help="Turn on the terminal profile features (new-customer share, amount z-score).",
+        ),
+    ] = False,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="NAME=VALUE",
+            help="Engine parameter (FraudParameters field), e.g. model_score=noisy_or; repeatable.",
+        ),
+    ] = None,
+) -> None:
+    """Detection quality (precision, recall, AP per pattern, per rule, per 10-day block) of the
+    rules and rules + model on fresh generator seeds, in memory (no cluster); prints JSON.
+
+    Each seed and density: train on all but the last --scored-days, score those.
+    """
+    from ledgerguard.load.bench.detection import (
+        DetectionOptions,
+        engine_overrides,
+        generator_overrides,
+        run_detection,
+    )
+
+    defaults = DetectionOptions()
+    try:
+        options = DetectionOptions(
+            seeds=_numbers(seeds, int, "--seeds") if seeds else defaults.seeds,
+            rows=rows,
+            days=days,
+            scored_days=scored_days,
+            terminals_per_customer=(
+                _numbers(terminals_per_customer, float, "--terminals-per-customer")
+                if terminals_per_customer
+                else defaults.terminals_per_customer
+            ),
+            overrides=generator_overrides(set_ or []),
+            terminal_profile=terminal_profile,
+            engine=engine_overrides(param or []),
         )
     except LedgerGuardError as exc:
         abort(str(exc))
-    print_json(result)
+    _print_report(run_detection, options, progress=say)

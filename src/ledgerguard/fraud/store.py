@@ -10,8 +10,7 @@ which is why the timestamp is assigned first, while the old values are still the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -20,8 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.mysql import pymysql as mysql_pymysql
 
 from ledgerguard.db.fraud_results import UPSERT_LABELS, UPSERT_SCORES
-from ledgerguard.fraud.engine.fx import units_to_decimal
-from ledgerguard.utc import from_us, utc_naive
+from ledgerguard.fraud.verdict_columns import verdict_params, verdict_values
+from ledgerguard.utc import utc_naive
 
 BATCH_ROWS = 2_000
 LOOKUP_IDS = 20_000
@@ -42,50 +41,33 @@ def _positional(statement: Any, columns: Iterable[str]) -> tuple[str, tuple[str,
     return compiled.string, tuple(compiled.positiontup or ())
 
 
-def _verdict_columns(verdicts: pd.DataFrame) -> dict[str, list[Any]]:
-    """The `fraud_scores` values of verdict rows (`scoring.VERDICT_COLUMNS`), column by column.
-
-    Money as Decimal from its exact 10^-4 units (NULL USD amount where unknown), the score as
-    the Decimal of its 4 places, times as timezone-aware UTC datetimes.
-    """
-    return {
-        "transaction_id": verdicts["transaction_id"].astype("int64").tolist(),
-        "user_id": verdicts["user_id"].astype("int64").tolist(),
-        "occurred_at": [from_us(ts_us) for ts_us in verdicts["ts_us"].tolist()],
-        "amount": [units_to_decimal(units) for units in verdicts["amount_units"].tolist()],
-        "currency": verdicts["currency"].tolist(),
-        "amount_usd": [
-            units_to_decimal(units) if units >= 0 else None
-            for units in verdicts["usd_units"].tolist()
-        ],
-        "score": [Decimal(f"{score:.4f}") for score in verdicts["score"].tolist()],
-        "flagged": [bool(flagged) for flagged in verdicts["flagged"].tolist()],
-        "rule_ids": verdicts["rule_ids"].tolist(),
-        "reasons": verdicts["reasons"].tolist(),
-        # the model store version that scored the row; None (NULL): the rules alone (pandas
-        # may hold that as NaN in a column of strings)
-        "model_version": [
-            version if isinstance(version, str) else None
-            for version in verdicts["model_version"].tolist()
-        ],
-    }
-
-
 def verdict_rows(verdicts: pd.DataFrame, **columns: Any) -> list[dict[str, Any]]:
-    """`fraud_scores` rows of verdicts (see `scoring.VERDICT_COLUMNS`) plus the same `columns`.
+    """`fraud_scores` rows of verdicts (see `scoring.VERDICT_COLUMNS`) plus the same `columns`,
+    their values as `verdict_columns.verdict_values` renders them.
 
     Without `interval_start` / `interval_end` among `columns`, each row's interval is its UTC
     day (what the streaming scorer, which has no interval, stores).
     """
-    values = _verdict_columns(verdicts)
-    rows = []
-    for row_values in zip(*values.values(), strict=True):
-        row = dict(zip(values, row_values, strict=True))
-        if "interval_start" not in columns:
-            day = row["occurred_at"].replace(hour=0, minute=0, second=0, microsecond=0)
-            row["interval_start"], row["interval_end"] = day, day + timedelta(days=1)
-        rows.append(row | columns)
-    return rows
+    values = verdict_values(verdicts, day_interval="interval_start" not in columns)
+    return [
+        dict(zip(values, row_values, strict=True)) | columns
+        for row_values in zip(*values.values(), strict=True)
+    ]
+
+
+def nightly_params(
+    verdicts: pd.DataFrame, *, start: datetime, end: datetime, analysed_at: datetime
+) -> dict[str, list[Any]]:
+    """The driver's parameters of the nightly run's `fraud_scores` rows, column by column: the
+    verdicts' own (`verdict_columns.verdict_params`) and the run's interval, time and source,
+    bound as `UTCDateTime` binds them (naive UTC)."""
+    n = len(verdicts)
+    return verdict_params(verdicts) | {
+        "interval_start": [utc_naive(start)] * n,
+        "interval_end": [utc_naive(end)] * n,
+        "analysed_at": [utc_naive(analysed_at)] * n,
+        "source": ["nightly"] * n,
+    }
 
 
 def upsert_scores(
@@ -96,33 +78,23 @@ def upsert_scores(
     end: datetime,
     analysed_at: datetime,
 ) -> int:
-    """Store verdict rows (see `scoring.VERDICT_COLUMNS`) in the caller's transaction.
+    """Store verdict rows (see `scoring.VERDICT_COLUMNS`) in the caller's transaction, their
+    values as `nightly_params` renders them.
 
     The rows go as tuples through the driver's `executemany` (multi-row INSERTs of
     `BATCH_ROWS`), `UPSERT_SCORES` compiled once per call for the columns written: the
     statement SQLAlchemy sends for the same rows as dicts, without its per-value processing
-    (about half of a nightly page's write cost in Python). Times are bound as `UTCDateTime`
-    binds them: naive UTC.
+    (about half of a nightly page's write cost in Python).
     """
     if len(verdicts) == 0:
         return 0
-    values = _verdict_columns(verdicts)
-    # `from_us` gave UTC already: dropping the zone is the naive UTC value the column holds
-    values["occurred_at"] = [moment.replace(tzinfo=None) for moment in values["occurred_at"]]
-    fixed = {
-        "interval_start": utc_naive(start),
-        "interval_end": utc_naive(end),
-        "analysed_at": utc_naive(analysed_at),
-        "source": "nightly",
-    }
-    sql, order = _positional(UPSERT_SCORES, (*values, *fixed))
-    n = len(verdicts)
-    columns = [values[name] if name in values else [fixed[name]] * n for name in order]
-    rows = list(zip(*columns, strict=True))
+    values = nightly_params(verdicts, start=start, end=end, analysed_at=analysed_at)
+    sql, order = _positional(UPSERT_SCORES, values)
+    rows = list(zip(*(values[name] for name in order), strict=True))
     with conn.connection.dbapi_connection.cursor() as cursor:
         for batch in _batches(rows):
             cursor.executemany(sql, batch)
-    return n
+    return len(rows)
 
 
 def transaction_ids_by_external(

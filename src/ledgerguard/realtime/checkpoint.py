@@ -34,10 +34,9 @@ from ledgerguard.db.fraud_results import (
 )
 from ledgerguard.db.realtime import INSERT_ALERTS, UPSERT_CHECKPOINT, select_checkpoint
 from ledgerguard.db.tables import fraud_scores, realtime_verdicts
-from ledgerguard.fraud.engine.features import SECONDS_PER_DAY, US_PER_SECOND
 from ledgerguard.fraud.store import verdict_rows
+from ledgerguard.fraud.verdict_columns import verdict_literals
 from ledgerguard.realtime.stages import StageClock
-from ledgerguard.utc import utc_naive
 
 #: Verdict rows per upsert statement (~1 KiB each: far below `max_allowed_packet`).
 _ROWS_PER_STATEMENT = 1_000
@@ -156,106 +155,11 @@ def _compiled_upsert(statement: Any, keys: tuple[str, ...]) -> tuple[str, str, t
     return match.group(1), match.group(3), tuple(compiled.positiontup or ())
 
 
-_US_PER_DAY = SECONDS_PER_DAY * US_PER_SECOND
-#: Columns of a real-time verdict that hold the batch's write time.
-_WRITE_TIME_COLUMNS = ("analysed_at", "scored_at", "first_scored_at")
-
-
-def verdict_literals(
-    verdicts: pd.DataFrame, now: datetime, literal: Any, names: tuple[str, ...] | None = None
-) -> dict[str, list[str]]:
-    """The `names` columns (default: all) of the verdicts' rows as SQL literals, column by column:
-    the `fraud_scores` columns and the `realtime_verdicts` ones (`scored_at`, `first_scored_at`).
-
-    The values `verdict_rows` gives (`source="realtime"`, the batch time in the three time
-    columns), turned into literals from the frame's arrays: per row and column, a Python dict
-    and a Decimal or datetime object cost more than scoring the row. Datetimes are written as
-    the naive UTC text `UTCDateTime` binds, amounts from their 10^-4 units, `literal` (the
-    connection's `escape`) quotes strings. Only the columns asked for are built: the narrow
-    table's need no time or money conversion.
-    """
-    n = len(verdicts)
-    texts: dict[Any, str] = {}
-
-    def strings(values: list[Any]) -> list[str]:
-        # a batch repeats most of them ("USD", "", the same rule ids): each distinct value is
-        # quoted once, None (or pandas' missing value) is NULL
-        for value in dict.fromkeys(values):
-            if value not in texts:
-                texts[value] = literal(value) if isinstance(value, str) else "NULL"
-        return list(map(texts.__getitem__, values))
-
-    def ts_us() -> np.ndarray:
-        return verdicts["ts_us"].to_numpy(dtype=np.int64)
-
-    def day_us() -> np.ndarray:
-        return ts_us() - ts_us() % _US_PER_DAY
-
-    def amount_usd() -> list[str]:
-        usd = verdicts["usd_units"].to_numpy(dtype=np.int64)
-        return [
-            text if known else "NULL"
-            for text, known in zip(_units_literals(usd), (usd >= 0).tolist(), strict=True)
-        ]
-
-    stamp = "'" + utc_naive(now).isoformat(" ") + "'"
-    builders: dict[str, Any] = {
-        "transaction_id": lambda: list(map(str, verdicts["transaction_id"].to_numpy().tolist())),
-        "user_id": lambda: list(map(str, verdicts["user_id"].to_numpy().tolist())),
-        "occurred_at": lambda: _datetime_literals(ts_us()),
-        "amount": lambda: _units_literals(verdicts["amount_units"].to_numpy(dtype=np.int64)),
-        "currency": lambda: strings(verdicts["currency"].tolist()),
-        "amount_usd": amount_usd,
-        "score": lambda: list(
-            map("{:.4f}".format, verdicts["score"].to_numpy(dtype=float).tolist())
-        ),
-        "flagged": lambda: [
-            "1" if flag else "0" for flag in verdicts["flagged"].to_numpy(dtype=bool).tolist()
-        ],
-        "rule_ids": lambda: strings(verdicts["rule_ids"].tolist()),
-        "reasons": lambda: strings(verdicts["reasons"].tolist()),
-        "model_version": lambda: strings(verdicts["model_version"].tolist()),
-        "interval_start": lambda: _datetime_literals(day_us()),
-        "interval_end": lambda: _datetime_literals(day_us() + _US_PER_DAY),
-        "source": lambda: [literal("realtime")] * n,
-    }
-    builders |= {name: (lambda: [stamp] * n) for name in _WRITE_TIME_COLUMNS}
-    return {name: builders[name]() for name in (names or tuple(builders))}
-
-
-def _datetime_literals(ts_us: np.ndarray) -> list[str]:
-    """Quoted naive UTC `YYYY-MM-DD HH:MM:SS.ffffff` of microseconds since the epoch (each
-    string edit made once on the column joined, not per value)."""
-    text = np.datetime_as_string(ts_us.astype("datetime64[us]"), unit="us").tolist()
-    return _quoted("\0".join(text).replace("T", " "), len(text))
-
-
-def _quoted(joined: str, count: int) -> list[str]:
-    """`count` NUL-separated values, each in single quotes (values without quotes or NULs)."""
-    if not count:
-        return []
-    return ("'" + joined.replace("\0", "'\0'") + "'").split("\0")
-
-
-def _units_literals(units: np.ndarray) -> list[str]:
-    """10^-4 units as DECIMAL literals with 4 places (`units_to_decimal`'s value)."""
-    magnitude = np.abs(units)
-    texts = list(
-        map("{}.{:04d}".format, (magnitude // 10_000).tolist(), (magnitude % 10_000).tolist())
-    )
-    if (units < 0).any():
-        texts = [
-            "-" + text if value < 0 else text
-            for text, value in zip(texts, units.tolist(), strict=True)
-        ]
-    return texts
-
-
 def upsert_rows(
     dbapi_connection: Any, statement: Any, verdicts: pd.DataFrame, now: datetime, names: tuple
 ) -> None:
     """The verdict rows as multi-row upserts of `statement` (its `names` columns), their values
-    written as SQL literals here (`verdict_literals`): what pymysql's `executemany` does,
+    written as SQL literals (`verdict_columns.verdict_literals`): what pymysql's `executemany` does,
     without its four Python calls per value, nor a dict per row."""
     columns = verdict_literals(verdicts, now, dbapi_connection.escape, names)
     prefix, postfix, order = _compiled_upsert(statement, tuple(sorted(columns)))

@@ -1,0 +1,77 @@
+"""The three renderings of a verdict row draw on one column list (`fraud.verdict_columns`).
+
+`verdict_rows` (dicts: alerts), `nightly_params` (the nightly run's tuples, `upsert_scores`) and
+`verdict_literals` (the real-time scorer's SQL text) once each listed the columns themselves;
+these tests pin all three to the tables' columns and to each other's values, so a column added
+to one and not the others fails here, not in production.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+
+from ledgerguard.db.tables import fraud_scores, realtime_verdicts
+from ledgerguard.fraud.engine.scoring import VERDICT_COLUMNS
+from ledgerguard.fraud.store import nightly_params, verdict_rows
+from ledgerguard.fraud.verdict_columns import (
+    COLUMNS,
+    REALTIME_TIME_COLUMNS,
+    WRITE_COLUMNS,
+    verdict_literals,
+)
+from ledgerguard.utc import to_us, utc_naive
+
+NOW = datetime(2026, 11, 29, 14, 30, 1, 250, tzinfo=UTC)
+START = datetime(2026, 11, 28, tzinfo=UTC)
+SCORES = [column.name for column in fraud_scores.c]
+REALTIME = [column.name for column in realtime_verdicts.c]
+
+
+def _verdicts() -> pd.DataFrame:
+    """Only the verdict frame's columns (`scoring.VERDICT_COLUMNS`): every rendering must make
+    its rows from those alone."""
+    return pd.DataFrame(
+        {
+            "transaction_id": [21, 22],
+            "user_id": [5, 6],
+            "ts_us": [to_us(START + timedelta(hours=1)), to_us(START + timedelta(hours=30))],
+            "amount_units": [12_3456, 7],
+            "currency": ["USD", "EUR"],
+            "usd_units": [12_3456, -1],
+            "score": [0.5, 0.98765],
+            "flagged": [False, True],
+            "rule_ids": ["", "large_amount"],
+            "reasons": ["", "it's large"],
+            "model_version": pd.Series([None, "v2"], dtype=object),
+        }
+    )[list(VERDICT_COLUMNS)]
+
+
+def test_the_column_list_is_the_tables_columns():
+    """A verdict's own columns, in table order, then the write's, make `fraud_scores`."""
+    assert [column.name for column in COLUMNS] == [n for n in SCORES if n not in WRITE_COLUMNS]
+    assert set(WRITE_COLUMNS) < set(SCORES)
+    assert set(REALTIME) - set(SCORES) == set(REALTIME_TIME_COLUMNS)
+
+
+def test_all_three_renderings_have_the_same_columns():
+    verdicts = _verdicts()
+    end = START + timedelta(days=2)
+    dicts = verdict_rows(
+        verdicts, interval_start=START, interval_end=end, analysed_at=NOW, source="nightly"
+    )
+    tuples = nightly_params(verdicts, start=START, end=end, analysed_at=NOW)
+    literals = verdict_literals(verdicts, NOW, lambda text: f"<{text}>")
+    assert set(dicts[0]) == set(tuples) == set(SCORES)
+    assert set(literals) == set(SCORES) | set(REALTIME)
+    # and the same values: the nightly tuples are the dicts with naive UTC times
+    for index, row in enumerate(dicts):
+        for name, value in row.items():
+            naive = utc_naive(value) if isinstance(value, datetime) else value
+            assert tuples[name][index] == naive, name
+    # a real-time row's interval is its UTC day, in both renderings that have no interval
+    (_, late) = verdict_rows(verdicts, analysed_at=NOW, source="realtime")
+    assert late["interval_start"] == START + timedelta(days=1)
+    assert literals["interval_start"][1] == "'2026-11-29 00:00:00.000000'"
