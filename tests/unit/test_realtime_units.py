@@ -159,6 +159,43 @@ def test_a_verdict_is_written_again_only_when_its_flag_changes():
         assert combined["score_e4"].tolist() == [1000, 9000, 3000, 1000]
 
 
+def test_a_restarted_state_does_not_rewrite_the_flags_it_recalls():
+    """After a restart the rows read at start-up carry no verdict, and a batch wrote every one
+    scored flagged again; with the stored flagged verdicts recalled, a batch writes what the
+    process that wrote them would have: its new rows and the flags that change."""
+    params = FraudParameters()
+    t0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    burst = [(i, 1, 10 + i, t0 + timedelta(minutes=i), 5_0000) for i in range(6)]
+    ordinary = [(41, 4, 13, t0, 12_0000)]
+    history = _frame(burst + ordinary)
+    later = _frame([(6, 1, 20, t0 + timedelta(minutes=6), 5_0000), (42, 4, 13, t0, 12_0000)])
+
+    def state() -> OnlineState:
+        return OnlineState(
+            params, partition=Partition(), terminals=TerminalCounts.empty(params), fx=FxRates()
+        )
+
+    before = state()
+    before.score(history)  # the process before the restart
+    restarted = state()
+    restarted.load(history)
+    assert sorted(restarted.revision_ids().tolist()) == [0, 1, 2, 3, 4, 5, 41]
+    forgetful = state()
+    forgetful.load(history)
+    # the burst was flagged; row 41 is recalled flagged though it scores unflagged now (a
+    # verdict of another parameter set): that flag is withdrawn, as a revision
+    flagged = np.array([0, 1, 2, 3, 4, 5, 41])
+    restarted.recall_flagged(flagged, np.full(len(flagged), 9000))
+
+    rewritten = forgetful.score(later).rows
+    assert sorted(rewritten["transaction_id"].tolist()) == [0, 1, 2, 3, 4, 5, 6, 42]
+    recalled = restarted.score(later)
+    assert sorted(recalled.rows["transaction_id"].tolist()) == [6, 41, 42]
+    assert recalled.revised_ids.tolist() == [41]
+    assert not recalled.rows.set_index("transaction_id")["flagged"][41]
+    assert before.score(later).rows["transaction_id"].tolist() == [6, 42]
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_batch_rows_are_ordered_by_user_time_id_like_lexsort(seed: int):
     """Kept windows (sorted) followed by new rows, some at the same microsecond as kept ones

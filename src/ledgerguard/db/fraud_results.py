@@ -96,6 +96,15 @@ def select_realtime_scored(transaction_ids: list[int]) -> sa.Select[Any]:
     )
 
 
+def select_realtime_flagged(transaction_ids: list[int]) -> sa.Select[Any]:
+    """Id and score of the flagged real-time verdicts among `transaction_ids` (what a restarted
+    scorer last wrote for them, `OnlineState.recall_flagged`)."""
+    return sa.select(realtime_verdicts.c.transaction_id, realtime_verdicts.c.score).where(
+        realtime_verdicts.c.transaction_id.in_(transaction_ids),
+        realtime_verdicts.c.flagged.is_(True),
+    )
+
+
 UPSERT_LABELS = _upsert(fraud_labels, "labelled_at", ("external_id", "is_fraud", "source"))
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.dialects.mysql import pymysql as mysql_pymysql
 from ledgerguard.db.fraud_results import (
     UPSERT_REALTIME_SCORES,
     UPSERT_REALTIME_VERDICTS,
+    select_realtime_flagged,
     select_realtime_scored,
 )
 from ledgerguard.db.realtime import INSERT_ALERTS, UPSERT_CHECKPOINT, select_checkpoint
@@ -40,6 +41,8 @@ from ledgerguard.realtime.stages import StageClock
 
 #: Verdict rows per upsert statement (~1 KiB each: far below `max_allowed_packet`).
 _ROWS_PER_STATEMENT = 1_000
+#: Transaction ids per look-up of stored flagged verdicts (primary-key look-ups).
+_IDS_PER_LOOKUP = 5_000
 #: Namespace of the alert delivery ids: the id of a transaction's alert is always the same.
 _DELIVERY_NAMESPACE = uuid.UUID("6f1c2a7e-3b7d-4d0e-9a55-1e0c4b8f2d10")
 
@@ -65,6 +68,22 @@ def read_checkpoint(engine: sa.Engine, partition_name: str) -> Checkpoint | None
         event_at=row.event_at,
         transactions_scored=row.transactions_scored,
         updated_at=row.updated_at,
+    )
+
+
+def read_flagged(engine: sa.Engine, transaction_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ids and scores (x 10^4) of the flagged real-time verdicts stored for `transaction_ids`,
+    read on the primary, where the scorer writes them (a replica may not have the last
+    batches yet): what a restarted scorer gave those rows (`OnlineState.recall_flagged`)."""
+    found: list[tuple[int, Any]] = []
+    ids = transaction_ids.tolist()
+    with engine.connect() as conn:
+        for first in range(0, len(ids), _IDS_PER_LOOKUP):
+            chunk = ids[first : first + _IDS_PER_LOOKUP]
+            found += conn.execute(select_realtime_flagged(chunk)).tuples().all()
+    return (
+        np.array([row[0] for row in found], dtype=np.int64),
+        np.array([round(row[1] * 10_000) for row in found], dtype=np.int32),
     )
 
 

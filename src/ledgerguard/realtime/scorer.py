@@ -5,7 +5,9 @@
 1. checks the replica writes column names into row events (`binlog_row_metadata=FULL`);
 2. rebuilds the partition's state from one replica snapshot (`snapshot.rebuild_state`) and
    reads its checkpoint on the primary; no checkpoint (first start): it starts at the snapshot,
-   older transactions being the nightly run's;
+   older transactions being the nightly run's. With a checkpoint it also reads the flagged
+   verdicts it wrote for the rows a batch may still revise (`checkpoint.read_flagged`), so a
+   restart does not write them all again;
 3. follows the replica's binlog from the checkpoint (`binlog.BinlogFollower`), collecting the
    transactions that arrive within `scorer_batch_ms` into one batch;
 4. per batch: labels update terminal fraud counts, new transactions update terminal counts and
@@ -45,7 +47,12 @@ from ledgerguard.fraud.pipeline import model_of
 from ledgerguard.money import FxRates
 from ledgerguard.realtime.alerts import AlertDelivery
 from ledgerguard.realtime.binlog import BinlogFollower, BinlogTransaction, check_row_metadata
-from ledgerguard.realtime.checkpoint import Checkpoint, commit_batch, read_checkpoint
+from ledgerguard.realtime.checkpoint import (
+    Checkpoint,
+    commit_batch,
+    read_checkpoint,
+    read_flagged,
+)
 from ledgerguard.realtime.errors import ScorerError
 from ledgerguard.realtime.metrics import ScorerMetrics
 from ledgerguard.realtime.position import GtidPosition
@@ -202,6 +209,9 @@ class Scorer:
                 fx=fx,
                 model=model_of(settings.fraud),
             )
+            if checkpoint is not None:
+                # what the previous process flagged, so it is not written again (a restart)
+                state.recall_flagged(*read_flagged(writer, state.revision_ids()))
             if rebuild and checkpoint is not None:
                 self._rebuild(state, snapshot, checkpoint, writer)
                 checkpoint = None

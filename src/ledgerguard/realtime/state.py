@@ -281,6 +281,9 @@ class OnlineState:
             * US_PER_SECOND
         )
         self.newest_us = 0
+        #: flagged verdicts a previous process wrote (`recall_flagged`): sorted ids, scores
+        self._recalled: tuple[np.ndarray, np.ndarray] | None = None
+        self._recalled_until_us = 0
 
     # --- what the state holds ----------------------------------------------------------------
     @property
@@ -344,10 +347,57 @@ class OnlineState:
     def sweep(self) -> int:
         """Drop users idle for longer than the lookback (their windows are empty); how many."""
         limit = self.newest_us - self._lookback_us
+        if self.newest_us > self._recalled_until_us:
+            self._recalled = None
         idle = [user for user, rows in self._users.items() if int(rows["ts_us"].max()) < limit]
         for user in idle:
             del self._users[user]
         return len(idle)
+
+    def revision_ids(self) -> np.ndarray:
+        """Ids of the kept rows a batch may still revise (within the revision window of the
+        newest row): the rows whose earlier verdict `recall_flagged` looks up at start-up."""
+        cutoff = self.newest_us - self._revise_us
+        parts = [
+            rows["transaction_id"][rows["ts_us"] >= cutoff]
+            for rows in self._users.values()
+            if rows["ts_us"][-1] >= cutoff
+        ]
+        return np.concatenate(parts) if parts else _NO_IDS
+
+    def recall_flagged(self, transaction_ids: np.ndarray, scores_e4: np.ndarray) -> None:
+        """The flagged verdicts already stored for rows of the state (a restart), so a batch
+        compares with them as the process that wrote them would have.
+
+        Rows read at start-up carry no verdict (`score_e4` -1), and `_compare` writes every
+        one of those scored flagged: after each restart the first batch of each user rewrote
+        every flagged verdict of the user's last 72 hours with the same flag — as many rows as
+        the stream's own in the first seconds of `bench realtime`'s phase with the scorer, each
+        also a wide `fraud_scores` row (benchmarks/README.md, "Session 8"). Applied to a
+        batch's rows when it is scored (`_recall`). A stored *unflagged* verdict needs no
+        recall: an unknown row and an unflagged one are both written only if scored flagged.
+        """
+        order = np.argsort(transaction_ids)
+        # no row older than the revision window is revised: the look-up ends with it
+        self._recalled_until_us = self.newest_us + self._revise_us
+        self._recalled = (
+            transaction_ids[order].astype(np.int64),
+            scores_e4[order].astype(np.int32),
+        )
+
+    def _recall(self, combined: np.ndarray) -> None:
+        """Give the rows of `combined` without a verdict the recalled flagged ones."""
+        if self._recalled is None:
+            return
+        ids, scores = self._recalled
+        unknown = np.flatnonzero(combined["score_e4"] < 0)
+        if not len(unknown) or not len(ids):
+            return
+        wanted = combined["transaction_id"][unknown]
+        at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
+        hit = ids[at] == wanted
+        combined["score_e4"][unknown[hit]] = scores[at[hit]]
+        combined["flagged"][unknown[hit]] = True
 
     # --- the stream ---------------------------------------------------------------------------
     def count_transactions(self, frame: pd.DataFrame) -> None:
@@ -378,6 +428,7 @@ class OnlineState:
             frame = fill_missing_usd(frame, self._fx)
             new_ids = frame["transaction_id"].to_numpy()
             combined, keep = self._merge(rows_from_frame(frame))
+            self._recall(combined)
             # kept rows, plus new ones older than their user's window (a back-dated import):
             # scored with that window, not kept
             scored_rows = keep.copy()
