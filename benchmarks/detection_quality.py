@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ledgerguard.load.bench.ceiling import BenchError
 from ledgerguard.load.bench.detection import (
     DetectionOptions,
     by_block,
     engine_overrides,
+    errors,
     generator_overrides,
     label_blind_share,
     per_rule,
@@ -30,7 +32,7 @@ from ledgerguard.load.bench.detection import (
 )
 from ledgerguard.load.bench.detection import run_seed as run
 
-__all__ = ["by_block", "label_blind_share", "main", "per_rule", "run"]
+__all__ = ["by_block", "errors", "label_blind_share", "main", "per_rule", "run"]
 
 
 def main() -> None:
@@ -65,6 +67,12 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="engine parameter (FraudParameters field), e.g. model_score=noisy_or",
     )
+    parser.add_argument(
+        "--dump-errors",
+        type=Path,
+        metavar="DIR",
+        help="write the misses and false alarms of rules + model per run to DIR as CSV",
+    )
     args = parser.parse_args()
     try:
         options = DetectionOptions(
@@ -76,6 +84,7 @@ def main() -> None:
             overrides=generator_overrides(args.set),
             terminal_profile=args.terminal_profile,
             engine=engine_overrides(args.param),
+            dump_errors=args.dump_errors,
         )
     except BenchError as exc:
         parser.error(str(exc))

@@ -522,6 +522,13 @@ def detection(
             help="Engine parameter (FraudParameters field), e.g. model_score=noisy_or; repeatable.",
         ),
     ] = None,
+    dump_errors: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="Write each run's misses and false alarms of rules + model to DIR as CSV.",
+        ),
+    ] = None,
 ) -> None:
     """Detection quality (precision, recall, AP per pattern, per rule, per 10-day block) of the
     rules and rules + model on fresh generator seeds, in memory (no cluster); prints JSON.
@@ -550,6 +557,7 @@ def detection(
             overrides=generator_overrides(set_ or []),
             terminal_profile=terminal_profile,
             engine=engine_overrides(param or []),
+            dump_errors=dump_errors,
         )
     except LedgerGuardError as exc:
         abort(str(exc))

@@ -127,9 +127,10 @@ class FraudParameters(BaseModel):
     #: leak) by maximum likelihood on the pooled validation windows (`fraud/engine/combiner.py`
     #: says why), records them in the version's card, and that version is then always scored
     #: by them (its threshold was chosen for them), whatever this setting says at scoring
-    #: time; with a single validation window it trains as `noisy_or`. Not the default: on the
-    #: dev seeds it tied with the hand-set weights (AP -0.007 to +0.004, precision 0.004-0.020
-    #: lower), and on the held-out ones it was a little worse (benchmarks/README.md, round 5).
+    #: time; with a single validation window it trains as `noisy_or`. Since round 6 a soft
+    #: rule's firing and its near misses have separate weights (a version fitted before is
+    #: scored as it was). Not the default: on the held-out seeds it ties with the hand-set
+    #: weights, neither form consistently better (benchmarks/README.md, rounds 5 and 6).
     model_score: Literal["noisy_or", "model", "learned"] = "noisy_or"
     #: The model's signal is named among a row's reasons from this probability on.
     model_reason_probability: float = Field(0.5, gt=0, le=1)

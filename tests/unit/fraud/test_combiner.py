@@ -80,6 +80,8 @@ def test_fraud_train_fits_the_combination_and_the_card_records_it(
     # a rule that was right on every row it fired on in these weeks keeps a weight near 1
     # (a noisy-OR does not explain it away), the terminal rule's weight comes from the labels
     assert entry["weights"]["structuring"] > 0.9
+    # a rule's firing and its near misses are weighed apart (round 6)
+    assert {"velocity", "velocity:near_miss", "terminal_risk:near_miss"} <= set(entry["weights"])
     assert entry["weights"]["terminal_risk"] != FraudParameters().weight_terminal_risk
     model = FraudModel.from_store(store, report.version)
     assert model.combiner is not None
@@ -117,9 +119,12 @@ def test_the_learned_combination_is_the_score(
     ts = data["ts_us"].to_numpy()
     data = data[(ts >= int(START.timestamp() * 1e6)) & (ts < int(END.timestamp() * 1e6))]
     soft = [rule for rule in RULES if not rule.hard]
-    x = np.column_stack(
-        [*(rule.evaluate(data, params).strength for rule in soft), model.probability(data)]
-    )
+    strength = np.column_stack([rule.evaluate(data, params).strength for rule in soft])
+    fired = strength == 1.0
+    assert fired.any() and ((strength > 0) & ~fired).any()  # both kinds of input occur
+    # each rule's "fired" (0/1), each rule's near miss (0 where it fired), the model's p
+    x = np.column_stack([fired, np.where(fired, 0.0, strength), model.probability(data)])
+    assert len(model.combiner.weights) == x.shape[1] == 2 * len(soft) + 1
     legit = (1 - model.combiner.leak) * np.prod(1 - x * np.array(model.combiner.weights), axis=1)
     expected = pd.Series(np.round(1 - legit, 4), index=data["transaction_id"].to_numpy())
     hard = scored["rule_ids"].str.contains("large_amount")
@@ -189,3 +194,38 @@ def test_rules_alone_score_exactly_as_before(
 #: their "id,score,flagged,rule_ids,reasons" lines, computed with 135279d's engine.
 PINNED_COUNTS = (80, 62)
 PINNED_DIGEST = "471277441c56f9ff2e6140d299b82884c688d10fc086e451bb5cd941b0bfff04"
+
+
+def test_a_rule_that_fired_keeps_its_weight_whatever_its_near_misses():
+    """Round 5's fault, in miniature: every row the rule fired on is fraud and the model finds
+    them too, while the rule's near misses are all legitimate. With one weight per rule the
+    near misses pulled it towards 0 (dev seed 13: velocity 0.003); with a weight for "fired"
+    apart, the firing keeps its evidence and only the near misses' weight falls."""
+    rng = np.random.default_rng(5)
+    n = 20_000
+    fired = rng.random(n) < 0.01
+    near = ~fired & (rng.random(n) < 0.2)
+    strength = np.where(fired, 1.0, np.where(near, rng.uniform(0.2, 0.5, n), 0.0))
+    is_fraud = fired | (rng.random(n) < 0.002)
+    probability = np.where(fired, 0.97, np.where(is_fraud, 0.6, 0.01))
+    rules = ("velocity",)
+    split = ScoreCombiner.fit(rules, strength[:, None], probability, is_fraud)
+    weights = dict(zip(split.inputs, split.weights, strict=True))
+    assert split.inputs == ("velocity", "velocity:near_miss", "model")
+    assert weights["velocity"] > 0.9 and weights["velocity:near_miss"] < 0.05
+    scores = split.score(strength[:, None], probability)
+    assert scores[fired].min() > scores[~fired & ~is_fraud].max()
+
+
+def test_a_version_fitted_with_one_weight_per_rule_is_scored_as_it_was():
+    """A card written by round 5 (one input per rule) still loads and scores w_i x_i."""
+    names = (*SOFT_RULE_IDS, "model")
+    weights = {name: 0.1 * (i + 1) for i, name in enumerate(names)}
+    combiner = ScoreCombiner.from_card({"weights": weights, "leak": 0.01}, SOFT_RULE_IDS)
+    assert not combiner.split and combiner.inputs == input_names(SOFT_RULE_IDS, split=False)
+    strength = np.array([[1.0, 0.3, 0.0, 0.5], [0.0, 0.0, 0.0, 0.0]])
+    probability = np.array([0.5, 0.2])
+    w = np.array([weights[name] for name in names])
+    x = np.column_stack([strength, probability])
+    expected = np.round(1 - 0.99 * np.prod(1 - x * w, axis=1), 4)
+    np.testing.assert_allclose(combiner.score(strength, probability), expected)

@@ -33,12 +33,17 @@ platform's labels" — readable in the card next to the hand-set defaults; six n
 score 1, and the rules' reasons still explain every flag. Applying it is the same product as
 the hand-set noisy-OR (no scikit-learn or SciPy where it scores; measured: the same CPU).
 
-What it does not guarantee (measured, round 5): a rule's weight is learnt from its near misses
-too, and where the model already finds a rule's frauds the likelihood is flat in that rule's
-weight while its near misses on legitimate rows pull it down — on dev seed 13 `velocity` came
-out at 0.003 and `terminal_risk` at 0.0 (the model at 1.0), so those rows were flagged by the
-model's p, still with the rule's reason. A separate weight for "fired" and for the near-miss
-strength would keep a rule's own evidence (next step, not measured).
+**A rule's firing and its near misses are separate inputs** (round 6). With one weight per
+rule (round 5) the weight was learnt from the near misses too, and where the model already finds
+a rule's frauds the likelihood is flat in that weight while the near misses on legitimate rows
+pull it down: on dev seed 13 `velocity` came out at 0.003 (every burst it fired on was fraud),
+so its rows were flagged by the model's p alone. Now each soft rule gives two inputs, "fired"
+(0/1) and its near-miss strength (0 where it fired, the ramp below its threshold otherwise,
+`<rule>:near_miss`), each with its own weight, so the near misses no longer dilute what a
+firing means. Where the likelihood is flat (the model already explains those rows) a weight
+stays where the fit started, so the fired weights start at the rule's own precision on the
+fitting rows (what "fired" alone would mean) and the near misses at 0. A version fitted before
+this (one input per rule, its card's inputs say so) is scored as it was fitted.
 """
 
 from __future__ import annotations
@@ -50,16 +55,24 @@ import numpy as np
 
 #: Name of the model's input.
 MODEL_INPUT = "model"
+#: Suffix of a rule's near-miss input (the rule's own name is its "fired" input).
+NEAR_MISS_SUFFIX = ":near_miss"
 
 
-def input_names(rule_ids: tuple[str, ...]) -> tuple[str, ...]:
-    """The combiner's inputs for these soft rules, in the order of `inputs`."""
-    return (*rule_ids, MODEL_INPUT)
+def input_names(rule_ids: tuple[str, ...], *, split: bool = True) -> tuple[str, ...]:
+    """The combiner's inputs for these soft rules, in the order of `inputs`: each rule's
+    "fired", each rule's near miss, the model (`split=False`: one strength per rule, round 5)."""
+    if not split:
+        return (*rule_ids, MODEL_INPUT)
+    return (*rule_ids, *(f"{rule}{NEAR_MISS_SUFFIX}" for rule in rule_ids), MODEL_INPUT)
 
 
-def inputs(strength: np.ndarray, probability: np.ndarray) -> np.ndarray:
-    """Rows x inputs: each soft rule's strength (rows x rules), then the model's p."""
-    return np.column_stack([strength, probability])
+def inputs(strength: np.ndarray, probability: np.ndarray, *, split: bool = True) -> np.ndarray:
+    """Rows x inputs from each soft rule's strength (rows x rules, 1 where it fired) and p."""
+    if not split:
+        return np.column_stack([strength, probability])
+    fired = strength >= 1.0
+    return np.column_stack([fired, np.where(fired, 0.0, strength), probability])
 
 
 def _noisy_or(x: np.ndarray, weights: np.ndarray, leak: float) -> np.ndarray:
@@ -78,6 +91,11 @@ class ScoreCombiner:
     rows: int = 0
     frauds: int = 0
 
+    @property
+    def split(self) -> bool:
+        """Whether a rule's firing and its near misses have their own weights (round 6)."""
+        return any(name.endswith(NEAR_MISS_SUFFIX) for name in self.inputs)
+
     @classmethod
     def fit(
         cls,
@@ -87,11 +105,20 @@ class ScoreCombiner:
         is_fraud: np.ndarray,
     ) -> ScoreCombiner:
         """Maximum likelihood on rows whose `probability` comes from a model that had not seen
-        them (SciPy's L-BFGS-B within the bounds [0, 1], with the exact gradient)."""
+        them (SciPy's L-BFGS-B within the bounds [0, 1], with the exact gradient).
+
+        Starts each "fired" weight at the rule's precision on these rows, each near miss at 0
+        and the model at 0.5: along a direction the likelihood does not see (a rule whose
+        frauds the model already finds) the weight keeps what a firing means on its own."""
         from scipy.optimize import minimize
 
         x = inputs(strength, probability)
         y = is_fraud.astype(float)
+        fired = x[:, : len(rule_ids)] > 0
+        precision = (fired & (y[:, None] > 0)).sum(axis=0) / np.maximum(fired.sum(axis=0), 1)
+        start = np.concatenate(
+            [[max(float(y.mean()) / 10, 1e-4)], precision, np.zeros(len(rule_ids)), [0.5]]
+        )
         tiny = 1e-12
 
         def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -105,7 +132,6 @@ class ScoreCombiner:
             gradient_leak = float(np.sum(outer) * (-1.0 / max(1.0 - leak, tiny)))
             return nll, np.concatenate([[gradient_leak], gradient_weights])
 
-        start = np.concatenate([[max(float(y.mean()) / 10, 1e-4)], np.full(x.shape[1], 0.5)])
         found = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(start))
         return cls(
             inputs=input_names(rule_ids),
@@ -117,14 +143,23 @@ class ScoreCombiner:
 
     def score(self, strength: np.ndarray, probability: np.ndarray) -> np.ndarray:
         """The combined score per row, rounded half-even to 4 decimals like every score."""
-        return np.round(
-            _noisy_or(inputs(strength, probability), np.asarray(self.weights), self.leak), 4
-        )
+        x = inputs(strength, probability, split=self.split)
+        return np.round(_noisy_or(x, np.asarray(self.weights), self.leak), 4)
+
+    def parts(self, strength: np.ndarray, probability: np.ndarray) -> np.ndarray:
+        """Rows x (rules, model): what each rule (fired or near miss) and the model put in,
+        w_i x_i, for the reason of a flag no rule explains."""
+        x = inputs(strength, probability, split=self.split) * np.asarray(self.weights)
+        rules = strength.shape[1]
+        if not self.split:
+            return x
+        return np.column_stack([x[:, :rules] + x[:, rules : 2 * rules], x[:, -1]])
 
     def to_card(self) -> dict[str, Any]:
         """What the model card records: the weight of each input and the leak."""
         return {
-            "method": "noisy-OR weights by maximum likelihood on out-of-time validation windows",
+            "method": "noisy-OR weights by maximum likelihood on out-of-time validation windows"
+            + (", a rule's firing and its near misses weighed apart" if self.split else ""),
             "weights": dict(zip(self.inputs, self.weights, strict=True)),
             "leak": self.leak,
             "rows": self.rows,
@@ -135,7 +170,9 @@ class ScoreCombiner:
     def from_card(cls, entry: dict[str, Any], rule_ids: tuple[str, ...]) -> ScoreCombiner:
         """The combiner a card recorded; `ValueError` when its inputs are not today's rules."""
         weights = dict(entry["weights"])
-        expected = input_names(rule_ids)
+        # a version fitted before round 6 has one input per rule, and is scored so
+        split = any(name.endswith(NEAR_MISS_SUFFIX) for name in weights)
+        expected = input_names(rule_ids, split=split)
         if set(weights) != set(expected):  # the card's keys are sorted, not ordered
             raise ValueError(
                 f"its score combination was fitted on inputs {sorted(weights)}, the rules "

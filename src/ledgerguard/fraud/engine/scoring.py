@@ -91,9 +91,11 @@ class RuleSignals:
 
     def learned_parts(self, combiner: ScoreCombiner, probability: np.ndarray) -> np.ndarray:
         """Strengths and p times the learned weights (hard rules: weight 1), model last."""
-        weights = np.ones(len(RULES))
-        weights[SOFT_COLUMNS] = combiner.weights[:-1]
-        return np.column_stack([self.strength * weights, probability * combiner.weights[-1]])
+        parts = np.column_stack([self.strength, np.zeros(len(probability))])
+        learned = combiner.parts(self.strength[:, SOFT_COLUMNS], probability)
+        parts[:, SOFT_COLUMNS] = learned[:, :-1]
+        parts[:, -1] = learned[:, -1]
+        return parts
 
     def combined(self, combiner: ScoreCombiner, probability: np.ndarray) -> np.ndarray:
         """The learned combination's score; 1 where a hard rule fired."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ledgerguard.fraud.engine.model import FraudModel, train_model
@@ -47,6 +48,8 @@ class DetectionOptions:
     terminal_profile: bool = False
     #: engine parameters (`FraudParameters` fields), see `engine_overrides`
     engine: dict[str, object] = field(default_factory=dict)
+    #: a folder for each run's misses and false alarms as CSV (`errors`), or none
+    dump_errors: Path | None = None
 
 
 def generator_overrides(items: Iterable[str]) -> dict[str, float | int]:
@@ -80,6 +83,8 @@ def run_detection(
     """Every (density, seed) configuration, densities outermost; `progress` gets each one's
     overall figures."""
     results = []
+    if options.dump_errors is not None:
+        options.dump_errors.mkdir(parents=True, exist_ok=True)
     for density in options.terminals_per_customer:
         for seed in options.seeds:
             result = run_seed(
@@ -91,6 +96,9 @@ def run_detection(
                 options.overrides,
                 options.terminal_profile,
                 options.engine,
+                options.dump_errors / f"errors-seed{seed}-{density}.csv"
+                if options.dump_errors
+                else None,
             )
             overall = {n: result[n][-1] for n in ("rules", "rules+model")}  # type: ignore[index]
             progress(f"seed {seed} density {density}: {json.dumps(overall)}")
@@ -149,6 +157,85 @@ def label_blind_share(data: object, scored_from: datetime, delay: int) -> dict[s
     }
 
 
+def errors(
+    scored: pd.DataFrame, data: object, delay: int, dump: Path | None = None
+) -> dict[str, object]:
+    """Misses per pattern and false alarms per cause, for the error analysis (round 6).
+
+    Misses of terminal fraud are split by the compromise's age: label-blind (no labelled day
+    of it yet, age <= delay) or visible. False alarms are split by where they fall: at a
+    terminal 0-`delay` days or later after its compromise ended, at a compromised card's
+    customer during its compromise (a payment the skimmer did not touch), or elsewhere; and by
+    the rule that fired (or the model alone). `dump`: a CSV of those rows with their scores,
+    rule ids and reasons.
+    """
+    tx = data.transactions[["external_id", "user_id", "terminal_id", "occurred_at"]]  # type: ignore[attr-defined]
+    events = data.events  # type: ignore[attr-defined]
+    tx = tx.drop(columns=[c for c in tx.columns if c in scored and c != "external_id"])
+    frame = scored.merge(tx.astype({"external_id": str}), on="external_id", how="left")
+    fraud = frame["is_fraud"].to_numpy() == 1
+    flagged = frame["flagged"].to_numpy(bool)
+
+    def window_age(kind: str, key: str) -> pd.Series:
+        """Days since the start of the latest window of `kind` on the row's key that began
+        on or before the row's day, and days since that window's end (NaN: none)."""
+        spans = events[events["pattern"] == kind][[key, "start", "end"]]
+        joined = frame[[key]].reset_index().merge(spans, on=key, how="inner")
+        when = frame["occurred_at"].reindex(joined["index"]).reset_index(drop=True)
+        joined = joined.reset_index(drop=True)[joined["start"].reset_index(drop=True) <= when]
+        joined = joined.sort_values("start").drop_duplicates("index", keep="last")
+        rows = frame["occurred_at"].reindex(joined["index"]).dt.floor("D").to_numpy()
+        since_start = (rows - joined["start"].dt.floor("D").to_numpy()) / pd.Timedelta(days=1)
+        since_end = (rows - joined["end"].dt.floor("D").to_numpy()) / pd.Timedelta(days=1)
+        return pd.DataFrame(
+            {"since_start": since_start, "since_end": since_end}, index=joined["index"].values
+        ).reindex(frame.index)
+
+    terminal = window_age("terminal_compromise", "terminal_id")
+    card = window_age("spending_anomaly", "user_id")
+    out: dict[str, object] = {"misses": {}, "false_alarms": {}}
+    for pattern, part in frame[fraud & ~flagged].groupby("pattern"):
+        entry: dict[str, object] = {"missed": len(part)}
+        if pattern == "terminal_compromise":
+            age = terminal.loc[part.index, "since_start"]
+            entry["label_blind"] = int((age <= delay).sum())
+            entry["visible"] = int((age > delay).sum())
+            entry["by_day_of_compromise"] = {
+                str(int(k)): int(v) for k, v in age.value_counts().sort_index().items()
+            }
+        out["misses"][pattern] = entry  # type: ignore[index]
+    alarms = ~fraud & flagged
+    after = terminal["since_end"].to_numpy()
+    during_card = (card["since_end"].to_numpy() < 0) & (card["since_start"].to_numpy() >= 0)
+    frame["terminal_days_since_start"] = terminal["since_start"]
+    frame["terminal_days_since_end"] = terminal["since_end"]
+    cause = np.select(
+        [
+            alarms & (after >= 0) & (after <= delay),
+            alarms & (after > delay),
+            alarms & during_card,
+        ],
+        [
+            f"terminal 0-{delay} days after its compromise",
+            "terminal later after its compromise",
+            "compromised card's customer, untouched payment",
+        ],
+        default="other",
+    )
+    frame["cause"] = np.where(alarms, cause, np.where(fraud & ~flagged, "missed", ""))
+    if dump is not None:
+        frame[frame["cause"] != ""].to_csv(dump, index=False)
+    out["false_alarms"] = {
+        "total": int(alarms.sum()),
+        "by_cause": {k: int(v) for k, v in pd.Series(cause[alarms]).value_counts().items()},
+        "by_rules": {
+            (k or "score only"): int(v)
+            for k, v in frame.loc[alarms, "rule_ids"].value_counts().head(8).items()
+        },
+    }
+    return out
+
+
 def by_block(
     scored: pd.DataFrame, start: datetime, block_days: int = 10
 ) -> list[dict[str, object]]:
@@ -180,9 +267,11 @@ def run_seed(
     overrides: dict[str, float | int],
     profile: bool,
     engine: dict[str, object] | None = None,
+    dump: Path | None = None,
 ) -> dict[str, object]:
     """One configuration's report: its training, the rules' and rules + model's tables, per
-    rule, per 10-day block, and how much of the terminal fraud no label could show yet."""
+    rule, the misses and false alarms of rules + model (`errors`; as CSV in `dump`), per
+    10-day block, and how much of the terminal fraud no label could show yet."""
     began = time.monotonic()
     load = os.getloadavg()
     config = config_for_rows(
@@ -232,6 +321,7 @@ def run_seed(
         "combiner": model.combiner.to_card() if model.combiner is not None else None,
         **{name: table.round(4).to_dict(orient="records") for name, table in tables.items()},
         "per_rule": {name: per_rule(frame) for name, frame in scored.items()},
+        "errors": errors(scored["rules+model"], data, config.label_delay_days, dump),
         "by_block": {
             name: by_block(frame.merge(times, on="external_id"), scored_from)
             for name, frame in scored.items()
