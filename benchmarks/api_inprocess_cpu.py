@@ -28,12 +28,18 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=50, help="concurrent callers")
     parser.add_argument("--no-fast-path", action="store_true", help="every request via the route")
     parser.add_argument("--key-file", type=Path, help="API keys, one a line (default: bench's)")
+    parser.add_argument(
+        "--count-calls",
+        action="store_true",
+        help="also count function calls per request (sys.setprofile: CPU figures then mean little)",
+    )
     args = parser.parse_args()
     options = ApiCpuOptions(
         requests=args.requests,
         users=args.users,
         fast_path=not args.no_fast_path,
         key_file=args.key_file,
+        count_calls=args.count_calls,
     )
     try:
         report = run_api_cpu(

@@ -23,6 +23,8 @@ def as_utc(moment: datetime, *, assume_utc: bool = False) -> datetime:
     pick their encoder by exact type, and would send a subclass as a string with an offset.
     Naive input raises `ValueError` unless `assume_utc`, which reads it as UTC.
     """
+    if moment.tzinfo is UTC and type(moment) is datetime:
+        return moment  # already one (`datetime.now(UTC)`, the API's hot path: issue #13)
     if moment.tzinfo is None:
         if not assume_utc:
             raise ValueError("naive datetime given; LedgerGuard works in timezone-aware UTC")

@@ -439,6 +439,13 @@ def api_cpu(
         bool, typer.Option(help="--no-fast-path: every request through FastAPI's route.")
     ] = True,
     key_file: KeyFileOption = None,
+    count_calls: Annotated[
+        bool,
+        typer.Option(
+            help="Also count function calls per request (a figure the machine's load does not "
+            "move; the CPU figures then mean little)."
+        ),
+    ] = False,
 ) -> None:
     """CPU per POST /transactions of the API app alone, driven through ASGI in this process
     (no HTTP server, no load client), on the configured cluster; prints JSON.
@@ -448,7 +455,13 @@ def api_cpu(
     from ledgerguard.load.bench.api_cpu import ApiCpuOptions, run_api_cpu
 
     settings = settings_of(ctx)
-    options = ApiCpuOptions(requests=requests, users=users, fast_path=fast_path, key_file=key_file)
+    options = ApiCpuOptions(
+        requests=requests,
+        users=users,
+        fast_path=fast_path,
+        key_file=key_file,
+        count_calls=count_calls,
+    )
     _print_report(run_api_cpu, settings, options, progress=say)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -40,6 +41,8 @@ class ApiCpuOptions:
     fast_path: bool = True
     #: API keys, one a line (None: the bench's keys, `<state dir>/bench-api-keys`, made if missing)
     key_file: Path | None = None
+    #: also count function calls per request (`sys.setprofile`: the CPU figures then mean little)
+    count_calls: bool = False
 
 
 def bench_key_list(settings: Settings, key_file: Path | None, count: int) -> tuple[str, ...]:
@@ -56,7 +59,7 @@ def run_api_cpu(
         keys = bench_key_list(settings, options.key_file, options.users)
         progress(f"{options.users} in-process callers, {options.requests:,} requests twice")
         with multiprocess_metrics(), asyncio.Runner(loop_factory=new_event_loop) as runner:
-            cpu, wall, commits = runner.run(_measure(settings, options, keys))
+            cpu, wall, commits, calls = runner.run(_measure(settings, options, keys))
     finally:
         if started_cluster:
             cluster.down(progress=progress)
@@ -69,6 +72,7 @@ def run_api_cpu(
         "cpu_us_per_request": round(1e6 * cpu / requests, 1),
         "wall_us_per_request": round(1e6 * wall / requests, 1),
         "rows_per_commit": round(requests / max(1, commits), 2),
+        **({"python_calls_per_request": round(calls / requests, 1)} if options.count_calls else {}),
         "loadavg": os.getloadavg(),
     }
 
@@ -88,10 +92,23 @@ def multiprocess_metrics() -> Iterator[None]:
             del os.environ[_MULTIPROC]
 
 
+class _CallCounter:
+    """Python and C function calls made while installed (`sys.setprofile`): a count that does
+    not depend on how busy the machine is, unlike CPU time."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, frame: Any, event: str, arg: Any) -> None:
+        if event == "call" or event == "c_call":
+            self.calls += 1
+
+
 async def _measure(
     settings: Settings, options: ApiCpuOptions, keys: tuple[str, ...]
-) -> tuple[float, float, int]:
-    """A warm-up phase, then the measured one: (CPU seconds, wall seconds, writer commits)."""
+) -> tuple[float, float, int, int]:
+    """A warm-up phase, then the measured one: (CPU seconds, wall seconds, writer commits,
+    function calls, counted with `count_calls` only)."""
     from ledgerguard.api.main import create_app
     from ledgerguard.load.generator import GeneratorConfig, TransactionGenerator
 
@@ -100,7 +117,7 @@ async def _measure(
     async with app.router.lifespan_context(app):
         writer = app.state.services.writer
 
-        async def phase() -> tuple[float, float, int]:
+        async def phase(counter: _CallCounter | None = None) -> tuple[float, float, int]:
             left = iter(range(options.requests))
             statuses: dict[int, int] = {}
 
@@ -111,13 +128,20 @@ async def _measure(
 
             commits = writer.commits
             cpu, wall = time.process_time(), time.perf_counter()
-            await asyncio.gather(*(user(i) for i in range(options.users)))
+            if counter is not None:
+                sys.setprofile(counter)
+            try:
+                await asyncio.gather(*(user(i) for i in range(options.users)))
+            finally:
+                sys.setprofile(None)
             if set(statuses) != {201}:
                 raise BenchError(f"not every request was created: {statuses}")
             return time.process_time() - cpu, time.perf_counter() - wall, writer.commits - commits
 
         await phase()  # warm-up: connections, caches, key lookups
-        return await phase()
+        counter = _CallCounter() if options.count_calls else None
+        cpu, wall, commits = await phase(counter)
+        return cpu, wall, commits, counter.calls if counter else 0
 
 
 def _scope(body: bytes, key: str, client_port: int) -> dict[str, Any]:
