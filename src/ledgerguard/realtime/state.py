@@ -8,9 +8,10 @@ windows of their users), and `fraud.engine.scoring.score_frame` scores it with t
 What is kept in memory:
 
 * **User windows** — every transaction of the partition's users (`user_id % N == K`) within
-  `params.lookback_days` of the user's newest one, as one small NumPy record array per user
-  (~50 bytes a transaction), with the last verdict the scorer gave it. Older rows are dropped as
-  new ones arrive, users idle longer than the lookback are dropped by `sweep`.
+  `params.lookback_days` plus the revision window (`kept_us`) of the user's newest one, as one
+  small NumPy record array per user (~60 bytes a transaction), with the last verdict the scorer
+  gave it and the terminal history it was scored with. Older rows are dropped as new ones
+  arrive, users idle longer than the lookback are dropped by `sweep`.
 * **Terminal counts** — transactions and confirmed frauds per (terminal, day) of *every* user
   (terminals are shared across partitions), as `TerminalHistory` expects. `terminal_risk` of a
   transaction on day D reads days before D - `label_delay_days`, so the counts of today never
@@ -19,16 +20,20 @@ What is kept in memory:
 
 Revisions: the nightly engine marks *every* member of a card-testing burst or structuring group,
 including the first ones, scored before the group was complete. The stream does the same by
-re-scoring the recent rows of each batch's users (within the velocity and structuring windows)
-and writing again those whose verdict changed, so after the burst completes both scorers hold the
-same flags.
+re-scoring the recent rows of each batch's users (the revision window, `revision_us`) and
+writing again those whose flag changed, so after the burst completes both scorers hold the same
+flags. Those rows' windows are complete (the rows are kept `lookback_days` further back), so
+their verdicts are the nightly run's — before, a revised row's 30-day windows lost their oldest
+rows as the user's newest moved on and its verdict could differ — and a row's features change
+only with the events `OnlineState._may_change` looks for: a batch re-scores those rows and its
+new ones only, with the verdicts of re-scoring the whole revision window.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,7 +44,9 @@ from ledgerguard.fraud.engine.features import (
     TX_DTYPES,
     US_PER_SECOND,
     TerminalHistory,
+    TimeAxis,
     add_profiles,
+    group_spans,
     order_by,
     with_profile,
 )
@@ -65,9 +72,31 @@ ROW_DTYPE = np.dtype(
         ("currency", "S3"),
         ("score_e4", "<i4"),
         ("flagged", "?"),
+        ("version", "<i4"),
     ]
 )
 _US_PER_DAY = SECONDS_PER_DAY * US_PER_SECOND
+
+
+def revision_us(params: FraudParameters) -> int:
+    """How far back from a user's newest row the stream revises verdicts: the longer of the
+    velocity and structuring windows (a burst or group that grows changes its earlier members)."""
+    return int(
+        max(params.velocity_window_minutes * 60, params.structuring_window_hours * 3600)
+        * US_PER_SECOND
+    )
+
+
+def kept_us(params: FraudParameters) -> int:
+    """How far back from a user's newest row its rows are kept: the lookback of every row the
+    stream may revise (plus a second: windows are cut at whole seconds), so the windows of
+    those rows are the nightly run's, complete."""
+    return int(params.lookback_days * _US_PER_DAY) + revision_us(params) + US_PER_SECOND
+
+
+def revision_days(params: FraudParameters) -> int:
+    """Whole days of `revision_us`, plus one: the terminal history kept for revised rows."""
+    return -(-revision_us(params) // _US_PER_DAY) + 1
 
 
 @dataclass(frozen=True)
@@ -102,6 +131,7 @@ def rows_from_frame(frame: pd.DataFrame) -> np.ndarray:
         values = frame[name].to_numpy()
         rows[name] = values.astype("S3") if name == "currency" else values
     rows["score_e4"] = -1
+    rows["version"] = -1
     return rows
 
 
@@ -223,8 +253,12 @@ class TerminalCounts:
         )
         merged = pd.concat([self._base, delta], ignore_index=True)
         merged = merged.groupby(["terminal_id", "day"], as_index=False)[["n_tx", "n_fraud"]].sum()
+        # the days that the rows the stream may still revise (a few days old) read
         oldest = (
-            newest_day - self._params.label_delay_days - max(self._params.terminal_feature_windows)
+            newest_day
+            - self._params.label_delay_days
+            - max(self._params.terminal_feature_windows)
+            - revision_days(self._params)
         )
         self._base = merged[merged["day"] >= oldest].reset_index(drop=True)
         self._delta.clear()
@@ -234,13 +268,14 @@ class TerminalCounts:
                 fresh = self._profile_of(self._profile_through + 1, newest_day)
                 self._profile = add_profiles([self._profile, fresh])
                 self._profile_through = newest_day - 1
-            first = newest_day - self._params.terminal_profile_days
+            first = newest_day - self._params.terminal_profile_days - revision_days(self._params)
             self._profile = self._profile[self._profile["day"] >= first].reset_index(drop=True)
         self._history = self._build()
         self.rebuilds += 1
 
 
 _NO_IDS = np.empty(0, dtype=np.int64)
+_NEVER = np.iinfo(np.int64).max
 
 
 @dataclass
@@ -257,8 +292,33 @@ class BatchVerdicts:
         return len(self.revised_ids)
 
 
+@dataclass
+class Merged:
+    """A batch's rows merged into its users' windows (`OnlineState._merge`), nothing stored."""
+
+    #: the users' kept rows and the new ones, sorted by (user, time, id)
+    rows: np.ndarray
+    #: rows the state did not hold before this batch
+    fresh: np.ndarray
+    #: rows of the batch itself: the fresh ones and those streamed again (a replay)
+    named: np.ndarray
+    #: each user's first row and number of rows in `rows`, and newest time
+    starts: np.ndarray
+    sizes: np.ndarray
+    newest_us: np.ndarray
+
+    def per_row(self, values: np.ndarray) -> np.ndarray:
+        """A value per user repeated for each of the user's rows."""
+        return np.repeat(values, self.sizes)
+
+
 class OnlineState:
-    """User windows and terminal counts of one partition; `score` runs the engine on a batch."""
+    """User windows and terminal counts of one partition; `score` runs the engine on a batch.
+
+    `bounded` (the default) re-scores only the earlier rows whose verdict can have changed
+    (see `_may_change`); False re-scores every row of the revision window, for the tests and
+    the benchmark that compare both.
+    """
 
     def __init__(
         self,
@@ -268,22 +328,24 @@ class OnlineState:
         terminals: TerminalCounts,
         fx: FxRates,
         model: FraudModel | None = None,
+        bounded: bool = True,
     ) -> None:
         self.params = params
         self.partition = partition
         self.terminals = terminals
+        self.bounded = bounded
         self._fx = fx
         self._model = model
         self._users: dict[int, np.ndarray] = {}
         self._lookback_us = int(params.lookback_days * _US_PER_DAY)
-        self._revise_us = int(
-            max(params.velocity_window_minutes * 60, params.structuring_window_hours * 3600)
-            * US_PER_SECOND
-        )
+        self._kept_us = kept_us(params)
+        self._revise_us = revision_us(params)
         self.newest_us = 0
         #: flagged verdicts a previous process wrote (`recall_flagged`): sorted ids, scores
         self._recalled: tuple[np.ndarray, np.ndarray] | None = None
         self._recalled_until_us = 0
+        #: rows scored so far (new and re-scored): what `bounded` saves
+        self.scored_rows = 0
 
     # --- what the state holds ----------------------------------------------------------------
     @property
@@ -299,34 +361,41 @@ class OnlineState:
         frame = fill_missing_usd(frame, self._fx)
         rows = rows_from_frame(frame[self.partition.owns(frame["user_id"].to_numpy())])
         if len(rows):
-            self._store(*self._merge(rows))
+            merged = self._merge(rows)
+            newest = merged.per_row(merged.newest_us)
+            self._store(merged.rows, merged.rows["ts_us"] >= newest - self._kept_us)
 
-    def _merge(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The windows of the users of `rows` with `rows` added, and which rows stay kept.
+    def _merge(self, rows: np.ndarray) -> Merged:
+        """The windows of the users of `rows` with `rows` added.
 
         One NumPy pass per batch, whatever its number of users: their kept rows and the new
         ones concatenated, ids already kept not added twice (the kept row wins: it carries the
-        last verdict), sorted by (user, time, id); a row is kept while it is within the lookback
-        of its user's newest one. Nothing is stored yet (`_store`), so a batch that fails to
-        score leaves the state as it was.
+        last verdict), sorted by (user, time, id). Nothing is stored yet (`_store`), so a batch
+        that fails to score leaves the state as it was.
         """
         self.newest_us = max(self.newest_us, int(rows["ts_us"].max()))
         users = self._users
         batch_users = np.unique(rows["user_id"])
         known = [users[u] for u in batch_users.tolist() if u in users]
         combined = _concatenate([*known, rows]) if known else rows
+        held = len(combined) - len(rows)
+        fresh = np.zeros(len(combined), dtype=bool)
+        fresh[held:] = True
+        named = fresh
         ids = combined["transaction_id"]
         sorted_ids = np.sort(ids)
         if (sorted_ids[1:] == sorted_ids[:-1]).any():  # a replayed row (rare): drop it
+            named = fresh | np.isin(ids, rows["transaction_id"])
             _, first = np.unique(ids, return_index=True)
-            combined = combined[np.sort(first)]
-        combined = combined[_user_time_id_order(combined, batch_users)]
+            first = np.sort(first)
+            combined, fresh, named = combined[first], fresh[first], named[first]
+        order = _user_time_id_order(combined, batch_users)
+        combined, fresh, named = combined[order], fresh[order], named[order]
         user = combined["user_id"]
         starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
         newest = np.maximum.reduceat(combined["ts_us"], starts)
         sizes = np.diff(np.r_[starts, len(combined)])
-        keep = combined["ts_us"] >= np.repeat(newest - self._lookback_us, sizes)
-        return combined, keep
+        return Merged(combined, fresh, named, starts, sizes, newest)
 
     def _store(self, combined: np.ndarray, keep: np.ndarray) -> None:
         """Each user's kept rows (of `_merge`) as that user's window, one small array each
@@ -345,7 +414,8 @@ class OnlineState:
             users[owner] = kept[start:end].copy()
 
     def sweep(self) -> int:
-        """Drop users idle for longer than the lookback (their windows are empty); how many."""
+        """Drop users idle for longer than the lookback (no row of theirs can be revised or
+        read by a new row's windows any more); how many."""
         limit = self.newest_us - self._lookback_us
         if self.newest_us > self._recalled_until_us:
             self._recalled = None
@@ -415,8 +485,10 @@ class OnlineState:
         """Verdicts of the partition's transactions in `frame`, plus revisions.
 
         Rows the state already holds (streamed again after a restart: the start-up snapshot
-        had them) are not added twice. A row older than its user's window (a back-dated
-        import) is scored with that window but not kept.
+        had them) are not added twice. A row older than its user's kept rows (a back-dated
+        import) is scored with them but not kept. Revised: the rows of the batch's users
+        within `revision_us` of the user's newest row (their windows are complete), only
+        those whose features can have changed when `bounded`.
         """
         clock = clock or StageClock()
         with clock.stage("state"):
@@ -427,22 +499,28 @@ class OnlineState:
                 return BatchVerdicts(pd.DataFrame(), 0)
             frame = fill_missing_usd(frame, self._fx)
             new_ids = frame["transaction_id"].to_numpy()
-            combined, keep = self._merge(rows_from_frame(frame))
+            merged = self._merge(rows_from_frame(frame))
+            combined = merged.rows
             self._recall(combined)
-            # kept rows, plus new ones older than their user's window (a back-dated import):
-            # scored with that window, not kept
-            scored_rows = keep.copy()
-            if not keep.all():  # (a sort of every id only when some row is not kept)
-                dropped = ~keep
-                scored_rows[dropped] = np.isin(combined["transaction_id"][dropped], new_ids)
-            scored = combined[scored_rows]
-            newest_day = int(scored["ts_us"].max()) // _US_PER_DAY
-            start_us = int(frame["ts_us"].min()) - self._revise_us
-            end_us = int(scored["ts_us"].max()) + 1
-            # where the verdicts (rows of [start, end), in this order) are in `combined`
             ts = combined["ts_us"]
-            inside = np.flatnonzero(scored_rows & (ts >= start_us) & (ts < end_us))
-            history = self.terminals.history(newest_day=newest_day)
+            # each user's revised rows: from the revision window before its earliest new row,
+            # but not before the revision window of its newest row held so far (the rows
+            # whose windows the state holds whole; a back-dated import revises no older row)
+            earliest_new = np.minimum.reduceat(np.where(merged.named, ts, _NEVER), merged.starts)
+            newest_held = np.maximum.reduceat(np.where(merged.fresh, -_NEVER, ts), merged.starts)
+            start = merged.per_row(np.maximum(earliest_new, newest_held) - self._revise_us)
+            # the frame: the windows of those rows (and the batch's rows); it is also what is
+            # kept, so the next batch's rows before it are exactly the rows scored with here
+            in_frame = merged.named | (ts >= start - (self._kept_us - self._revise_us))
+            history = self.terminals.history(newest_day=int(ts[in_frame].max()) // _US_PER_DAY)
+            version = self.terminals.rebuilds
+            revisable = in_frame & (ts >= start)
+            if self.bounded:
+                revisable &= self._may_change(merged, in_frame, version)
+            rescored = merged.named | revisable
+            inside = np.flatnonzero(rescored)  # where the verdicts are, in this order
+            self.scored_rows += len(inside)
+            framed = combined[in_frame]
         counts: list[int] = []
         revised_ids: list[np.ndarray] = []
 
@@ -454,22 +532,51 @@ class OnlineState:
 
         with clock.stage("score"):
             rows = score_frame(
-                frame_from_rows(scored),
+                frame_from_rows(framed),
                 history,
                 self.params,
-                start=_moment(start_us),
-                end=_moment(end_us),
+                rows=rescored[in_frame],
                 store_all=True,
                 model=self._model,
                 select=select,
             ).rows
         with clock.stage("state"):
-            self._store(combined, keep)
+            combined["version"][inside] = version
+            self._store(combined, in_frame)
             return BatchVerdicts(
                 rows,
                 new=counts[0],
                 revised_ids=np.concatenate(revised_ids) if revised_ids else _NO_IDS,
             )
+
+    def _may_change(self, merged: Merged, in_frame: np.ndarray, version: int) -> np.ndarray:
+        """The rows whose features, hence verdict, can differ from their last scoring.
+
+        With complete windows (`kept_us`), a row's features are a function of the rows of its
+        user in its windows, their bursts and groups, and the terminal history. So a row last
+        scored with this history (`version`: `TerminalCounts.rebuilds`, -1 never) can change
+        only when (a) a fresh row lands at or before its second, (b) its velocity burst or
+        structuring group changed (`features.group_spans` before and after the batch: a new
+        member, a merge, a split, an oldest member no longer kept), or (c) a row at or before
+        its second moved into or out of the spending baseline (burst and group members are
+        left out of it). Everything else is the same input: the same score, the same flag.
+        """
+        rows = merged.rows
+        units = rows["usd_units"]
+        axis = TimeAxis(
+            rows["user_id"], rows["ts_us"], max_window_s=self._kept_us // US_PER_SECOND + 1
+        )
+        before = group_spans(axis.key, units, ~merged.fresh, self.params)
+        after = group_spans(axis.key, units, in_frame, self.params)
+        both = in_frame & ~merged.fresh
+        regrouped = both & (before != after).any(axis=1)
+        was_member = (before[:, 0] >= 0) | (before[:, 3] >= 0)
+        is_member = (after[:, 0] >= 0) | (after[:, 3] >= 0)
+        rebased = both & (units >= 0) & (was_member != is_member)
+        second = rows["ts_us"] // US_PER_SECOND
+        moved = np.where(merged.fresh | rebased, second, _NEVER)
+        since = np.minimum.reduceat(moved, merged.starts)
+        return (rows["version"] != version) | regrouped | (second >= merged.per_row(since))
 
     def _compare(
         self, scores: pd.DataFrame, combined: np.ndarray, new_ids: np.ndarray, inside: np.ndarray
@@ -514,11 +621,6 @@ def _positions_of(ids: np.ndarray, wanted: np.ndarray, candidates: np.ndarray) -
         return candidates
     by_id = np.argsort(ids)
     return by_id[np.searchsorted(ids, wanted, sorter=by_id)]
-
-
-def _moment(ts_us: int) -> datetime:
-    seconds, micros = divmod(ts_us, US_PER_SECOND)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
 
 
 def frame_of_inserts(values: list[dict[str, Any]]) -> pd.DataFrame:

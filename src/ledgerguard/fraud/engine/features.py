@@ -86,6 +86,13 @@ def sort_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.iloc[order].reset_index(drop=True)
 
 
+def in_order(frame: pd.DataFrame) -> bool:
+    """Whether a frame's rows are already in (user, time, id) order (`sort_frame`'s)."""
+    return _in_order(
+        frame["user_id"].to_numpy(), frame["ts_us"].to_numpy(), frame["transaction_id"].to_numpy()
+    )
+
+
 def order_by(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
     """`np.lexsort((minor, major))` of two integer keys, as one stable sort when it can.
 
@@ -155,6 +162,20 @@ class TimeAxis:
             lo = np.searchsorted(self.key, key - window_s, side="left")
             hi = np.searchsorted(self.key, key, side="left")
         return lo, hi
+
+    def reaching(self, at: np.ndarray, window_s: float) -> np.ndarray:
+        """Mask of the rows the [t - w, t) windows of the rows `at` (sorted positions) can
+        read: each user's rows from `window_s` before its first row of `at` on."""
+        first_key = np.full(int(self.rank[-1]) + 1 if len(self.rank) else 0, np.iinfo(np.int64).max)
+        ranks, first = np.unique(self.rank[at], return_index=True)
+        first_key[ranks] = self.key[at][first] - window_s
+        return self.key >= first_key[self.rank]
+
+    def restricted(self, mask: np.ndarray) -> TimeAxis:
+        """The axis of the rows where `mask` (same keys: windows inside them are unchanged)."""
+        axis = object.__new__(TimeAxis)
+        axis.rank, axis.key, axis.gap = self.rank[mask], self.key[mask], self.gap
+        return axis
 
     def rolling_median(self, values: np.ndarray, window_s: int) -> np.ndarray:
         """Median of `values` over [t - w, t) of the same user (NaN when empty or all NaN)."""
@@ -230,10 +251,11 @@ def customer_features(
     earlier ones fill it), but the per-row window searches are made for the query rows only. A
     streaming batch scores a few hundred rows against its users' thousands of window rows, a
     nightly page its interval against a month of lookback rows.
-    What needs every row stays over every row: the bursts and structuring groups (a group is
-    found from all its members), the customer-terminal regrouping (one sort) and the rolling
-    median of the spending baseline (a hot customer's query rows each have a window of hundreds
-    of rows: gathering them cost ten times pandas' running median over the whole frame).
+    The bursts and structuring groups stay over every row (a group is found from all its
+    members); the customer-terminal regrouping (one sort) and the rolling median of the
+    spending baseline (a hot customer's query rows each have a window of hundreds of rows:
+    gathering them cost ten times pandas' running median) run over the rows the query rows'
+    windows reach: each user's rows from `anomaly_window_days` before its first query row on.
     """
     usd_known = frame["usd_units"].to_numpy() >= 0
     units = frame["usd_units"].to_numpy()
@@ -254,8 +276,24 @@ def customer_features(
         axis, usd_known, units, params
     )
     out |= {name: values[query] for name, values in groups.items()}
-    pairs = customer_terminal_features(frame["terminal_id"].to_numpy(), axis, params)
-    out |= {name: values[query] for name, values in pairs.items()}
+    a = params.anomaly_window_days
+    window_s = a * SECONDS_PER_DAY
+    # The customer-terminal counts and the baseline median read [t - a, t): with `at`, over
+    # the rows those windows reach only (a streaming batch re-scores its users' newest rows,
+    # whose windows are a fraction of the frame); the same numbers, the windows being whole.
+    reach, reach_axis, reach_query = None, axis, query
+    if at is not None:
+        reach = axis.reaching(at, window_s)
+        if not reach.all():
+            reach_axis = axis.restricted(reach)
+            reach_query = (np.cumsum(reach) - 1)[at]
+        else:
+            reach = None
+    terminal = frame["terminal_id"].to_numpy()
+    pairs = customer_terminal_features(
+        terminal if reach is None else terminal[reach], reach_axis, params
+    )
+    out |= {name: values[reach_query] for name, values in pairs.items()}
 
     # The spending baseline leaves out card-testing bursts and structuring groups: twenty test
     # charges of 1 USD are not what the user normally spends, and would make every later
@@ -263,11 +301,12 @@ def customer_features(
     baseline = (
         usd_known & (groups["velocity_burst_nb_tx"] == 0) & (groups["structuring_group_nb_tx"] == 0)
     )
-    a = params.anomaly_window_days
-    window_s = a * SECONDS_PER_DAY
     lo, hi = axis.since(window_s, include_current=False, at=at)
     out[f"customer_hist_nb_tx_{a}d"] = window_sums(baseline.astype(np.int64), lo, hi)
-    median = axis.rolling_median(np.where(baseline, amount_usd, np.nan), window_s)[query]
+    values = np.where(baseline, amount_usd, np.nan)
+    median = reach_axis.rolling_median(values if reach is None else values[reach], window_s)[
+        reach_query
+    ]
     out[f"customer_median_amount_{a}d"] = median
     with np.errstate(invalid="ignore", divide="ignore"):
         out["amount_to_median_ratio"] = np.where(median > 0, out["amount_usd"] / median, np.nan)
@@ -315,12 +354,9 @@ def _velocity(
     units: np.ndarray,
     params: FraudParameters,
 ) -> dict[str, np.ndarray]:
-    small = usd_known & (units <= usd_threshold_units(params.velocity_small_amount_usd))
+    small = small_charges(usd_known, units, params)
     key = axis.key[small]
-    window_s = params.velocity_window_minutes * 60
-    lo = np.searchsorted(key, key - window_s, side="right")
-    count = np.arange(1, len(key) + 1) - lo
-    groups = covering_groups(key, lo, count >= params.velocity_min_count, window_s)
+    groups, count = velocity_groups(key, params)
     terminals = frame["terminal_id"].to_numpy()[small]
     member_rows = np.flatnonzero(groups.member)
     # distinct (group, terminal) pairs, counted per group: sorted by both (`order_by`), the
@@ -342,6 +378,49 @@ def _velocity(
         "velocity_burst_nb_terminals": _spread(_by_group(n_terminals, g), small),
         "velocity_burst_minutes": _spread(_by_group(minutes, g, 0.0), small, 0.0),
     }
+
+
+def small_charges(usd_known: np.ndarray, units: np.ndarray, params: FraudParameters) -> np.ndarray:
+    """Rows whose USD amount is at most `velocity_small_amount_usd` (what a burst counts)."""
+    return usd_known & (units <= usd_threshold_units(params.velocity_small_amount_usd))
+
+
+def velocity_groups(key: np.ndarray, params: FraudParameters) -> tuple[Groups, np.ndarray]:
+    """The card-testing bursts among small charges (`key`: their `TimeAxis` key), and each
+    charge's count of small charges in (t - window, t]."""
+    window_s = params.velocity_window_minutes * 60
+    lo = np.searchsorted(key, key - window_s, side="right")
+    count = np.arange(1, len(key) + 1) - lo
+    return covering_groups(key, lo, count >= params.velocity_min_count, window_s), count
+
+
+def group_spans(
+    key: np.ndarray, units: np.ndarray, present: np.ndarray, params: FraudParameters
+) -> np.ndarray:
+    """Per row, its velocity burst's and structuring group's (first row, last row, size), -1
+    outside one, among the rows where `present` (`key`: `TimeAxis` key, sorted by user, time;
+    `units`: USD x 10^4, -1 unknown).
+
+    A group is a run of consecutive small (near-line) rows, so two sets of rows give a row the
+    same group features exactly when they give it the same span: what the streaming scorer
+    compares, before and after a batch, to find the rows whose burst or group changed.
+    """
+    spans = np.full((len(key), 6), -1, dtype=np.int64)
+    known = present & (units >= 0)
+    for column, rows in (
+        (0, np.flatnonzero(small_charges(known, units, params))),
+        (3, np.flatnonzero(near_line(known, units, params))),
+    ):
+        if column == 0:
+            groups, _ = velocity_groups(key[rows], params)
+        else:
+            groups = structuring_groups(key[rows], units[rows], params)
+        inside = np.flatnonzero(groups.member)
+        group = groups.group[inside]
+        spans[rows[inside], column] = rows[groups.first[group]]
+        spans[rows[inside], column + 1] = rows[groups.last[group]]
+        spans[rows[inside], column + 2] = groups.size[group]
+    return spans
 
 
 def near_line(usd_known: np.ndarray, units: np.ndarray, params: FraudParameters) -> np.ndarray:

@@ -26,6 +26,7 @@ from ledgerguard.fraud.engine.features import (
     US_PER_SECOND,
     TerminalHistory,
     build_features,
+    in_order,
     sort_frame,
 )
 from ledgerguard.fraud.engine.rules import RULE_IDS, RULES, evidence
@@ -137,8 +138,9 @@ def score_frame(
     history: TerminalHistory,
     params: FraudParameters,
     *,
-    start: datetime,
-    end: datetime,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    rows: np.ndarray | None = None,
     keep_ids: np.ndarray | None = None,
     store_all: bool = False,
     model: ProbabilityModel | None = None,
@@ -163,11 +165,21 @@ def score_frame(
     `select` (the streaming scorer's) sees the stored rows' verdict columns without words (ids,
     amounts, `score`, `flagged`) and returns the mask of those to return: the rule ids and
     reasons, plain Python per row, are built for those rows only.
+
+    `rows` (the streaming scorer's), instead of [start, end): a mask of the rows to score, in
+    the frame's order, which must then be sorted already (by user, time, id).
     """
-    start_us, end_us = to_us(start), to_us(end)
-    frame = sort_frame(frame)
-    ts = frame["ts_us"].to_numpy()
-    inside = (ts >= start_us) & (ts < end_us)
+    if rows is not None:
+        if not in_order(frame):
+            raise ValueError("score_frame(rows=...) needs a frame sorted by user, time, id")
+        frame, inside = frame.reset_index(drop=True), rows
+    elif start is None or end is None:
+        raise TypeError("score_frame needs start and end, or rows")
+    else:
+        start_us, end_us = to_us(start), to_us(end)
+        frame = sort_frame(frame)
+        ts = frame["ts_us"].to_numpy()
+        inside = (ts >= start_us) & (ts < end_us)
     # from here on, only the rows inside [start, end): earlier ones have filled the windows
     features = build_features(frame, history, params, rows=inside)
     data = pd.concat([frame if inside.all() else frame[inside], features], axis=1)

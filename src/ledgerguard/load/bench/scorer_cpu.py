@@ -124,6 +124,20 @@ def _rows(
     return rows
 
 
+def history_rows(
+    rng: np.random.Generator, options: ScorerCpuOptions, user_base: int, *, now: datetime
+) -> list[dict[str, Any]]:
+    """Every user's `history_rows` transactions over the 20 days before `now` - 10 minutes."""
+    return _rows(
+        rng,
+        options,
+        user_base,
+        options.users * options.history_rows,
+        spread_s=20 * 86_400,
+        now=now - timedelta(minutes=10),
+    )
+
+
 def run_scorer_cpu(
     settings: Settings, options: ScorerCpuOptions, *, progress: Progress
 ) -> dict[str, Any]:
@@ -139,14 +153,7 @@ def run_scorer_cpu(
     replica = analytics_engine(settings, keep_open=True)
     try:
         progress(f"history: {options.users:,} users x {options.history_rows} transactions")
-        history = _rows(
-            rng,
-            options,
-            user_base,
-            options.users * options.history_rows,
-            spread_s=20 * 86_400,
-            now=now - timedelta(minutes=10),
-        )
+        history = history_rows(rng, options, user_base, now=now)
         for offset in range(0, len(history), _INSERT_ROWS):
             with loader.begin() as conn:
                 conn.execute(sa.insert(transactions), history[offset : offset + _INSERT_ROWS])
