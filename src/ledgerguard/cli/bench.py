@@ -211,6 +211,15 @@ def realtime(
             help="Users whose windows the memory check holds (the issue: 1M).",
         ),
     ] = 1_000_000,
+    customers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar=f"{_ENV}CUSTOMERS",
+            help="Distinct customers of the load (10000: `ledgerguard load`'s default, whose "
+            "customers pay so often that about half the payments are flagged).",
+        ),
+    ] = 1_000_000,
 ) -> None:
     """The API at N clients without, then with the streaming scorer; commit -> verdict
     latency from the verdict timestamps; scorer CPU per transaction and RSS; prints JSON.
@@ -221,7 +230,9 @@ def realtime(
     from ledgerguard.load.bench.realtime import RealtimeOptions, run_realtime
 
     settings = settings_of(ctx)
-    options = RealtimeOptions(duration=duration, users=users, state_users=state_users)
+    options = RealtimeOptions(
+        duration=duration, users=users, state_users=state_users, customers=customers
+    )
     _print_report(run_realtime, settings, options, progress=say)
 
 

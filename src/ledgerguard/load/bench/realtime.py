@@ -5,7 +5,10 @@ One run, one machine, in this order:
 1. the cluster and the API are brought up if they are not running (as `bench ingest` does), a
    scorer that never ran is run until it has a checkpoint (`_ensure_checkpoint`), and a running
    scorer is stopped;
-2. **without the scorer**: `users` closed-loop clients post realistic transactions;
+2. **without the scorer**: `users` closed-loop clients post realistic transactions of
+   `customers` customers (1M by default, the state's users: ~2 % of the verdicts flagged, as on
+   a payment platform; with `ledgerguard load`'s 10,000, every customer pays every few seconds
+   and the velocity rule flags about half of them, each a wide `fraud_scores` row and an alert);
 3. **with the scorer**: the scorer is started (`realtime.process.start_scorer`, as `ledgerguard
    up` does), scores what it missed since its checkpoint (phase 2's transactions, when it has
    run before), and the same load runs again; the scorer's CPU is read over the measured window;
@@ -52,6 +55,7 @@ from ledgerguard.load.bench.ingest import (
 )
 from ledgerguard.load.bench.procstat import CpuMeter, children_of
 from ledgerguard.load.bench.servers import running_cluster
+from ledgerguard.load.generator import GeneratorConfig
 from ledgerguard.load.runner import LoadConfig, run_load_sync
 from ledgerguard.load.target import api_url
 from ledgerguard.settings import Settings
@@ -68,7 +72,7 @@ Progress = Callable[[str], None]
 _LATENCY_SQL = (
     "SELECT TIMESTAMPDIFF(MICROSECOND, t.created_at, s.first_scored_at), "
     "TIMESTAMPDIFF(MICROSECOND, %s, t.created_at), "
-    "s.scored_at > s.first_scored_at "
+    "s.scored_at > s.first_scored_at, s.flagged "
     "FROM transactions t LEFT JOIN realtime_verdicts s ON s.transaction_id = t.id "
     "WHERE t.created_at >= %s AND t.created_at < %s"
 )
@@ -81,6 +85,10 @@ class RealtimeOptions:
     warmup: float = 2.0
     state_users: int = 1_000_000
     state_rows_per_user: int = 3
+    #: distinct customers of the load (`GeneratorConfig.customers`): as many as the state's
+    #: users, so the flagged share is a payment platform's (~2 %), not `ledgerguard load`'s
+    #: 10,000 customers paying every few seconds (half of them flagged by the velocity rule)
+    customers: int = 1_000_000
     catch_up_timeout: float = 300.0
 
 
@@ -139,6 +147,7 @@ def run_realtime(
             "duration_s": options.duration,
             "warmup_s": options.warmup,
             "users": options.users,
+            "customers": options.customers,
             "scorer_batch_ms": settings.scorer_batch_ms,
             "api_url": api_url(settings),
         },
@@ -178,6 +187,7 @@ def _load(
             users=options.users,
             duration=options.duration,
             warmup=options.warmup,
+            generator=GeneratorConfig(customers=options.customers),
         ),
         on_window=on_window,
     )
@@ -232,6 +242,10 @@ def _wait_for_verdicts(
         "missing": missing,
         # verdicts the scorer changed after its first (the latency is the first one's)
         "revised": sum(bool(row[2]) for row in rows if row[0] is not None),
+        # share of the window's verdicts flagged (each also a `fraud_scores` row and an alert)
+        "flagged_share": round(
+            sum(bool(row[3]) for row in rows if row[0] is not None) / len(known), 4
+        ),
         "p50": round(float(np.percentile(known, 50)), 1),
         "p90": round(float(np.percentile(known, 90)), 1),
         "p99": round(float(np.percentile(known, 99)), 1),
@@ -267,8 +281,7 @@ def _ensure_checkpoint(settings: Settings, timeout: float, progress: Progress) -
 
     Without a checkpoint it starts at its snapshot, which holds the first phase's ~100,000
     transactions without a verdict; the first batch of each of their users then writes every
-    one of them scored flagged (about half, in this load: its customers all pay often enough
-    for the velocity rule) inside the measured window, a one-time catch-up the size of the
+    one of them scored flagged inside the measured window, a one-time catch-up the size of the
     phase's own verdicts (benchmarks/README.md, "Session 8").
     """
     from ledgerguard.db.engines import writer_engine
