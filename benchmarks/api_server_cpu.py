@@ -20,29 +20,7 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
-
-
-def _connections_per_worker(workers: list[int], port: int) -> dict[int, int]:
-    """Established connections on the API's port held by each worker (from /proc)."""
-    inodes: dict[str, int] = {}
-    for pid in workers:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes[target[8:-1]] = pid
-    counts = dict.fromkeys(workers, 0)
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            local_port = int(fields[1].rsplit(":", 1)[1], 16)
-            if local_port == port and fields[3] == "01" and fields[9] in inodes:
-                counts[inodes[fields[9]]] += 1
-    return counts
 
 
 def main() -> None:
@@ -62,7 +40,7 @@ def main() -> None:
         per_transaction,
         rows_per_commit,
     )
-    from ledgerguard.load.bench.procstat import CpuMeter, children_of
+    from ledgerguard.load.bench.procstat import CpuMeter, children_of, connections_per_process
     from ledgerguard.load.bench.servers import semi_sync_during, semi_sync_status
     from ledgerguard.load.runner import LoadConfig, run_load_sync
     from ledgerguard.settings import Settings
@@ -84,7 +62,7 @@ def main() -> None:
             meter.start()
         else:
             meter.stop()
-            spread.update(_connections_per_worker(workers, settings.api_port))
+            spread.update(connections_per_process(workers, settings.api_port))
 
     config = LoadConfig(
         url=f"http://{settings.api_host}:{settings.api_port}",

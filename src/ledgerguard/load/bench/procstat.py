@@ -41,6 +41,36 @@ def children_of(pid: int) -> list[int]:
     return sorted(found)
 
 
+def connections_per_process(workers: list[int], port: int) -> dict[int, int]:
+    """Established connections on local `port` held by each of `workers` (from /proc).
+
+    How the clients' keep-alive connections are spread over the API's workers: a worker
+    accepts every connection waiting when it wakes, so 50 connections opened at once can land
+    48 / 2, and a worker holding most of them is bound to one core (issue #13, session 8).
+    """
+    inodes: dict[str, int] = {}
+    for pid in workers:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:  # the worker is gone
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes[target[8:-1]] = pid
+    counts = dict.fromkeys(workers, 0)
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01" and fields[9] in inodes:
+                counts[inodes[fields[9]]] += 1
+    return counts
+
+
 def machine_cpu_seconds() -> tuple[float, float] | None:
     """(busy, total) CPU seconds of the whole machine since boot, all cores."""
     try:

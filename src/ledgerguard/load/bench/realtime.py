@@ -53,7 +53,7 @@ from ledgerguard.load.bench.ingest import (
     ensure_api,
     machine_info,
 )
-from ledgerguard.load.bench.procstat import CpuMeter, children_of
+from ledgerguard.load.bench.procstat import CpuMeter, children_of, connections_per_process
 from ledgerguard.load.bench.servers import running_cluster
 from ledgerguard.load.generator import GeneratorConfig
 from ledgerguard.load.runner import LoadConfig, run_load_sync
@@ -175,10 +175,14 @@ def _load(
     """One load phase: the API report, its measured window (UTC), the scorer's CPU seconds."""
     meter = CpuMeter(groups)
     window: list[datetime] = []
+    spread: list[int] = []
 
     def on_window(begins: bool) -> None:
         (meter.start if begins else meter.stop)()
         window.append(datetime.now(UTC))
+        if not begins:  # the clients' connections per API worker, as they ran
+            workers = groups["api"][1:]  # (the Gunicorn master first)
+            spread.extend(connections_per_process(workers, settings.api_port).values())
 
     report = run_load_sync(
         LoadConfig(
@@ -199,6 +203,7 @@ def _load(
         "errors": api["errors"],
         "latency_ms": api["latency_ms"],
         "cpu_seconds": cpu,
+        "connections_per_worker": spread,
     }
     return summary, (window[0], window[-1]), cpu.get("scorer")
 
