@@ -29,7 +29,7 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -56,17 +56,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = np.random.default_rng(options.seed)
     now = datetime(2026, 11, 29, 12, tzinfo=UTC)
     user_base = 6_000_000_000
-    if hasattr(scorer_cpu, "history_rows"):
-        history = scorer_cpu.history_rows(rng, options, user_base, now=now)
-    else:  # the code before session 8 of issue #13: the same call, inline in the bench
-        history = _rows(
-            rng,
-            options,
-            user_base,
-            options.users * options.history_rows,
-            spread_s=20 * 86_400,
-            now=now - timedelta(minutes=10),
-        )
+    history = scorer_cpu.history_rows(rng, options, user_base, now=now)
     stream = _rows(rng, options, user_base, options.transactions, spread_s=60, now=now)
     for number, row in enumerate([*history, *stream], start=1):
         row["id"] = number
