@@ -81,6 +81,8 @@ class Alert:
         return f"{self.score}_{self.transaction_id}"
 
 
+#: An alert: its verdict's columns (without `flagged` and the model version) and its case's.
+#: Listed here, not built from `fraud.verdict_columns.COLUMNS`: the db layer sits below fraud.
 _ALERT_COLUMNS = (
     fraud_scores.c.transaction_id,
     fraud_scores.c.user_id,

@@ -41,6 +41,7 @@ from ledgerguard.db.tables import fraud_scores
 from ledgerguard.fraud.engine.features import TX_DTYPES
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.fraud.read_ahead import read_ahead_of
+from ledgerguard.fraud.verdict_columns import COLUMNS as VERDICT_COLUMNS
 from ledgerguard.settings import Settings
 from ledgerguard.utc import utc_naive
 
@@ -104,6 +105,11 @@ _FRAUD_IDS_SQL = (
     "SELECT l.transaction_id FROM fraud_labels l JOIN transactions t ON t.id = l.transaction_id "
     "WHERE l.is_fraud = 1 AND t.occurred_at >= %s AND t.occurred_at < %s "
     "AND (l.labelled_at IS NULL OR l.labelled_at < %s)"
+)
+#: A report's columns: every stored verdict column but the model version (the reports do not
+#: show it), in `fraud_scores` order, from the one list of a verdict's columns.
+_REPORT_COLUMNS = tuple(
+    fraud_scores.c[column.name] for column in VERDICT_COLUMNS if column.name != "model_version"
 )
 #: Longest day list of one terminal: 2^31 bytes, ~300M transactions in a window (the server
 #: still stops at `max_allowed_packet`, which `terminal_days` detects and reports).
@@ -360,18 +366,7 @@ class ReplicaReader:
     def report_rows(self, *, start: datetime, end: datetime) -> list[sa.Row[Any]]:
         """Flagged or unconverted verdicts of transactions in [start, end), by transaction id."""
         query = (
-            sa.select(
-                fraud_scores.c.transaction_id,
-                fraud_scores.c.user_id,
-                fraud_scores.c.occurred_at,
-                fraud_scores.c.amount,
-                fraud_scores.c.currency,
-                fraud_scores.c.amount_usd,
-                fraud_scores.c.score,
-                fraud_scores.c.flagged,
-                fraud_scores.c.rule_ids,
-                fraud_scores.c.reasons,
-            )
+            sa.select(*_REPORT_COLUMNS)
             .where(
                 fraud_scores.c.occurred_at >= start,
                 fraud_scores.c.occurred_at < end,
