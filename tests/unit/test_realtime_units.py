@@ -15,6 +15,7 @@ from ledgerguard.fraud.engine.features import (
     PROFILE_COLUMNS,
     TX_DTYPES,
     TerminalHistory,
+    terminal_days,
     terminal_profile_days,
     with_profile,
 )
@@ -517,3 +518,49 @@ def test_currency_codes_become_the_frames_strings():
     texts = _currency_texts(rows)
     assert texts.tolist() == ["USD", "EUR", "USD", "JPY"] and texts.dtype == object
     assert _currency_texts(rows[:0]).tolist() == []
+
+
+def test_the_stream_learns_how_long_compromises_last_like_the_nightly_run():
+    """`terminal_compromise_active_probability` from the scorer's own terminal counts: the same
+    flags as the nightly engine day after day as a young compromise ages past the lengths of
+    six ended ones (10-20 days), and one flag that only the learnt lengths withdraw."""
+    params = FraudParameters()
+    t0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    today = int(t0.timestamp()) // 86_400
+    horizon = today - params.label_delay_days - 1
+    rows = []
+    for terminal, length in zip(range(100, 106), (10, 12, 14, 16, 18, 20), strict=True):
+        first = horizon - 30
+        rows.append((terminal, first - 1, 4, 0))
+        rows += [(terminal, day, 2, 2) for day in range(first, first + length)]
+        rows.append((terminal, first + length, 4, 0))
+    # terminal 42: clean, then fraud on the two days up to the first payment's label horizon
+    rows += [(42, horizon - 2, 3, 0), (42, horizon - 1, 2, 2), (42, horizon, 2, 2)]
+    days = pd.DataFrame(rows, columns=["terminal_id", "day", "n_tx", "n_fraud"])
+    # one payment a day at terminal 42 by a new customer, days 0-5 after t0
+    frame = _frame([(k + 1, k + 1, 42, t0 + timedelta(days=k), 20_0000) for k in range(6)])
+
+    def nightly(p: FraudParameters) -> dict[int, bool]:
+        history = TerminalHistory(
+            pd.concat([days, terminal_days(frame, np.zeros(0, dtype=np.int64))])
+            .groupby(["terminal_id", "day"], as_index=False)[["n_tx", "n_fraud"]]
+            .sum()
+        )
+        scores = score_frame(
+            frame, history, p, start=t0, end=t0 + timedelta(days=7), store_all=True
+        )
+        return scores.rows.set_index("transaction_id")["flagged"].to_dict()
+
+    state = OnlineState(
+        params, partition=Partition(), terminals=TerminalCounts(days, params), fx=FxRates()
+    )
+    stream: dict[int, bool] = {}
+    for k in range(len(frame)):
+        batch = state.score(frame.iloc[[k]].reset_index(drop=True)).rows
+        stream |= dict(zip(batch["transaction_id"], batch["flagged"], strict=True))
+    assert stream == nightly(params)
+    # payment k is on day 10 + k of the run; ended runs lasted 10-20 days, so P(still going)
+    # is 1, 5/6, 5/6, 4/6, 4/6, 3/6 times a recent share of 0.70: below 0.5 from k = 3 on
+    assert [stream[k + 1] for k in range(6)] == [True] * 3 + [False] * 3
+    before = nightly(FraudParameters(terminal_compromise_history_days=0))
+    assert [before[k + 1] for k in range(6)] == [True] * 6

@@ -100,8 +100,7 @@ def backtest(
     lookback = max(c.params.lookback_days for c in configurations)
     since = utc_midnight(start) - timedelta(
         days=max(
-            c.params.label_delay_days + max(c.params.terminal_feature_windows)
-            for c in configurations
+            c.params.label_delay_days + c.params.terminal_lookback_days for c in configurations
         )
     )
     until = utc_midnight(end) + timedelta(days=1)

@@ -152,7 +152,7 @@ def analyze_interval(
     totals: Counter[str] = Counter()
 
     terminal_since = utc_midnight(start) - timedelta(
-        days=params.label_delay_days + max(params.terminal_feature_windows)
+        days=params.label_delay_days + params.terminal_lookback_days
     )
     terminal_until = utc_midnight(end) + timedelta(days=1) - timedelta(days=params.label_delay_days)
     wait_for_replica(settings)

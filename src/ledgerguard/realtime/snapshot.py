@@ -56,7 +56,7 @@ def rebuild_state(
         position = GtidPosition.parse(flavour, replica.snapshot_position(flavour))
         days = replica.terminal_days(
             since=midnight
-            - timedelta(days=params.label_delay_days + max(params.terminal_feature_windows)),
+            - timedelta(days=params.label_delay_days + params.terminal_lookback_days),
             until=midnight + timedelta(days=2),
         )
         terminals = TerminalCounts(days, params)

@@ -257,7 +257,7 @@ class TerminalCounts:
         oldest = (
             newest_day
             - self._params.label_delay_days
-            - max(self._params.terminal_feature_windows)
+            - self._params.terminal_lookback_days
             - revision_days(self._params)
         )
         self._base = merged[merged["day"] >= oldest].reset_index(drop=True)

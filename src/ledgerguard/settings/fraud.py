@@ -74,6 +74,16 @@ class FraudParameters(BaseModel):
     #: Days of labelled terminal history (before the label horizon) read for the recent risk,
     #: the days since the last fraud and the length of the current run of fraud days.
     terminal_history_days: int = Field(28, ge=1, le=366)
+    #: Days of labelled terminal history (before the label horizon) from which the engine learns
+    #: how long terminal compromises last (runs of fraud days, Kaplan-Meier; see
+    #: `fraud.engine.survival`): `terminal_risk` is multiplied by the probability that the
+    #: terminal's run of fraud still goes on at the transaction's day, so it stops flagging
+    #: once a compromise has probably ended (which the labels show only `label_delay_days`
+    #: later). Longer than the longest compromise, so ended ones are seen whole; every path
+    #: reads this much terminal history. 0: off (the rule as before).
+    terminal_compromise_history_days: int = Field(60, ge=0, le=366)
+    #: ... learnt only from at least this many ended runs (fewer: no adjustment).
+    terminal_compromise_min_runs: int = Field(5, ge=1)
 
     #: The terminal's own profile (`terminal_new_customer_share_<p>d`, `terminal_amount_zscore`,
     #: `terminal_signal_customers_<p>d`): the share of its payments of the last
@@ -173,6 +183,12 @@ class FraudParameters(BaseModel):
                 | {self.terminal_history_days}
             )
         )
+
+    @property
+    def terminal_lookback_days(self) -> int:
+        """Days of terminal history (before the label horizon) every path reads: the longest
+        terminal window, or the compromise-length look-back if longer."""
+        return max(max(self.terminal_feature_windows), self.terminal_compromise_history_days)
 
     @property
     def structuring_floor_usd(self) -> Decimal:

@@ -27,6 +27,8 @@ Feature catalogue (`w` ranges over the windows in `FraudParameters`):
 | `terminal_recent_risk`          | both                             | confirmed-fraud share of the `terminal_history_days` before the label horizon, each day weighted by 0.5^(age / `terminal_risk_half_life_days`): falls within days of the labels showing a compromise ended |
 | `terminal_days_since_fraud`     | `fraud_labels.is_fraud`          | days from the last known fraud to the label horizon (`terminal_history_days` when none) |
 | `terminal_fraud_run_days`       | both                             | length in days of the current run of fraud on the terminal as known at the horizon: from its first fraud day to the horizon, through days without transactions; 0 when the latest labelled day with transactions was clean |
+| `terminal_compromise_active_probability` | both                | P(that run still goes on at the transaction's day, `label_delay_days` + 1 after the horizon, given it lasted from its first to its last known fraud day), Kaplan-Meier over the lengths of every terminal's runs in the `terminal_compromise_history_days` before the horizon (`engine.survival`); 0 without an ongoing run, 1 with one but fewer than `terminal_compromise_min_runs` ended runs to learn from |
+| `terminal_compromise_lengths`   | same                             | text for the reason: the middle 80 % of those lengths and how many runs ended (not a model feature) |
 | `terminal_profile_nb_tx_<p>d`   | `terminal_id`, `occurred_at`     | with `terminal_profile_features`: the terminal's payments in the p = `terminal_profile_days` days before the transaction's day (no label needed) |
 | `terminal_new_customer_share_<p>d` | `user_id`                     | share of them by customers new to the terminal (`customer_new_to_terminal`, all users) |
 | `terminal_signal_customers_<p>d` | `user_id`, `amount_usd`         | customers who had paid at the terminal in the anomaly window before showing, on one of those days, a spending anomaly or card-testing burst at another terminal |
@@ -45,6 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ledgerguard.fraud.engine.survival import CompromiseDurations, fraud_runs
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.settings.fraud import FraudParameters
 
@@ -500,6 +503,9 @@ class TerminalHistory:
         self._prefix = {
             name: np.concatenate(([0], np.cumsum(days[name].to_numpy()))) for name in names
         }
+        # `compromise_durations` per (horizon day, look-back): the history never changes after
+        # construction (the scorer builds a new one when its counts change), so neither do they
+        self._durations: dict[tuple[int, int, float], CompromiseDurations] = {}
 
     @classmethod
     def empty(cls) -> TerminalHistory:
@@ -556,6 +562,28 @@ class TerminalHistory:
         day = (self.key[entry] & limit) + self.day_origin
         values = [self._prefix[name][entry + 1] - self._prefix[name][entry] for name in names]
         return (owner, day, *values)
+
+    def compromise_durations(
+        self, horizon: int, days: int, *, min_share: float
+    ) -> CompromiseDurations:
+        """How long terminal compromises lasted, from every terminal's days (horizon - days,
+        horizon] (`engine.survival`): one estimate per label horizon, shared by its rows."""
+        cached = self._durations.get((horizon, days, min_share))
+        if cached is not None:
+            return cached
+        limit = (1 << _DAY_BITS) - 1
+        day = (self.key & limit) + self.day_origin
+        inside = np.flatnonzero((day > horizon - days) & (day <= horizon))
+        n_tx, n_fraud = (
+            self._prefix[name][inside + 1] - self._prefix[name][inside]
+            for name in ("n_tx", "n_fraud")
+        )
+        runs = fraud_runs(
+            self.key[inside] >> _DAY_BITS, day[inside], n_tx, n_fraud, min_share=min_share
+        )
+        durations = CompromiseDurations.estimate(runs)
+        self._durations[(horizon, days, min_share)] = durations
+        return durations
 
     def window(
         self, terminal_id: np.ndarray, day: np.ndarray, *, days: int, delay: int
@@ -703,7 +731,50 @@ def _recency_chunk(
         "terminal_recent_risk": recent,
         "terminal_days_since_fraud": since_fraud,
         "terminal_fraud_run_days": run,
-    }
+    } | _compromise_activity(run, since_fraud, newest, history, params)
+
+
+def _compromise_activity(
+    run: np.ndarray,
+    since_fraud: np.ndarray,
+    newest: np.ndarray,
+    history: TerminalHistory,
+    params: FraudParameters,
+) -> dict[str, np.ndarray]:
+    """P(the terminal's run of fraud still goes on at the transaction's day), and in words.
+
+    The run is known to have lasted from its first to its last fraud day (`run - since_fraud`
+    days); it is still going on the transaction's day if it lasts `run + label_delay_days + 1`
+    days (its first day to the transaction's, both included). 0 without an ongoing run (no
+    compromise known), 1 (and no words) with one but fewer than `terminal_compromise_min_runs`
+    ended runs to learn from: the rule as before. Never NaN: a model feature that is NaN on
+    every row of a training set is refused by the tree model's binning. One estimate per label
+    horizon (a loop over the few distinct days, not over rows).
+    """
+    ongoing = run > 0
+    probability = ongoing.astype(np.float64)
+    words = np.full(len(run), None, dtype=object)
+    lookback = params.terminal_compromise_history_days
+    if lookback == 0 or not ongoing.any():
+        return {ACTIVE_PROBABILITY: probability, COMPROMISE_WORDS: words}
+    for horizon in np.unique(newest[ongoing]).tolist():
+        durations = history.compromise_durations(
+            horizon, lookback, min_share=params.terminal_risk_threshold
+        )
+        if durations.completed < params.terminal_compromise_min_runs:
+            continue
+        rows = ongoing & (newest == horizon)
+        probability[rows] = durations.active_probability(
+            run[rows] - since_fraud[rows], run[rows] + params.label_delay_days + 1
+        )
+        words[rows] = durations.words()
+    return {ACTIVE_PROBABILITY: probability, COMPROMISE_WORDS: words}
+
+
+#: P(the terminal's compromise still goes on at the transaction's day), see `engine.survival`.
+ACTIVE_PROBABILITY = "terminal_compromise_active_probability"
+#: The learnt compromise lengths in words for the reason (text: not a model feature).
+COMPROMISE_WORDS = "terminal_compromise_lengths"
 
 
 def customer_signal(customer: dict[str, np.ndarray], params: FraudParameters) -> np.ndarray:

@@ -20,7 +20,11 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from ledgerguard.fraud.engine.features import usd_threshold_units
+from ledgerguard.fraud.engine.features import (
+    ACTIVE_PROBABILITY,
+    COMPROMISE_WORDS,
+    usd_threshold_units,
+)
 from ledgerguard.settings.fraud import FraudParameters
 
 #: Largest strength of a rule that did not fire: with weights <= 1 and a score threshold >= 0.5 a
@@ -160,7 +164,10 @@ def _terminal_window(data: pd.DataFrame, params: FraudParameters) -> tuple[np.nd
     # day with payments on the terminal had fraud.
     ongoing = data["terminal_fraud_run_days"].to_numpy() > 0
     enough = (n_fraud >= params.terminal_min_frauds) & ongoing
-    risk = np.where(enough, data["terminal_recent_risk"].to_numpy(), 0.0)
+    # ... times the chance that the run still goes on at the transaction's day, from how long
+    # compromises have lasted here (`engine.survival`; 1 when too little was learnt)
+    active = data[ACTIVE_PROBABILITY].to_numpy(dtype=float)
+    risk = np.where(enough, data["terminal_recent_risk"].to_numpy() * active, 0.0)
     return n_fraud, n_tx, risk
 
 
@@ -174,16 +181,18 @@ def _terminal_risk(data: pd.DataFrame, params: FraudParameters) -> RuleOutcome:
 
 
 def _explain_terminal_risk(data: pd.DataFrame, params: FraudParameters) -> list[str]:
-    n_fraud, n_tx, risk = _terminal_window(data, params)
+    n_fraud, n_tx, _ = _terminal_window(data, params)
     delay, window = params.label_delay_days, params.terminal_risk_window_days
     texts = []
-    for terminal, frauds, total, share, since, run in zip(
+    for terminal, frauds, total, share, since, run, active, lengths in zip(
         data["terminal_id"],
         n_fraud,
         n_tx,
-        risk,
+        data["terminal_recent_risk"],
         data["terminal_days_since_fraud"],
         data["terminal_fraud_run_days"],
+        data[ACTIVE_PROBABILITY],
+        data[COMPROMISE_WORDS],
         strict=True,
     ):
         ongoing = (
@@ -191,6 +200,11 @@ def _explain_terminal_risk(data: pd.DataFrame, params: FraudParameters) -> list[
             if run
             else f"last confirmed fraud {since} days before that"
         )
+        if lengths is not None and run:
+            ongoing += (
+                f"; terminal compromises on this platform have lasted {lengths}, so this one "
+                f"is still going on today with probability {active:.0%}"
+            )
         texts.append(
             f"terminal_risk: terminal {terminal} had {frauds}/{total} confirmed fraud in the "
             f"{window} days ending {delay} days before this transaction (labels known by then), "

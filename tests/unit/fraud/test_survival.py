@@ -1,0 +1,167 @@
+"""How long compromises last (`engine.survival`) and `terminal_risk` falling after it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ledgerguard.fraud.engine.features import ACTIVE_PROBABILITY, TerminalHistory
+from ledgerguard.fraud.engine.survival import CompromiseDurations, FraudRuns, fraud_runs
+from ledgerguard.settings.fraud import FraudParameters
+from tests.unit.fraud.helpers import T0, score_rows, verdict
+
+TODAY = (T0 - T0.replace(year=1970, month=1, day=1)).days
+HORIZON = TODAY - FraudParameters().label_delay_days - 1
+
+
+def _runs(ended: list[int], open_: list[int] = ()) -> FraudRuns:  # type: ignore[assignment]
+    return FraudRuns(
+        np.array([*ended, *open_], dtype=np.int64),
+        np.array([True] * len(ended) + [False] * len(open_)),
+    )
+
+
+def test_kaplan_meier_of_completed_runs_is_the_empirical_distribution():
+    durations = CompromiseDurations.estimate(_runs([10, 20, 20, 30]))
+    at_least = durations.at_least
+    assert at_least[:11].tolist() == [1.0] * 11
+    assert at_least[11:21] == pytest.approx([0.75] * 10)
+    assert at_least[21:31] == pytest.approx([0.25] * 10)
+    assert at_least[31] == 0.0
+    assert (durations.completed, durations.open) == (4, 0)
+    assert durations.words() == "a median of 20 days (10-90 %: 10-30 days, 4 ended)"
+
+
+def test_a_run_still_open_counts_as_lasting_at_least_its_length():
+    # ended at 10 and 20, one still open after 15 days: at 10, 1 of 3 ends; at 20, 1 of 1
+    durations = CompromiseDurations.estimate(_runs([10, 20], [15]))
+    assert durations.at_least[11:21] == pytest.approx([2 / 3] * 10)
+    assert durations.at_least[21] == 0.0
+    # a run that lasted 12 days reaches 18 (no run ended in between) but not 21
+    p = durations.active_probability(np.array([12, 12, 5]), np.array([18, 21, 15]))
+    assert p == pytest.approx([1.0, 0.0, 2 / 3])
+    # without the open run, the 15-day run would not be at risk: the estimate changes
+    assert CompromiseDurations.estimate(_runs([10, 20])).at_least[11] == pytest.approx(0.5)
+
+
+def test_longer_than_every_run_seen_the_estimate_says_nothing():
+    durations = CompromiseDurations.estimate(_runs([5, 6]))
+    assert durations.active_probability(np.array([9]), np.array([20])).tolist() == [1.0]
+
+
+def _days(rows: list[tuple[int, int, int, int]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["terminal_id", "day", "n_tx", "n_fraud"])
+
+
+def test_fraud_runs_are_mostly_fraud_days_ended_by_a_clean_day_not_a_quiet_one():
+    days = _days(
+        [
+            # terminal 1: clean, fraud on days 11, 12, (no payment 13), 14, clean 15: 4 days
+            (1, 10, 3, 0),
+            (1, 11, 2, 2),
+            (1, 12, 1, 1),
+            (1, 14, 2, 2),
+            (1, 15, 4, 0),
+            # terminal 2: fraud from its first entry on (start unknown): left out
+            (2, 10, 1, 1),
+            (2, 11, 1, 1),
+            (2, 12, 1, 0),
+            # terminal 3: clean, then fraud 12-13 still open at the end: censored at 2
+            (3, 11, 5, 0),
+            (3, 12, 1, 1),
+            (3, 13, 1, 1),
+            # terminal 4: one day of fraud (a stolen card, not a compromise): left out
+            (4, 10, 5, 0),
+            (4, 11, 1, 1),
+            (4, 12, 5, 0),
+            # terminal 5: a stolen card's payments at a busy shop on three days: mostly clean
+            (5, 10, 9, 0),
+            (5, 11, 9, 1),
+            (5, 12, 9, 2),
+            (5, 13, 9, 1),
+            (5, 14, 9, 0),
+        ]
+    )
+    columns = (days[name].to_numpy() for name in ("terminal_id", "day", "n_tx", "n_fraud"))
+    runs = fraud_runs(*columns, min_share=0.5)
+    assert runs.length.tolist() == [4, 2]
+    assert runs.ended.tolist() == [True, False]
+    # with any fraud making a fraud day, the busy shop's three days are a run too
+    columns = (days[name].to_numpy() for name in ("terminal_id", "day", "n_tx", "n_fraud"))
+    assert fraud_runs(*columns, min_share=0.0).length.tolist() == [4, 2, 3]
+
+
+def _compromises(n: int, length: int, *, ended_by: int) -> list[tuple[int, int, int, int]]:
+    """`n` terminals (100, 101, ...) each compromised for `length` days, over by `ended_by`."""
+    rows = []
+    for terminal in range(100, 100 + n):
+        first = ended_by - length - terminal % 3
+        rows.append((terminal, first - 1, 4, 0))
+        rows += [(terminal, day, 2, 2) for day in range(first, first + length)]
+        rows.append((terminal, first + length, 4, 0))
+    return rows
+
+
+def _ongoing(first: int) -> list[tuple[int, int, int, int]]:
+    """Terminal 42: clean the day before `first`, fraud every day from then to the horizon."""
+    return [(42, first - 1, 3, 0), *((42, day, 2, 2) for day in range(first, HORIZON + 1))]
+
+
+def test_terminal_risk_stops_once_the_compromise_has_probably_ended():
+    past = _compromises(6, 10, ended_by=HORIZON - 1)
+    payment = [(3, 42, T0, "20.00", "USD")]
+    # ten days of fraud by the horizon: the transaction is on day 18 of the run, past every
+    # compromise seen (all ten days long)
+    old = score_rows(payment, history=TerminalHistory(_days([*past, *_ongoing(HORIZON - 9)])))
+    assert old.flagged == 0
+    assert verdict(old, 1).rule_ids == ""
+    # two days of fraud: day 10 of the run, compromises last ten days: still going
+    young = score_rows(payment, history=TerminalHistory(_days([*past, *_ongoing(HORIZON - 1)])))
+    assert verdict(young, 1).rule_ids == "terminal_risk"
+    reason = verdict(young, 1).reasons
+    assert "have lasted a median of 10 days (10-90 %: 10 days, 6 ended)" in reason
+    assert "still going on today with probability 100%" in reason
+    # too few ended runs to learn from, or the look-back off: the rule as before
+    for params in (
+        FraudParameters(terminal_compromise_min_runs=7),
+        FraudParameters(terminal_compromise_history_days=0),
+    ):
+        history = TerminalHistory(_days([*past, *_ongoing(HORIZON - 9)]))
+        before = score_rows(payment, params=params, history=history)
+        assert verdict(before, 1).rule_ids == "terminal_risk"
+        assert "compromises on this platform" not in verdict(before, 1).reasons
+
+
+def test_the_estimate_uses_no_label_after_the_rows_horizon():
+    # six compromises that end only after the horizon: not known, nothing learnt
+    late = _compromises(6, 10, ended_by=HORIZON + 3)
+    history = TerminalHistory(_days([*late, *_ongoing(HORIZON - 9)]))
+    payment = [(3, 42, T0, "20.00", "USD")]
+    assert verdict(score_rows(payment, history=history), 1).rule_ids == "terminal_risk"
+    # the same history five days later knows they lasted ten days: the run, now 15 days
+    # old at the horizon, has probably ended (and without the estimate the rule still fires)
+    later = [(3, 42, T0 + timedelta(days=5), "20.00", "USD")]
+    assert verdict(score_rows(later, history=history), 1).rule_ids == ""
+    without = FraudParameters(terminal_compromise_min_runs=7)
+    assert verdict(score_rows(later, params=without, history=history), 1).rule_ids == (
+        "terminal_risk"
+    )
+
+
+def test_the_probability_is_a_numeric_feature_for_the_model():
+    from ledgerguard.fraud.engine.features import build_features
+    from ledgerguard.fraud.engine.frame import engine_frame
+    from ledgerguard.fraud.engine.model import feature_columns
+    from tests.unit.fraud.helpers import fx, rows_frame
+
+    past = _compromises(6, 10, ended_by=HORIZON - 1)
+    history = TerminalHistory(_days([*past, *_ongoing(HORIZON - 9)]))
+    frame = engine_frame(rows_frame([(3, 42, T0, "20.00", "USD")]), fx())
+    features = build_features(frame.drop(columns="external_id"), history, FraudParameters())
+    assert ACTIVE_PROBABILITY in feature_columns(features)
+    assert "terminal_compromise_lengths" not in feature_columns(features)
+    # six runs ended after ten days; terminal 42's own, still open after ten, may last longer
+    assert features[ACTIVE_PROBABILITY].tolist() == pytest.approx([1 / 7])
