@@ -90,6 +90,18 @@ def _frame(rows: list[tuple[int, int, int, datetime, int]]) -> pd.DataFrame:
     ).astype(TX_DTYPES)
 
 
+def _nightly_day(frame: pd.DataFrame, params: FraudParameters, t0: datetime) -> pd.DataFrame:
+    """The nightly verdicts of every row of `frame` up to the day after `t0`, by id."""
+    return score_frame(
+        frame,
+        TerminalHistory.empty(),
+        params,
+        start=t0 - timedelta(days=30),
+        end=t0 + timedelta(days=1),
+        store_all=True,
+    ).rows.set_index("transaction_id")
+
+
 def test_streamed_one_by_one_gives_the_nightly_flags():
     """A burst, a structuring group, a spending anomaly and ordinary payments, fed one
     transaction at a time: after revisions, the same flags as one nightly `score_frame`."""
@@ -102,14 +114,7 @@ def test_streamed_one_by_one_gives_the_nightly_flags():
     rows += [(20 + d, 3, 12, t0 - timedelta(days=10 - d), 30_0000) for d in range(9)]
     rows += [(40, 3, 12, t0 + timedelta(hours=1), 400_0000), (41, 4, 13, t0, 12_0000)]
     frame = _frame(rows)
-    nightly = score_frame(
-        frame,
-        TerminalHistory.empty(),
-        params,
-        start=t0 - timedelta(days=30),
-        end=t0 + timedelta(days=1),
-        store_all=True,
-    ).rows.set_index("transaction_id")["flagged"]
+    nightly = _nightly_day(frame, params, t0)["flagged"]
 
     state = OnlineState(
         params,
@@ -245,6 +250,38 @@ class _StoredModel:
 
     def probability(self, data: pd.DataFrame) -> np.ndarray:
         return np.zeros(len(data))
+
+
+def test_streamed_repeated_anomalies_lower_the_bar_as_in_the_nightly_run():
+    """A card misused three times in a week (4x, 5x, then 2.6x its owner's median): the stream,
+    one transaction at a time, flags the 2.6x payment through the repeat bar, as nightly."""
+    params = FraudParameters()
+    t0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    rows = [(d, 5, 12, t0 - timedelta(days=20 - d), 50_0000) for d in range(20)]
+    rows += [
+        (30, 5, 12, t0 - timedelta(days=3), 200_0000),
+        (31, 5, 13, t0 - timedelta(days=1), 250_0000),
+        (32, 5, 12, t0, 130_0000),
+        (33, 5, 12, t0 + timedelta(hours=2), 60_0000),
+    ]
+    frame = _frame(rows)
+    nightly = _nightly_day(frame, params, t0)
+    state = OnlineState(
+        params, partition=Partition(), terminals=TerminalCounts.empty(params), fx=FxRates()
+    )
+    stream: dict[int, tuple[bool, str]] = {}
+    for k in range(len(frame)):
+        batch = state.score(frame.iloc[[k]].reset_index(drop=True)).rows
+        for tx, flagged, reasons in batch[["transaction_id", "flagged", "reasons"]].itertuples(
+            index=False, name=None
+        ):
+            stream[tx] = (bool(flagged), reasons)
+    assert stream == {
+        tx: (bool(flagged), reasons)
+        for tx, flagged, reasons in nightly[["flagged", "reasons"]].itertuples(name=None)
+    }
+    assert [stream[tx][0] for tx in (30, 31, 32, 33)] == [True, True, True, False]
+    assert "after 2 payments of the last 7 days" in stream[32][1]
 
 
 def test_stream_verdicts_name_the_model_version_like_the_nightly_ones():

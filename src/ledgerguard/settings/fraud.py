@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 
 class FraudParameters(BaseModel):
@@ -57,6 +57,13 @@ class FraudParameters(BaseModel):
     anomaly_min_history: int = Field(8, ge=1)
     #: Fires when amount_usd >= ratio x the user's trailing median amount_usd.
     anomaly_ratio: float = Field(3.0, gt=1)
+    #: A compromised card is misused several times: a user with at least
+    #: `anomaly_repeat_min` earlier payments of the last `anomaly_repeat_days` days at
+    #: >= `anomaly_ratio` x the trailing median is flagged from `anomaly_repeat_ratio` x it on
+    #: (never above `anomaly_ratio`). `anomaly_repeat_days` is at most `anomaly_window_days`.
+    anomaly_repeat_days: int = Field(7, ge=1, le=366)
+    anomaly_repeat_min: int = Field(2, ge=1)
+    anomaly_repeat_ratio: float = Field(2.5, gt=1)
 
     # --- terminal risk ---------------------------------------------------------------------------
     #: Trailing window of the rule: the share of confirmed fraud among the terminal's transactions
@@ -163,6 +170,17 @@ class FraudParameters(BaseModel):
         if not value or any(w < 1 for w in value):
             raise ValueError("windows must be a non-empty list of whole days >= 1")
         return tuple(sorted(set(value)))
+
+    @model_validator(mode="after")
+    def _repeat_inside_anomaly(self) -> FraudParameters:
+        # The repeat count reads rows of the window the median reads: the history every path
+        # keeps (a nightly page's lookback, the streaming scorer's kept rows).
+        if self.anomaly_repeat_days > self.anomaly_window_days:
+            raise ValueError(
+                f"anomaly_repeat_days ({self.anomaly_repeat_days}) must be at most "
+                f"anomaly_window_days ({self.anomaly_window_days})"
+            )
+        return self
 
     @property
     def lookback_days(self) -> float:

@@ -177,12 +177,14 @@ def test_rules_alone_score_exactly_as_before(
     labelled: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, TerminalHistory],
 ):
     """The rules-only verdicts of this data set, pinned from the engine before the learned
-    combination (135279d): same scores, flags, rule ids and reasons, row for row — with the
-    learnt compromise lengths off (`terminal_compromise_history_days=0`), which is the one
-    change to the rules since (on, one more post-compromise row stops being flagged here)."""
+    combination (135279d): same scores, flags, rule ids and reasons, row for row, with round
+    7's two rule changes off: the learnt compromise lengths (`terminal_compromise_history_days
+    =0`) and the repeat bar of `spending_anomaly` (out of reach). With them (the default), every
+    changed verdict is a payment the lowered bar flags, saying so, or a `terminal_risk` row the
+    learnt lengths calm (scored lower)."""
     _, _, frame, history = labelled
-    params = FraudParameters(terminal_compromise_history_days=0)
-    rows = score_frame(frame, history, params, start=START, end=END).rows
+    before = FraudParameters(terminal_compromise_history_days=0, anomaly_repeat_min=1_000_000)
+    rows = score_frame(frame, history, before, start=START, end=END).rows
     rows = rows.sort_values("transaction_id")
     columns = ("transaction_id", "score", "flagged", "rule_ids", "reasons")
     text = "\n".join(
@@ -191,6 +193,14 @@ def test_rules_alone_score_exactly_as_before(
     )
     assert (len(rows), int(rows["flagged"].sum())) == PINNED_COUNTS
     assert hashlib.sha256(text.encode()).hexdigest() == PINNED_DIGEST
+    now = score_frame(frame, history, FraudParameters(), start=START, end=END).rows
+    merged = now.merge(rows, on="transaction_id", how="left", suffixes=("", "_before"))
+    changed = merged[merged["score"] != merged["score_before"]]
+    lowered_bar = changed["reasons"].str.contains("payments of the last 7 days at 3x or more")
+    assert lowered_bar.any() and changed[lowered_bar]["flagged"].all()
+    calmed = changed[~lowered_bar]
+    assert calmed["rule_ids_before"].str.contains("terminal_risk").all()
+    assert (calmed["score"] < calmed["score_before"]).all()
 
 
 #: Stored rows and flags of `test_rules_alone_score_exactly_as_before`, and the digest of

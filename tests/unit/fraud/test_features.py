@@ -391,6 +391,14 @@ def _bursty_users(seed: int) -> pd.DataFrame:
     return sort_frame(frame)
 
 
+def _axis(frame: pd.DataFrame, params: FraudParameters) -> TimeAxis:
+    return TimeAxis(
+        frame["user_id"].to_numpy(),
+        frame["ts_us"].to_numpy(),
+        max_window_s=int(params.lookback_days * SECONDS_PER_DAY),
+    )
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_customer_features_at_query_rows_are_the_full_frames(seed: int):
     """The streaming scorer and the nightly pages compute customer features only at the rows
@@ -398,11 +406,7 @@ def test_customer_features_at_query_rows_are_the_full_frames(seed: int):
     full frame's at those rows (bursts, groups and the spending baseline included)."""
     frame = _bursty_users(seed)
     params = FraudParameters()
-    axis = TimeAxis(
-        frame["user_id"].to_numpy(),
-        frame["ts_us"].to_numpy(),
-        max_window_s=int(params.lookback_days * SECONDS_PER_DAY),
-    )
+    axis = _axis(frame, params)
     full = features.customer_features(frame, axis, params)
     rng = np.random.default_rng(seed)
     for at in (
@@ -434,3 +438,64 @@ def test_order_by_is_the_stable_two_key_lexsort(pairs):
     major = np.array([p[0] for p in pairs], dtype=np.int64)
     minor = np.array([p[1] for p in pairs], dtype=np.int64)
     np.testing.assert_array_equal(features.order_by(major, minor), np.lexsort((minor, major)))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_recent_anomalies_count_earlier_payments_far_above_the_current_median(seed: int):
+    """`customer_recent_anomalies_<r>d` against brute force: the user's earlier baseline
+    payments of [t - r days, t) at >= `anomaly_ratio` x the row's own 30-day median."""
+    frame = _bursty_users(seed)
+    params = FraudParameters()
+    out = features.customer_features(frame, _axis(frame, params), params)
+    counts = out[f"customer_recent_anomalies_{params.anomaly_repeat_days}d"]
+    median = out[f"customer_median_amount_{params.anomaly_window_days}d"]
+    baseline = (
+        (frame["usd_units"].to_numpy() >= 0)
+        & (out["velocity_burst_nb_tx"] == 0)
+        & (out["structuring_group_nb_tx"] == 0)
+    )
+    usd = frame["usd_units"].to_numpy() / 10_000
+    user, seconds = frame["user_id"].to_numpy(), frame["ts_us"].to_numpy() // US_PER_SECOND
+    window = params.anomaly_repeat_days * SECONDS_PER_DAY
+    for i in range(len(frame)):
+        earlier = (
+            (user == user[i]) & (seconds >= seconds[i] - window) & (seconds < seconds[i]) & baseline
+        )
+        expected = (
+            int((usd[earlier] >= params.anomaly_ratio * median[i]).sum()) if median[i] > 0 else 0
+        )
+        assert counts[i] == expected, i
+    assert counts.max() >= params.anomaly_repeat_min  # the frame exercises the repeat bar
+
+
+def test_recent_anomalies_on_a_hand_made_history():
+    """A user paying 50 USD a day for 20 days, then 200 and 300 USD within a week: the next
+    payment sees both; one 8 days after the first sees only the second (hand-computed)."""
+    day = SECONDS_PER_DAY * US_PER_SECOND
+    usd = [50] * 20 + [200, 300, 60, 60]
+    at = [d * day for d in range(20)] + [20 * day, 22 * day, 23 * day, 28 * day + 1]
+    frame = sort_frame(
+        pd.DataFrame(
+            {
+                "transaction_id": np.arange(1, len(usd) + 1),
+                "user_id": 1,
+                "terminal_id": 5,
+                "ts_us": np.array(at, dtype=np.int64) + 100 * day,
+                "amount_units": np.array(usd) * 10_000,
+                "usd_units": np.array(usd) * 10_000,
+                "currency": "USD",
+            }
+        )
+    )
+    params = FraudParameters()
+    axis = TimeAxis(
+        frame["user_id"].to_numpy(), frame["ts_us"].to_numpy(), max_window_s=31 * 86_400
+    )
+    out = features.customer_features(frame, axis, params)
+    counts = out["customer_recent_anomalies_7d"]
+    assert counts.tolist() == [0] * 21 + [1, 2, 1]
+
+
+def test_repeat_window_longer_than_the_anomaly_window_is_refused():
+    with pytest.raises(ValueError, match="anomaly_repeat_days"):
+        FraudParameters(anomaly_repeat_days=40, anomaly_window_days=30)

@@ -99,6 +99,29 @@ def test_spending_anomaly_against_own_history():
     assert score_rows(short, start=T0).counts_by_rule["spending_anomaly"] == 0
 
 
+def test_spending_anomaly_lowers_its_bar_after_repeated_anomalies():
+    """A compromised card is misused several times: after two payments at >= 3x the median
+    in the last 7 days, 2.6x flags too (and says why); without them it does not."""
+    repeats = [
+        (9, 1, T0 - timedelta(days=3), "200.00", "USD"),
+        (9, 1, T0 - timedelta(days=1), "250.00", "USD"),
+    ]
+    after = score_rows([*_history(9), *repeats, (9, 1, T0, "130.00", "USD")], start=T0)
+    row = verdict(after, 23)
+    assert row.flagged and row.rule_ids == "spending_anomaly"
+    assert "2.6x the user's 30-day median of 50.00 USD" in row.reasons
+    assert "after 2 payments of the last 7 days at 3x or more" in row.reasons
+    alone = score_rows([*_history(9), repeats[0], (9, 1, T0, "130.00", "USD")], start=T0)
+    assert not verdict(alone, 22).flagged
+    # a payment at >= 3x on its own says nothing about repeats
+    plain = score_rows([*_history(9), *repeats, (9, 1, T0, "400.00", "USD")], start=T0)
+    assert "after" not in verdict(plain, 23).reasons
+    # the repeat bar is a setting (never above anomaly_ratio)
+    strict = FraudParameters(anomaly_repeat_min=3)
+    rows = [*_history(9), *repeats, (9, 1, T0, "130.00", "USD")]
+    assert not verdict(score_rows(rows, start=T0, params=strict), 23).flagged
+
+
 def test_spending_baseline_ignores_card_testing_bursts():
     burst = [(9, 50 + i, T0 - timedelta(days=2, minutes=-i), "1.00", "USD") for i in range(15)]
     rows = [*_history(9), *burst, (9, 1, T0, "55.00", "USD")]
@@ -184,6 +207,7 @@ def test_evidence_names_the_unusual_features_behind_a_model_verdict():
             "terminal_amount_zscore": [3.4, 0.2],
             "amount_to_median_ratio": [1.0, np.nan],
             "terminal_recent_risk": [0.0, 0.25],
+            "customer_recent_anomalies_7d": [0, 3],
         }
     )
     first, second = evidence(data, FraudParameters())
@@ -191,4 +215,7 @@ def test_evidence_names_the_unusual_features_behind_a_model_verdict():
     assert "60% of the terminal's payments of the last 7 days by new customers" in first
     assert "amount +3.4 sd from the terminal's usual" in first
     assert "median" not in first and "confirmed-fraud" not in first
-    assert second == "terminal's recent confirmed-fraud share 25%"
+    assert second == (
+        "3 of the user's payments of the last 7 days at 3x that median or more; "
+        "terminal's recent confirmed-fraud share 25%"
+    )

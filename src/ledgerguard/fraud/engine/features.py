@@ -16,6 +16,7 @@ Feature catalogue (`w` ranges over the windows in `FraudParameters`):
 | `customer_median_amount_<a>d`   | `amount_usd`                     | median USD amount of the user's earlier transactions in [t - a days, t), a = `anomaly_window_days`, leaving out velocity bursts and structuring groups |
 | `customer_hist_nb_tx_<a>d`      | `occurred_at`                    | number of those earlier transactions |
 | `amount_to_median_ratio`        | `amount_usd`                     | amount_usd / customer_median_amount |
+| `customer_recent_anomalies_<r>d` | `amount_usd`                    | the user's earlier transactions in [t - r days, t), r = `anomaly_repeat_days`, at >= `anomaly_ratio` x this row's `customer_median_amount` (a compromised card is misused several times) |
 | `customer_terminal_nb_tx_<a>d`  | `user_id`, `terminal_id`         | the user's earlier transactions at this terminal in [t - a days, t) (NaN without a terminal) |
 | `customer_new_to_terminal`      | same                             | 1 when that number is 0: the first time in a days the user pays at this terminal (NaN without a terminal) |
 | `velocity_nb_tx`                | `amount_usd`, `occurred_at`      | small charges (<= `velocity_small_amount_usd`) in (t - window, t] |
@@ -42,10 +43,12 @@ flagged as the last.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from ledgerguard.fraud.engine.survival import CompromiseDurations, fraud_runs
 from ledgerguard.fraud.errors import FraudAnalysisError
@@ -313,7 +316,42 @@ def customer_features(
     out[f"customer_median_amount_{a}d"] = median
     with np.errstate(invalid="ignore", divide="ignore"):
         out["amount_to_median_ratio"] = np.where(median > 0, out["amount_usd"] / median, np.nan)
+    r = params.anomaly_repeat_days
+    lo, hi = axis.since(r * SECONDS_PER_DAY, include_current=False, at=at)
+    out[f"customer_recent_anomalies_{r}d"] = recent_anomalies(
+        np.where(baseline, amount_usd, np.nan), lo, hi, median, params.anomaly_ratio
+    )
     return out
+
+
+#: Query rows per pass of `recent_anomalies`. Each pairs with its window's rows (18 on average
+#: on the realistic generator, a few hundred for the busiest customers) at ~40 bytes a pair in
+#: the temporary arrays: ~12 MiB a pass on average. 0.4 s of one core for 531k query rows
+#: (9.5M pairs), about a fifth of `customer_features`.
+ANOMALY_CHUNK = 16_384
+
+
+def recent_anomalies(
+    values: np.ndarray, lo: np.ndarray, hi: np.ndarray, median: np.ndarray, ratio: float
+) -> np.ndarray:
+    """Per query row, the rows `values[lo:hi]` at >= `ratio` x that row's own `median`.
+
+    Measured against the *current* row's baseline, not each earlier row's own: the earlier
+    rows then need no history beyond the window the median already reads, so every path (a
+    nightly page's lookback, the scorer's kept rows) gives the same count. NaN values (outside
+    the baseline) and a NaN or zero median count nothing.
+    """
+    counts = np.zeros(len(lo), dtype=np.int64)
+    for first in range(0, len(lo), ANOMALY_CHUNK):
+        part = slice(first, first + ANOMALY_CHUNK)
+        start, size = lo[part], hi[part] - lo[part]
+        owner = np.repeat(np.arange(len(start)), size)
+        row = start[owner] + np.arange(int(size.sum())) - (np.cumsum(size) - size)[owner]
+        with np.errstate(invalid="ignore"):
+            bar = np.where(median[part] > 0, ratio * median[part], np.nan)
+            hit = values[row] >= bar[owner]
+        counts[part] = np.bincount(owner[hit], minlength=len(start))
+    return counts
 
 
 def customer_terminal_features(
@@ -783,12 +821,30 @@ def customer_signal(customer: dict[str, np.ndarray], params: FraudParameters) ->
     The thresholds of the `spending_anomaly` and `velocity` rules, read from the customer
     features: what the engine sees at once on a customer, without any label.
     """
-    a = params.anomaly_window_days
-    history = customer[f"customer_hist_nb_tx_{a}d"] >= params.anomaly_min_history
-    ratio = np.nan_to_num(customer["amount_to_median_ratio"])
-    return (history & (ratio >= params.anomaly_ratio)) | (
+    ratio, bar = anomaly_bar(customer, params)
+    return (np.nan_to_num(ratio) >= bar) | (
         customer["velocity_burst_nb_tx"] >= params.velocity_min_count
     )
+
+
+def anomaly_bar(
+    columns: Mapping[str, ArrayLike], params: FraudParameters
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ratio to the user's median, the ratio at which `spending_anomaly` fires) per row.
+
+    The ratio is NaN without a baseline (fewer than `anomaly_min_history` earlier payments).
+    The bar is `anomaly_ratio`, lowered to `anomaly_repeat_ratio` for a user who already
+    paid `anomaly_repeat_min` times at `anomaly_ratio` x the median in the last
+    `anomaly_repeat_days`: a compromised card shows several such payments, the misused
+    ones that cost only 2.5-3 times the usual among them.
+    """
+    a, r = params.anomaly_window_days, params.anomaly_repeat_days
+    history = np.asarray(columns[f"customer_hist_nb_tx_{a}d"]) >= params.anomaly_min_history
+    ratio = np.where(history, np.asarray(columns["amount_to_median_ratio"], dtype=float), np.nan)
+    repeated = np.asarray(columns[f"customer_recent_anomalies_{r}d"]) >= params.anomaly_repeat_min
+    lowered = min(params.anomaly_repeat_ratio, params.anomaly_ratio)
+    bar = np.where(repeated, lowered, params.anomaly_ratio)
+    return ratio, bar
 
 
 def _signal_customers(

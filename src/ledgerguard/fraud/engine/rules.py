@@ -23,6 +23,7 @@ import pandas as pd
 from ledgerguard.fraud.engine.features import (
     ACTIVE_PROBABILITY,
     COMPROMISE_WORDS,
+    anomaly_bar,
     usd_threshold_units,
 )
 from ledgerguard.settings.fraud import FraudParameters
@@ -49,9 +50,12 @@ class Rule:
     explain: Callable[[pd.DataFrame, FraudParameters], list[str]]
 
 
-def ramp(value: np.ndarray, zero_at: float, fire_at: float) -> np.ndarray:
-    """0 at or below `zero_at`, rising (cubed) to 1 at `fire_at`; NaN counts as 0."""
-    scaled = np.clip((np.nan_to_num(value, nan=zero_at) - zero_at) / (fire_at - zero_at), 0, 1)
+def ramp(value: np.ndarray, zero_at: float | np.ndarray, fire_at: float | np.ndarray) -> np.ndarray:
+    """0 at or below `zero_at`, rising (cubed) to 1 at `fire_at` (numbers or per-row
+    arrays); NaN counts as 0."""
+    scaled = np.clip(
+        (np.where(np.isnan(value), zero_at, value) - zero_at) / (fire_at - zero_at), 0, 1
+    )
     return scaled**3
 
 
@@ -130,27 +134,35 @@ def _explain_velocity(data: pd.DataFrame, params: FraudParameters) -> list[str]:
 
 
 def _spending_anomaly(data: pd.DataFrame, params: FraudParameters) -> RuleOutcome:
-    a = params.anomaly_window_days
-    has_history = data[f"customer_hist_nb_tx_{a}d"].to_numpy() >= params.anomaly_min_history
-    ratio = np.where(has_history, data["amount_to_median_ratio"].to_numpy(), np.nan)
-    fired = np.nan_to_num(ratio) >= params.anomaly_ratio
-    below = ramp(ratio, (1 + params.anomaly_ratio) / 2, params.anomaly_ratio)
-    return _outcome(fired, below)
+    ratio, bar = anomaly_bar(data, params)
+    fired = np.nan_to_num(ratio) >= bar
+    return _outcome(fired, ramp(ratio, (1 + bar) / 2, bar))
 
 
 def _explain_spending_anomaly(data: pd.DataFrame, params: FraudParameters) -> list[str]:
-    a = params.anomaly_window_days
-    return [
-        f"spending_anomaly: {_usd(usd)} USD is {ratio:.1f}x the user's {a}-day median of "
-        f"{_usd(median)} USD ({n} earlier transactions)"
-        for usd, ratio, median, n in zip(
-            data["amount_usd"],
-            data["amount_to_median_ratio"],
-            data[f"customer_median_amount_{a}d"],
-            data[f"customer_hist_nb_tx_{a}d"],
-            strict=True,
+    a, r = params.anomaly_window_days, params.anomaly_repeat_days
+    _, bar = anomaly_bar(data, params)
+    texts = []
+    for usd, ratio, median, n, repeats, lowered in zip(
+        data["amount_usd"],
+        data["amount_to_median_ratio"],
+        data[f"customer_median_amount_{a}d"],
+        data[f"customer_hist_nb_tx_{a}d"],
+        data[f"customer_recent_anomalies_{r}d"],
+        bar < params.anomaly_ratio,
+        strict=True,
+    ):
+        text = (
+            f"spending_anomaly: {_usd(usd)} USD is {ratio:.1f}x the user's {a}-day median of "
+            f"{_usd(median)} USD ({n} earlier transactions)"
         )
-    ]
+        if lowered and ratio < params.anomaly_ratio:
+            text += (
+                f", after {repeats} payments of the last {r} days at "
+                f"{params.anomaly_ratio:g}x or more"
+            )
+        texts.append(text)
+    return texts
 
 
 # --- terminal_risk ------------------------------------------------------------------------
@@ -222,9 +234,11 @@ def evidence(data: pd.DataFrame, params: FraudParameters) -> list[str]:
     The model gives a probability, not a reason; this names the features that are unusual on
     the row (none of them is a rule on its own): a customer new to the terminal, a terminal
     whose recent payments come mostly from customers new to it, an amount unusual for the
-    terminal or the customer, a terminal with confirmed fraud. Empty when none is.
+    terminal or the customer, a customer with recent payments far above their usual, a
+    terminal with confirmed fraud. Empty when none is.
     """
     a, p = params.anomaly_window_days, params.terminal_profile_days
+    r = params.anomaly_repeat_days
     n = len(data)
 
     def column(name: str) -> np.ndarray:
@@ -236,6 +250,7 @@ def evidence(data: pd.DataFrame, params: FraudParameters) -> list[str]:
     ratio = column("amount_to_median_ratio")
     risk = column("terminal_recent_risk")
     signals = column(f"terminal_signal_customers_{p}d")
+    repeats = column(f"customer_recent_anomalies_{r}d")
     texts = []
     for i, terminal in enumerate(data["terminal_id"].to_numpy()):
         parts = []
@@ -254,6 +269,11 @@ def evidence(data: pd.DataFrame, params: FraudParameters) -> list[str]:
             )
         if ratio[i] >= 2:
             parts.append(f"{ratio[i]:.1f}x the user's {a}-day median")
+        if repeats[i] >= 1:
+            parts.append(
+                f"{repeats[i]:.0f} of the user's payments of the last {r} days at "
+                f"{params.anomaly_ratio:g}x that median or more"
+            )
         if risk[i] > 0:
             parts.append(f"terminal's recent confirmed-fraud share {risk[i]:.0%}")
         texts.append("; ".join(parts))
