@@ -344,14 +344,21 @@ def recent_anomalies(
     counts = np.zeros(len(lo), dtype=np.int64)
     for first in range(0, len(lo), ANOMALY_CHUNK):
         part = slice(first, first + ANOMALY_CHUNK)
-        start, size = lo[part], hi[part] - lo[part]
-        owner = np.repeat(np.arange(len(start)), size)
-        row = start[owner] + np.arange(int(size.sum())) - (np.cumsum(size) - size)[owner]
+        start = lo[part]
+        owner, row = expand_ranges(start, hi[part] - start)
         with np.errstate(invalid="ignore"):
             bar = np.where(median[part] > 0, ratio * median[part], np.nan)
             hit = values[row] >= bar[owner]
         counts[part] = np.bincount(owner[hit], minlength=len(start))
     return counts
+
+
+def expand_ranges(start: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every index of the ranges [start, start + size), flat: (range number, index) per
+    element. One vectorised gather instead of a Python loop over ranges."""
+    owner = np.repeat(np.arange(len(start)), size)
+    first = np.cumsum(size) - size
+    return owner, start[owner] + np.arange(int(size.sum())) - first[owner]
 
 
 def customer_terminal_features(
@@ -593,13 +600,13 @@ class TerminalHistory:
         base = pos.astype(np.int64) << _DAY_BITS
         lo = np.searchsorted(self.key, base + (first - self.day_origin).clip(0, limit), "left")
         hi = np.searchsorted(self.key, base + (stop - self.day_origin).clip(0, limit), "left")
-        counts = np.where(found, hi - lo, 0)
-        owner = np.repeat(np.arange(n), counts)
-        starts = np.cumsum(counts) - counts
-        entry = lo[owner] + np.arange(int(counts.sum())) - starts[owner]
+        owner, entry = expand_ranges(lo, np.where(found, hi - lo, 0))
         day = (self.key[entry] & limit) + self.day_origin
-        values = [self._prefix[name][entry + 1] - self._prefix[name][entry] for name in names]
-        return (owner, day, *values)
+        return (owner, day, *self._daily(names, entry))
+
+    def _daily(self, names: tuple[str, ...], entry: np.ndarray) -> list[np.ndarray]:
+        """The daily values of `names` at history entries `entry` (from the prefix sums)."""
+        return [self._prefix[name][entry + 1] - self._prefix[name][entry] for name in names]
 
     def compromise_durations(
         self, horizon: int, days: int, *, min_share: float
@@ -612,10 +619,7 @@ class TerminalHistory:
         limit = (1 << _DAY_BITS) - 1
         day = (self.key & limit) + self.day_origin
         inside = np.flatnonzero((day > horizon - days) & (day <= horizon))
-        n_tx, n_fraud = (
-            self._prefix[name][inside + 1] - self._prefix[name][inside]
-            for name in ("n_tx", "n_fraud")
-        )
+        n_tx, n_fraud = self._daily(("n_tx", "n_fraud"), inside)
         runs = fraud_runs(
             self.key[inside] >> _DAY_BITS, day[inside], n_tx, n_fraud, min_share=min_share
         )
