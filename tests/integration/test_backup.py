@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +34,12 @@ from ledgerguard.backup.create import create_backup
 from ledgerguard.backup.errors import BackupCorrupt, BackupError
 from ledgerguard.backup.external import MARKER_DATABASE
 from ledgerguard.backup.restore import restore, restored_server, stop_restored
-from ledgerguard.backup.scratch import SCRATCH_SERVER_ID, scratch_spec, start_fresh
+from ledgerguard.backup.scratch import (
+    SCRATCH_SERVER_ID,
+    scratch_spec,
+    start_fresh,
+    start_restored,
+)
 from ledgerguard.backup.verify import verify_backup
 from ledgerguard.cli.main import app
 from ledgerguard.cluster.admin import Endpoint, admin_connection, run, scalar
@@ -238,6 +244,44 @@ def spare_server(bk_cluster: LocalCluster, tmp_path: Path) -> Iterator[tuple[Ser
                 conn, Statement("GRANT ALL ON *.* TO 'scratch_admin'@'127.0.0.1' WITH GRANT OPTION")
             )
         yield spec, password
+    finally:
+        server.kill()
+
+
+def test_a_copy_holding_a_prepared_transaction_starts_with_it_rolled_back(
+    bk_settings: Settings, tmp_path: Path
+):
+    """What `mariadb-backup` can catch on a replica applying in parallel (MDEV-36025): a
+    transaction InnoDB prepared (binlog two-phase commit) but never committed, in a datadir
+    without the binlog that would decide it. Made here on purpose: an XA transaction under the
+    server's own XID format (`MySQLXid`, server id, number) prepared, the server killed, its
+    binlog deleted. `mariadbd` alone refuses to start on it; `start_restored` rolls it back."""
+    spec = scratch_spec(
+        bk_settings, tmp_path / "copy", role="replica", server_id=SCRATCH_SERVER_ID + 2
+    )
+    server = start_fresh(bk_settings, spec)
+    xid = struct.pack("<8sQQ", b"MySQLXid", spec.server_id, 7).hex()
+    try:
+        with admin_connection(spec, password="") as conn:
+            run(conn, Statement("CREATE DATABASE copied"))
+            run(conn, Statement("CREATE TABLE copied.t (id INT PRIMARY KEY) ENGINE=InnoDB"))
+            run(conn, Statement("INSERT INTO copied.t VALUES (1)"))
+            for step in ("START", "", "END", "PREPARE"):
+                sql = (
+                    "INSERT INTO copied.t VALUES (2)" if not step else f"XA {step} X'{xid}', '', 1"
+                )
+                run(conn, Statement(sql))
+            server.kill()
+        for binlog in spec.datadir.glob("mariadb-bin*"):
+            binlog.unlink()
+
+        server = start_restored(bk_settings, spec)
+        with admin_connection(spec, password="") as conn:
+            rows = run(conn, Statement("SELECT id FROM copied.t ORDER BY id"))
+            pending = run(conn, Statement("XA RECOVER"))
+        assert [row["id"] for row in rows] == [1]
+        assert pending == []
+        assert "Heuristic crash recovery mode" in spec.error_log.read_text()
     finally:
         server.kill()
 

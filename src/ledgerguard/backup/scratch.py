@@ -88,7 +88,8 @@ def scratch_spec(
 
 
 def start_restored(settings: Settings, spec: ServerSpec) -> LocalServer:
-    """Start `mariadbd` on the restored datadir of `spec` (its my.cnf written first)."""
+    """Start `mariadbd` on the restored datadir of `spec` (its my.cnf written first), after
+    rolling back what the copy caught half-committed (`LocalServer.roll_back_prepared`)."""
     server = LocalServer(
         spec,
         mariadbd=find_binary(settings.mariadbd_path),
@@ -96,7 +97,9 @@ def start_restored(settings: Settings, spec: ServerSpec) -> LocalServer:
     )
     spec.tmpdir.mkdir(parents=True, exist_ok=True)
     spec.config_file.write_text(spec.render_config())
-    server.start(timeout=max(settings.start_timeout, 120.0))
+    timeout = max(settings.start_timeout, 120.0)
+    server.roll_back_prepared(timeout=timeout)
+    server.start(timeout=timeout)
     return server
 
 

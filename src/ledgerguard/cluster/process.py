@@ -162,6 +162,37 @@ class LocalServer:
             raise ServerStartError(str(exc)) from None
         return True
 
+    def roll_back_prepared(self, *, timeout: float) -> None:
+        """Roll back transactions a copied datadir holds in the prepared state, server stopped.
+
+        A hot copy (`mariadb-backup`) of a replica applying in parallel can catch a transaction
+        InnoDB has prepared (binlog two-phase commit) but not committed: it waited for an
+        earlier one when `BACKUP STAGE BLOCK_COMMIT` froze commits, so it is not part of the
+        copy's GTID position. The copy has no binlog to decide its fate, and `mariadbd`
+        refuses to start ("Found 1 prepared transactions!", MDEV-36025). Rolling it back is
+        what that position says. `--tc-heuristic-recover=ROLLBACK` does it and then always
+        exits (status 1, "Please restart without --tc-heuristic-recover"), so the pass runs in
+        the foreground, without networking, its binlog in the tmpdir and deleted afterwards
+        (the copy's own binlog starts at the real start). A datadir with nothing prepared is
+        left as it was; a failure the pass cannot fix shows in the real start's error.
+        """
+        spec = self.spec
+        spec.tmpdir.mkdir(parents=True, exist_ok=True)
+        scratch_binlog = spec.tmpdir / "heuristic-recover-bin"
+        argv = [
+            self.mariadbd,
+            f"--defaults-file={spec.config_file}",
+            f"--user={getpass.getuser()}",
+            "--tc-heuristic-recover=ROLLBACK",
+            "--skip-networking",
+            f"--log-bin={scratch_binlog}",
+            f"--log-bin-index={scratch_binlog}.index",
+        ]
+        with spec.error_log.open("ab") as log:
+            subprocess.run(argv, stdout=log, stderr=log, timeout=timeout, check=False)
+        for leftover in spec.tmpdir.glob(f"{scratch_binlog.name}*"):
+            leftover.unlink()
+
     def answers(self, *, timeout: float = 2.0) -> bool:
         """Whether the server speaks the protocol on its socket (access denied still counts).
 
