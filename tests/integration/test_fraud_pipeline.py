@@ -20,7 +20,11 @@ from ledgerguard.db.engines import writer_engine
 from ledgerguard.db.tables import fraud_labels, fraud_scores
 from ledgerguard.fraud import model_store
 from ledgerguard.fraud.backtest import NO_MODEL, backtest, params_from_file
-from ledgerguard.fraud.engine.features import terminal_profile_days
+from ledgerguard.fraud.engine.features import (
+    fraud_customer_days,
+    terminal_days,
+    terminal_profile_days,
+)
 from ledgerguard.fraud.engine.fx import fill_missing_usd
 from ledgerguard.fraud.engine.model import TrainingError, train_model
 from ledgerguard.fraud.errors import FraudAnalysisError, ImportRejected
@@ -307,6 +311,33 @@ def test_users_cut_short_by_the_server_are_read_row_by_row(
     key = ["user_id", "ts_us", "transaction_id"]
     pd.testing.assert_frame_equal(
         cut.sort_values(key).reset_index(drop=True), whole.sort_values(key).reset_index(drop=True)
+    )
+
+
+def test_the_replica_reads_who_was_defrauded_where_as_memory_does(
+    first_run: AnalysisResult, settings: Settings
+):
+    """`terminal_tables` (one grouped query over the confirmed frauds) gives the daily counts
+    and the fraud-customer table that `terminal_days` / `fraud_customer_days` compute from the
+    same transactions and labels in memory (training, the evaluation)."""
+    since = START - timedelta(days=40)
+    with ReplicaReader(settings) as replica:
+        days, frauds = replica.terminal_tables(since=since, until=END)
+        whole = pd.concat(list(replica.pages(since=since, until=END, page_rows=10**9)))
+        fraud_ids = replica.fraud_ids(since=since, until=END, known_by=datetime.now(UTC))
+    inside = whole[whole["ts_us"] < int(END.timestamp()) * 1_000_000]
+    key = ["terminal_id", "user_id", "day"]
+    pd.testing.assert_frame_equal(
+        frauds.sort_values(key).reset_index(drop=True),
+        fraud_customer_days(inside, fraud_ids).sort_values(key).reset_index(drop=True),
+        check_dtype=False,
+    )
+    assert len(frauds) > 0 and frauds["user_id"].nunique() > 1
+    expected = terminal_days(inside, fraud_ids)
+    pd.testing.assert_frame_equal(
+        days.sort_values(key[::2]).reset_index(drop=True),
+        expected[days.columns].sort_values(key[::2]).reset_index(drop=True),
+        check_dtype=False,
     )
 
 

@@ -148,13 +148,14 @@ def test_bounded_re_scoring_gives_the_full_re_scorings_verdicts_at_every_batch(
         labels = labels[labels["terminal_id"] >= 0]
         change = np.where(rng.random(len(labels)) < 0.8, 1, -1)  # a label arrives or goes
         for state in states:
-            for terminal, at, delta in zip(
+            for terminal, user, at, delta in zip(
                 labels["terminal_id"].tolist(),
+                labels["user_id"].tolist(),
                 labels["ts_us"].tolist(),
                 change.tolist(),
                 strict=True,
             ):
-                state.count_fraud(terminal, at, delta)
+                state.count_fraud(terminal, at, delta, user_id=user)
             state.count_transactions(frame[~frame["transaction_id"].isin(seen["transaction_id"])])
         bounded, full = (state.score(frame) for state in states)
         # every row the full re-scoring scored has, in the bounded state, the same last score:

@@ -15,6 +15,7 @@ from ledgerguard.fraud.engine.features import (
     PROFILE_COLUMNS,
     TX_DTYPES,
     TerminalHistory,
+    history_in_memory,
     terminal_days,
     terminal_profile_days,
     with_profile,
@@ -38,6 +39,7 @@ from ledgerguard.realtime.state import (
 )
 from ledgerguard.settings.fraud import FraudParameters
 from ledgerguard.utc import to_us, utc_naive
+from tests.unit.fraud.helpers import fraud_customers_of, history_of
 
 
 def test_mariadb_position_advances_per_domain_and_covers():
@@ -351,7 +353,7 @@ def test_scoring_an_interval_gives_the_verdicts_of_scoring_everything(seed: int)
             "n_fraud": [4, 3, 0],
         }
     )
-    history = TerminalHistory(days)
+    history = history_of(days)
     cut = datetime(2026, 2, 20, tzinfo=UTC)
     end = datetime(2026, 3, 3, tzinfo=UTC)
     everything = score_frame(
@@ -557,11 +559,15 @@ def test_currency_codes_become_the_frames_strings():
     assert _currency_texts(rows[:0]).tolist() == []
 
 
-def test_the_stream_learns_how_long_compromises_last_like_the_nightly_run():
+@pytest.mark.parametrize("min_customers", [2, 1])
+def test_the_stream_learns_how_long_compromises_last_like_the_nightly_run(min_customers: int):
     """`terminal_compromise_active_probability` from the scorer's own terminal counts: the same
     flags as the nightly engine day after day as a young compromise ages past the lengths of
-    six ended ones (10-20 days), and one flag that only the learnt lengths withdraw."""
-    params = FraudParameters()
+    six ended ones (10-20 days), and one flag that only the learnt lengths withdraw. Thirty
+    stolen cards' three fraud days at their owners' quiet shops, whose labels reach the stream
+    one by one with their customer, are no compromises (`terminal_compromise_min_customers`);
+    counted as such (1), they call the young compromise over at once, in both paths alike."""
+    params = FraudParameters(terminal_compromise_min_customers=min_customers)
     t0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
     today = int(t0.timestamp()) // 86_400
     horizon = today - params.label_delay_days - 1
@@ -574,30 +580,75 @@ def test_the_stream_learns_how_long_compromises_last_like_the_nightly_run():
     # terminal 42: clean, then fraud on the two days up to the first payment's label horizon
     rows += [(42, horizon - 2, 3, 0), (42, horizon - 1, 2, 2), (42, horizon, 2, 2)]
     days = pd.DataFrame(rows, columns=["terminal_id", "day", "n_tx", "n_fraud"])
+    # the stolen cards (customer 7 at terminals 200-229): payments known, then labels
+    stolen = [(200 + k, horizon - 20 + k % 5 + d) for k in range(30) for d in range(5)]
+    labelled = [(t, day) for t, day in stolen if 0 < day - (horizon - 20 + (t - 200) % 5) < 4]
+    stolen_days = pd.DataFrame(
+        [(t, day, 1, int((t, day) in labelled)) for t, day in stolen], columns=days.columns
+    )
     # one payment a day at terminal 42 by a new customer, days 0-5 after t0
     frame = _frame([(k + 1, k + 1, 42, t0 + timedelta(days=k), 20_0000) for k in range(6)])
 
     def nightly(p: FraudParameters) -> dict[int, bool]:
+        every_day = pd.concat([days, stolen_days, terminal_days(frame, np.zeros(0, np.int64))])
         history = TerminalHistory(
-            pd.concat([days, terminal_days(frame, np.zeros(0, dtype=np.int64))])
-            .groupby(["terminal_id", "day"], as_index=False)[["n_tx", "n_fraud"]]
-            .sum()
+            every_day.groupby(["terminal_id", "day"], as_index=False)[["n_tx", "n_fraud"]].sum(),
+            pd.concat(
+                [
+                    fraud_customers_of(days),
+                    fraud_customers_of(stolen_days, one_customer=range(200, 230)),
+                ]
+            ),
         )
         scores = score_frame(
             frame, history, p, start=t0, end=t0 + timedelta(days=7), store_all=True
         )
         return scores.rows.set_index("transaction_id")["flagged"].to_dict()
 
-    state = OnlineState(
-        params, partition=Partition(), terminals=TerminalCounts(days, params), fx=FxRates()
-    )
+    terminals = TerminalCounts(days, params, frauds=fraud_customers_of(days))
+    state = OnlineState(params, partition=Partition(), terminals=terminals, fx=FxRates())
+    for terminal, day in stolen:
+        terminals.add(terminal, day, n_tx=1)
+    for terminal, day in labelled:
+        state.count_fraud(terminal, day * 86_400 * 1_000_000 + 1, 1, user_id=7)
     stream: dict[int, bool] = {}
     for k in range(len(frame)):
         batch = state.score(frame.iloc[[k]].reset_index(drop=True)).rows
         stream |= dict(zip(batch["transaction_id"], batch["flagged"], strict=True))
     assert stream == nightly(params)
+    if min_customers == 1:  # 30 of 36 ended runs lasted three days: P(ten days) is 0.17
+        assert not any(stream.values())
+        return
     # payment k is on day 10 + k of the run; ended runs lasted 10-20 days, so P(still going)
     # is 1, 5/6, 5/6, 4/6, 4/6, 3/6 times a recent share of 0.70: below 0.5 from k = 3 on
     assert [stream[k + 1] for k in range(6)] == [True] * 3 + [False] * 3
     before = nightly(FraudParameters(terminal_compromise_history_days=0))
     assert [before[k + 1] for k in range(6)] == [True] * 6
+
+
+def test_the_streams_fraud_customers_are_the_nightly_ones():
+    """Labels that arrive (and a few withdrawn) one by one, counted with their customer, give
+    the stream's history the nightly run's defrauded customers of every terminal and days."""
+    params = FraudParameters()
+    frame = _mixed_frame(11, days=40)
+    rng = np.random.default_rng(11)
+    fraud = frame[rng.random(len(frame)) < 0.3]
+    withdrawn = fraud.sample(10, random_state=1)
+    counts = TerminalCounts.empty(params)
+    for events, change in ((fraud, 1), (withdrawn, -1)):
+        for terminal, user, at in events[["terminal_id", "user_id", "ts_us"]].itertuples(
+            index=False, name=None
+        ):
+            counts.add(terminal, at // (86_400 * 1_000_000), n_fraud=change, user_id=user)
+    kept = fraud[~fraud["transaction_id"].isin(withdrawn["transaction_id"])]
+    nightly = history_in_memory(frame, kept["transaction_id"].to_numpy(), params)
+    last_day = int(frame["ts_us"].max()) // (86_400 * 1_000_000)
+    stream = counts.history(newest_day=last_day + 1)
+    terminals = np.repeat(np.arange(1, 8), 12)
+    first = np.tile(np.linspace(last_day - 40, last_day, 12).astype(np.int64), 7)
+    for stop in (first + 28, first + 3):
+        want = nightly.run_customers(terminals, first=first, stop=stop)
+        np.testing.assert_array_equal(want, stream.run_customers(terminals, first=first, stop=stop))
+    assert want.max() > 1
+    with pytest.raises(ValueError, match="user_id"):
+        counts.add(1, last_day, n_fraud=1)

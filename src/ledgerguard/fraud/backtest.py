@@ -99,9 +99,7 @@ def backtest(
     configurations = (current, draft)
     lookback = max(c.params.lookback_days for c in configurations)
     since = utc_midnight(start) - timedelta(
-        days=max(
-            c.params.label_delay_days + c.params.terminal_lookback_days for c in configurations
-        )
+        days=max(c.params.terminal_read_days for c in configurations)
     )
     until = utc_midnight(end) + timedelta(days=1)
     fx = FxRates()

@@ -27,7 +27,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from ledgerguard.db.engines import analytics_engine
-from ledgerguard.fraud.engine.features import TerminalHistory, terminal_days
+from ledgerguard.fraud.engine.features import history_in_memory
 from ledgerguard.fraud.engine.frame import engine_frame
 from ledgerguard.fraud.engine.metrics import average_precision
 from ledgerguard.fraud.engine.rules import RULE_IDS
@@ -144,9 +144,7 @@ def score_in_memory(
     frame = engine_frame(transactions, fx or FxRates())
     labelled = frame[["transaction_id", "external_id"]].merge(labels, on="external_id", how="left")
     fraud_ids = labelled.loc[labelled["is_fraud"].fillna(0).astype(int) == 1, "transaction_id"]
-    history = TerminalHistory(
-        terminal_days(frame[frame["ts_us"] < to_us(end)], fraud_ids.to_numpy(), params)
-    )
+    history = history_in_memory(frame[frame["ts_us"] < to_us(end)], fraud_ids.to_numpy(), params)
     scores = score_frame(
         frame.drop(columns="external_id"), history, params, start=start, end=end, model=model
     ).rows

@@ -151,9 +151,7 @@ def analyze_interval(
     counts: Counter[str] = Counter({rule_id: 0 for rule_id in RULE_IDS})
     totals: Counter[str] = Counter()
 
-    terminal_since = utc_midnight(start) - timedelta(
-        days=params.label_delay_days + params.terminal_lookback_days
-    )
+    terminal_since = utc_midnight(start) - timedelta(days=params.terminal_read_days)
     terminal_until = utc_midnight(end) + timedelta(days=1) - timedelta(days=params.label_delay_days)
     wait_for_replica(settings)
     # connections kept for the run (a small pool, one per page thread): a page's transaction

@@ -38,7 +38,7 @@ from ledgerguard.cluster.health import check_replica_fresh
 from ledgerguard.db.dialect import Flavour, snapshot_position_queries
 from ledgerguard.db.engines import analytics_engine
 from ledgerguard.db.tables import fraud_scores
-from ledgerguard.fraud.engine.features import TX_DTYPES
+from ledgerguard.fraud.engine.features import FRAUD_CUSTOMER_COLUMNS, TX_DTYPES
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.fraud.read_ahead import read_ahead_of
 from ledgerguard.fraud.verdict_columns import COLUMNS as VERDICT_COLUMNS
@@ -91,13 +91,16 @@ _TERMINAL_TX_SQL = (
     "GROUP BY terminal_id"
 )
 # Confirmed frauds are few (one label row per transaction, most of them not fraud): grouping
-# them by (terminal, day) on the server stays small.
+# them by (terminal, customer, day) on the server stays small. The daily counts are their sums;
+# the customers tell a compromised terminal from a shop where a stolen card was used
+# (`features.FraudCustomers`).
 _TERMINAL_FRAUD_SQL = (
-    "SELECT CONCAT_WS(',', terminal_id, day, n) FROM ("
-    f"SELECT t.terminal_id, TO_DAYS(t.occurred_at) - {_EPOCH_DAYS} AS day, COUNT(*) AS n "
+    "SELECT CONCAT_WS(',', terminal_id, user_id, day, n) FROM ("
+    f"SELECT t.terminal_id, t.user_id, TO_DAYS(t.occurred_at) - {_EPOCH_DAYS} AS day, "
+    "COUNT(*) AS n "
     "FROM fraud_labels l JOIN transactions t ON t.id = l.transaction_id "
     "WHERE l.is_fraud = 1 AND t.occurred_at >= %s AND t.occurred_at < %s "
-    "AND t.terminal_id IS NOT NULL GROUP BY t.terminal_id, day) AS per_day"
+    "AND t.terminal_id IS NOT NULL GROUP BY t.terminal_id, t.user_id, day) AS per_day"
 )
 #: Transactions of [since, until) confirmed as fraud by labels known before `known_by`
 #: (labelled_at NULL: known since it was imported): a model's target, a backtest's truth.
@@ -383,18 +386,25 @@ class ReplicaReader:
 
     def terminal_days(self, *, since: datetime, until: datetime) -> pd.DataFrame:
         """Transactions and confirmed frauds per (terminal, day) in [since, until)."""
+        return self.terminal_tables(since=since, until=until)[0]
+
+    def terminal_tables(
+        self, *, since: datetime, until: datetime
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """`terminal_days` and the fraud-customer table (`features.FRAUD_CUSTOMER_COLUMNS`:
+        confirmed frauds per terminal, customer and day) of [since, until), the two inputs
+        of a `TerminalHistory`."""
         args = (utc_naive(since), utc_naive(until))
         counts = self._terminal_tx_days(since, until)
-        names = ["terminal_id", "day", "n"]
+        names = list(FRAUD_CUSTOMER_COLUMNS)
         with self._cursor() as cursor:
             frauds = _csv_rows(
                 cursor, _TERMINAL_FRAUD_SQL, args, names, dict.fromkeys(names, "int64")
             )
-        days = counts.merge(
-            frauds.rename(columns={"n": "n_fraud"}), on=["terminal_id", "day"], how="left"
-        )
+        per_day = frauds.groupby(["terminal_id", "day"], as_index=False)["n_fraud"].sum()
+        days = counts.merge(per_day, on=["terminal_id", "day"], how="left")
         days["n_fraud"] = days["n_fraud"].fillna(0).astype(np.int64)
-        return days
+        return days, frauds
 
     def _terminal_tx_days(self, since: datetime, until: datetime) -> pd.DataFrame:
         """(terminal_id, day, n_tx) from one row per terminal listing its transactions' days."""

@@ -53,9 +53,9 @@ def replica_terminal_history(
 ) -> TerminalHistory:
     """Label-based counts of days [since, until) and, with `terminal_profile_features`, the
     profile of the days payments in [start, end) look back on."""
-    days = replica.terminal_days(since=since, until=until)
+    days, frauds = replica.terminal_tables(since=since, until=until)
     if not params.terminal_profile_features:
-        return TerminalHistory(days)
+        return TerminalHistory(days, frauds)
     profile = replica_profile_days(
         replica,
         params,
@@ -64,7 +64,7 @@ def replica_terminal_history(
         fx=fx,
         progress=progress,
     )
-    return TerminalHistory(with_profile(days, profile))
+    return TerminalHistory(with_profile(days, profile), frauds)
 
 
 def replica_profile_days(

@@ -423,8 +423,8 @@ class Scorer:
                     found = labelled_transactions(conn.dbapi_connection, list(labels))
                 finally:
                     conn.close()
-                for tx_id, (terminal_id, ts_us) in found.items():
-                    state.count_fraud(terminal_id, ts_us, labels[tx_id])
+                for tx_id, (terminal_id, user_id, ts_us) in found.items():
+                    state.count_fraud(terminal_id, ts_us, labels[tx_id], user_id=user_id)
         parts = []
         created: list[datetime] = []
         if fresh_frame is not None:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 #: Terminal and occurred_at (microseconds since the epoch) of labelled transactions.
 _LABELLED_SQL = (
-    "SELECT id, terminal_id, "
+    "SELECT id, terminal_id, user_id, "
     "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', occurred_at) "
     "FROM transactions WHERE terminal_id IS NOT NULL AND id IN ({marks})"
 )
@@ -54,17 +54,17 @@ def rebuild_state(
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     with ReplicaReader(settings) as replica:
         position = GtidPosition.parse(flavour, replica.snapshot_position(flavour))
-        days = replica.terminal_days(
-            since=midnight
-            - timedelta(days=params.label_delay_days + params.terminal_lookback_days),
+        days, frauds = replica.terminal_tables(
+            since=midnight - timedelta(days=params.terminal_read_days),
             until=midnight + timedelta(days=2),
         )
-        terminals = TerminalCounts(days, params)
+        terminals = TerminalCounts(days, params, frauds=frauds)
         if params.terminal_profile_features:
             today = int(midnight.timestamp()) // SECONDS_PER_DAY
             terminals = TerminalCounts(
                 days,
                 params,
+                frauds=frauds,
                 profile=replica_profile_days(
                     replica,
                     params,
@@ -132,11 +132,12 @@ def committed_since(
 
 def labelled_transactions(
     conn: pymysql.connections.Connection, transaction_ids: list[int]
-) -> dict[int, tuple[int, int]]:
-    """transaction id -> (terminal id, occurred_at in µs) for labelled ids with a terminal."""
+) -> dict[int, tuple[int, int, int]]:
+    """transaction id -> (terminal id, user id, occurred_at in µs) for labelled ids with a
+    terminal."""
     if not transaction_ids:
         return {}
     marks = ", ".join(["%s"] * len(transaction_ids))
     with conn.cursor() as cursor:
         cursor.execute(_LABELLED_SQL.format(marks=marks), transaction_ids)
-        return {int(i): (int(t), int(us)) for i, t, us in cursor.fetchall()}
+        return {int(i): (int(t), int(u), int(us)) for i, t, u, us in cursor.fetchall()}

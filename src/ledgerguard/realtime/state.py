@@ -45,7 +45,9 @@ from ledgerguard.fraud.engine.features import (
     US_PER_SECOND,
     TerminalHistory,
     TimeAxis,
+    add_fraud_customers,
     add_profiles,
+    empty_fraud_customers,
     group_spans,
     order_by,
     with_profile,
@@ -194,6 +196,10 @@ ProfileLoader = Callable[[int, int], pd.DataFrame]
 class TerminalCounts:
     """(terminal, day) -> transactions, confirmed frauds; `history()` for the engine.
 
+    The confirmed frauds are kept per customer too ((terminal, customer, day), the
+    `features.FRAUD_CUSTOMER_COLUMNS` table), as the nightly run reads them from the replica:
+    `terminal_compromise_min_customers` counts the customers defrauded at a terminal.
+
     With the terminal profile on (`profile_of` given), also the profile of the finished days:
     a transaction of day D reads the profile of days before D only, which changes only when
     the day rolls over, so the profile of each finished day is read once — from the replica,
@@ -206,6 +212,7 @@ class TerminalCounts:
         days: pd.DataFrame,
         params: FraudParameters,
         *,
+        frauds: pd.DataFrame | None = None,
         profile: pd.DataFrame | None = None,
         profile_through: int | None = None,
         profile_of: ProfileLoader | None = None,
@@ -213,6 +220,8 @@ class TerminalCounts:
         self._params = params
         self._base = days[["terminal_id", "day", "n_tx", "n_fraud"]].copy()
         self._delta: dict[tuple[int, int], list[int]] = {}
+        self._frauds = frauds  # None: customers unknown (the history then has none either)
+        self._fraud_delta: dict[tuple[int, int, int], int] = {}
         self._changed_from_day: int | None = None  # earliest day changed since the last build
         self._profile = profile
         self._profile_through = profile_through  # last day whose profile is complete
@@ -222,12 +231,30 @@ class TerminalCounts:
 
     @classmethod
     def empty(cls, params: FraudParameters) -> TerminalCounts:
-        return cls(pd.DataFrame({"terminal_id": [], "day": [], "n_tx": [], "n_fraud": []}), params)
+        return cls(
+            pd.DataFrame({"terminal_id": [], "day": [], "n_tx": [], "n_fraud": []}),
+            params,
+            frauds=empty_fraud_customers(),
+        )
 
-    def add(self, terminal_id: int, day: int, *, n_tx: int = 0, n_fraud: int = 0) -> None:
+    def add(
+        self,
+        terminal_id: int,
+        day: int,
+        *,
+        n_tx: int = 0,
+        n_fraud: int = 0,
+        user_id: int | None = None,
+    ) -> None:
+        """Count transactions, or (with the customer's `user_id`) confirmed frauds."""
+        if n_fraud and user_id is None:
+            raise ValueError("a confirmed fraud is counted with its customer's user_id")
         counts = self._delta.setdefault((terminal_id, day), [0, 0])
         counts[0] += n_tx
         counts[1] += n_fraud
+        if n_fraud and self._frauds is not None:
+            key = (terminal_id, int(user_id), day)  # type: ignore[arg-type]
+            self._fraud_delta[key] = self._fraud_delta.get(key, 0) + n_fraud
         if self._changed_from_day is None or day < self._changed_from_day:
             self._changed_from_day = day
 
@@ -243,8 +270,8 @@ class TerminalCounts:
 
     def _build(self) -> TerminalHistory:
         if self._profile is None:
-            return TerminalHistory(self._base)
-        return TerminalHistory(with_profile(self._base, self._profile))
+            return TerminalHistory(self._base, self._frauds)
+        return TerminalHistory(with_profile(self._base, self._profile), self._frauds)
 
     def _rebuild(self, newest_day: int) -> None:
         delta = pd.DataFrame(
@@ -254,14 +281,17 @@ class TerminalCounts:
         merged = pd.concat([self._base, delta], ignore_index=True)
         merged = merged.groupby(["terminal_id", "day"], as_index=False)[["n_tx", "n_fraud"]].sum()
         # the days that the rows the stream may still revise (a few days old) read
-        oldest = (
-            newest_day
-            - self._params.label_delay_days
-            - self._params.terminal_lookback_days
-            - revision_days(self._params)
-        )
+        oldest = newest_day - self._params.terminal_read_days - revision_days(self._params)
         self._base = merged[merged["day"] >= oldest].reset_index(drop=True)
         self._delta.clear()
+        fraud_delta = pd.DataFrame(
+            [(t, u, d, n) for (t, u, d), n in self._fraud_delta.items()],
+            columns=["terminal_id", "user_id", "day", "n_fraud"],
+        )
+        if self._frauds is not None:
+            frauds = add_fraud_customers([self._frauds, fraud_delta])
+            self._frauds = frauds[frauds["day"] >= oldest].reset_index(drop=True)
+        self._fraud_delta.clear()
         self._changed_from_day = None
         if self._profile is not None and self._profile_through is not None:
             if self._profile_of is not None and self._profile_through < newest_day - 1:
@@ -477,9 +507,10 @@ class OnlineState:
         for terminal, day in zip(with_terminal["terminal_id"].tolist(), days.tolist(), strict=True):
             self.terminals.add(terminal, day, n_tx=1)
 
-    def count_fraud(self, terminal_id: int, ts_us: int, change: int) -> None:
-        """A confirmed fraud label appeared (+1) or went away (-1) on a terminal's day."""
-        self.terminals.add(terminal_id, ts_us // _US_PER_DAY, n_fraud=change)
+    def count_fraud(self, terminal_id: int, ts_us: int, change: int, *, user_id: int) -> None:
+        """A confirmed fraud label appeared (+1) or went away (-1) on a customer's payment at
+        a terminal."""
+        self.terminals.add(terminal_id, ts_us // _US_PER_DAY, n_fraud=change, user_id=user_id)
 
     def score(self, frame: pd.DataFrame, *, clock: StageClock | None = None) -> BatchVerdicts:
         """Verdicts of the partition's transactions in `frame`, plus revisions.

@@ -91,6 +91,13 @@ class FraudParameters(BaseModel):
     terminal_compromise_history_days: int = Field(60, ge=0, le=366)
     #: ... learnt only from at least this many ended runs (fewer: no adjustment).
     terminal_compromise_min_runs: int = Field(5, ge=1)
+    #: A run of fraud days is a compromise only if at least this many distinct customers had
+    #: confirmed fraud at the terminal on its days: a compromise defrauds whoever pays there, a
+    #: stolen card is one customer's fraud at its owner's usual shops. Only such runs teach the
+    #: compromise lengths (a stolen card's few days would teach "compromises are short"), and
+    #: `terminal_risk` fires only while the terminal's current run is one (not on a stolen
+    #: card's shop). 1: every run counts (the engine of round 7a).
+    terminal_compromise_min_customers: int = Field(2, ge=1)
 
     #: The terminal's own profile (`terminal_new_customer_share_<p>d`, `terminal_amount_zscore`,
     #: `terminal_signal_customers_<p>d`): the share of its payments of the last
@@ -207,6 +214,12 @@ class FraudParameters(BaseModel):
         """Days of terminal history (before the label horizon) every path reads: the longest
         terminal window, or the compromise-length look-back if longer."""
         return max(max(self.terminal_feature_windows), self.terminal_compromise_history_days)
+
+    @property
+    def terminal_read_days(self) -> int:
+        """Days of terminal history before the transaction's day that every path reads
+        (nightly run, backtest, streaming scorer): the label delay, then the look-back."""
+        return self.label_delay_days + self.terminal_lookback_days
 
     @property
     def structuring_floor_usd(self) -> Decimal:

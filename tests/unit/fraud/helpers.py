@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
+import numpy as np
 import pandas as pd
 
-from ledgerguard.fraud.engine.features import TerminalHistory
+from ledgerguard.fraud.engine.features import TerminalHistory, add_fraud_customers
 from ledgerguard.fraud.engine.frame import engine_frame
 from ledgerguard.fraud.engine.scoring import PageScores, score_frame
 from ledgerguard.money import FxRates
@@ -60,3 +61,19 @@ def verdict(scores: PageScores, transaction_id: int) -> pd.Series:
     """The verdict row of the n-th input row (ids are 1-based in input order)."""
     rows = scores.rows.set_index("transaction_id")
     return rows.loc[transaction_id]
+
+
+def fraud_customers_of(days: pd.DataFrame, *, one_customer: Sequence[int] = ()) -> pd.DataFrame:
+    """The fraud-customer table of daily (terminal_id, day, n_tx, n_fraud) rows whose frauds
+    were each a different customer's (a compromise defrauds whoever pays there), except on the
+    terminals of `one_customer`, where every fraud was customer 7's (a stolen card)."""
+    frauds = days.loc[days.index.repeat(days["n_fraud"]), ["terminal_id", "day"]]
+    frauds["user_id"] = np.where(
+        frauds["terminal_id"].isin(list(one_customer)), 7, 1_000 + np.arange(len(frauds))
+    )
+    return add_fraud_customers([frauds.assign(n_fraud=1)])
+
+
+def history_of(days: pd.DataFrame, *, one_customer: Sequence[int] = ()) -> TerminalHistory:
+    """The `TerminalHistory` of those rows and customers (`fraud_customers_of`)."""
+    return TerminalHistory(days, fraud_customers_of(days, one_customer=one_customer))

@@ -20,8 +20,8 @@ from ledgerguard.fraud.engine.combiner import ScoreCombiner, input_names
 from ledgerguard.fraud.engine.features import (
     TerminalHistory,
     build_features,
+    history_in_memory,
     sort_frame,
-    terminal_days,
 )
 from ledgerguard.fraud.engine.frame import engine_frame
 from ledgerguard.fraud.engine.model import FraudModel, TrainingError, TrainReport, train_model
@@ -47,7 +47,9 @@ def labelled(
     labels = pd.read_csv(labels_path, dtype={"external_id": str}, keep_default_na=False)
     frame = engine_frame(transactions, FxRates())
     fraud = frame["external_id"].isin(labels.loc[labels["is_fraud"] == 1, "external_id"])
-    history = TerminalHistory(terminal_days(frame, frame.loc[fraud, "transaction_id"].to_numpy()))
+    history = history_in_memory(
+        frame, frame.loc[fraud, "transaction_id"].to_numpy(), FraudParameters()
+    )
     return transactions, labels, frame.drop(columns="external_id"), history
 
 
@@ -178,12 +180,18 @@ def test_rules_alone_score_exactly_as_before(
 ):
     """The rules-only verdicts of this data set, pinned from the engine before the learned
     combination (135279d): same scores, flags, rule ids and reasons, row for row, with round
-    7's two rule changes off: the learnt compromise lengths (`terminal_compromise_history_days
-    =0`) and the repeat bar of `spending_anomaly` (out of reach). With them (the default), every
-    changed verdict is a payment the lowered bar flags, saying so, or a `terminal_risk` row the
-    learnt lengths calm (scored lower)."""
+    7's two rule changes and round 8a's off: the learnt compromise lengths
+    (`terminal_compromise_history_days=0`), compromises as runs of several defrauded customers
+    (`terminal_compromise_min_customers=1`) and the repeat bar of `spending_anomaly` (out of
+    reach). With them (the default), every changed verdict is a payment the lowered bar flags,
+    saying so, or a `terminal_risk` row the learnt lengths or a one-customer run calm (scored
+    lower)."""
     _, _, frame, history = labelled
-    before = FraudParameters(terminal_compromise_history_days=0, anomaly_repeat_min=1_000_000)
+    before = FraudParameters(
+        terminal_compromise_history_days=0,
+        terminal_compromise_min_customers=1,
+        anomaly_repeat_min=1_000_000,
+    )
     rows = score_frame(frame, history, before, start=START, end=END).rows
     rows = rows.sort_values("transaction_id")
     columns = ("transaction_id", "score", "flagged", "rule_ids", "reasons")

@@ -20,6 +20,7 @@ from ledgerguard.fraud.engine.features import (
     add_profiles,
     covering_groups,
     customer_terminal_features,
+    fraud_customer_days,
     sort_frame,
     terminal_days,
     terminal_features,
@@ -30,6 +31,7 @@ from ledgerguard.fraud.engine.features import (
 )
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.settings.fraud import FraudParameters
+from tests.unit.fraud.helpers import history_of
 
 rows = st.lists(
     st.tuples(st.integers(1, 4), st.integers(0, 5_000), st.integers(1, 1_000)),
@@ -81,7 +83,7 @@ def test_usd_threshold_units_floor_keeps_strict_comparisons_exact():
 def test_terminal_recency_rises_with_known_fraud_and_falls_once_the_labels_show_it_ended():
     # terminal 7: 3 payments a day on days 100..129, all fraud on days 110..114
     days = np.arange(100, 130)
-    history = TerminalHistory(
+    history = history_of(
         pd.DataFrame(
             {
                 "terminal_id": 7,
@@ -148,7 +150,7 @@ def test_terminal_recency_is_the_day_by_day_lookup(days, queries, horizon):
     params = FraudParameters(terminal_history_days=horizon)
     terminal = np.array([q[0] for q in queries], dtype=np.int64)
     day = np.array([q[1] for q in queries], dtype=np.int64) + 1_000
-    history = TerminalHistory(table.assign(day=table["day"] + 1_000))
+    history = history_of(table.assign(day=table["day"] + 1_000))
     frame = pd.DataFrame({"terminal_id": terminal, "ts_us": day * SECONDS_PER_DAY * US_PER_SECOND})
     out = terminal_features(frame, history, params)
     with mock.patch.object(features, "RECENCY_CHUNK", 4):  # several gathering passes
@@ -322,8 +324,9 @@ def test_the_terminal_profile_of_pages_of_users_adds_up_to_the_whole(seed: int):
     days = terminal_days(frame, fraud_ids, params)
     joined = with_profile(terminal_days(frame, fraud_ids), added)
     scored = frame[frame["ts_us"] >= 125 * SECONDS_PER_DAY * US_PER_SECOND].reset_index(drop=True)
-    expected = terminal_features(scored, TerminalHistory(days), params)
-    got = terminal_features(scored, TerminalHistory(joined), params)
+    frauds = fraud_customer_days(frame, fraud_ids)
+    expected = terminal_features(scored, TerminalHistory(days, frauds), params)
+    got = terminal_features(scored, TerminalHistory(joined, frauds), params)
     for name, values in expected.items():
         if values.dtype == object:  # words for a reason
             assert values.tolist() == got[name].tolist(), name

@@ -13,8 +13,8 @@ from ledgerguard.fraud import model_store
 from ledgerguard.fraud.engine.features import (
     TerminalHistory,
     build_features,
+    history_in_memory,
     sort_frame,
-    terminal_days,
 )
 from ledgerguard.fraud.engine.frame import engine_frame
 from ledgerguard.fraud.engine.model import FraudModel, TrainingError, TrainReport, train_model
@@ -52,7 +52,7 @@ def trained(
     )
     frame = engine_frame(transactions, FxRates())
     fraud_ids = frame.loc[frame["external_id"].isin(labels["external_id"]), "transaction_id"]
-    history = TerminalHistory(terminal_days(frame, fraud_ids.to_numpy()))
+    history = history_in_memory(frame, fraud_ids.to_numpy(), FraudParameters())
     model = FraudModel.load(Path(report.model_path))
     return report, model, frame.drop(columns="external_id"), history
 

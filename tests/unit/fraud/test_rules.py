@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from ledgerguard.fraud.engine.features import TerminalHistory
 from ledgerguard.fraud.engine.rules import NEAR_MISS, RULE_IDS, RULES, evidence
 from ledgerguard.settings.fraud import FraudParameters
-from tests.unit.fraud.helpers import T0, fx, score_rows, verdict
+from tests.unit.fraud.helpers import T0, fx, history_of, score_rows, verdict
 
 
 def _large(amount: str, currency: str = "USD") -> bool:
@@ -130,7 +130,7 @@ def test_spending_baseline_ignores_card_testing_bursts():
 
 
 def _terminal_history(terminal: int, day: int, n_tx: int, n_fraud: int) -> TerminalHistory:
-    return TerminalHistory(
+    return history_of(
         pd.DataFrame(
             {"terminal_id": [terminal], "day": [day], "n_tx": [n_tx], "n_fraud": [n_fraud]}
         )

@@ -8,19 +8,30 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ledgerguard.fraud.engine.features import ACTIVE_PROBABILITY, TerminalHistory
-from ledgerguard.fraud.engine.survival import CompromiseDurations, FraudRuns, fraud_runs
+from ledgerguard.fraud.engine.features import (
+    ACTIVE_PROBABILITY,
+    TerminalHistory,
+    add_fraud_customers,
+)
+from ledgerguard.fraud.engine.survival import (
+    CompromiseDurations,
+    FraudRuns,
+    fraud_runs,
+    run_customers,
+)
+from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.settings.fraud import FraudParameters
-from tests.unit.fraud.helpers import T0, score_rows, verdict
+from tests.unit.fraud.helpers import T0, history_of, score_rows, verdict
 
 TODAY = (T0 - T0.replace(year=1970, month=1, day=1)).days
 HORIZON = TODAY - FraudParameters().label_delay_days - 1
 
 
 def _runs(ended: list[int], open_: list[int] = ()) -> FraudRuns:  # type: ignore[assignment]
+    length = np.array([*ended, *open_], dtype=np.int64)
+    where = np.arange(len(length), dtype=np.int64)
     return FraudRuns(
-        np.array([*ended, *open_], dtype=np.int64),
-        np.array([True] * len(ended) + [False] * len(open_)),
+        length, np.array([True] * len(ended) + [False] * len(open_)), where, where, where
     )
 
 
@@ -115,21 +126,24 @@ def test_terminal_risk_stops_once_the_compromise_has_probably_ended():
     payment = [(3, 42, T0, "20.00", "USD")]
     # ten days of fraud by the horizon: the transaction is on day 18 of the run, past every
     # compromise seen (all ten days long)
-    old = score_rows(payment, history=TerminalHistory(_days([*past, *_ongoing(HORIZON - 9)])))
+    old = score_rows(payment, history=history_of(_days([*past, *_ongoing(HORIZON - 9)])))
     assert old.flagged == 0
     assert verdict(old, 1).rule_ids == ""
     # two days of fraud: day 10 of the run, compromises last ten days: still going
-    young = score_rows(payment, history=TerminalHistory(_days([*past, *_ongoing(HORIZON - 1)])))
+    young = score_rows(payment, history=history_of(_days([*past, *_ongoing(HORIZON - 1)])))
     assert verdict(young, 1).rule_ids == "terminal_risk"
     reason = verdict(young, 1).reasons
-    assert "have lasted a median of 10 days (10-90 %: 10 days, 6 ended)" in reason
+    assert (
+        "compromises on this platform (2+ customers defrauded at the terminal) have lasted a "
+        "median of 10 days (10-90 %: 10 days, 6 ended)" in reason
+    )
     assert "still going on today with probability 100%" in reason
     # too few ended runs to learn from, or the look-back off: the rule as before
     for params in (
         FraudParameters(terminal_compromise_min_runs=7),
         FraudParameters(terminal_compromise_history_days=0),
     ):
-        history = TerminalHistory(_days([*past, *_ongoing(HORIZON - 9)]))
+        history = history_of(_days([*past, *_ongoing(HORIZON - 9)]))
         before = score_rows(payment, params=params, history=history)
         assert verdict(before, 1).rule_ids == "terminal_risk"
         assert "compromises on this platform" not in verdict(before, 1).reasons
@@ -138,7 +152,7 @@ def test_terminal_risk_stops_once_the_compromise_has_probably_ended():
 def test_the_estimate_uses_no_label_after_the_rows_horizon():
     # six compromises that end only after the horizon: not known, nothing learnt
     late = _compromises(6, 10, ended_by=HORIZON + 3)
-    history = TerminalHistory(_days([*late, *_ongoing(HORIZON - 9)]))
+    history = history_of(_days([*late, *_ongoing(HORIZON - 9)]))
     payment = [(3, 42, T0, "20.00", "USD")]
     assert verdict(score_rows(payment, history=history), 1).rule_ids == "terminal_risk"
     # the same history five days later knows they lasted ten days: the run, now 15 days
@@ -158,10 +172,104 @@ def test_the_probability_is_a_numeric_feature_for_the_model():
     from tests.unit.fraud.helpers import fx, rows_frame
 
     past = _compromises(6, 10, ended_by=HORIZON - 1)
-    history = TerminalHistory(_days([*past, *_ongoing(HORIZON - 9)]))
+    history = history_of(_days([*past, *_ongoing(HORIZON - 9)]))
     frame = engine_frame(rows_frame([(3, 42, T0, "20.00", "USD")]), fx())
     features = build_features(frame.drop(columns="external_id"), history, FraudParameters())
     assert ACTIVE_PROBABILITY in feature_columns(features)
     assert "terminal_compromise_lengths" not in feature_columns(features)
     # six runs ended after ten days; terminal 42's own, still open after ten, may last longer
     assert features[ACTIVE_PROBABILITY].tolist() == pytest.approx([1 / 7])
+
+
+def test_a_run_counts_its_distinct_defrauded_customers():
+    days = _days(
+        [
+            # terminal 1: a run on days 11-13, customers 5, 6, 5 (and 5 again on day 13)
+            (1, 10, 3, 0),
+            (1, 11, 1, 1),
+            (1, 12, 1, 1),
+            (1, 13, 2, 2),
+            (1, 14, 4, 0),
+            # fraud of customer 8 outside the run (a mostly clean day): not the run's
+            (1, 15, 9, 1),
+            # terminal 2: one customer's four fraud days (a stolen card at its owner's shop)
+            (2, 9, 1, 0),
+            *((2, day, 1, 1) for day in range(10, 14)),
+            (2, 14, 1, 0),
+        ]
+    )
+    frauds = pd.DataFrame(
+        [(1, 5, 11), (1, 6, 12), (1, 5, 13), (1, 9, 13), (1, 8, 15)]
+        + [(2, 3, day) for day in range(10, 14)],
+        columns=["terminal_id", "user_id", "day"],
+    )
+    columns = (days[name].to_numpy() for name in ("terminal_id", "day", "n_tx", "n_fraud"))
+    runs = fraud_runs(*columns, min_share=0.5)
+    assert runs.length.tolist() == [3, 4]
+    customers = run_customers(
+        runs, frauds["terminal_id"].to_numpy(), frauds["day"].to_numpy(), frauds["user_id"]
+    )
+    assert customers.tolist() == [3, 1]
+    history = TerminalHistory(days, add_fraud_customers([frauds.assign(n_fraud=1)]))
+    got = history.run_customers(
+        np.array([1, 1, 2, 3]), first=np.array([11, 11, 0, 0]), stop=np.array([14, 16, 99, 99])
+    )
+    assert got.tolist() == [3, 4, 1, 0]
+
+
+def _stolen_cards(n: int, length: int, *, ended_by: int) -> list[tuple[int, int, int, int]]:
+    """`n` quiet shops (200, 201, ...) where one stolen card paid on `length` days in a row."""
+    rows = []
+    for terminal in range(200, 200 + n):
+        first = ended_by - length - terminal % 4
+        rows.append((terminal, first - 1, 1, 0))
+        rows += [(terminal, day, 1, 1) for day in range(first, first + length)]
+        rows.append((terminal, first + length, 1, 0))
+    return rows
+
+
+def test_one_customers_fraud_days_do_not_teach_how_long_compromises_last():
+    """Round 7a at 2.0 terminals per customer: a stolen card's 2-5 fraud days at its owner's
+    quiet shop are runs of share 1 that end within days; learnt as compromises, they called a
+    young compromise over. Only runs with `terminal_compromise_min_customers` count."""
+    past = _compromises(6, 20, ended_by=HORIZON - 1) + _stolen_cards(30, 3, ended_by=HORIZON - 1)
+    rows = [*past, *_ongoing(HORIZON - 1)]  # two days of fraud: day 10 of the run
+    stolen = tuple(range(200, 230))
+    payment = [(3, 42, T0, "20.00", "USD")]
+    fixed = score_rows(payment, history=history_of(_days(rows), one_customer=stolen))
+    assert verdict(fixed, 1).rule_ids == "terminal_risk"
+    assert "a median of 20 days (10-90 %: 20 days, 6 ended)" in verdict(fixed, 1).reasons
+    # counting every run (round 7a): 36 ended runs, 30 of them three days long
+    before = FraudParameters(terminal_compromise_min_customers=1)
+    calmed = score_rows(
+        payment, params=before, history=history_of(_days(rows), one_customer=stolen)
+    )
+    assert verdict(calmed, 1).rule_ids == ""
+    # the same shops with a different customer every day are compromises: calmed as well
+    many = score_rows(payment, history=history_of(_days(rows)))
+    assert verdict(many, 1).rule_ids == ""
+
+
+def test_customers_are_needed_only_when_counted():
+    rows = [*_compromises(6, 10, ended_by=HORIZON - 1), *_ongoing(HORIZON - 9)]
+    payment = [(3, 42, T0, "20.00", "USD")]
+    with pytest.raises(FraudAnalysisError, match="fraud customers"):
+        score_rows(payment, history=TerminalHistory(_days(rows)))
+    one = FraudParameters(terminal_compromise_min_customers=1)
+    without = score_rows(payment, params=one, history=TerminalHistory(_days(rows)))
+    assert verdict(without, 1).rule_ids == ""
+
+
+def test_terminal_risk_does_not_fire_at_a_stolen_cards_shop():
+    """The current run of fraud is a compromise only with two defrauded customers: one
+    customer's fraud on the latest labelled days at a quiet shop (a stolen card used at its
+    owner's usual shop) no longer makes the shop's next customers suspect."""
+    rows = [(42, HORIZON - 3, 1, 0), (42, HORIZON - 1, 1, 1), (42, HORIZON, 2, 2)]
+    payment = [(3, 42, T0, "20.00", "USD")]
+    card = score_rows(payment, history=history_of(_days(rows), one_customer=[42]))
+    assert verdict(card, 1).rule_ids == ""
+    shop = score_rows(payment, history=history_of(_days(rows)))  # three customers
+    assert verdict(shop, 1).rule_ids == "terminal_risk"
+    one = FraudParameters(terminal_compromise_min_customers=1)
+    before = score_rows(payment, params=one, history=history_of(_days(rows), one_customer=[42]))
+    assert verdict(before, 1).rule_ids == "terminal_risk"

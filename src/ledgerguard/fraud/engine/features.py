@@ -28,7 +28,7 @@ Feature catalogue (`w` ranges over the windows in `FraudParameters`):
 | `terminal_recent_risk`          | both                             | confirmed-fraud share of the `terminal_history_days` before the label horizon, each day weighted by 0.5^(age / `terminal_risk_half_life_days`): falls within days of the labels showing a compromise ended |
 | `terminal_days_since_fraud`     | `fraud_labels.is_fraud`          | days from the last known fraud to the label horizon (`terminal_history_days` when none) |
 | `terminal_fraud_run_days`       | both                             | length in days of the current run of fraud on the terminal as known at the horizon: from its first fraud day to the horizon, through days without transactions; 0 when the latest labelled day with transactions was clean |
-| `terminal_compromise_active_probability` | both                | P(that run still goes on at the transaction's day, `label_delay_days` + 1 after the horizon, given it lasted from its first to its last known fraud day), Kaplan-Meier over the lengths of every terminal's runs in the `terminal_compromise_history_days` before the horizon (`engine.survival`); 0 without an ongoing run, 1 with one but fewer than `terminal_compromise_min_runs` ended runs to learn from |
+| `terminal_compromise_active_probability` | both                | P(that run still goes on at the transaction's day, `label_delay_days` + 1 after the horizon, given it lasted from its first to its last known fraud day), Kaplan-Meier over the lengths of every terminal's runs in the `terminal_compromise_history_days` before the horizon in which at least `terminal_compromise_min_customers` distinct customers had confirmed fraud (`engine.survival`; the history's fraud-customer table); 0 without an ongoing run or with one of fewer than `terminal_compromise_min_customers` defrauded customers, 1 with one but fewer than `terminal_compromise_min_runs` ended runs to learn from |
 | `terminal_compromise_lengths`   | same                             | text for the reason: the middle 80 % of those lengths and how many runs ended (not a model feature) |
 | `terminal_profile_nb_tx_<p>d`   | `terminal_id`, `occurred_at`     | with `terminal_profile_features`: the terminal's payments in the p = `terminal_profile_days` days before the transaction's day (no label needed) |
 | `terminal_new_customer_share_<p>d` | `user_id`                     | share of them by customers new to the terminal (`customer_new_to_terminal`, all users) |
@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from ledgerguard.fraud.engine.survival import CompromiseDurations, fraud_runs
+from ledgerguard.fraud.engine.survival import CompromiseDurations, fraud_runs, run_customers
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.settings.fraud import FraudParameters
 
@@ -526,6 +526,38 @@ def _structuring(
 PROFILE_COLUMNS = ("n_new", "n_usd", "sum_log_usd", "sumsq_log_usd", "n_signal")
 
 
+#: Columns of a fraud-customer table: confirmed frauds per (terminal, customer, day).
+FRAUD_CUSTOMER_COLUMNS = ("terminal_id", "user_id", "day", "n_fraud")
+
+
+def empty_fraud_customers() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype="int64") for name in FRAUD_CUSTOMER_COLUMNS})
+
+
+def fraud_customer_days(frame: pd.DataFrame, fraud_ids: np.ndarray) -> pd.DataFrame:
+    """The fraud-customer table of a transaction frame in memory (the replica's SQL elsewhere)."""
+    fraud = np.isin(frame["transaction_id"].to_numpy(), fraud_ids) & (
+        frame["terminal_id"].to_numpy() >= 0
+    )
+    rows = pd.DataFrame(
+        {
+            "terminal_id": frame["terminal_id"].to_numpy()[fraud],
+            "user_id": frame["user_id"].to_numpy()[fraud],
+            "day": frame["ts_us"].to_numpy()[fraud] // (SECONDS_PER_DAY * US_PER_SECOND),
+            "n_fraud": np.ones(int(fraud.sum()), dtype=np.int64),
+        }
+    )
+    return add_fraud_customers([rows])
+
+
+def add_fraud_customers(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Fraud-customer tables (or changes to one: -1 for a label withdrawn) added up."""
+    table = pd.concat(tables, ignore_index=True) if tables else empty_fraud_customers()
+    keys = list(FRAUD_CUSTOMER_COLUMNS[:3])
+    summed = table.groupby(keys, as_index=False)["n_fraud"].sum()
+    return summed[summed["n_fraud"] != 0].astype("int64").reset_index(drop=True)
+
+
 class TerminalHistory:
     """Daily transaction and confirmed-fraud counts per terminal, queried by window.
 
@@ -533,10 +565,13 @@ class TerminalHistory:
     1970-01-01 UTC) and shared by every page, so terminal features see all users' transactions
     even when the analysis is split by user. With the `PROFILE_COLUMNS` too (payments by
     customers new to the terminal, sum and sum of squares of log USD amounts) it also answers
-    `profile`: the terminal's own recent customers and amounts.
+    `profile`: the terminal's own recent customers and amounts. With a fraud-customer table
+    (`FRAUD_CUSTOMER_COLUMNS`: confirmed frauds per terminal, customer and day) it also tells
+    how many customers were defrauded at a terminal over days (`run_customers`), which
+    `terminal_compromise_min_customers` needs; without one (None) it refuses to guess.
     """
 
-    def __init__(self, days: pd.DataFrame) -> None:
+    def __init__(self, days: pd.DataFrame, frauds: pd.DataFrame | None = None) -> None:
         days = days.sort_values(["terminal_id", "day"], kind="stable")
         terminal = days["terminal_id"].to_numpy(dtype=np.int64)
         day = days["day"].to_numpy(dtype=np.int64)
@@ -550,11 +585,31 @@ class TerminalHistory:
         }
         # `compromise_durations` per (horizon day, look-back): the history never changes after
         # construction (the scorer builds a new one when its counts change), so neither do they
-        self._durations: dict[tuple[int, int, float], CompromiseDurations] = {}
+        self._durations: dict[tuple[int, int, float, int], CompromiseDurations] = {}
+        self._frauds = None if frauds is None else self._fraud_index(frauds)
+
+    def _fraud_index(self, frauds: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(terminal-day key, customer) of each row of a fraud-customer table, sorted by key:
+        who had confirmed fraud at which terminal on which day. Fraud rows are few (a few per
+        cent of the payments), so this costs little next to the daily counts."""
+        frauds = frauds[frauds["n_fraud"] > 0]
+        terminal = frauds["terminal_id"].to_numpy(dtype=np.int64)
+        if len(self.terminals) == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        pos = np.searchsorted(self.terminals, terminal).clip(0, len(self.terminals) - 1)
+        known = self.terminals[pos] == terminal
+        offset = frauds["day"].to_numpy(dtype=np.int64) - self.day_origin
+        known &= offset >= 0
+        key = (pos[known].astype(np.int64) << _DAY_BITS) + offset[known]
+        order = np.argsort(key, kind="stable")
+        return key[order], frauds["user_id"].to_numpy(dtype=np.int64)[known][order]
 
     @classmethod
     def empty(cls) -> TerminalHistory:
-        return cls(pd.DataFrame({"terminal_id": [], "day": [], "n_tx": [], "n_fraud": []}))
+        return cls(
+            pd.DataFrame({"terminal_id": [], "day": [], "n_tx": [], "n_fraud": []}),
+            empty_fraud_customers(),
+        )
 
     def sums(
         self,
@@ -590,30 +645,38 @@ class TerminalHistory:
     ) -> tuple[np.ndarray, ...]:
         """The daily entries of each query's terminal on days [first, stop): (query index,
         day, then one array per column of `names`), flat, one element per entry."""
-        n = len(terminal_id)
-        if len(self.terminals) == 0 or n == 0:
+        if len(self.terminals) == 0 or len(terminal_id) == 0:
             empty = np.zeros(0, dtype=np.int64)
             return (empty, empty, *(empty for _ in names))
+        owner, entry = self._gather(self.key, terminal_id, first, stop)
+        day = (self.key[entry] & ((1 << _DAY_BITS) - 1)) + self.day_origin
+        return (owner, day, *self._daily(names, entry))
+
+    def _gather(
+        self, key: np.ndarray, terminal_id: np.ndarray, first: np.ndarray, stop: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(query index, position in `key`) of every entry of each query's terminal on days
+        [first, stop), `key` sorted by terminal rank then day: two binary searches a query."""
         pos = np.searchsorted(self.terminals, terminal_id).clip(0, len(self.terminals) - 1)
         found = self.terminals[pos] == terminal_id
         limit = (1 << _DAY_BITS) - 1
         base = pos.astype(np.int64) << _DAY_BITS
-        lo = np.searchsorted(self.key, base + (first - self.day_origin).clip(0, limit), "left")
-        hi = np.searchsorted(self.key, base + (stop - self.day_origin).clip(0, limit), "left")
-        owner, entry = expand_ranges(lo, np.where(found, hi - lo, 0))
-        day = (self.key[entry] & limit) + self.day_origin
-        return (owner, day, *self._daily(names, entry))
+        lo = np.searchsorted(key, base + (first - self.day_origin).clip(0, limit), "left")
+        hi = np.searchsorted(key, base + (stop - self.day_origin).clip(0, limit), "left")
+        return expand_ranges(lo, np.where(found, hi - lo, 0))
 
     def _daily(self, names: tuple[str, ...], entry: np.ndarray) -> list[np.ndarray]:
         """The daily values of `names` at history entries `entry` (from the prefix sums)."""
         return [self._prefix[name][entry + 1] - self._prefix[name][entry] for name in names]
 
     def compromise_durations(
-        self, horizon: int, days: int, *, min_share: float
+        self, horizon: int, days: int, *, min_share: float, min_customers: int = 1
     ) -> CompromiseDurations:
         """How long terminal compromises lasted, from every terminal's days (horizon - days,
-        horizon] (`engine.survival`): one estimate per label horizon, shared by its rows."""
-        cached = self._durations.get((horizon, days, min_share))
+        horizon] (`engine.survival`): one estimate per label horizon, shared by its rows.
+        Only runs with at least `min_customers` defrauded customers count (1: every run)."""
+        cache_key = (horizon, days, min_share, min_customers)
+        cached = self._durations.get(cache_key)
         if cached is not None:
             return cached
         limit = (1 << _DAY_BITS) - 1
@@ -623,9 +686,36 @@ class TerminalHistory:
         runs = fraud_runs(
             self.key[inside] >> _DAY_BITS, day[inside], n_tx, n_fraud, min_share=min_share
         )
+        if min_customers > 1:
+            key, user = self._fraud_customers()
+            customers = run_customers(runs, key >> _DAY_BITS, (key & limit) + self.day_origin, user)
+            runs = runs.where(customers >= min_customers)
         durations = CompromiseDurations.estimate(runs)
-        self._durations[(horizon, days, min_share)] = durations
+        self._durations[cache_key] = durations
         return durations
+
+    def run_customers(
+        self, terminal_id: np.ndarray, *, first: np.ndarray, stop: np.ndarray
+    ) -> np.ndarray:
+        """Distinct customers with confirmed fraud on each query's terminal on days
+        [first, stop): two binary searches per query, then the few fraud entries found."""
+        key, user = self._fraud_customers()
+        n = len(terminal_id)
+        if len(key) == 0 or n == 0:
+            return np.zeros(n, dtype=np.int64)
+        owner, entry = self._gather(key, terminal_id, first, stop)
+        span = int(user.max()) + 1
+        pairs = np.unique(owner.astype(np.int64) * span + user[entry])
+        return np.bincount(pairs // span, minlength=n).astype(np.int64)
+
+    def _fraud_customers(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._frauds is None:
+            raise FraudAnalysisError(
+                "terminal_compromise_min_customers > 1 needs the terminal history's fraud "
+                "customers: build it with history_in_memory, the replica's terminal_tables "
+                "or TerminalCounts(frauds=...)"
+            )
+        return self._frauds
 
     def window(
         self, terminal_id: np.ndarray, day: np.ndarray, *, days: int, delay: int
@@ -773,10 +863,11 @@ def _recency_chunk(
         "terminal_recent_risk": recent,
         "terminal_days_since_fraud": since_fraud,
         "terminal_fraud_run_days": run,
-    } | _compromise_activity(run, since_fraud, newest, history, params)
+    } | _compromise_activity(terminal, run, since_fraud, newest, history, params)
 
 
 def _compromise_activity(
+    terminal: np.ndarray,
     run: np.ndarray,
     since_fraud: np.ndarray,
     newest: np.ndarray,
@@ -788,12 +879,21 @@ def _compromise_activity(
     The run is known to have lasted from its first to its last fraud day (`run - since_fraud`
     days); it is still going on the transaction's day if it lasts `run + label_delay_days + 1`
     days (its first day to the transaction's, both included). 0 without an ongoing run (no
-    compromise known), 1 (and no words) with one but fewer than `terminal_compromise_min_runs`
-    ended runs to learn from: the rule as before. Never NaN: a model feature that is NaN on
+    compromise known) or with one in which fewer than `terminal_compromise_min_customers`
+    distinct customers had confirmed fraud (one customer's fraud days, a stolen card at its
+    owner's shop, are no compromise; the learnt lengths count the same runs only), 1 (and no
+    words) with one but fewer than `terminal_compromise_min_runs` ended runs to learn from. Never NaN: a model feature that is NaN on
     every row of a training set is refused by the tree model's binning. One estimate per label
     horizon (a loop over the few distinct days, not over rows).
     """
     ongoing = run > 0
+    if params.terminal_compromise_min_customers > 1 and ongoing.any():
+        # a run of one customer's fraud (a stolen card at its owner's shop) is no compromise
+        rows = np.flatnonzero(ongoing)
+        customers = history.run_customers(
+            terminal[rows], first=newest[rows] - run[rows] + 1, stop=newest[rows] + 1
+        )
+        ongoing[rows[customers < params.terminal_compromise_min_customers]] = False
     probability = ongoing.astype(np.float64)
     words = np.full(len(run), None, dtype=object)
     lookback = params.terminal_compromise_history_days
@@ -801,7 +901,10 @@ def _compromise_activity(
         return {ACTIVE_PROBABILITY: probability, COMPROMISE_WORDS: words}
     for horizon in np.unique(newest[ongoing]).tolist():
         durations = history.compromise_durations(
-            horizon, lookback, min_share=params.terminal_risk_threshold
+            horizon,
+            lookback,
+            min_share=params.terminal_risk_threshold,
+            min_customers=params.terminal_compromise_min_customers,
         )
         if durations.completed < params.terminal_compromise_min_runs:
             continue
@@ -917,6 +1020,16 @@ def terminal_days(
     if params is None or not params.terminal_profile_features:
         return days
     return with_profile(days, terminal_profile_days(frame, params))
+
+
+def history_in_memory(
+    frame: pd.DataFrame, fraud_ids: np.ndarray, params: FraudParameters
+) -> TerminalHistory:
+    """The `TerminalHistory` of a labelled frame in memory: `terminal_days` and who was
+    defrauded where (`fraud_customer_days`), as the nightly run reads them from the replica."""
+    return TerminalHistory(
+        terminal_days(frame, fraud_ids, params), fraud_customer_days(frame, fraud_ids)
+    )
 
 
 def terminal_profile_days(

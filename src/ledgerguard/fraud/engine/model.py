@@ -35,10 +35,9 @@ from ledgerguard.fraud.engine.combiner import ScoreCombiner
 from ledgerguard.fraud.engine.features import (
     SECONDS_PER_DAY,
     US_PER_SECOND,
-    TerminalHistory,
     build_features,
+    history_in_memory,
     sort_frame,
-    terminal_days,
 )
 from ledgerguard.fraud.engine.frame import engine_frame
 from ledgerguard.fraud.engine.metrics import average_precision, threshold_for_precision
@@ -175,7 +174,7 @@ def train_on_frame(
     """
     classifier = _sklearn()
     began = time.monotonic()
-    history = TerminalHistory(terminal_days(frame, fraud_ids, params))
+    history = history_in_memory(frame, fraud_ids, params)
     data = sort_frame(frame)
     features = build_features(data, history, params)
     names = feature_columns(features)

@@ -195,6 +195,8 @@ def _terminal_risk(data: pd.DataFrame, params: FraudParameters) -> RuleOutcome:
 def _explain_terminal_risk(data: pd.DataFrame, params: FraudParameters) -> list[str]:
     n_fraud, n_tx, _ = _terminal_window(data, params)
     delay, window = params.label_delay_days, params.terminal_risk_window_days
+    customers = params.terminal_compromise_min_customers
+    who = f" ({customers}+ customers defrauded at the terminal)" if customers > 1 else ""
     texts = []
     for terminal, frauds, total, share, since, run, active, lengths in zip(
         data["terminal_id"],
@@ -214,8 +216,8 @@ def _explain_terminal_risk(data: pd.DataFrame, params: FraudParameters) -> list[
         )
         if lengths is not None and run:
             ongoing += (
-                f"; terminal compromises on this platform have lasted {lengths}, so this one "
-                f"is still going on today with probability {active:.0%}"
+                f"; terminal compromises on this platform{who} have lasted {lengths}, so this "
+                f"one is still going on today with probability {active:.0%}"
             )
         texts.append(
             f"terminal_risk: terminal {terminal} had {frauds}/{total} confirmed fraud in the "
