@@ -237,7 +237,9 @@ def train(
         f"{report.average_precision_combined:.3f}; flag threshold {report.threshold:.4f} "
         f"(precision {report.validation_precision:.3f}, recall {report.validation_recall:.3f} "
         f"over {report.threshold_windows} validation windows; score "
-        f"{report.score_combination.replace('_', '-')}); "
+        f"{report.score_combination.replace('_', '-')}; rule {report.threshold_rule}: "
+        f"{report.threshold_reason}; per window "
+        f"{', '.join('-' if p is None else f'{p:.3f}' for p in report.window_precision)}); "
         f"version {report.version} in {report.model_path}; {report.promotion_reason}"
     )
 

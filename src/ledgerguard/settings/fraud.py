@@ -138,6 +138,17 @@ class FraudParameters(BaseModel):
     #: weeks cover a whole 28-day compromise life cycle (see benchmarks/README.md, round 4).
     #: Costs one more training per extra window; fewer are used when the history is short.
     model_threshold_windows: int = Field(4, ge=1, le=12)
+    #: How the threshold is cut from those windows' scores (`fraud/engine/threshold.py`).
+    #: `bound` (default): the lowest score down to which the precision's lower confidence
+    #: bound reaches `target_precision`, the design effect measured between the days of each
+    #: window, so the margin above the target is the validation data's own noise (few flags,
+    #: frauds or false alarms bunched in a few days: a wider margin). `pooled`: the lowest
+    #: score down to which the pooled precision itself does (rounds 4-7: precision sits at
+    #: the target on validation by construction).
+    threshold_rule: Literal["bound", "pooled"] = "bound"
+    #: Confidence of that lower bound (one-sided): the chance the validation weeks' precision
+    #: at the threshold is not their luck.
+    threshold_confidence: float = Field(0.95, gt=0.5, lt=1)
     #: Days of labelled history a model is trained on (the last of them validate it).
     model_training_days: int = Field(60, ge=2, le=3660)
     weight_model: float = Field(0.8, ge=0, le=1)

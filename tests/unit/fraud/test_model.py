@@ -62,7 +62,8 @@ def test_a_model_is_trained_on_early_days_and_judged_on_the_last(
 ):
     transactions, labels = dataset
     store = tmp_path / "models"
-    params = FraudParameters(model_threshold_windows=2)  # each window is one more training
+    # each window is one more training
+    params = FraudParameters(model_threshold_windows=2, threshold_rule="bound")
     report = train_model(transactions, labels, store=store, test_days=7, params=params)
     assert report.train_rows + report.test_rows == report.rows == len(transactions)
     assert report.test_since == "2025-02-03T00:00:00+00:00"  # the last 7 of 40 days
@@ -78,6 +79,14 @@ def test_a_model_is_trained_on_early_days_and_judged_on_the_last(
     assert card["training_interval"] == ["2025-01-01T00:00:00+00:00", report.test_since]
     assert card["threshold"] == report.threshold and "scikit-learn" in card["libraries"]
     assert card["metrics"]["average_precision_rules"] == report.average_precision_rules
+    # the threshold and why: the rule, its bound, each window's precision there (round 8b)
+    assert report.threshold_rule == "bound" and "lower bound" in report.threshold_reason
+    assert len(report.window_precision) == 2
+    candidates = report.threshold_candidates
+    assert candidates["bound"]["threshold"] == report.threshold
+    assert set(candidates) == {"pooled", "bound", "bound_across_windows", "worst_window"}
+    assert card["metrics"]["threshold_reason"] == report.threshold_reason
+    assert card["metrics"]["window_precision"] == report.window_precision
     assert report.promoted == (
         report.average_precision_combined > report.average_precision_rules
     ), report.promotion_reason
@@ -123,13 +132,24 @@ def test_a_new_version_is_judged_against_the_promoted_one(
 ):
     transactions, labels = dataset
     store = tmp_path / "models"
-    one_window = FraudParameters(model_threshold_windows=1)
+    one_window = FraudParameters(model_threshold_windows=1, threshold_rule="bound")
     train_model(transactions, labels, store=store, test_days=7, params=one_window)
     model_store.promote(store, "0001")
     second = train_model(
         transactions, labels, store=store, test_days=7, promote=False, params=one_window
     )
     assert second.version == "0002" and second.current_version == "0001"
+    pooled = train_model(
+        transactions,
+        labels,
+        store=store,
+        test_days=7,
+        promote=False,
+        params=FraudParameters(model_threshold_windows=1, threshold_rule="pooled"),
+    )
+    # today's rule on the same validation scores: the candidate the bound rule recorded
+    assert pooled.threshold == second.threshold_candidates["pooled"]["threshold"]
+    assert pooled.threshold_rule == "pooled" and len(pooled.window_precision) == 1
     assert second.average_precision_current == second.average_precision_combined  # same data
     assert not second.promoted and model_store.promoted(store) == "0001"
     with pytest.raises(model_store.ModelStoreError, match="no model version '0007'"):

@@ -40,7 +40,7 @@ from ledgerguard.fraud.engine.features import (
     sort_frame,
 )
 from ledgerguard.fraud.engine.frame import engine_frame
-from ledgerguard.fraud.engine.metrics import average_precision, threshold_for_precision
+from ledgerguard.fraud.engine.metrics import average_precision
 from ledgerguard.fraud.engine.scoring import (
     SOFT_COLUMNS,
     SOFT_RULE_IDS,
@@ -48,6 +48,7 @@ from ledgerguard.fraud.engine.scoring import (
     rule_signals,
     score_frame,
 )
+from ledgerguard.fraud.engine.threshold import choose_threshold
 from ledgerguard.fraud.errors import FraudError
 from ledgerguard.fraud.model_store import CARD_FILE, model_path, promoted, save
 from ledgerguard.fraud.model_store import card as read_card
@@ -78,6 +79,13 @@ class TrainReport:
     validation_recall: float
     #: Validation windows of `test_days` the threshold was chosen on (pooled).
     threshold_windows: int
+    #: `FraudParameters.threshold_rule`, why the threshold is where it is, and the
+    #: precision of each validation window there (the new model's own first).
+    threshold_rule: str
+    threshold_reason: str
+    window_precision: list[float | None]
+    #: The threshold each rule would have given on the same validation scores.
+    threshold_candidates: dict[str, dict[str, Any]]
     #: How the version's score is made: "learned" (a combination fitted on those windows,
     #: in the card), "noisy_or" or "model" (`FraudParameters.model_score`).
     score_combination: str
@@ -242,11 +250,15 @@ def train_on_frame(
             pooled_target.append(target[window])
             pooled_score.append(validation_score(FraudModel(earlier, names), window, begin_us))
     pooled_fraud, pooled = np.concatenate(pooled_target), np.concatenate(pooled_score)
-    # never below the lowest score the run stores: unstored rows scored 0 here
-    threshold = max(
-        threshold_for_precision(pooled_fraud, pooled, params.target_precision),
-        params.store_min_score,
+    masks = [mask for mask, _, _ in windows]
+    choice = choose_threshold(
+        pooled_fraud,
+        pooled,
+        np.concatenate([np.full(int(mask.sum()), i) for i, mask in enumerate(masks)]),
+        np.concatenate([ts[mask] // day_us for mask in masks]),
+        params,
     )
+    threshold = choice.threshold
     flagged = pooled >= threshold
     hits = int((flagged & (pooled_fraud == 1)).sum())
     ap_rules = average_precision(target[test], validation_score(None))
@@ -284,6 +296,10 @@ def train_on_frame(
         "validation_precision": round(hits / max(int(flagged.sum()), 1), 4),
         "validation_recall": round(hits / max(int(pooled_fraud.sum()), 1), 4),
         "threshold_windows": len(pooled_target),
+        "threshold_rule": choice.rule,
+        "threshold_reason": choice.reason,
+        "window_precision": choice.window_precision,
+        "threshold_candidates": choice.candidates,
     }
     combination = params.model_score
     if combiner is None and combination == "learned":
@@ -328,6 +344,10 @@ def train_on_frame(
         validation_precision=metrics["validation_precision"],
         validation_recall=metrics["validation_recall"],
         threshold_windows=metrics["threshold_windows"],
+        threshold_rule=choice.rule,
+        threshold_reason=choice.reason,
+        window_precision=choice.window_precision,
+        threshold_candidates=choice.candidates,
         score_combination=combination,
         features=names,
         version=version,
