@@ -7,11 +7,14 @@ library for the same seed, never the figures themselves (those belong in benchma
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
+import numpy as np
+import pandas as pd
 from typer.testing import CliRunner
 
 from ledgerguard.cli.main import app as cli
-from ledgerguard.load.bench.detection import DetectionOptions, run_detection
+from ledgerguard.load.bench.detection import DetectionOptions, run_detection, threshold_study
 
 runner = CliRunner()
 SMALL = ["--rows", "6000", "--days", "30", "--scored-days", "10"]
@@ -70,3 +73,27 @@ def test_bench_detection_refuses_an_unknown_parameter_without_a_traceback() -> N
     assert "SyntheticConfig field" in result.output and "Traceback" not in result.output
     result = runner.invoke(cli, ["bench", "detection", *SMALL, "--seeds", "x"])
     assert result.exit_code == 1 and "--seeds" in result.output
+
+
+def test_the_threshold_study_keeps_the_rules_flags_for_cuts_on_the_union() -> None:
+    # round 8c: a `+rules` cut flags what the rules flag below it, the cut on the score
+    # alone does not; both count the rule flags below the cut
+    scored = pd.DataFrame(
+        {
+            "is_fraud": [1, 0, 1, 0],
+            "score": [0.9, 0.6, 0.6, 0.2],
+            "occurred_at": pd.to_datetime(["2025-01-01"] * 4, utc=True),
+        }
+    )
+    kept = np.array([False, True, True, False])
+    study = threshold_study(
+        scored,
+        datetime(2025, 1, 1, tzinfo=UTC),
+        {"bound": {"threshold": 0.8}, "bound+rules": {"threshold": 0.8}},
+        kept,
+    )
+    alone, union = study["bound"]["month"], study["bound+rules"]["month"]
+    assert (alone["flagged"], alone["recall"]) == (1, 0.5)
+    assert (union["flagged"], union["precision"], union["recall"]) == (3, 0.6667, 1.0)
+    assert alone["rule_flags_below"] == union["rule_flags_below"] == 2
+    assert alone["frauds_among_them"] == 1

@@ -80,11 +80,17 @@ def test_a_model_is_trained_on_early_days_and_judged_on_the_last(
     assert card["threshold"] == report.threshold and "scikit-learn" in card["libraries"]
     assert card["metrics"]["average_precision_rules"] == report.average_precision_rules
     # the threshold and why: the rule, its bound, each window's precision there (round 8b)
-    assert report.threshold_rule == "bound" and "lower bound" in report.threshold_reason
+    # cut on the score, the rules' own flags kept below it (round 8c); the other cuts kept
+    assert report.threshold_rule == "bound+kept" and "lower bound" in report.threshold_reason
+    assert "rules' own flags are kept below it" in report.threshold_reason
     assert len(report.window_precision) == 2
     candidates = report.threshold_candidates
-    assert candidates["bound"]["threshold"] == report.threshold
-    assert set(candidates) == {"pooled", "bound", "bound_across_windows", "worst_window"}
+    assert candidates["bound+kept"]["threshold"] == report.threshold
+    assert candidates["bound"]["threshold"] == report.threshold  # the same cut
+    alone = {"pooled", "bound", "bound_across_windows", "worst_window"}
+    assert set(candidates) == alone | {
+        f"{name}{how}" for name in alone for how in ("+kept", "+rules", "+added")
+    }
     assert card["metrics"]["threshold_reason"] == report.threshold_reason
     assert card["metrics"]["window_precision"] == report.window_precision
     assert report.promoted == (
@@ -148,8 +154,8 @@ def test_a_new_version_is_judged_against_the_promoted_one(
         params=FraudParameters(model_threshold_windows=1, threshold_rule="pooled"),
     )
     # today's rule on the same validation scores: the candidate the bound rule recorded
-    assert pooled.threshold == second.threshold_candidates["pooled"]["threshold"]
-    assert pooled.threshold_rule == "pooled" and len(pooled.window_precision) == 1
+    assert pooled.threshold == second.threshold_candidates["pooled+kept"]["threshold"]
+    assert pooled.threshold_rule == "pooled+kept" and len(pooled.window_precision) == 1
     assert second.average_precision_current == second.average_precision_combined  # same data
     assert not second.promoted and model_store.promoted(store) == "0001"
     with pytest.raises(model_store.ModelStoreError, match="no model version '0007'"):
@@ -183,12 +189,50 @@ def test_the_model_joins_the_score_as_one_more_signal(
     assert named["reasons"].str.contains("model: fraud probability").all()
     assert (both.rows["model_version"] == report.version).all()
     assert rules.rows["model_version"].isna().all()
-    flagged = both.rows[~both.rows["rule_ids"].str.contains("large_amount")]
-    assert (flagged["flagged"] == (flagged["score"] >= report.threshold)).all()
+    # flagged: the combined score at the model's threshold, or the rules' own flag (round 8c)
+    kept = rules.rows["flagged"].to_numpy()
+    expected = kept | (both.rows["score"].to_numpy() >= report.threshold)
+    assert (both.rows["flagged"].to_numpy() == expected).all()
     # a page whose rows are all lookback (nothing inside the interval) scores to nothing
     later = datetime(2030, 1, 1, tzinfo=UTC)
     empty = score_frame(data, history, params, start=later, end=later + (end - start), model=model)
     assert empty.rows.empty and empty.analysed == 0
+
+
+def test_a_rule_flag_survives_a_model_threshold_above_it(
+    trained: tuple[TrainReport, FraudModel, pd.DataFrame, TerminalHistory],
+):
+    # round 8c: the model adds flags to the rules', never removes one
+    report, _, data, history = trained
+    model = FraudModel.load(Path(report.model_path))
+    model.threshold = 0.999
+    start, end = datetime(2025, 2, 3, tzinfo=UTC), datetime(2025, 2, 10, tzinfo=UTC)
+
+    def scored(params: FraudParameters, with_model: FraudModel | None) -> pd.DataFrame:
+        return score_frame(
+            data, history, params, start=start, end=end, store_all=True, model=with_model
+        ).rows
+
+    rules = scored(FraudParameters(), None)
+    union = scored(FraudParameters(), model)
+    kept = rules["flagged"].to_numpy()
+    below = kept & (union["score"].to_numpy() < 0.999)
+    assert below.sum() > 0  # rule flags the model's threshold alone would drop
+    assert (union["flagged"].to_numpy() == kept | (union["score"].to_numpy() >= 0.999)).all()
+    # the reasons still say what flagged them: the rules, with their own score
+    said = union.loc[below, "reasons"]
+    assert said.str.contains(r"rules' own score 0\.\d{4} >= 0\.5 from [a-z_]+ 0\.\d\d").all()
+    assert said.str.contains("kept below the model's threshold 0.999").all()
+    # the setting off: today's engine, a hard rule or the combined score only
+    today = scored(FraudParameters(model_keeps_rule_flags=False), model)
+    hard = today["rule_ids"].str.contains("large_amount").to_numpy()
+    assert (today["flagged"].to_numpy() == hard | (today["score"].to_numpy() >= 0.999)).all()
+    assert not today.loc[below & ~hard, "flagged"].any()
+    assert not today["reasons"].str.contains("rules' own score").any()
+    assert (today["score"] == union["score"]).all()  # only the flags differ
+    # when the model's p is the score, it decides: the soft rules' flags are not kept
+    decides = scored(FraudParameters(model_score="model"), model)
+    assert (decides["flagged"].to_numpy() == (decides["score"].to_numpy() >= 0.999)).all()
 
 
 def test_a_missing_model_file_refuses_the_run(tmp_path: Path):

@@ -122,3 +122,70 @@ def test_never_below_the_lowest_stored_score():
     choice = _choose("bound", fraud, score, day)
     assert choice.threshold == FraudParameters().store_min_score
     assert "store_min_score" in choice.reason
+
+
+def test_the_threshold_is_cut_on_the_union_with_the_rules_flags():
+    # round 8c: rows the rules alone flag stay flagged with a model (a hard rule's at 1.0,
+    # a soft rule's at 0.6, half of those false alarms, as a terminal after its compromise
+    # ended), so they count as flagged at every cut: with them, the band at 0.7 (60 % false
+    # alarms) no longer fits the target, and the threshold rises above it
+    fraud, score, day = _stack(
+        _days([50] * 28, [0] * 28, 1.0),
+        _days([30] * 28, [0] * 28, 0.9),
+        _days([4] * 28, [6] * 28, 0.7),
+        _days([5] * 28, [5] * 28, 0.6),
+        _days([2] * 28, [200] * 28, 0.3),
+    )
+    kept = (score == 1.0) | (score == 0.6)
+    for rule in ("pooled", "bound"):
+        params = FraudParameters(threshold_rule=rule, rule_flags_threshold="union")
+        union = choose_threshold(fraud, score, day // 7, day, params, kept=kept)
+        # the score alone: down to the band (84 of 90 a day), not the rules' rows below it
+        assert union.candidates[rule]["threshold"] == 0.7
+        assert union.threshold == union.candidates[rule + "+rules"]["threshold"] == 0.9
+        assert union.rule == rule + "+rules" and "rules' own flags" in union.reason
+        # what will be flagged: 85 of 90 a day (at 0.7 it would be 89 of 100)
+        assert union.window_precision == [round(85 / 90, 4)] * 4
+        assert union.candidates[rule + "+rules"]["recall"] == round(85 / 91, 4)
+        # the setting off: today's cut on the score alone, the union still a candidate
+        today = FraudParameters(threshold_rule=rule, model_keeps_rule_flags=False)
+        alone = choose_threshold(fraud, score, day // 7, day, today, kept=kept)
+        assert alone.threshold == 0.7 and alone.rule == rule
+        assert alone.candidates[rule + "+rules"]["threshold"] == 0.9
+        assert alone.threshold == _choose(rule, fraud, score, day).threshold
+        # cut on what the model adds (the band is 40 % precise): the same here
+        added = choose_threshold(
+            fraud, score, day // 7, day, FraudParameters(rule_flags_threshold="added"), kept=kept
+        )
+        assert added.rule == "bound+added" and "what the model adds" in added.reason
+        assert added.threshold == 0.9
+        # the default: today's cut on the score, the rules' flags added below it
+        kept_too = choose_threshold(
+            fraud, score, day // 7, day, FraudParameters(threshold_rule=rule), kept=kept
+        )
+        assert kept_too.rule == rule + "+kept" and kept_too.threshold == 0.7
+        assert "rules' own flags are kept below it" in kept_too.reason
+        # what it flags: 89 of 100 a day, the rules' rows included
+        assert kept_too.window_precision == [0.89] * 4
+    assert FraudParameters().model_keeps_rule_flags
+    assert FraudParameters().rule_flags_threshold == "score"
+
+
+def test_rules_less_precise_than_the_target_leave_the_model_its_own_cut():
+    # the rules' own rows at half precision: a cut of the union must rise above the band at
+    # 0.7 to make up for them; cut on what the model adds, the band (77 of 82) is added
+    fraud, score, day = _stack(
+        _days([72] * 28, [0] * 28, 0.9),
+        _days([5] * 28, [5] * 28, 0.7),
+        _days([5] * 28, [5] * 28, 0.6),
+        _days([2] * 28, [200] * 28, 0.3),
+    )
+    kept = score == 0.6
+    for rule in ("pooled", "bound"):
+        params = FraudParameters(threshold_rule=rule, rule_flags_threshold="added")
+        choice = choose_threshold(fraud, score, day // 7, day, params, kept=kept)
+        assert choice.rule == rule + "+added" and choice.threshold == 0.7
+        assert choice.candidates[rule + "+rules"]["threshold"] >= 0.9
+        # what will be flagged: the band, the sure frauds and the rules' rows, 82 of 92 (the
+        # rules' own imprecision is theirs: no cut of the model's could remove it)
+        assert choice.window_precision == [round(82 / 92, 4)] * 4

@@ -251,15 +251,25 @@ def train_on_frame(
             pooled_score.append(validation_score(FraudModel(earlier, names), window, begin_us))
     pooled_fraud, pooled = np.concatenate(pooled_target), np.concatenate(pooled_score)
     masks = [mask for mask, _, _ in windows]
+    # the rows the rules alone flag, which the model keeps flagged (`model_keeps_rule_flags`)
+    kept = np.concatenate(
+        [
+            rule_signals(pd.concat([data[mask], features[mask]], axis=1), params).flagged(params)
+            for mask in masks
+        ]
+    )
     choice = choose_threshold(
         pooled_fraud,
         pooled,
         np.concatenate([np.full(int(mask.sum()), i) for i, mask in enumerate(masks)]),
         np.concatenate([ts[mask] // day_us for mask in masks]),
         params,
+        kept=None if params.model_score == "model" else kept,
     )
     threshold = choice.threshold
     flagged = pooled >= threshold
+    if params.model_keeps_rule_flags and params.model_score != "model":
+        flagged |= kept
     hits = int((flagged & (pooled_fraud == 1)).sum())
     ap_rules = average_precision(target[test], validation_score(None))
     ap_combined = average_precision(target[test], combined)

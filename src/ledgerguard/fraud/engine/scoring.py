@@ -9,6 +9,8 @@ to 4 decimals (the `fraud_scores.score` column). A transaction is FLAGGED_FRAUD 
 is at least `score_threshold` or a hard rule fired (then the score is 1). With a model whose
 version carries a learned combination (`engine.combiner`), that combination of the soft rules'
 signals and the model's probability is the score instead, with the version's threshold.
+With a model the rules' own flags stay (`model_keeps_rule_flags`): a row is also flagged when
+the rules alone would flag it, so the model adds flags and never removes one.
 """
 
 from __future__ import annotations
@@ -90,6 +92,10 @@ class RuleSignals:
         weights = [1.0 if rule.hard else params.rule_weight(rule.id) for rule in RULES]
         return self.strength * np.array(weights)
 
+    def flagged(self, params: FraudParameters) -> np.ndarray:
+        """What the rules alone flag: a hard rule, or their noisy-OR at `score_threshold`."""
+        return self.hard | (noisy_or(self.weighted(params)) >= params.score_threshold)
+
     def learned_parts(self, combiner: ScoreCombiner, probability: np.ndarray) -> np.ndarray:
         """Strengths and p times the learned weights (hard rules: weight 1), model last."""
         parts = np.column_stack([self.strength, np.zeros(len(probability))])
@@ -101,6 +107,11 @@ class RuleSignals:
     def combined(self, combiner: ScoreCombiner, probability: np.ndarray) -> np.ndarray:
         """The learned combination's score; 1 where a hard rule fired."""
         return np.where(self.hard, 1.0, combiner.score(self.strength[:, SOFT_COLUMNS], probability))
+
+
+def noisy_or(weighted: np.ndarray) -> np.ndarray:
+    """`1 - prod(1 - weight * strength)` per row, rounded as `fraud_scores.score` stores it."""
+    return np.round(1.0 - np.prod(1.0 - weighted, axis=1), 4)
 
 
 def rule_signals(data: pd.DataFrame, params: FraudParameters) -> RuleSignals:
@@ -160,7 +171,10 @@ def score_frame(
     more signal of the noisy-OR score, of strength p and weight `weight_model` (`"noisy_or"`,
     and `"learned"` for such a version). The model counts as fired (id and reason "model") from
     `model_reason_probability` on (and, when p is the score, wherever it flags). It never flags
-    on its own like a hard rule does: only through the score threshold.
+    on its own like a hard rule does: only through the score threshold. Except when p is the
+    score, a row the rules alone flag stays flagged below the model's threshold
+    (`model_keeps_rule_flags`, default; `rule_flags_threshold` says how training cut the
+    threshold with them).
 
     `select` (the streaming scorer's) sees the stored rows' verdict columns without words (ids,
     amounts, `score`, `flagged`) and returns the mask of those to return: the rule ids and
@@ -186,6 +200,8 @@ def score_frame(
 
     signals = rule_signals(data, params)
     weighted, fired, hard = signals.weighted(params), signals.fired, signals.hard
+    rule_parts = weighted  # the rules' own parts (a model's column is stacked on a copy)
+    kept = np.zeros(len(data), dtype=bool)  # rows the rules alone flag, kept with a model
     # A model brings the threshold chosen on its validation days for the target precision.
     threshold = params.score_threshold
     if model is not None and model.threshold is not None:
@@ -200,7 +216,9 @@ def score_frame(
         fired = np.column_stack(
             [fired, probability >= (named_from or params.model_reason_probability)]
         )
-    score = np.round(1.0 - np.prod(1.0 - weighted, axis=1), 4)
+    score = noisy_or(weighted)
+    if probability is not None and not decides and params.model_keeps_rule_flags:
+        kept = signals.flagged(params)
     if decides:
         score = np.where(hard, 1.0, np.round(probability, 4))
     # what a flag without a fired rule is said to come from: the weighted signals
@@ -208,7 +226,7 @@ def score_frame(
     if combiner is not None and probability is not None:
         score = signals.combined(combiner, probability)
         parts = signals.learned_parts(combiner, probability)
-    flagged = hard | (score >= threshold)
+    flagged = hard | kept | (score >= threshold)
     no_usd = data["usd_units"].to_numpy() < 0
 
     store = (
@@ -239,7 +257,19 @@ def score_frame(
     else:
         role = f"weight {params.weight_model}"
     rule_ids, reasons = _words(
-        data, stored, fired, parts, flagged, score, no_usd, params, probability, threshold, role
+        data,
+        stored,
+        fired,
+        parts,
+        flagged,
+        kept & ~hard & (score < threshold),  # flagged by the rules alone
+        rule_parts,
+        score,
+        no_usd,
+        params,
+        probability,
+        threshold,
+        role,
     )
     rows["rule_ids"] = rule_ids
     rows["reasons"] = reasons
@@ -262,6 +292,8 @@ def _words(
     fired: np.ndarray,
     parts: np.ndarray,
     flagged: np.ndarray,
+    kept: np.ndarray,
+    rule_parts: np.ndarray,
     score: np.ndarray,
     no_usd: np.ndarray,
     params: FraudParameters,
@@ -271,8 +303,9 @@ def _words(
 ) -> tuple[list[str], list[str]]:
     """Rule ids and reasons of the stored rows (few rows: plain Python is fine here).
 
-    `parts` holds, per signal, what a flag no rule explains is said to come from; `role`, how
-    the model's probability counts in the score.
+    `parts` holds, per signal, what a flag no rule explains is said to come from; `kept`, the
+    rows flagged only because the rules alone flag them, and `rule_parts` the rules' weighted
+    strengths in their own noisy-OR; `role`, how the model's probability counts in the score.
     """
     ids: list[list[str]] = [[] for _ in stored]
     reasons: list[list[str]] = [[] for _ in stored]
@@ -301,7 +334,19 @@ def _words(
                 f"no ECB USD rate for {currency[row]} on {day.date().isoformat()}: "
                 "USD-based rules not applied"
             )
-        if flagged[row] and not ids[position]:
+        if kept[row]:
+            # the rules' own noisy-OR (hand-set weights), whichever form makes the score
+            named = ", ".join(
+                f"{rule.id} {rule_parts[row, column]:.2f}"
+                for column, rule in enumerate(RULES)
+                if rule_parts[row, column] > 0
+            )
+            reasons[position].append(
+                f"rules' own score {noisy_or(rule_parts[row : row + 1])[0]:.4f} >= "
+                f"{params.score_threshold} from {named}: flagged by the rules, kept below the "
+                f"model's threshold {threshold}"
+            )
+        elif flagged[row] and not ids[position]:
             named = ", ".join(
                 f"{signal} {parts[row, column]:.2f}"
                 for column, signal in enumerate(_signal_ids(probability))

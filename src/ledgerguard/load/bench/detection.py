@@ -28,6 +28,7 @@ import pandas as pd
 from ledgerguard.fraud.engine.model import FraudModel, train_model
 from ledgerguard.fraud.engine.rules import RULE_IDS
 from ledgerguard.fraud.engine.scoring import MODEL_SIGNAL
+from ledgerguard.fraud.engine.threshold import ADDED, KEPT, UNION
 from ledgerguard.fraud.evaluate import evaluate, score_in_memory
 from ledgerguard.fraud.synthetic import SyntheticConfig, config_for_rows, generate
 from ledgerguard.load.bench.ceiling import BenchError
@@ -259,19 +260,31 @@ def by_block(
 
 
 def threshold_study(
-    scored: pd.DataFrame, start: datetime, candidates: dict[str, dict[str, object]]
+    scored: pd.DataFrame,
+    start: datetime,
+    candidates: dict[str, dict[str, object]],
+    kept: np.ndarray,
 ) -> dict[str, dict[str, object]]:
     """Rules + model on the scored interval at the threshold each rule gave (round 8b).
 
     The rules differ only in the threshold cut from the same validation scores, so one run
     measures all of them: per rule, its validation figures (pooled and per window, from the
     training report) next to the scored month's precision and recall, overall and per week.
+    A rule whose flags include the rules' own (round 8c: cut on the score, `<rule>+kept`, on
+    the union, `<rule>+rules`, or on what the model adds, `<rule>+added`) flags `kept` (the
+    rows of `scored` the rules alone flag) at its threshold too; without a suffix the
+    score alone flags, as with `model_keeps_rule_flags=false`; `rule_flags_below` counts the
+    rows the rules flag whose score is below its threshold (dropped without `+rules`) and
+    `frauds_among_them` the frauds among them.
     """
     fraud = scored["is_fraud"].to_numpy() == 1
     score = scored["score"].to_numpy(dtype=float)
     out = {}
     for name, candidate in candidates.items():
         flagged = score >= float(candidate["threshold"])  # type: ignore[arg-type]
+        below = kept & ~flagged
+        if name.endswith((KEPT, UNION, ADDED)):
+            flagged = flagged | kept
         hits = int((flagged & fraud).sum())
         weekly = by_block(scored.assign(flagged=flagged), start, block_days=7)
         out[name] = {
@@ -281,6 +294,8 @@ def threshold_study(
                 "precision": round(hits / max(int(flagged.sum()), 1), 4),
                 "recall": round(hits / max(int(fraud.sum()), 1), 4),
                 "week_precision": [block["precision"] for block in weekly],
+                "rule_flags_below": int(below.sum()),
+                "frauds_among_them": int((below & fraud).sum()),
             },
         }
     return out
@@ -335,6 +350,10 @@ def run_seed(
         }
         tables = {name: evaluate(frame) for name, frame in scored.items()}
         times = data.transactions[["external_id", "occurred_at"]].astype({"external_id": str})
+        month = scored["rules+model"].merge(times, on="external_id")
+        rules_flagged = scored["rules"][["external_id", "flagged"]]
+        kept_by_rules = month[["external_id"]].merge(rules_flagged, on="external_id", how="left")
+        kept_by_rules = kept_by_rules["flagged"].fillna(False).to_numpy(dtype=bool)
     return {
         "seed": seed,
         "terminals_per_customer": density,
@@ -355,9 +374,7 @@ def run_seed(
             for name, frame in scored.items()
         },
         "threshold_study": threshold_study(
-            scored["rules+model"].merge(times, on="external_id"),
-            scored_from,
-            report.threshold_candidates,
+            month, scored_from, report.threshold_candidates, kept_by_rules
         ),
         "seconds": round(time.monotonic() - began, 1),
         "load_average_at_end": os.getloadavg(),
