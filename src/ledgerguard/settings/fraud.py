@@ -169,21 +169,13 @@ class FraudParameters(BaseModel):
     model_score: Literal["noisy_or", "model", "learned"] = "noisy_or"
     #: With a model, a row the rules alone flag (a hard rule, or their own noisy-OR score at
     #: `score_threshold`) stays flagged whatever the model's threshold: the model adds flags
-    #: to the rules', never removes one, and `fraud train` cuts the threshold for
-    #: `target_precision` on that union (`fraud/engine/threshold.py`). Off: a row is flagged
+    #: to the rules', never removes one. `fraud train` still cuts the threshold on the
+    #: combined score (cutting it on that union, or on what the model adds alone, lost recall:
+    #: `fraud/engine/threshold.py`, benchmarks/README.md round 8c). Off: a row is flagged
     #: by a hard rule or the combined score at the model's threshold only, so a threshold
     #: above a rule's own score dropped that rule's flag (rounds 4-8b). Not for
     #: `model_score=model`, whose point is that the model overrules the soft rules.
     model_keeps_rule_flags: bool = True
-    #: How the threshold is cut when the rules' flags are kept: `score` (default), on the
-    #: combined score as without them (the rules' flags below it are simply added); `union`,
-    #: for `target_precision` on everything flagged (the rules' rows counted at every cut);
-    #: `added`, for it on what the model adds (the rows the rules alone do not flag). The
-    #: rules' own precision on the validation weeks sits near the target (0.83-0.99 per week
-    #: on the dev seeds, lowest in the earliest), so `union` often found no cut at all (the
-    #: model then added nothing) and `added` cut at 0.80-0.87: both lost 0.02-0.045 of
-    #: recall on the dev seeds (benchmarks/README.md, round 8c).
-    rule_flags_threshold: Literal["score", "union", "added"] = "score"
     #: The model's signal is named among a row's reasons from this probability on.
     model_reason_probability: float = Field(0.5, gt=0, le=1)
     #: Rows scoring below this (and not flagged) are not written to `fraud_scores`: a nightly

@@ -75,8 +75,8 @@ def test_bench_detection_refuses_an_unknown_parameter_without_a_traceback() -> N
     assert result.exit_code == 1 and "--seeds" in result.output
 
 
-def test_the_threshold_study_keeps_the_rules_flags_for_cuts_on_the_union() -> None:
-    # round 8c: a `+rules` cut flags what the rules flag below it, the cut on the score
+def test_the_threshold_study_keeps_the_rules_flags_below_a_kept_cut() -> None:
+    # round 8c: a `+kept` cut flags what the rules flag below it, the cut on the score
     # alone does not; both count the rule flags below the cut
     scored = pd.DataFrame(
         {
@@ -89,10 +89,10 @@ def test_the_threshold_study_keeps_the_rules_flags_for_cuts_on_the_union() -> No
     study = threshold_study(
         scored,
         datetime(2025, 1, 1, tzinfo=UTC),
-        {"bound": {"threshold": 0.8}, "bound+rules": {"threshold": 0.8}},
+        {"bound": {"threshold": 0.8}, "bound+kept": {"threshold": 0.8}},
         kept,
     )
-    alone, union = study["bound"]["month"], study["bound+rules"]["month"]
+    alone, union = study["bound"]["month"], study["bound+kept"]["month"]
     assert (alone["flagged"], alone["recall"]) == (1, 0.5)
     assert (union["flagged"], union["precision"], union["recall"]) == (3, 0.6667, 1.0)
     assert alone["rule_flags_below"] == union["rule_flags_below"] == 2

@@ -69,7 +69,6 @@ def test_a_burst_of_false_alarms_in_one_week_raises_the_threshold():
     assert bound.threshold == 0.9 and bound.window_precision == [1.0] * 4
     assert bound.candidates["pooled"]["threshold"] == 0.7
     assert bound.candidates["pooled"]["window_precision"] == pooled.window_precision
-    assert bound.candidates["worst_window"]["threshold"] == 0.9
     # the same rows with the bad ones spread over every day of that week: less noise
     spread = day.copy()
     spread[day >= 21] = np.random.default_rng(0).permutation(day[day >= 21])
@@ -78,12 +77,12 @@ def test_a_burst_of_false_alarms_in_one_week_raises_the_threshold():
 
 def test_a_window_uniformly_worse_is_not_counted_as_noise():
     # every day of the last week a little worse: as an earlier window scored by a model
-    # trained on fewer days is; the bound across windows and the worst window would react
+    # trained on fewer days is; a bound across windows would react (to 0.9)
     fraud, score, day = _weeks(bad_days=7, frauds=14, legit=26)
     bound = _choose("bound", fraud, score, day)
     assert bound.threshold == 0.7 and bound.window_precision[3] < 0.8
-    assert bound.candidates["bound_across_windows"]["threshold"] == 0.9
-    assert bound.candidates["worst_window"]["threshold"] == 0.9
+    across = threshold_for_bounded_precision(fraud, score, day, 0.9)
+    assert across.threshold == 0.9
 
 
 def test_the_bound_widens_with_clustering_and_few_flags():
@@ -124,11 +123,10 @@ def test_never_below_the_lowest_stored_score():
     assert "store_min_score" in choice.reason
 
 
-def test_the_threshold_is_cut_on_the_union_with_the_rules_flags():
+def test_the_rules_flags_are_kept_below_the_cut_on_the_score():
     # round 8c: rows the rules alone flag stay flagged with a model (a hard rule's at 1.0,
     # a soft rule's at 0.6, half of those false alarms, as a terminal after its compromise
-    # ended), so they count as flagged at every cut: with them, the band at 0.7 (60 % false
-    # alarms) no longer fits the target, and the threshold rises above it
+    # ended): the cut is still on the score, and the figures count the rules' rows as flagged
     fraud, score, day = _stack(
         _days([50] * 28, [0] * 28, 1.0),
         _days([30] * 28, [0] * 28, 0.9),
@@ -138,54 +136,19 @@ def test_the_threshold_is_cut_on_the_union_with_the_rules_flags():
     )
     kept = (score == 1.0) | (score == 0.6)
     for rule in ("pooled", "bound"):
-        params = FraudParameters(threshold_rule=rule, rule_flags_threshold="union")
-        union = choose_threshold(fraud, score, day // 7, day, params, kept=kept)
+        params = FraudParameters(threshold_rule=rule)
+        kept_too = choose_threshold(fraud, score, day // 7, day, params, kept=kept)
         # the score alone: down to the band (84 of 90 a day), not the rules' rows below it
-        assert union.candidates[rule]["threshold"] == 0.7
-        assert union.threshold == union.candidates[rule + "+rules"]["threshold"] == 0.9
-        assert union.rule == rule + "+rules" and "rules' own flags" in union.reason
-        # what will be flagged: 85 of 90 a day (at 0.7 it would be 89 of 100)
-        assert union.window_precision == [round(85 / 90, 4)] * 4
-        assert union.candidates[rule + "+rules"]["recall"] == round(85 / 91, 4)
-        # the setting off: today's cut on the score alone, the union still a candidate
-        today = FraudParameters(threshold_rule=rule, model_keeps_rule_flags=False)
-        alone = choose_threshold(fraud, score, day // 7, day, today, kept=kept)
-        assert alone.threshold == 0.7 and alone.rule == rule
-        assert alone.candidates[rule + "+rules"]["threshold"] == 0.9
-        assert alone.threshold == _choose(rule, fraud, score, day).threshold
-        # cut on what the model adds (the band is 40 % precise): the same here
-        added = choose_threshold(
-            fraud, score, day // 7, day, FraudParameters(rule_flags_threshold="added"), kept=kept
-        )
-        assert added.rule == "bound+added" and "what the model adds" in added.reason
-        assert added.threshold == 0.9
-        # the default: today's cut on the score, the rules' flags added below it
-        kept_too = choose_threshold(
-            fraud, score, day // 7, day, FraudParameters(threshold_rule=rule), kept=kept
-        )
         assert kept_too.rule == rule + "+kept" and kept_too.threshold == 0.7
         assert "rules' own flags are kept below it" in kept_too.reason
-        # what it flags: 89 of 100 a day, the rules' rows included
+        assert set(kept_too.candidates) == {"pooled+kept", "bound+kept"}
+        # what it flags: 89 of 100 a day, the rules' rows included; 89 of the 91 frauds
         assert kept_too.window_precision == [0.89] * 4
+        assert kept_too.candidates[rule + "+kept"]["recall"] == round(89 / 91, 4)
+        # the setting off: the same cut, the figures of the score alone
+        off = FraudParameters(threshold_rule=rule, model_keeps_rule_flags=False)
+        alone = choose_threshold(fraud, score, day // 7, day, off, kept=kept)
+        assert alone.rule == rule and alone.threshold == 0.7
+        assert alone.window_precision == [round(84 / 90, 4)] * 4
+        assert alone.threshold == _choose(rule, fraud, score, day).threshold
     assert FraudParameters().model_keeps_rule_flags
-    assert FraudParameters().rule_flags_threshold == "score"
-
-
-def test_rules_less_precise_than_the_target_leave_the_model_its_own_cut():
-    # the rules' own rows at half precision: a cut of the union must rise above the band at
-    # 0.7 to make up for them; cut on what the model adds, the band (77 of 82) is added
-    fraud, score, day = _stack(
-        _days([72] * 28, [0] * 28, 0.9),
-        _days([5] * 28, [5] * 28, 0.7),
-        _days([5] * 28, [5] * 28, 0.6),
-        _days([2] * 28, [200] * 28, 0.3),
-    )
-    kept = score == 0.6
-    for rule in ("pooled", "bound"):
-        params = FraudParameters(threshold_rule=rule, rule_flags_threshold="added")
-        choice = choose_threshold(fraud, score, day // 7, day, params, kept=kept)
-        assert choice.rule == rule + "+added" and choice.threshold == 0.7
-        assert choice.candidates[rule + "+rules"]["threshold"] >= 0.9
-        # what will be flagged: the band, the sure frauds and the rules' rows, 82 of 92 (the
-        # rules' own imprecision is theirs: no cut of the model's could remove it)
-        assert choice.window_precision == [round(82 / 92, 4)] * 4

@@ -92,9 +92,13 @@ class RuleSignals:
         weights = [1.0 if rule.hard else params.rule_weight(rule.id) for rule in RULES]
         return self.strength * np.array(weights)
 
-    def flagged(self, params: FraudParameters) -> np.ndarray:
-        """What the rules alone flag: a hard rule, or their noisy-OR at `score_threshold`."""
-        return self.hard | (noisy_or(self.weighted(params)) >= params.score_threshold)
+    def flagged(self, params: FraudParameters, own_score: np.ndarray | None = None) -> np.ndarray:
+        """What the rules alone flag: a hard rule, or their noisy-OR at `score_threshold`.
+
+        `own_score`: that noisy-OR when the caller has it already (`score_frame`)."""
+        if own_score is None:
+            own_score = noisy_or(self.weighted(params))
+        return self.hard | (own_score >= params.score_threshold)
 
     def learned_parts(self, combiner: ScoreCombiner, probability: np.ndarray) -> np.ndarray:
         """Strengths and p times the learned weights (hard rules: weight 1), model last."""
@@ -173,8 +177,7 @@ def score_frame(
     `model_reason_probability` on (and, when p is the score, wherever it flags). It never flags
     on its own like a hard rule does: only through the score threshold. Except when p is the
     score, a row the rules alone flag stays flagged below the model's threshold
-    (`model_keeps_rule_flags`, default; `rule_flags_threshold` says how training cut the
-    threshold with them).
+    (`model_keeps_rule_flags`, default).
 
     `select` (the streaming scorer's) sees the stored rows' verdict columns without words (ids,
     amounts, `score`, `flagged`) and returns the mask of those to return: the rule ids and
@@ -201,6 +204,7 @@ def score_frame(
     signals = rule_signals(data, params)
     weighted, fired, hard = signals.weighted(params), signals.fired, signals.hard
     rule_parts = weighted  # the rules' own parts (a model's column is stacked on a copy)
+    rule_score = noisy_or(weighted)  # the rules' own score: the score without a model
     kept = np.zeros(len(data), dtype=bool)  # rows the rules alone flag, kept with a model
     # A model brings the threshold chosen on its validation days for the target precision.
     threshold = params.score_threshold
@@ -216,9 +220,9 @@ def score_frame(
         fired = np.column_stack(
             [fired, probability >= (named_from or params.model_reason_probability)]
         )
-    score = noisy_or(weighted)
+    score = noisy_or(weighted) if probability is not None else rule_score
     if probability is not None and not decides and params.model_keeps_rule_flags:
-        kept = signals.flagged(params)
+        kept = signals.flagged(params, rule_score)
     if decides:
         score = np.where(hard, 1.0, np.round(probability, 4))
     # what a flag without a fired rule is said to come from: the weighted signals
@@ -264,6 +268,7 @@ def score_frame(
         flagged,
         kept & ~hard & (score < threshold),  # flagged by the rules alone
         rule_parts,
+        rule_score,
         score,
         no_usd,
         params,
@@ -294,6 +299,7 @@ def _words(
     flagged: np.ndarray,
     kept: np.ndarray,
     rule_parts: np.ndarray,
+    rule_score: np.ndarray,
     score: np.ndarray,
     no_usd: np.ndarray,
     params: FraudParameters,
@@ -304,8 +310,8 @@ def _words(
     """Rule ids and reasons of the stored rows (few rows: plain Python is fine here).
 
     `parts` holds, per signal, what a flag no rule explains is said to come from; `kept`, the
-    rows flagged only because the rules alone flag them, and `rule_parts` the rules' weighted
-    strengths in their own noisy-OR; `role`, how the model's probability counts in the score.
+    rows flagged only because the rules alone flag them, `rule_parts` the rules' weighted
+    strengths and `rule_score` their own noisy-OR of them; `role`, how the model's probability counts in the score.
     """
     ids: list[list[str]] = [[] for _ in stored]
     reasons: list[list[str]] = [[] for _ in stored]
@@ -342,7 +348,7 @@ def _words(
                 if rule_parts[row, column] > 0
             )
             reasons[position].append(
-                f"rules' own score {noisy_or(rule_parts[row : row + 1])[0]:.4f} >= "
+                f"rules' own score {rule_score[row]:.4f} >= "
                 f"{params.score_threshold} from {named}: flagged by the rules, kept below the "
                 f"model's threshold {threshold}"
             )
