@@ -311,7 +311,8 @@ def _words(
 
     `parts` holds, per signal, what a flag no rule explains is said to come from; `kept`, the
     rows flagged only because the rules alone flag them, `rule_parts` the rules' weighted
-    strengths and `rule_score` their own noisy-OR of them; `role`, how the model's probability counts in the score.
+    strengths and `rule_score` their own noisy-OR of them; `role`, how the model's
+    probability counts in the score.
     """
     ids: list[list[str]] = [[] for _ in stored]
     reasons: list[list[str]] = [[] for _ in stored]
