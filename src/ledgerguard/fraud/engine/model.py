@@ -251,24 +251,27 @@ def train_on_frame(
             pooled_score.append(validation_score(FraudModel(earlier, names), window, begin_us))
     pooled_fraud, pooled = np.concatenate(pooled_target), np.concatenate(pooled_score)
     masks = [mask for mask, _, _ in windows]
-    # the rows the rules alone flag, which the model keeps flagged (`model_keeps_rule_flags`)
-    kept = np.concatenate(
-        [
-            rule_signals(pd.concat([data[mask], features[mask]], axis=1), params).flagged(params)
-            for mask in masks
-        ]
-    )
+    # the rows the rules alone flag, which the model keeps flagged (`model_keeps_rule_flags`;
+    # not when p is the score): evaluated only when they are kept
+    kept = None
+    if params.model_keeps_rule_flags and params.model_score != "model":
+        kept = np.concatenate(
+            [
+                rule_signals(pd.concat([data[m], features[m]], axis=1), params).flagged(params)
+                for m in masks
+            ]
+        )
     choice = choose_threshold(
         pooled_fraud,
         pooled,
         np.concatenate([np.full(int(mask.sum()), i) for i, mask in enumerate(masks)]),
         np.concatenate([ts[mask] // day_us for mask in masks]),
         params,
-        kept=None if params.model_score == "model" else kept,
+        kept=kept,
     )
     threshold = choice.threshold
     flagged = pooled >= threshold
-    if params.model_keeps_rule_flags and params.model_score != "model":
+    if kept is not None:
         flagged |= kept
     hits = int((flagged & (pooled_fraud == 1)).sum())
     ap_rules = average_precision(target[test], validation_score(None))
