@@ -161,9 +161,11 @@ def test_train_prints_both_average_precisions_and_writes_the_model(
     assert (store / report["version"] / "card.json").exists()
     assert 0 < report["average_precision_model"] <= 1
     assert 0 < report["average_precision_rules"] <= 1
-    # the two rules' cuts, the rules' own flags kept below them (the default)
-    assert set(report["threshold_candidates"]) == {"pooled+kept", "bound+kept"}
-    assert report["threshold_candidates"]["pooled+kept"]["threshold"] > 0
+    # the two rules' cuts on what the model adds and on the score, the rules' own flags kept
+    # below them (the default)
+    candidates = report["threshold_candidates"]
+    assert set(candidates) == {"pooled+added", "bound+added", "pooled+kept", "bound+kept"}
+    assert report["threshold_rule"] == "bound+added" and candidates["pooled+added"]["threshold"] > 0
     said = runner.invoke(app, ["fraud", "train", *files, "--store", str(store)], env=env)
     assert said.exit_code == 0, said.output
     assert f"rule {report['threshold_rule']}: " in said.output and "per window " in said.output

@@ -169,12 +169,14 @@ class FraudParameters(BaseModel):
     model_score: Literal["noisy_or", "model", "learned"] = "noisy_or"
     #: With a model, a row the rules alone flag (a hard rule, or their own noisy-OR score at
     #: `score_threshold`) stays flagged whatever the model's threshold: the model adds flags
-    #: to the rules', never removes one. `fraud train` still cuts the threshold on the
-    #: combined score (cutting it on that union, or on what the model adds alone, lost recall:
-    #: `fraud/engine/threshold.py`, benchmarks/README.md round 8c). Off: a row is flagged
-    #: by a hard rule or the combined score at the model's threshold only, so a threshold
-    #: above a rule's own score dropped that rule's flag (rounds 4-8b). Not for
-    #: `model_score=model`, whose point is that the model overrules the soft rules.
+    #: to the rules', never removes one. `fraud train` then cuts the threshold for
+    #: `target_precision` on the rows the rules do not flag, on what the model adds (round 9:
+    #: the rules' flags hold their precision across data sets, the model's additions are
+    #: bounded on their own; `fraud/engine/threshold.py`, benchmarks/README.md). Off: a row
+    #: is flagged by a hard rule or the combined score at the model's threshold only, cut on
+    #: every row, so a threshold above a rule's own score dropped that rule's flag (rounds
+    #: 4-8b). Not for `model_score=model`, whose point is that the model overrules the soft
+    #: rules.
     model_keeps_rule_flags: bool = True
     #: The model's signal is named among a row's reasons from this probability on.
     model_reason_probability: float = Field(0.5, gt=0, le=1)

@@ -76,8 +76,8 @@ def test_bench_detection_refuses_an_unknown_parameter_without_a_traceback() -> N
 
 
 def test_the_threshold_study_keeps_the_rules_flags_below_a_kept_cut() -> None:
-    # round 8c: a `+kept` cut flags what the rules flag below it, the cut on the score
-    # alone does not; both count the rule flags below the cut
+    # round 8c: a `+kept` cut (and round 9's `+added`) flags what the rules flag below it,
+    # the cut on the score alone does not; all count the rule flags below the cut
     scored = pd.DataFrame(
         {
             "is_fraud": [1, 0, 1, 0],
@@ -89,11 +89,17 @@ def test_the_threshold_study_keeps_the_rules_flags_below_a_kept_cut() -> None:
     study = threshold_study(
         scored,
         datetime(2025, 1, 1, tzinfo=UTC),
-        {"bound": {"threshold": 0.8}, "bound+kept": {"threshold": 0.8}},
+        {
+            "bound": {"threshold": 0.8},
+            "bound+kept": {"threshold": 0.8},
+            "bound+added": {"threshold": 0.95},
+        },
         kept,
     )
     alone, union = study["bound"]["month"], study["bound+kept"]["month"]
+    added = study["bound+added"]["month"]
     assert (alone["flagged"], alone["recall"]) == (1, 0.5)
     assert (union["flagged"], union["precision"], union["recall"]) == (3, 0.6667, 1.0)
+    assert (added["flagged"], added["precision"], added["recall"]) == (2, 0.5, 0.5)
     assert alone["rule_flags_below"] == union["rule_flags_below"] == 2
     assert alone["frauds_among_them"] == 1

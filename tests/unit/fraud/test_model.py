@@ -80,14 +80,16 @@ def test_a_model_is_trained_on_early_days_and_judged_on_the_last(
     assert card["threshold"] == report.threshold and "scikit-learn" in card["libraries"]
     assert card["metrics"]["average_precision_rules"] == report.average_precision_rules
     # the threshold and why: the rule, its bound, each window's precision there (round 8b)
-    # cut on the score, the rules' own flags kept below it (round 8c); the other rule's cut kept
-    assert report.threshold_rule == "bound+kept" and "lower bound" in report.threshold_reason
+    # cut on what the model adds, the rules' own flags kept below it (round 9); the other
+    # rule's cut and the cut on the score over every row (round 8c) kept for comparison
+    assert report.threshold_rule == "bound+added" and "lower bound" in report.threshold_reason
+    assert "what the model adds" in report.threshold_reason
     assert "rules' own flags are kept below it" in report.threshold_reason
     assert len(report.window_precision) == 2
     candidates = report.threshold_candidates
-    assert set(candidates) == {"bound+kept", "pooled+kept"}
-    assert candidates["bound+kept"]["threshold"] == report.threshold
-    assert candidates["bound+kept"]["window_precision"] == report.window_precision
+    assert set(candidates) == {"bound+added", "pooled+added", "bound+kept", "pooled+kept"}
+    assert candidates["bound+added"]["threshold"] == report.threshold
+    assert candidates["bound+added"]["window_precision"] == report.window_precision
     assert card["metrics"]["threshold_reason"] == report.threshold_reason
     assert card["metrics"]["window_precision"] == report.window_precision
     assert report.promoted == (
@@ -151,8 +153,8 @@ def test_a_new_version_is_judged_against_the_promoted_one(
         params=FraudParameters(model_threshold_windows=1, threshold_rule="pooled"),
     )
     # today's rule on the same validation scores: the candidate the bound rule recorded
-    assert pooled.threshold == second.threshold_candidates["pooled+kept"]["threshold"]
-    assert pooled.threshold_rule == "pooled+kept" and len(pooled.window_precision) == 1
+    assert pooled.threshold == second.threshold_candidates["pooled+added"]["threshold"]
+    assert pooled.threshold_rule == "pooled+added" and len(pooled.window_precision) == 1
     assert second.average_precision_current == second.average_precision_combined  # same data
     assert not second.promoted and model_store.promoted(store) == "0001"
     with pytest.raises(model_store.ModelStoreError, match="no model version '0007'"):

@@ -123,10 +123,10 @@ def test_never_below_the_lowest_stored_score():
     assert "store_min_score" in choice.reason
 
 
-def test_the_rules_flags_are_kept_below_the_cut_on_the_score():
-    # round 8c: rows the rules alone flag stay flagged with a model (a hard rule's at 1.0,
+def test_the_model_adds_to_the_rules_flags_at_its_own_cut():
+    # round 9: rows the rules alone flag stay flagged with a model (a hard rule's at 1.0,
     # a soft rule's at 0.6, half of those false alarms, as a terminal after its compromise
-    # ended): the cut is still on the score, and the figures count the rules' rows as flagged
+    # ended); the threshold is cut for the target on the rows the rules do not flag
     fraud, score, day = _stack(
         _days([50] * 28, [0] * 28, 1.0),
         _days([30] * 28, [0] * 28, 0.9),
@@ -137,18 +137,54 @@ def test_the_rules_flags_are_kept_below_the_cut_on_the_score():
     kept = (score == 1.0) | (score == 0.6)
     for rule in ("pooled", "bound"):
         params = FraudParameters(threshold_rule=rule)
-        kept_too = choose_threshold(fraud, score, day // 7, day, params, kept=kept)
-        # the score alone: down to the band (84 of 90 a day), not the rules' rows below it
-        assert kept_too.rule == rule + "+kept" and kept_too.threshold == 0.7
-        assert "rules' own flags are kept below it" in kept_too.reason
-        assert set(kept_too.candidates) == {"pooled+kept", "bound+kept"}
-        # what it flags: 89 of 100 a day, the rules' rows included; 89 of the 91 frauds
-        assert kept_too.window_precision == [0.89] * 4
-        assert kept_too.candidates[rule + "+kept"]["recall"] == round(89 / 91, 4)
-        # the setting off: the same cut, the figures of the score alone
+        choice = choose_threshold(fraud, score, day // 7, day, params, kept=kept)
+        # what the model adds: the band at 0.9 (30 of 30 a day), not the one at 0.7 (34 of 40)
+        assert choice.rule == rule + "+added" and choice.threshold == 0.9
+        assert "what the model adds" in choice.reason
+        assert "rules' own flags are kept below it" in choice.reason
+        assert set(choice.candidates) == {
+            "pooled+kept",
+            "bound+kept",
+            "pooled+added",
+            "bound+added",
+        }
+        # what it flags: the rules' rows and the band at 0.9, 85 of 90 a day; 85 of 91 frauds
+        assert choice.window_precision == [round(85 / 90, 4)] * 4
+        assert choice.candidates[rule + "+added"]["recall"] == round(85 / 91, 4)
+        # cut on the score over every row, the rules' precise rows at 1.0 carry the band at
+        # 0.7 (84 of 90 a day): 89 of 100 flagged a day with the rules' rows below it
+        kept_cut = choice.candidates[rule + "+kept"]
+        assert kept_cut["threshold"] == 0.7 and kept_cut["window_precision"] == [0.89] * 4
+        assert kept_cut["recall"] == round(89 / 91, 4)
+        # the setting off: the cut on the score, its figures those of the score alone
         off = FraudParameters(threshold_rule=rule, model_keeps_rule_flags=False)
         alone = choose_threshold(fraud, score, day // 7, day, off, kept=kept)
         assert alone.rule == rule and alone.threshold == 0.7
+        assert set(alone.candidates) == {"pooled", "bound"}
         assert alone.window_precision == [round(84 / 90, 4)] * 4
         assert alone.threshold == _choose(rule, fraud, score, day).threshold
     assert FraudParameters().model_keeps_rule_flags
+
+
+def test_rules_less_precise_than_the_target_leave_the_model_its_own_cut():
+    # the rules' own rows at half precision: cut on what the model adds, the band at 0.7
+    # (77 of 82) is still added; the rules' imprecision is theirs, no cut could remove it
+    fraud, score, day = _stack(
+        _days([72] * 28, [0] * 28, 0.9),
+        _days([5] * 28, [5] * 28, 0.7),
+        _days([5] * 28, [5] * 28, 0.6),
+        _days([2] * 28, [200] * 28, 0.3),
+    )
+    kept = score == 0.6
+    for rule in ("pooled", "bound"):
+        params = FraudParameters(threshold_rule=rule)
+        choice = choose_threshold(fraud, score, day // 7, day, params, kept=kept)
+        assert choice.rule == rule + "+added" and choice.threshold == 0.7
+        # the band, the sure frauds and the rules' rows: 82 of 92 a day
+        assert choice.window_precision == [round(82 / 92, 4)] * 4
+    # every row flagged by the rules: no row left to cut on, the model adds nothing
+    everything = choose_threshold(
+        fraud, score, day // 7, day, FraudParameters(), kept=np.ones(len(score), bool)
+    )
+    assert everything.threshold == 1.0
+    assert everything.window_precision == [round(84 / 294, 4)] * 4

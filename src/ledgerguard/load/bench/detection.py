@@ -28,7 +28,7 @@ import pandas as pd
 from ledgerguard.fraud.engine.model import FraudModel, train_model
 from ledgerguard.fraud.engine.rules import RULE_IDS
 from ledgerguard.fraud.engine.scoring import MODEL_SIGNAL
-from ledgerguard.fraud.engine.threshold import KEPT
+from ledgerguard.fraud.engine.threshold import ADDED, KEPT
 from ledgerguard.fraud.evaluate import evaluate, score_in_memory
 from ledgerguard.fraud.synthetic import SyntheticConfig, config_for_rows, generate
 from ledgerguard.load.bench.ceiling import BenchError
@@ -270,11 +270,11 @@ def threshold_study(
     The rules differ only in the threshold cut from the same validation scores, so one run
     measures all of them: per rule, its validation figures (pooled and per window, from the
     training report) next to the scored month's precision and recall, overall and per week.
-    A `<rule>+kept` candidate (round 8c, `model_keeps_rule_flags`) flags `kept` (the rows of
-    `scored` the rules alone flag) at its threshold too; without the suffix the score alone
-    flags, as with `model_keeps_rule_flags=false`; `rule_flags_below` counts the rows the
-    rules flag whose score is below its threshold (dropped without `+kept`) and
-    `frauds_among_them` the frauds among them.
+    A `<rule>+kept` or `<rule>+added` candidate (rounds 8c and 9, `model_keeps_rule_flags`)
+    flags `kept` (the rows of `scored` the rules alone flag) at its threshold too; without a
+    suffix the score alone flags, as with `model_keeps_rule_flags=false`; `rule_flags_below`
+    counts the rows the rules flag whose score is below its threshold (dropped without a
+    suffix) and `frauds_among_them` the frauds among them.
     """
     fraud = scored["is_fraud"].to_numpy() == 1
     score = scored["score"].to_numpy(dtype=float)
@@ -282,7 +282,7 @@ def threshold_study(
     for name, candidate in candidates.items():
         flagged = score >= float(candidate["threshold"])  # type: ignore[arg-type]
         below = kept & ~flagged
-        if name.endswith(KEPT):
+        if name.endswith((KEPT, ADDED)):
             flagged = flagged | kept
         hits = int((flagged & fraud).sum())
         weekly = by_block(scored.assign(flagged=flagged), start, block_days=7)
