@@ -156,9 +156,8 @@ def test_the_model_adds_to_the_rules_flags_at_its_own_cut():
         kept_cut = choice.candidates[rule + "+kept"]
         assert kept_cut["threshold"] == 0.7 and kept_cut["window_precision"] == [0.89] * 4
         assert kept_cut["recall"] == round(89 / 91, 4)
-        # the setting off: the cut on the score, its figures those of the score alone
-        off = FraudParameters(threshold_rule=rule, model_keeps_rule_flags=False)
-        alone = choose_threshold(fraud, score, day // 7, day, off, kept=kept)
+        # no flags kept (the setting off): the cut on the score, its figures the score's alone
+        alone = choose_threshold(fraud, score, day // 7, day, params, kept=None)
         assert alone.rule == rule and alone.threshold == 0.7
         assert set(alone.candidates) == {"pooled", "bound"}
         assert alone.window_precision == [round(84 / 90, 4)] * 4
@@ -188,3 +187,13 @@ def test_rules_less_precise_than_the_target_leave_the_model_its_own_cut():
     )
     assert everything.threshold == 1.0
     assert everything.window_precision == [round(84 / 294, 4)] * 4
+
+
+def test_one_rule_says_whether_the_rules_flags_are_kept():
+    # training and scoring both ask FraudParameters.keeps_rule_flags
+    assert FraudParameters().keeps_rule_flags(learned=False)
+    assert not FraudParameters(model_keeps_rule_flags=False).keeps_rule_flags(learned=True)
+    # p as the score overrules the soft rules, unless the version has learned weights
+    assert not FraudParameters(model_score="model").keeps_rule_flags(learned=False)
+    assert FraudParameters(model_score="model").keeps_rule_flags(learned=True)
+    assert FraudParameters(model_score="learned").keeps_rule_flags(learned=False)

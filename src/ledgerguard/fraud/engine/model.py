@@ -251,10 +251,9 @@ def train_on_frame(
             pooled_score.append(validation_score(FraudModel(earlier, names), window, begin_us))
     pooled_fraud, pooled = np.concatenate(pooled_target), np.concatenate(pooled_score)
     masks = [mask for mask, _, _ in windows]
-    # the rows the rules alone flag, which the model keeps flagged (`model_keeps_rule_flags`;
-    # not when p is the score): evaluated only when they are kept
+    # the rows the rules alone flag, which the model keeps flagged: evaluated only when kept
     kept = None
-    if params.model_keeps_rule_flags and params.model_score != "model":
+    if params.keeps_rule_flags(learned=combiner is not None):
         kept = np.concatenate(
             [
                 rule_signals(pd.concat([data[m], features[m]], axis=1), params).flagged(params)

@@ -221,7 +221,7 @@ def score_frame(
             [fired, probability >= (named_from or params.model_reason_probability)]
         )
     score = noisy_or(weighted) if probability is not None else rule_score
-    if probability is not None and not decides and params.model_keeps_rule_flags:
+    if probability is not None and params.keeps_rule_flags(learned=combiner is not None):
         kept = signals.flagged(params, rule_score)
     if decides:
         score = np.where(hard, 1.0, np.round(probability, 4))

@@ -88,9 +88,9 @@ def choose_threshold(
     """The threshold `params.threshold_rule` gives on the pooled validation rows.
 
     `window` numbers each row's validation window (0: the new model's own), `day` its day;
-    `kept`, the rows the rules alone flag (None: the score is all that flags, as with
-    `model_score=model`). Never below `store_min_score`: the run does not store, so cannot
-    flag, rows below it.
+    `kept`, the rows the rules alone flag, kept flagged below the threshold (None: the score
+    is all that flags; the caller decides, by `FraudParameters.keeps_rule_flags`). Never
+    below `store_min_score`: the run does not store, so cannot flag, rows below it.
     """
     target, floor = params.target_precision, params.store_min_score
     confidence, rule = params.threshold_confidence, params.threshold_rule
@@ -98,7 +98,7 @@ def choose_threshold(
     shown = score
     # each form's suffix and the rows its cut is chosen on; the last form is the one chosen
     forms: list[tuple[str, np.ndarray | slice]] = [("", slice(None))]
-    if kept is not None and params.model_keeps_rule_flags:
+    if kept is not None:
         shown = np.where(kept, 1.0, score)
         forms = [(KEPT, slice(None)), (ADDED, ~kept)]
     candidates: dict[str, dict[str, Any]] = {}
