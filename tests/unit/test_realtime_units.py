@@ -563,7 +563,7 @@ def test_currency_codes_become_the_frames_strings():
 def test_the_stream_learns_how_long_compromises_last_like_the_nightly_run(min_customers: int):
     """`terminal_compromise_active_probability` from the scorer's own terminal counts: the same
     flags as the nightly engine day after day as a young compromise ages past the lengths of
-    six ended ones (10-20 days), and one flag that only the learnt lengths withdraw. Thirty
+    six ended ones (10-15 days), and two flags that only the learnt lengths withdraw. Thirty
     stolen cards' three fraud days at their owners' quiet shops, whose labels reach the stream
     one by one with their customer, are no compromises (`terminal_compromise_min_customers`);
     counted as such (1), they call the young compromise over at once, in both paths alike."""
@@ -572,7 +572,7 @@ def test_the_stream_learns_how_long_compromises_last_like_the_nightly_run(min_cu
     today = int(t0.timestamp()) // 86_400
     horizon = today - params.label_delay_days - 1
     rows = []
-    for terminal, length in zip(range(100, 106), (10, 12, 14, 16, 18, 20), strict=True):
+    for terminal, length in zip(range(100, 106), (10, 11, 12, 13, 14, 15), strict=True):
         first = horizon - 30
         rows.append((terminal, first - 1, 4, 0))
         rows += [(terminal, day, 2, 2) for day in range(first, first + length)]
@@ -619,9 +619,13 @@ def test_the_stream_learns_how_long_compromises_last_like_the_nightly_run(min_cu
     if min_customers == 1:  # 30 of 36 ended runs lasted three days: P(ten days) is 0.17
         assert not any(stream.values())
         return
-    # payment k is on day 10 + k of the run; ended runs lasted 10-20 days, so P(still going)
-    # is 1, 5/6, 5/6, 4/6, 4/6, 3/6 times a recent share of 0.70: below 0.5 from k = 3 on
-    assert [stream[k + 1] for k in range(6)] == [True] * 3 + [False] * 3
+    # payment k is on day 10 + k of the run; ended runs lasted 10-15 days, so P(still going)
+    # is 1, 5/6, 4/6, 3/6, 2/6, 1/6 times the run's own fraud share, 1 (round 9b): below 0.5
+    # from k = 4 on
+    recent_only = nightly(FraudParameters(terminal_risk_run_share=False))
+    assert [stream[k + 1] for k in range(6)] == [True] * 4 + [False] * 2
+    # times the recent share of 0.70 instead (the rule before 9b): below 0.5 from k = 2 on
+    assert [recent_only[k + 1] for k in range(6)] == [True] * 2 + [False] * 4
     before = nightly(FraudParameters(terminal_compromise_history_days=0))
     assert [before[k + 1] for k in range(6)] == [True] * 6
 

@@ -70,8 +70,12 @@ class FraudParameters(BaseModel):
     #: of the `terminal_risk_window_days` days ending `label_delay_days` before the transaction.
     #: Short enough that a terminal is trusted again soon after a compromise ends.
     terminal_risk_window_days: int = Field(7, ge=1, le=366)
-    #: Fires when that share is at least this.
+    #: Fires when that share is at least this: the recent (decayed, below) share, or the
+    #: share of fraud on the days of the terminal's current run of fraud when higher (a
+    #: compromise's first labelled days, still diluted in the decayed share; round 9b).
     terminal_risk_threshold: float = Field(0.5, gt=0, le=1)
+    #: Off: the decayed share only (the rule before round 9b).
+    terminal_risk_run_share: bool = True
     #: ... and the window holds at least this many confirmed frauds (one fraud is not a pattern).
     terminal_min_frauds: int = Field(2, ge=1)
     #: Half-life of a confirmed fraud's weight in the terminal's *recent* risk: labels of the

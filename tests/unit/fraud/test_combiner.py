@@ -142,7 +142,7 @@ def test_the_learned_combination_is_the_score(
     # the rules still explain the flags, and the model's reason says how it counts
     flagged = scored[scored["flagged"]]
     assert len(flagged) > 0 and (flagged["reasons"].str.len() > 0).all()
-    assert scored["reasons"].str.contains(r"\(trained model, learned weight 0\.\d\d\)").any()
+    assert scored["reasons"].str.contains(r"\(trained model, learned weight [01]\.\d\d\)").any()
 
     # and it is this combination: another one gives other scores
     model.combiner = ScoreCombiner(
@@ -187,14 +187,16 @@ def test_rules_alone_score_exactly_as_before(
     7's two rule changes and round 8a's off: the learnt compromise lengths
     (`terminal_compromise_history_days=0`), compromises as runs of several defrauded customers
     (`terminal_compromise_min_customers=1`) and the repeat bar of `spending_anomaly` (out of
-    reach). With them (the default), every changed verdict is a payment the lowered bar flags,
-    saying so, or a `terminal_risk` row the learnt lengths or a one-customer run calm (scored
-    lower)."""
+    reach), and round 9b's off (`terminal_risk_run_share=false`). With round 7 and 8a on,
+    every changed verdict is a payment the lowered bar flags, saying so, or a `terminal_risk`
+    row the learnt lengths or a one-customer run calm (scored lower); with 9b on too (the
+    default), every further change is a `terminal_risk` row the run's share raises."""
     _, _, frame, history = labelled
     before = FraudParameters(
         terminal_compromise_history_days=0,
         terminal_compromise_min_customers=1,
         anomaly_repeat_min=1_000_000,
+        terminal_risk_run_share=False,
     )
     rows = score_frame(frame, history, before, start=START, end=END).rows
     rows = rows.sort_values("transaction_id")
@@ -205,7 +207,8 @@ def test_rules_alone_score_exactly_as_before(
     )
     assert (len(rows), int(rows["flagged"].sum())) == PINNED_COUNTS
     assert hashlib.sha256(text.encode()).hexdigest() == PINNED_DIGEST
-    now = score_frame(frame, history, FraudParameters(), start=START, end=END).rows
+    without_9b = FraudParameters(terminal_risk_run_share=False)
+    now = score_frame(frame, history, without_9b, start=START, end=END).rows
     merged = now.merge(rows, on="transaction_id", how="left", suffixes=("", "_before"))
     changed = merged[merged["score"] != merged["score_before"]]
     lowered_bar = changed["reasons"].str.contains("payments of the last 7 days at 3x or more")
@@ -213,6 +216,13 @@ def test_rules_alone_score_exactly_as_before(
     calmed = changed[~lowered_bar]
     assert calmed["rule_ids_before"].str.contains("terminal_risk").all()
     assert (calmed["score"] < calmed["score_before"]).all()
+    default = score_frame(frame, history, FraudParameters(), start=START, end=END).rows
+    merged = default.merge(now, on="transaction_id", how="left", suffixes=("", "_before"))
+    raised = merged[merged["score"] != merged["score_before"]]
+    # (none in this small data set; the rise itself: test_survival's first-labelled-days test)
+    assert (raised["score"] > raised["score_before"]).all()
+    assert raised["rule_ids"].str.contains("terminal_risk").all()
+    assert raised["reasons"].str.contains(r"\d+% of its payments on them").all()
 
 
 #: Stored rows and flags of `test_rules_alone_score_exactly_as_before`, and the digest of

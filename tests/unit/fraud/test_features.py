@@ -108,6 +108,9 @@ def test_terminal_recency_rises_with_known_fraud_and_falls_once_the_labels_show_
     assert out["terminal_days_since_fraud"].tolist() == [28, 0, 0, 2, 18]
     risk = out["terminal_recent_risk"]
     assert risk[0] == 0 and 0 < risk[1] < 0.5 < risk[2]  # one fraud day is not yet a pattern
+    # ... but the run's own share is whole from its first known day: the clean days before
+    # the compromise dilute the recent share only (round 9b)
+    assert out["terminal_run_fraud_share"].tolist() == [0, 1, 1, 0, 0]
     assert risk[3] < risk[2] and risk[4] < 0.05
 
 
@@ -126,7 +129,15 @@ def _recency_by_day(terminal, day, history, params):
         running &= (n_fraud > 0) | (n_tx == 0)
         run = np.where(running & (n_fraud > 0), age + 1, run)
     recent = np.where(wtx > 0, wfraud / np.where(wtx > 0, wtx, 1), 0.0)
-    return recent, since, run
+    # the run's share: its fraud days' payments, from the newest back to the first clean day
+    run_tx, run_fraud, running = np.zeros(n), np.zeros(n), np.ones(n, dtype=bool)
+    for age in range(horizon):
+        n_tx, n_fraud = history.window(terminal, day, days=1, delay=params.label_delay_days + age)
+        running &= (n_fraud > 0) | (n_tx == 0)
+        run_tx += np.where(running, n_tx, 0)
+        run_fraud += np.where(running, n_fraud, 0)
+    share = np.where(run_tx > 0, run_fraud / np.where(run_tx > 0, run_tx, 1), 0.0)
+    return recent, since, run, share
 
 
 @settings(max_examples=80, deadline=None)
@@ -155,10 +166,16 @@ def test_terminal_recency_is_the_day_by_day_lookup(days, queries, horizon):
     out = terminal_features(frame, history, params)
     with mock.patch.object(features, "RECENCY_CHUNK", 4):  # several gathering passes
         chunked = terminal_features(frame, history, params)
-    for name in ("terminal_recent_risk", "terminal_days_since_fraud", "terminal_fraud_run_days"):
+    for name in (
+        "terminal_recent_risk",
+        "terminal_run_fraud_share",
+        "terminal_days_since_fraud",
+        "terminal_fraud_run_days",
+    ):
         np.testing.assert_array_equal(chunked[name], out[name])
-    recent, since, run = _recency_by_day(terminal, day, history, params)
+    recent, since, run, share = _recency_by_day(terminal, day, history, params)
     np.testing.assert_allclose(out["terminal_recent_risk"], recent, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(out["terminal_run_fraud_share"], share, rtol=1e-12, atol=1e-15)
     assert out["terminal_days_since_fraud"].tolist() == since.tolist()
     assert out["terminal_fraud_run_days"].tolist() == run.tolist()
 

@@ -273,3 +273,23 @@ def test_terminal_risk_does_not_fire_at_a_stolen_cards_shop():
     one = FraudParameters(terminal_compromise_min_customers=1)
     before = score_rows(payment, params=one, history=history_of(_days(rows), one_customer=[42]))
     assert verdict(before, 1).rule_ids == "terminal_risk"
+
+
+def test_terminal_risk_rises_on_a_compromises_first_labelled_days():
+    """A busy terminal clean for a week, then fraud on every payment of the two latest
+    labelled days (three customers): the recent share, still diluted by the clean week, is
+    below the rule's 0.5; the run's own share is whole, so the rule fires (round 9b)."""
+    rows = [*((42, day, 4, 0) for day in range(HORIZON - 8, HORIZON - 1)), (42, HORIZON - 1, 4, 1)]
+    rows.append((42, HORIZON, 4, 4))
+    payment = [(3, 42, T0, "20.00", "USD")]
+    scored = score_rows(payment, history=history_of(_days(rows)))
+    row = verdict(scored, 1)
+    assert row.rule_ids == "terminal_risk"
+    assert "fraud on every labelled day of the last 2 days, 62% of its payments on them" in (
+        row.reasons
+    )
+    weighted = int(row.reasons.split("% weighted towards the latest days")[0].split(", ")[-1])
+    assert weighted < 50  # the recent share alone would not have fired
+    # the run broken by a clean day between: the same two fraud days no longer make a run
+    broken = [*rows[:-2], (42, HORIZON - 1, 4, 1), (42, HORIZON, 4, 0)]
+    assert verdict(score_rows(payment, history=history_of(_days(broken))), 1).rule_ids == ""

@@ -26,6 +26,7 @@ Feature catalogue (`w` ranges over the windows in `FraudParameters`):
 | `terminal_nb_fraud_<w>d`        | `fraud_labels.is_fraud`          | confirmed frauds among them |
 | `terminal_risk_<w>d`            | both                             | nb_fraud / nb_tx (0 when no transaction) |
 | `terminal_recent_risk`          | both                             | confirmed-fraud share of the `terminal_history_days` before the label horizon, each day weighted by 0.5^(age / `terminal_risk_half_life_days`): falls within days of the labels showing a compromise ended |
+| `terminal_run_fraud_share`      | both                             | confirmed-fraud share of the terminal's payments on the days of its current run of fraud (below; 0 without one): a compromise defrauds whoever pays there, so this is near 1 from the run's first labelled day, while `terminal_recent_risk` is still diluted by the clean days before it (round 9b of #14) |
 | `terminal_days_since_fraud`     | `fraud_labels.is_fraud`          | days from the last known fraud to the label horizon (`terminal_history_days` when none) |
 | `terminal_fraud_run_days`       | both                             | length in days of the current run of fraud on the terminal as known at the horizon: from its first fraud day to the horizon, through days without transactions; 0 when the latest labelled day with transactions was clean |
 | `terminal_compromise_active_probability` | both                | P(that run still goes on at the transaction's day, `label_delay_days` + 1 after the horizon, given it lasted from its first to its last known fraud day), Kaplan-Meier over the lengths of every terminal's runs in the `terminal_compromise_history_days` before the horizon in which at least `terminal_compromise_min_customers` distinct customers had confirmed fraud (`engine.survival`; the history's fraud-customer table); 0 without an ongoing run or with one of fewer than `terminal_compromise_min_customers` defrauded customers, 1 with one but fewer than `terminal_compromise_min_runs` ended runs to learn from |
@@ -857,10 +858,14 @@ def _recency_chunk(
     in_run = fraud & (age < first_clean[owner])
     run = np.zeros(n, dtype=np.int64)
     np.maximum.at(run, owner[in_run], age[in_run] + 1)
+    run_tx = np.bincount(owner[in_run], weights=n_tx[in_run], minlength=n)
+    run_fraud = np.bincount(owner[in_run], weights=n_fraud[in_run], minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         recent = np.where(weighted_tx > 0, weighted_fraud / weighted_tx, 0.0)
+        run_share = np.where(run_tx > 0, run_fraud / run_tx, 0.0)
     return {
         "terminal_recent_risk": recent,
+        "terminal_run_fraud_share": run_share,
         "terminal_days_since_fraud": since_fraud,
         "terminal_fraud_run_days": run,
     } | _compromise_activity(terminal, run, since_fraud, newest, history, params)

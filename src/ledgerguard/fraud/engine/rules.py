@@ -179,7 +179,13 @@ def _terminal_window(data: pd.DataFrame, params: FraudParameters) -> tuple[np.nd
     # ... times the chance that the run still goes on at the transaction's day, from how long
     # compromises have lasted here (`engine.survival`; 1 when too little was learnt)
     active = data[ACTIVE_PROBABILITY].to_numpy(dtype=float)
-    risk = np.where(enough, data["terminal_recent_risk"].to_numpy() * active, 0.0)
+    # the share of fraud: the recent (decayed) one, or the current run's own when higher, as
+    # at a compromise's start, when the clean days before it still weigh in the decayed share
+    # (round 9b: the rule rose a day or two after the first labels, the run's share at once)
+    share = data["terminal_recent_risk"].to_numpy()
+    if params.terminal_risk_run_share:
+        share = np.maximum(share, data["terminal_run_fraud_share"].to_numpy())
+    risk = np.where(enough, share * active, 0.0)
     return n_fraud, n_tx, risk
 
 
@@ -198,11 +204,12 @@ def _explain_terminal_risk(data: pd.DataFrame, params: FraudParameters) -> list[
     customers = params.terminal_compromise_min_customers
     who = f" ({customers}+ customers defrauded at the terminal)" if customers > 1 else ""
     texts = []
-    for terminal, frauds, total, share, since, run, active, lengths in zip(
+    for terminal, frauds, total, share, run_share, since, run, active, lengths in zip(
         data["terminal_id"],
         n_fraud,
         n_tx,
         data["terminal_recent_risk"],
+        data["terminal_run_fraud_share"],
         data["terminal_days_since_fraud"],
         data["terminal_fraud_run_days"],
         data[ACTIVE_PROBABILITY],
@@ -214,6 +221,8 @@ def _explain_terminal_risk(data: pd.DataFrame, params: FraudParameters) -> list[
             if run
             else f"last confirmed fraud {since} days before that"
         )
+        if run and params.terminal_risk_run_share:
+            ongoing += f", {run_share:.0%} of its payments on them"
         if lengths is not None and run:
             ongoing += (
                 f"; terminal compromises on this platform{who} have lasted {lengths}, so this "
