@@ -93,31 +93,28 @@ def choose_threshold(
     below `store_min_score`: the run does not store, so cannot flag, rows below it.
     """
     target, floor = params.target_precision, params.store_min_score
-    confidence, rule = params.threshold_confidence, params.threshold_rule
+    rule = params.threshold_rule
     # what is flagged at a cut: the score above it, and the rules' own flags at every cut
-    shown = score
-    # each form's suffix and the rows its cut is chosen on; the last form is the one chosen
-    forms: list[tuple[str, np.ndarray | slice]] = [("", slice(None))]
+    shown, suffix = score, ""
+    # each form's suffix and the rows its cut is chosen on
+    forms: dict[str, np.ndarray | slice] = {"": slice(None)}
     if kept is not None:
-        shown = np.where(kept, 1.0, score)
-        forms = [(KEPT, slice(None)), (ADDED, ~kept)]
-    candidates: dict[str, dict[str, Any]] = {}
-    for suffix, rows in forms:
-        bound = threshold_for_bounded_precision(
-            is_fraud[rows], score[rows], day[rows], target, confidence, window[rows]
-        )
-        raw = {
-            "pooled": threshold_for_precision(is_fraud[rows], score[rows], target),
-            "bound": bound.threshold,
-        }
-        candidates |= {
-            name + suffix: _figures(is_fraud, shown, window, max(value, floor))
-            for name, value in raw.items()
-        }
+        shown, suffix = np.where(kept, 1.0, score), ADDED  # the form chosen
+        forms = {KEPT: slice(None), ADDED: ~kept}
+    cuts = {
+        form: _cuts(is_fraud[rows], score[rows], window[rows], day[rows], params)
+        for form, rows in forms.items()
+    }
+    candidates = {
+        name + form: _figures(is_fraud, shown, window, max(value, floor))
+        for form, (raw, _) in cuts.items()
+        for name, value in raw.items()
+    }
+    raw, bound = cuts[suffix]
     if rule == "pooled":
         reason = f"pooled precision of the validation windows reaches {target:.2f}"
     else:
-        reason = _bound_reason(bound, target, confidence)
+        reason = _bound_reason(bound, target, params.threshold_confidence)
     if suffix == ADDED:
         reason += (
             " on the rows the rules alone do not flag (what the model adds); the rules' own "
@@ -133,6 +130,23 @@ def choose_threshold(
         window_precision=chosen["window_precision"],
         candidates=candidates,
     )
+
+
+def _cuts(
+    is_fraud: np.ndarray,
+    score: np.ndarray,
+    window: np.ndarray,
+    day: np.ndarray,
+    params: FraudParameters,
+) -> tuple[dict[str, float], BoundedThreshold]:
+    """Each rule's raw cut of these rows' scores (before `store_min_score`), and the bound
+    behind `bound`."""
+    target = params.target_precision
+    bound = threshold_for_bounded_precision(
+        is_fraud, score, day, target, params.threshold_confidence, window
+    )
+    pooled = threshold_for_precision(is_fraud, score, target)
+    return {"pooled": pooled, "bound": bound.threshold}, bound
 
 
 def _figures(
