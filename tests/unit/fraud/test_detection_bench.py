@@ -67,6 +67,22 @@ def test_bench_detection_reports_each_seed_and_density_as_the_library_does() -> 
     )
 
 
+def test_an_engine_parameter_overrides_the_label_delay_taken_from_the_data() -> None:
+    args = ["bench", "detection", "--seeds", "5", "--terminals-per-customer", "2.0", *SMALL]
+    result = runner.invoke(cli, [*args, "--param", "label_delay_days=6"])
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.stdout)["runs"][0]
+    assert run["engine_overrides"] == {"label_delay_days": "6"}  # as given, validated by the engine
+    # the labels one day sooner change what the engine sees; the data's delay stays 7
+    default = json.loads(runner.invoke(cli, args).stdout)["runs"][0]
+    assert run["label_blind"] == default["label_blind"]
+    seen, seen_by_default = (
+        json.dumps(_figures({"runs": [{**r, "engine_overrides": None}]}), sort_keys=True)
+        for r in (run, default)
+    )
+    assert seen != seen_by_default
+
+
 def test_bench_detection_refuses_an_unknown_parameter_without_a_traceback() -> None:
     result = runner.invoke(cli, ["bench", "detection", *SMALL, "--set", "no_such_field=1"])
     assert result.exit_code == 1

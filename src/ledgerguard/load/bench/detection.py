@@ -327,12 +327,16 @@ def run_seed(
     end = start + timedelta(days=days)
     early = (data.transactions["occurred_at"] < scored_from).to_numpy()
     with tempfile.TemporaryDirectory() as store:
-        # the platform knows its own label delay: the engine's follows the data's
+        # the platform knows its own label delay: the engine's follows the data's, unless an
+        # engine parameter says otherwise (e.g. label_delay_days one less: a nightly run after
+        # midnight already has every label of the day `delay` days back)
         params = FraudParameters(
-            model_store_dir=Path(store),
-            label_delay_days=config.label_delay_days,
-            terminal_profile_features=profile,
-            **(engine or {}),
+            **{
+                "model_store_dir": Path(store),
+                "label_delay_days": config.label_delay_days,
+                "terminal_profile_features": profile,
+            }
+            | (engine or {})
         )
         report = train_model(data.transactions[early], data.labels[early], params=params)
         model = FraudModel.from_store(Path(store), report.version)
