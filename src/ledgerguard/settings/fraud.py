@@ -255,12 +255,17 @@ class FraudParameters(BaseModel):
         """Weight of a soft rule in the score (hard rules flag on their own)."""
         return float(getattr(self, f"weight_{rule_id}", 1.0))
 
+    def model_decides(self, learned: bool) -> bool:
+        """Whether a model's p is the score (`model_score=model`): the soft rules are reasons
+        only. A version fitted with learned weights (`learned`) is scored by them whatever
+        `model_score` says."""
+        return not learned and self.model_score == "model"
+
     def keeps_rule_flags(self, learned: bool) -> bool:
         """Whether, with a model, a row the rules alone flag stays flagged below its threshold.
 
         The one place this is decided, for `fraud train` (which cuts the threshold knowing
-        it) and every scoring alike: `model_keeps_rule_flags`, except when the model's p is
-        the score (`model_score=model`). A version fitted with learned weights (`learned`) is
-        scored by them whatever `model_score` says, so it keeps them as it was trained to.
+        it) and every scoring alike: `model_keeps_rule_flags`, except when the model's p
+        decides (`model_decides`).
         """
-        return self.model_keeps_rule_flags and (learned or self.model_score != "model")
+        return self.model_keeps_rule_flags and not self.model_decides(learned)

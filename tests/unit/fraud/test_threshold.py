@@ -197,3 +197,5 @@ def test_one_rule_says_whether_the_rules_flags_are_kept():
     assert not FraudParameters(model_score="model").keeps_rule_flags(learned=False)
     assert FraudParameters(model_score="model").keeps_rule_flags(learned=True)
     assert FraudParameters(model_score="learned").keeps_rule_flags(learned=False)
+    assert FraudParameters(model_score="model").model_decides(learned=False)
+    assert not FraudParameters(model_score="model").model_decides(learned=True)

@@ -212,7 +212,8 @@ def score_frame(
         threshold = model.threshold
     probability = model.probability(data) if model is not None else None
     combiner = model.combiner if model is not None else None
-    decides = probability is not None and combiner is None and params.model_score == "model"
+    learned = combiner is not None
+    decides = probability is not None and params.model_decides(learned)
     if probability is not None:
         weighted = np.column_stack([weighted, params.weight_model * probability])
         # when the model's p is the score, a flag by it always names it among the reasons
@@ -221,7 +222,7 @@ def score_frame(
             [fired, probability >= (named_from or params.model_reason_probability)]
         )
     score = noisy_or(weighted) if probability is not None else rule_score
-    if probability is not None and params.keeps_rule_flags(learned=combiner is not None):
+    if probability is not None and params.keeps_rule_flags(learned):
         kept = signals.flagged(params, rule_score)
     if decides:
         score = np.where(hard, 1.0, np.round(probability, 4))
