@@ -285,6 +285,44 @@ def test_the_stream_and_the_nightly_run_give_the_same_flags(
         assert row["realtime_flagged"] == stream[transaction_id]
 
 
+def test_the_nightly_run_reads_one_more_day_of_labels_than_the_stream(scorer_settings: Settings):
+    """The label horizon per path: a terminal's first fraud day is exactly `label_delay_days`
+    before today, so its labels are all in by the end of today. The nightly run of today
+    flags a new customer's payment there (`terminal_risk`); the stream, which scores it as it
+    happens (`FraudParameters.at_payment_time`), reads the labels of the day before only and
+    does not. The learnt compromise lengths are off so other tests' terminals do not weigh in."""
+    fraud = scorer_settings.fraud.model_copy(update={"terminal_compromise_history_days": 0})
+    settings = scorer_settings.model_copy(update={"fraud": fraud})
+    delay, terminal = fraud.label_delay_days, 9_300_001
+    now = datetime.now(UTC).replace(microsecond=0)
+    day_start, day_end = day_interval(now.date())
+    fraud_day = day_start - timedelta(days=delay) + timedelta(hours=1)
+    users = [next(_users) for _ in range(6)]
+    insert(settings, [(u, "20.00", terminal, fraud_day - timedelta(days=2)) for u in users[:2]])
+    frauds = insert(
+        settings,
+        [
+            (u, "20.00", terminal, fraud_day + timedelta(minutes=i))
+            for i, u in enumerate(users[2:5])
+        ],
+    )
+    with api_conn(settings) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO fraud_labels (transaction_id, is_fraud, labelled_at, source) "
+            "VALUES (%s, 1, %s, 'test')",
+            [(i, now.replace(tzinfo=None)) for i in frauds],
+        )
+    at = max(day_start + timedelta(minutes=1), now - timedelta(hours=1))
+    with scorer_running(settings):
+        ids = insert(settings, [(users[5], "20.00", terminal, at)])
+        wait_for(all_scored(settings, ids), what="the payment's real-time verdict")
+    assert verdicts(settings, ids)[ids[0]]["realtime_flagged"] is False
+    analyze_interval(settings, start=day_start, end=day_end)
+    nightly = verdicts(settings, ids)[ids[0]]
+    assert (nightly["source"], nightly["flagged"]) == ("nightly", True), nightly
+    assert "terminal_risk" in nightly["rule_ids"]
+
+
 def test_a_revised_verdict_keeps_the_time_of_the_first(scorer_settings: Settings):
     """A structuring group completed by a later payment revises its first member's verdict:
     `realtime_scored_at` moves with the revision, `realtime_first_scored_at` (what the bench's

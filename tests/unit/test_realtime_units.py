@@ -425,10 +425,10 @@ def test_the_scorer_reads_each_finished_days_terminal_profile_once():
     for day in (first, first, first + 1, first + 3):
         on_day = np.full(len(terminals), day)
         expected = nightly.sums(
-            PROFILE_COLUMNS, terminals, on_day, days=params.terminal_profile_days, delay=0
+            PROFILE_COLUMNS, terminals, on_day, days=params.terminal_profile_days, lag=1
         )
         got = counts.history(newest_day=day).sums(
-            PROFILE_COLUMNS, terminals, on_day, days=params.terminal_profile_days, delay=0
+            PROFILE_COLUMNS, terminals, on_day, days=params.terminal_profile_days, lag=1
         )
         for name, want, have in zip(PROFILE_COLUMNS, expected, got, strict=True):
             assert np.allclose(want, have), (day, name)
@@ -566,11 +566,12 @@ def test_the_stream_learns_how_long_compromises_last_like_the_nightly_run(min_cu
     six ended ones (10-15 days), and two flags that only the learnt lengths withdraw. Thirty
     stolen cards' three fraud days at their owners' quiet shops, whose labels reach the stream
     one by one with their customer, are no compromises (`terminal_compromise_min_customers`);
-    counted as such (1), they call the young compromise over at once, in both paths alike."""
-    params = FraudParameters(terminal_compromise_min_customers=min_customers)
+    counted as such (1), they call the young compromise over at once, in both paths alike.
+    Like with like: the nightly engine at the stream's label horizon (`at_payment_time`)."""
+    params = FraudParameters(terminal_compromise_min_customers=min_customers).at_payment_time()
     t0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
     today = int(t0.timestamp()) // 86_400
-    horizon = today - params.label_delay_days - 1
+    horizon = today - params.label_delay_days
     rows = []
     for terminal, length in zip(range(100, 106), (10, 11, 12, 13, 14, 15), strict=True):
         first = horizon - 30
@@ -622,11 +623,11 @@ def test_the_stream_learns_how_long_compromises_last_like_the_nightly_run(min_cu
     # payment k is on day 10 + k of the run; ended runs lasted 10-15 days, so P(still going)
     # is 1, 5/6, 4/6, 3/6, 2/6, 1/6 times the run's own fraud share, 1 (round 9b): below 0.5
     # from k = 4 on
-    recent_only = nightly(FraudParameters(terminal_risk_run_share=False))
+    recent_only = nightly(FraudParameters(terminal_risk_run_share=False).at_payment_time())
     assert [stream[k + 1] for k in range(6)] == [True] * 4 + [False] * 2
     # times the recent share of 0.70 instead (the rule before 9b): below 0.5 from k = 2 on
     assert [recent_only[k + 1] for k in range(6)] == [True] * 2 + [False] * 4
-    before = nightly(FraudParameters(terminal_compromise_history_days=0))
+    before = nightly(FraudParameters(terminal_compromise_history_days=0).at_payment_time())
     assert [before[k + 1] for k in range(6)] == [True] * 6
 
 

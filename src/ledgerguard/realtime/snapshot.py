@@ -49,7 +49,7 @@ def rebuild_state(
     now: datetime | None = None,
 ) -> tuple[OnlineState, GtidPosition]:
     """The partition's state as of one replica snapshot, and that snapshot's GTID position."""
-    params = settings.fraud
+    params = settings.fraud.at_payment_time()  # a payment is scored before its day ends
     now = now or datetime.now(UTC)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     with ReplicaReader(settings) as replica:

@@ -14,9 +14,11 @@ What is kept in memory:
   arrive, users idle longer than the lookback are dropped by `sweep`.
 * **Terminal counts** — transactions and confirmed frauds per (terminal, day) of *every* user
   (terminals are shared across partitions), as `TerminalHistory` expects. `terminal_risk` of a
-  transaction on day D reads days before D - `label_delay_days`, so the counts of today never
-  matter today: the history object is rebuilt only when a count that a batch can see has changed
-  (a label arrived, a back-dated transaction, or the day rolled over).
+  transaction on day D reads days up to D - `label_delay_days` (the stream's parameters,
+  `FraudParameters.at_payment_time`: one day older than the nightly run's horizon, since day
+  D - delay is not fully labelled while D goes on), so the counts of today never matter today:
+  the history object is rebuilt only when a count that a batch can see has changed (a label
+  arrived, a back-dated transaction, or the day rolled over).
 
 Revisions: the nightly engine marks *every* member of a card-testing burst or structuring group,
 including the first ones, scored before the group was complete. The stream does the same by
@@ -263,7 +265,7 @@ class TerminalCounts:
         changed = self._changed_from_day
         stale_profile = self._profile_through is not None and self._profile_through < newest_day - 1
         if stale_profile or (
-            changed is not None and changed < newest_day - self._params.label_delay_days
+            changed is not None and changed <= newest_day - self._params.label_delay_days
         ):
             self._rebuild(newest_day)
         return self._history

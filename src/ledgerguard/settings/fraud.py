@@ -30,9 +30,13 @@ class FraudParameters(BaseModel):
     customer_windows_days: tuple[int, ...] = (1, 7, 30)
     #: Windows of `terminal_nb_tx_<w>d` / `terminal_risk_<w>d`.
     terminal_windows_days: tuple[int, ...] = (1, 7, 30)
-    #: Labels of transactions younger than this are not yet known (chargebacks arrive late), so
-    #: terminal risk only counts transactions at least this many days before the scored one.
-    label_delay_days: int = Field(7, ge=0, le=365)
+    #: A payment's label (chargeback) arrives at most this many days after it, so by the end of
+    #: day d every label of day d - `label_delay_days` is known: the *label horizon* of a
+    #: payment on day d. The nightly run, the backtest and training, all run after their days
+    #: end, read the labels of days up to the horizon; the streaming scorer, which scores a
+    #: payment before its day ends, one day older (`at_payment_time`). At least 1: a payment's
+    #: own day is never read (its own label would be).
+    label_delay_days: int = Field(7, ge=1, le=365)
 
     # --- structuring (CTR evasion) ---------------------------------------------------------------
     #: Rolling window in which one user's near-threshold transactions are added up.
@@ -67,7 +71,7 @@ class FraudParameters(BaseModel):
 
     # --- terminal risk ---------------------------------------------------------------------------
     #: Trailing window of the rule: the share of confirmed fraud among the terminal's transactions
-    #: of the `terminal_risk_window_days` days ending `label_delay_days` before the transaction.
+    #: of the `terminal_risk_window_days` days up to the label horizon (`label_delay_days`).
     #: Short enough that a terminal is trusted again soon after a compromise ends.
     terminal_risk_window_days: int = Field(7, ge=1, le=366)
     #: Fires when that share is at least this: the recent (decayed, below) share, or the
@@ -82,10 +86,10 @@ class FraudParameters(BaseModel):
     #: latest known days count most, so the risk falls as soon as the labels show the
     #: compromise has ended instead of staying high for the whole window.
     terminal_risk_half_life_days: float = Field(2.0, gt=0, le=60)
-    #: Days of labelled terminal history (before the label horizon) read for the recent risk,
+    #: Days of labelled terminal history (up to the label horizon) read for the recent risk,
     #: the days since the last fraud and the length of the current run of fraud days.
     terminal_history_days: int = Field(28, ge=1, le=366)
-    #: Days of labelled terminal history (before the label horizon) from which the engine learns
+    #: Days of labelled terminal history (up to the label horizon) from which the engine learns
     #: how long terminal compromises last (runs of fraud days, Kaplan-Meier; see
     #: `fraud.engine.survival`): `terminal_risk` is multiplied by the probability that the
     #: terminal's run of fraud still goes on at the transaction's day, so it stops flagging
@@ -237,7 +241,7 @@ class FraudParameters(BaseModel):
 
     @property
     def terminal_lookback_days(self) -> int:
-        """Days of terminal history (before the label horizon) every path reads: the longest
+        """Days of terminal history (up to the label horizon) every path reads: the longest
         terminal window, or the compromise-length look-back if longer."""
         return max(max(self.terminal_feature_windows), self.terminal_compromise_history_days)
 
@@ -246,6 +250,17 @@ class FraudParameters(BaseModel):
         """Days of terminal history before the transaction's day that every path reads
         (nightly run, backtest, streaming scorer): the label delay, then the look-back."""
         return self.label_delay_days + self.terminal_lookback_days
+
+    def at_payment_time(self) -> FraudParameters:
+        """These parameters as the streaming scorer reads them: one day more of label delay.
+
+        A payment scored as it happens on day d, at time t, sees only the labels of payments
+        made before t - `label_delay_days`: day d - `label_delay_days` is labelled only in part,
+        so its horizon is the day before (the nightly run's of the same payment reads one day
+        more). Every other value is the same, so the stream's verdicts equal the nightly run's
+        at the same horizon (`tests/unit/test_realtime_units.py`).
+        """
+        return self.model_copy(update={"label_delay_days": self.label_delay_days + 1})
 
     @property
     def structuring_floor_usd(self) -> Decimal:

@@ -190,9 +190,15 @@ def test_rules_alone_score_exactly_as_before(
     reach), and round 9b's off (`terminal_risk_run_share=false`). With round 7 and 8a on,
     every changed verdict is a payment the lowered bar flags, saying so, or a `terminal_risk`
     row the learnt lengths or a one-customer run calm (scored lower); with 9b on too (the
-    default), every further change is a `terminal_risk` row the run's share raises."""
+    default), every further change is a `terminal_risk` row the run's share raises.
+
+    All at 135279d's label horizon: it read the labels of days before d - 7, which is
+    `label_delay_days=8` since the horizon is day d - delay itself (session 13; its reason
+    text said "ending 7 days before" for those same days)."""
     _, _, frame, history = labelled
+    old_horizon = 8
     before = FraudParameters(
+        label_delay_days=old_horizon,
         terminal_compromise_history_days=0,
         terminal_compromise_min_customers=1,
         anomaly_repeat_min=1_000_000,
@@ -204,10 +210,10 @@ def test_rules_alone_score_exactly_as_before(
     text = "\n".join(
         f"{t},{s:.4f},{int(f)},{r},{w}"
         for t, s, f, r, w in zip(*(rows[name] for name in columns), strict=True)
-    )
+    ).replace("ending 8 days before", "ending 7 days before")
     assert (len(rows), int(rows["flagged"].sum())) == PINNED_COUNTS
     assert hashlib.sha256(text.encode()).hexdigest() == PINNED_DIGEST
-    without_9b = FraudParameters(terminal_risk_run_share=False)
+    without_9b = FraudParameters(label_delay_days=old_horizon, terminal_risk_run_share=False)
     now = score_frame(frame, history, without_9b, start=START, end=END).rows
     merged = now.merge(rows, on="transaction_id", how="left", suffixes=("", "_before"))
     changed = merged[merged["score"] != merged["score_before"]]
@@ -218,7 +224,8 @@ def test_rules_alone_score_exactly_as_before(
     assert (calmed["score"] < calmed["score_before"]).all()
     # 9b on: the run's share never lowers a score (it is a maximum), and every terminal_risk
     # reason with a run says it (the rise itself: test_survival's first-labelled-days test)
-    default = score_frame(frame, history, FraudParameters(), start=START, end=END).rows
+    defaults = FraudParameters(label_delay_days=old_horizon)
+    default = score_frame(frame, history, defaults, start=START, end=END).rows
     merged = default.merge(now, on="transaction_id", suffixes=("", "_before"))
     assert len(merged) == len(now) and (merged["score"] >= merged["score_before"]).all()
     runs = merged["reasons"].str.contains("fraud on every labelled day")

@@ -69,11 +69,12 @@ def test_bench_detection_reports_each_seed_and_density_as_the_library_does() -> 
 
 def test_an_engine_parameter_overrides_the_label_delay_taken_from_the_data() -> None:
     args = ["bench", "detection", "--seeds", "5", "--terminals-per-customer", "2.0", *SMALL]
-    result = runner.invoke(cli, [*args, "--param", "label_delay_days=6"])
+    result = runner.invoke(cli, [*args, "--param", "label_delay_days=8"])
     assert result.exit_code == 0, result.output
     run = json.loads(result.stdout)["runs"][0]
-    assert run["engine_overrides"] == {"label_delay_days": "6"}  # as given, validated by the engine
-    # the labels one day sooner change what the engine sees; the data's delay stays 7
+    assert run["engine_overrides"] == {"label_delay_days": "8"}  # as given, validated by the engine
+    # the streaming scorer's horizon (a day older) changes what the engine sees; the data's
+    # delay stays 7, and with it the label-blind share
     default = json.loads(runner.invoke(cli, args).stdout)["runs"][0]
     assert run["label_blind"] == default["label_blind"]
     seen, seen_by_default = (
@@ -81,6 +82,21 @@ def test_an_engine_parameter_overrides_the_label_delay_taken_from_the_data() -> 
         for r in (run, default)
     )
     assert seen != seen_by_default
+    blind = run["label_blind"]
+    assert blind["recall_ceiling_at_payment_time"] <= blind["recall_ceiling_without_early_signal"]
+
+
+def test_labels_that_come_at_once_are_read_from_the_next_day() -> None:
+    """Data labelled at once (delay 0): the engine reads them with delay 1, never a payment's
+    own day (the engine refuses 0)."""
+    args = ["bench", "detection", "--seeds", "5", "--terminals-per-customer", "2.0", *SMALL]
+    refused = runner.invoke(cli, [*args, "--param", "label_delay_days=0"])
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert "--param label_delay_days=0: Input should be greater than or equal to 1" in (
+        refused.output
+    )
+    result = runner.invoke(cli, [*args, "--set", "label_delay_days=0"])
+    assert result.exit_code == 0, result.output
 
 
 def test_bench_detection_refuses_an_unknown_parameter_without_a_traceback() -> None:

@@ -93,7 +93,7 @@ def test_terminal_recency_rises_with_known_fraud_and_falls_once_the_labels_show_
             }
         )
     )
-    scored_days = np.array([112, 118, 121, 124, 140])  # label horizon: day - 8
+    scored_days = np.array([111, 117, 120, 123, 139])  # label horizon: day - 7
     frame = pd.DataFrame(
         {
             "terminal_id": np.full(5, 7),
@@ -115,14 +115,14 @@ def test_terminal_recency_rises_with_known_fraud_and_falls_once_the_labels_show_
 
 
 def _recency_by_day(terminal, day, history, params):
-    """Brute force: one one-day lookup per age, newest labelled day first."""
+    """Brute force: one one-day lookup per age, from the label horizon back."""
     n, horizon = len(terminal), params.terminal_history_days
     decay = 0.5 ** (1 / params.terminal_risk_half_life_days)
     wtx, wfraud = np.zeros(n), np.zeros(n)
     since, run = np.full(n, horizon), np.zeros(n, dtype=int)
     running = np.ones(n, dtype=bool)
     for age in range(horizon):
-        n_tx, n_fraud = history.window(terminal, day, days=1, delay=params.label_delay_days + age)
+        n_tx, n_fraud = history.window(terminal, day, days=1, lag=params.label_delay_days + age)
         wtx += decay**age * n_tx
         wfraud += decay**age * n_fraud
         since = np.where((n_fraud > 0) & (since == horizon), age, since)
@@ -132,7 +132,7 @@ def _recency_by_day(terminal, day, history, params):
     # the run's share: its fraud days' payments, from the newest back to the first clean day
     run_tx, run_fraud, running = np.zeros(n), np.zeros(n), np.ones(n, dtype=bool)
     for age in range(horizon):
-        n_tx, n_fraud = history.window(terminal, day, days=1, delay=params.label_delay_days + age)
+        n_tx, n_fraud = history.window(terminal, day, days=1, lag=params.label_delay_days + age)
         running &= (n_fraud > 0) | (n_tx == 0)
         run_tx += np.where(running, n_tx, 0)
         run_fraud += np.where(running, n_fraud, 0)

@@ -137,17 +137,24 @@ def _terminal_history(terminal: int, day: int, n_tx: int, n_fraud: int) -> Termi
     )
 
 
-def test_terminal_risk_counts_only_labels_older_than_the_delay():
+def test_terminal_risk_counts_only_labels_up_to_the_label_horizon():
+    """The nightly run of day d knows every label of day d - delay (its horizon), not one of
+    the day after; the streaming scorer's horizon (`at_payment_time`) is a day older."""
     today = (T0 - T0.replace(year=1970, month=1, day=1)).days
     params = FraudParameters()
-    known = _terminal_history(42, today - params.label_delay_days - 1, 6, 5)
-    scores = score_rows([(3, 42, T0, "20.00", "USD")], history=known)
+    horizon = today - params.label_delay_days
+    payment = [(3, 42, T0, "20.00", "USD")]
+    known = _terminal_history(42, horizon, 6, 5)
+    scores = score_rows(payment, history=known)
     assert verdict(scores, 1).rule_ids == "terminal_risk"
-    assert "5/6 confirmed fraud" in verdict(scores, 1).reasons
-    too_recent = _terminal_history(42, today - 1, 6, 5)
-    assert score_rows([(3, 42, T0, "20.00", "USD")], history=too_recent).flagged == 0
-    one_fraud = _terminal_history(42, today - params.label_delay_days - 1, 1, 1)
-    assert score_rows([(3, 42, T0, "20.00", "USD")], history=one_fraud).flagged == 0
+    assert "5/6 confirmed fraud in the 7 days ending 7 days before" in verdict(scores, 1).reasons
+    assert score_rows(payment, history=known, params=params.at_payment_time()).flagged == 0
+    older = _terminal_history(42, horizon - 1, 6, 5)
+    assert score_rows(payment, history=older, params=params.at_payment_time()).flagged == 1
+    too_recent = _terminal_history(42, horizon + 1, 6, 5)
+    assert score_rows(payment, history=too_recent).flagged == 0
+    one_fraud = _terminal_history(42, horizon, 1, 1)
+    assert score_rows(payment, history=one_fraud).flagged == 0
 
 
 def test_near_misses_never_flag_alone():

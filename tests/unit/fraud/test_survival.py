@@ -24,7 +24,7 @@ from ledgerguard.settings.fraud import FraudParameters
 from tests.unit.fraud.helpers import T0, history_of, score_rows, verdict
 
 TODAY = (T0 - T0.replace(year=1970, month=1, day=1)).days
-HORIZON = TODAY - FraudParameters().label_delay_days - 1
+HORIZON = TODAY - FraudParameters().label_delay_days
 
 
 def _runs(ended: list[int], open_: list[int] = ()) -> FraudRuns:  # type: ignore[assignment]

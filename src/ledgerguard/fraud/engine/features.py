@@ -22,14 +22,14 @@ Feature catalogue (`w` ranges over the windows in `FraudParameters`):
 | `velocity_nb_tx`                | `amount_usd`, `occurred_at`      | small charges (<= `velocity_small_amount_usd`) in (t - window, t] |
 | `velocity_burst_nb_tx` / `velocity_burst_nb_terminals` / `velocity_burst_minutes` | `terminal_id` | size, distinct terminals and duration of the burst (>= `velocity_min_count` small charges within the window) the row belongs to; 0 outside bursts |
 | `structuring_group_nb_tx` / `structuring_group_usd` / `structuring_group_hours` | `amount_usd` | size, USD total and duration of the group of near-threshold amounts ([floor, line] USD) within `structuring_window_hours` that together pass the line; 0 outside groups |
-| `terminal_nb_tx_<w>d`           | `terminal_id`, `occurred_at`     | transactions on the terminal in the w days ending `label_delay_days` before the transaction's day |
+| `terminal_nb_tx_<w>d`           | `terminal_id`, `occurred_at`     | transactions on the terminal in the w days up to the label horizon, the day `label_delay_days` before the transaction's (`FraudParameters.label_delay_days`) |
 | `terminal_nb_fraud_<w>d`        | `fraud_labels.is_fraud`          | confirmed frauds among them |
 | `terminal_risk_<w>d`            | both                             | nb_fraud / nb_tx (0 when no transaction) |
-| `terminal_recent_risk`          | both                             | confirmed-fraud share of the `terminal_history_days` before the label horizon, each day weighted by 0.5^(age / `terminal_risk_half_life_days`): falls within days of the labels showing a compromise ended |
+| `terminal_recent_risk`          | both                             | confirmed-fraud share of the `terminal_history_days` days up to the label horizon, each day weighted by 0.5^(age / `terminal_risk_half_life_days`): falls within days of the labels showing a compromise ended |
 | `terminal_run_fraud_share`      | both                             | confirmed-fraud share of the terminal's payments on the days of its current run of fraud (below; 0 without one): a compromise defrauds whoever pays there, so this is near 1 from the run's first labelled day, while `terminal_recent_risk` is still diluted by the clean days before it (round 9b of #14) |
 | `terminal_days_since_fraud`     | `fraud_labels.is_fraud`          | days from the last known fraud to the label horizon (`terminal_history_days` when none) |
 | `terminal_fraud_run_days`       | both                             | length in days of the current run of fraud on the terminal as known at the horizon: from its first fraud day to the horizon, through days without transactions; 0 when the latest labelled day with transactions was clean |
-| `terminal_compromise_active_probability` | both                | P(that run still goes on at the transaction's day, `label_delay_days` + 1 after the horizon, given it lasted from its first to its last known fraud day), Kaplan-Meier over the lengths of every terminal's runs in the `terminal_compromise_history_days` before the horizon in which at least `terminal_compromise_min_customers` distinct customers had confirmed fraud (`engine.survival`; the history's fraud-customer table); 0 without an ongoing run or with one of fewer than `terminal_compromise_min_customers` defrauded customers, 1 with one but fewer than `terminal_compromise_min_runs` ended runs to learn from |
+| `terminal_compromise_active_probability` | both                | P(that run still goes on at the transaction's day, `label_delay_days` after the horizon, given it lasted from its first to its last known fraud day), Kaplan-Meier over the lengths of every terminal's runs in the `terminal_compromise_history_days` days up to the horizon in which at least `terminal_compromise_min_customers` distinct customers had confirmed fraud (`engine.survival`; the history's fraud-customer table); 0 without an ongoing run or with one of fewer than `terminal_compromise_min_customers` defrauded customers, 1 with one but fewer than `terminal_compromise_min_runs` ended runs to learn from |
 | `terminal_compromise_lengths`   | same                             | text for the reason: the middle 80 % of those lengths and how many runs ended (not a model feature) |
 | `terminal_profile_nb_tx_<p>d`   | `terminal_id`, `occurred_at`     | with `terminal_profile_features`: the terminal's payments in the p = `terminal_profile_days` days before the transaction's day (no label needed) |
 | `terminal_new_customer_share_<p>d` | `user_id`                     | share of them by customers new to the terminal (`customer_new_to_terminal`, all users) |
@@ -619,16 +619,17 @@ class TerminalHistory:
         day: np.ndarray,
         *,
         days: int,
-        delay: int,
+        lag: int,
     ) -> list[np.ndarray]:
-        """Sums of daily columns per terminal over days [day - delay - days, day - delay)."""
+        """Sums of daily columns per terminal over the `days` days up to day - `lag`:
+        [day - lag - days + 1, day - lag]."""
         if len(self.terminals) == 0:
             return [np.zeros(len(terminal_id), dtype=np.int64) for _ in names]
         pos = np.searchsorted(self.terminals, terminal_id).clip(0, len(self.terminals) - 1)
         found = self.terminals[pos] == terminal_id
         limit = (1 << _DAY_BITS) - 1
-        first = (day - delay - days - self.day_origin).clip(0, limit)
-        stop = (day - delay - self.day_origin).clip(0, limit)
+        first = (day - lag - days + 1 - self.day_origin).clip(0, limit)
+        stop = (day - lag + 1 - self.day_origin).clip(0, limit)
         base = pos.astype(np.int64) << _DAY_BITS
         lo = np.searchsorted(self.key, base + first, side="left")
         hi = np.searchsorted(self.key, base + stop, side="left")
@@ -719,10 +720,10 @@ class TerminalHistory:
         return self._frauds
 
     def window(
-        self, terminal_id: np.ndarray, day: np.ndarray, *, days: int, delay: int
+        self, terminal_id: np.ndarray, day: np.ndarray, *, days: int, lag: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(transactions, frauds) on each terminal over days [day - delay - days, day - delay)."""
-        n_tx, n_fraud = self.sums(("n_tx", "n_fraud"), terminal_id, day, days=days, delay=delay)
+        """(transactions, frauds) on each terminal over the `days` days up to day - `lag`."""
+        n_tx, n_fraud = self.sums(("n_tx", "n_fraud"), terminal_id, day, days=days, lag=lag)
         return n_tx, n_fraud
 
 
@@ -740,7 +741,7 @@ def terminal_features(
     day = frame["ts_us"].to_numpy()[order] // (SECONDS_PER_DAY * US_PER_SECOND)
     out: dict[str, np.ndarray] = {}
     for days in params.terminal_feature_windows:
-        n_tx, n_fraud = history.window(terminal, day, days=days, delay=params.label_delay_days)
+        n_tx, n_fraud = history.window(terminal, day, days=days, lag=params.label_delay_days)
         out[f"terminal_nb_tx_{days}d"] = _unsort(n_tx, order)
         out[f"terminal_nb_fraud_{days}d"] = _unsort(n_fraud, order)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -780,7 +781,7 @@ def _terminal_profile(
     """
     p = params.terminal_profile_days
     n_tx, n_new, n_usd, total, squares, n_signal = history.sums(
-        ("n_tx", *PROFILE_COLUMNS), terminal, day, days=p, delay=0
+        ("n_tx", *PROFILE_COLUMNS), terminal, day, days=p, lag=1
     )
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(n_usd > 0, total / n_usd, np.nan)
@@ -812,7 +813,7 @@ def _terminal_recency(
 ) -> dict[str, np.ndarray]:
     """Recent risk, days since fraud and fraud-run length over the labelled days (see catalogue).
 
-    Age 0 is the newest labelled day (`label_delay_days` before the transaction's), age
+    Age 0 is the label horizon (the day `label_delay_days` before the transaction's), age
     `terminal_history_days - 1` the oldest. The history entries of each (terminal, day) pair's
     horizon are gathered at once (two binary searches for every pair, then one flat array of at
     most `horizon` entries per pair) and reduced per pair; a one-day lookup per age (84 binary
@@ -840,7 +841,7 @@ def _recency_chunk(
     n = len(terminal)
     horizon = params.terminal_history_days
     decay = 0.5 ** (1 / params.terminal_risk_half_life_days)
-    newest = day - params.label_delay_days - 1  # the history day of age 0
+    newest = day - params.label_delay_days  # the label horizon: the history day of age 0
     owner, entry_day, n_tx, n_fraud = history.entries(
         ("n_tx", "n_fraud"), terminal, first=newest - horizon + 1, stop=newest + 1
     )
@@ -882,7 +883,7 @@ def _compromise_activity(
     """P(the terminal's run of fraud still goes on at the transaction's day), and in words.
 
     The run is known to have lasted from its first to its last fraud day (`run - since_fraud`
-    days); it is still going on the transaction's day if it lasts `run + label_delay_days + 1`
+    days); it is still going on the transaction's day if it lasts `run + label_delay_days`
     days (its first day to the transaction's, both included). 0 without an ongoing run (no
     compromise known) or with one in which fewer than `terminal_compromise_min_customers`
     distinct customers had confirmed fraud (one customer's fraud days, a stolen card at its
@@ -915,7 +916,7 @@ def _compromise_activity(
             continue
         rows = ongoing & (newest == horizon)
         probability[rows] = durations.active_probability(
-            run[rows] - since_fraud[rows], run[rows] + params.label_delay_days + 1
+            run[rows] - since_fraud[rows], run[rows] + params.label_delay_days
         )
         words[rows] = durations.words()
     return {ACTIVE_PROBABILITY: probability, COMPROMISE_WORDS: words}

@@ -7,8 +7,10 @@ Detection Handbook's names). It is trained on every day but the last `test_days`
 those (a time split, as fraud models are used: on the future), side by side with the rule
 score on the same rows, by average precision.
 
-What the model sees follows the pipeline's rules: terminal features count only labels older
-than `label_delay_days`, so nothing from the future leaks into a row's features. The model file
+What the model sees follows the pipeline's rules: terminal features count only the labels of
+days up to the label horizon (`label_delay_days` before the row's day, the nightly run's: every
+label known when its day's run starts), so nothing from the future leaks into a row's features.
+The model file
 (joblib) holds the model, its feature names, the parameters the features were built with and the
 evaluation. With `LEDGERGUARD_FRAUD__MODEL_PATH` set, the nightly analysis loads it once per run
 (`FraudModel`) and `scoring.score_frame` adds its probability as one more signal of the score.

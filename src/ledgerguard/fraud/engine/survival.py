@@ -41,9 +41,10 @@ Choices (each a decision, written down so it can be revisited):
   not forgotten. A run whose start is not seen (no clean day before it inside the look-back) is
   left out: its length is unknown.
 * **Causal, per row**: the estimate for a transaction uses only the history days up to its own
-  label horizon (`label_delay_days` + 1 before its day) and `terminal_compromise_history_days`
-  back: exactly the labels the other terminal features may read, so the nightly run, the
-  backtest, the evaluation, training and the streaming scorer give the same number. One
+  label horizon (`label_delay_days` before its day; the streaming scorer's is a day older,
+  `FraudParameters.at_payment_time`) and `terminal_compromise_history_days` back: exactly the
+  labels the other terminal features may read, so the nightly run, the backtest, the
+  evaluation and training give the same number, and the stream the same at its horizon. One
   estimate per horizon day (all terminals together), memoised by the `TerminalHistory`.
 * **Too few completed runs** (`terminal_compromise_min_runs`): no estimate (NaN), the rule is
   as before.
