@@ -248,7 +248,8 @@ class FraudParameters(BaseModel):
     @property
     def terminal_read_days(self) -> int:
         """Days of terminal history before the transaction's day that every path reads
-        (nightly run, backtest, streaming scorer): the label delay, then the look-back."""
+        (nightly run, backtest, streaming scorer): back to the label horizon (day d - delay),
+        then the look-back, which counts the horizon day itself, so one day is read to spare."""
         return self.label_delay_days + self.terminal_lookback_days
 
     def at_payment_time(self) -> FraudParameters:
