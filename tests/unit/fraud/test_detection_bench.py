@@ -135,3 +135,41 @@ def test_the_threshold_study_keeps_the_rules_flags_below_a_kept_cut() -> None:
     assert (added["flagged"], added["precision"], added["recall"]) == (2, 0.5, 0.5)
     assert alone["rule_flags_below"] == union["rule_flags_below"] == 2
     assert alone["frauds_among_them"] == 1
+
+
+def test_a_card_frauds_amount_is_weighed_against_its_customers_legitimate_payments() -> None:
+    """`amount_to_usual`: over the median of the customer's legitimate payments of the 30 days
+    before (the frauds before it and the payments after it left out); NaN without any."""
+    from types import SimpleNamespace
+
+    from ledgerguard.load.bench.detection import _usual_bins, amount_to_usual
+
+    day = pd.Timestamp("2026-03-01", tz="UTC")
+    rows = [  # (external_id, user, amount, days after `day`, fraud)
+        ("old", 1, "1000.00", -40, False),  # outside the 30 days
+        ("a", 1, "10.00", 0, False),
+        ("b", 1, "12.00", 1, False),
+        ("c", 1, "14.00", 2, False),
+        ("big", 1, "400.00", 3, True),  # a fraud: not part of the usual amounts
+        ("small", 1, "6.00", 4, True),
+        ("later", 1, "900.00", 9, False),  # after the frauds: not part of their baseline
+        ("new", 2, "50.00", 4, True),
+    ]
+    transactions = pd.DataFrame(
+        {
+            "external_id": [r[0] for r in rows],
+            "user_id": [r[1] for r in rows],
+            "terminal_id": 7,
+            "amount": [r[2] for r in rows],
+            "currency": "USD",
+            "occurred_at": [day + pd.Timedelta(days=r[3]) for r in rows],
+        }
+    )
+    labels = pd.DataFrame({"is_fraud": [int(r[4]) for r in rows]})
+    data = SimpleNamespace(transactions=transactions, labels=labels)
+    ratios = amount_to_usual(data, ["small", "new", "big"])
+    np.testing.assert_allclose(ratios[[0, 2]], [6 / 12, 400 / 12])
+    assert np.isnan(ratios[1])
+    bins = _usual_bins(ratios)
+    assert (bins["below 1x"], bins["3x+"], bins["no usual amount"]) == (1, 1, 1)
+    assert sum(bins.values()) == 3

@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
+from ledgerguard.fraud.engine.features import SECONDS_PER_DAY, US_PER_SECOND
+from ledgerguard.fraud.engine.frame import engine_frame
 from ledgerguard.fraud.engine.model import FraudModel, train_model
 from ledgerguard.fraud.engine.rules import RULE_IDS
 from ledgerguard.fraud.engine.scoring import MODEL_SIGNAL
@@ -33,6 +35,7 @@ from ledgerguard.fraud.engine.threshold import ADDED, KEPT
 from ledgerguard.fraud.evaluate import evaluate, score_in_memory
 from ledgerguard.fraud.synthetic import SyntheticConfig, config_for_rows, generate
 from ledgerguard.load.bench.ceiling import BenchError
+from ledgerguard.money import FxRates
 from ledgerguard.settings.fraud import FraudParameters
 
 
@@ -165,13 +168,58 @@ def label_blind_share(data: object, scored_from: datetime, delay: int) -> dict[s
     }
 
 
+#: Bins of `amount_to_usual`, as (label, upper bound) in ascending order.
+USUAL_BINS = (("below 1x", 1.0), ("1-2x", 2.0), ("2-2.5x", 2.5), ("2.5-3x", 3.0), ("3x+", np.inf))
+
+
+def amount_to_usual(data: object, external_ids: Iterable[str], days: int = 30) -> np.ndarray:
+    """Each named payment's USD amount over the median of its customer's *legitimate*
+    payments of the `days` days before it (NaN: none), from the data's ground truth; in the
+    order of `external_ids`.
+
+    A compromised card's payment costs 4-10 times its own draw, which can be small: at about
+    its customer's usual amount it looks like any of the customer's payments, to any detector
+    that reads amounts. The bench counts the missed card frauds by this ratio (`errors`).
+    """
+    tx = data.transactions  # type: ignore[attr-defined]
+    frame = engine_frame(tx, FxRates())
+    legit = data.labels["is_fraud"].to_numpy() == 0  # type: ignore[attr-defined]
+    targets = frame.set_index("external_id").loc[list(external_ids)]  # in the order given
+    users = set(targets["user_id"].tolist())
+    mine = frame[legit & frame["user_id"].isin(users).to_numpy()]
+    by_user = {
+        int(u): (part["ts_us"].to_numpy(), part["usd_units"].to_numpy())
+        for u, part in mine.sort_values("ts_us").groupby("user_id")
+    }
+    span = days * SECONDS_PER_DAY * US_PER_SECOND
+    out = np.full(len(targets), np.nan)
+    for k, (user, ts, usd) in enumerate(
+        targets[["user_id", "ts_us", "usd_units"]].itertuples(index=False, name=None)
+    ):
+        times, amounts = by_user.get(int(user), (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+        lo, hi = np.searchsorted(times, [ts - span, ts])
+        if hi > lo and usd >= 0:
+            out[k] = usd / max(float(np.median(amounts[lo:hi])), 1.0)
+    return out
+
+
+def _usual_bins(ratios: np.ndarray) -> dict[str, int]:
+    counts = {"no usual amount": int(np.isnan(ratios).sum())}
+    low = -np.inf
+    for label, high in USUAL_BINS:
+        counts[label] = int(((ratios >= low) & (ratios < high)).sum())
+        low = high
+    return counts
+
+
 def errors(
     scored: pd.DataFrame, data: object, delay: int, dump: Path | None = None
 ) -> dict[str, object]:
     """Misses per pattern and false alarms per cause, for the error analysis (round 6).
 
     Misses of terminal fraud are split by the compromise's age: label-blind (no labelled day
-    of it yet, age < delay) or visible. False alarms are split by where they fall: at a
+    of it yet, age < delay) or visible; misses of compromised cards by their amount over the
+    customer's usual (`amount_to_usual`). False alarms are split by where they fall: at a
     terminal 0 to `delay` - 1 days after its compromise ended (its clean days not labelled
     yet) or later, at a compromised card's
     customer during its compromise (a payment the skimmer did not touch), or elsewhere; and by
@@ -212,6 +260,10 @@ def errors(
             entry["by_day_of_compromise"] = {
                 str(int(k)): int(v) for k, v in age.value_counts().sort_index().items()
             }
+        if pattern == "spending_anomaly":
+            entry["by_amount_to_usual_median"] = _usual_bins(
+                amount_to_usual(data, part["external_id"].astype(str))
+            )
         out["misses"][pattern] = entry  # type: ignore[index]
     alarms = ~fraud & flagged
     after = terminal["since_end"].to_numpy()
