@@ -136,8 +136,8 @@ def score_in_memory(
 ) -> pd.DataFrame:
     """Run the engine on a labelled data set in memory; one row per transaction in [start, end).
 
-    Labels feed `terminal_risk` exactly as `fraud_labels` does in the pipeline (only labels of
-    transactions older than the label delay count), and are joined to the verdicts for
+    Labels feed `terminal_risk` exactly as `fraud_labels` does in the pipeline (only the labels
+    of days up to each row's label horizon count), and are joined to the verdicts for
     `evaluate`. A transaction the pipeline would not store gets score 0, as in `fraud_scores`.
     """
     params = params or FraudParameters()

@@ -82,8 +82,33 @@ def test_an_engine_parameter_overrides_the_label_delay_taken_from_the_data() -> 
         for r in (run, default)
     )
     assert seen != seen_by_default
-    blind = run["label_blind"]
-    assert blind["recall_ceiling_at_payment_time"] <= blind["recall_ceiling_without_early_signal"]
+
+
+def test_a_compromise_is_label_blind_until_its_first_day_reaches_the_horizon() -> None:
+    """`label_blind_share`: a fraud on day k of a compromise (k = 0 on its first day) is blind
+    to the nightly run while k < delay, to the streaming scorer while k <= delay."""
+    from types import SimpleNamespace
+
+    from ledgerguard.load.bench.detection import label_blind_share
+
+    start = pd.Timestamp("2026-03-01", tz="UTC")
+    at = [start + pd.Timedelta(days=k, hours=12) for k in range(10)]  # days 0..9 of it
+    data = SimpleNamespace(
+        transactions=pd.DataFrame({"terminal_id": 5, "occurred_at": at}),
+        labels=pd.DataFrame({"pattern": "terminal_compromise", "is_fraud": [1] * 10}),
+        events=pd.DataFrame(
+            {
+                "pattern": ["terminal_compromise"],
+                "terminal_id": [5],
+                "start": [start],
+                "end": [start + pd.Timedelta(days=28)],
+            }
+        ),
+    )
+    blind = label_blind_share(data, start.to_pydatetime(), delay=7)
+    assert (blind["terminal_frauds"], blind["terminal_frauds_label_blind"]) == (10, 7)
+    assert blind["recall_ceiling_without_early_signal"] == 0.3  # days 7, 8, 9 visible
+    assert blind["recall_ceiling_at_payment_time"] == 0.2  # days 8, 9
 
 
 def test_labels_that_come_at_once_are_read_from_the_next_day() -> None:

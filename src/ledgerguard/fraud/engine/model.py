@@ -10,10 +10,10 @@ score on the same rows, by average precision.
 What the model sees follows the pipeline's rules: terminal features count only the labels of
 days up to the label horizon (`label_delay_days` before the row's day, the nightly run's: every
 label known when its day's run starts), so nothing from the future leaks into a row's features.
-The model file
-(joblib) holds the model, its feature names, the parameters the features were built with and the
-evaluation. With `LEDGERGUARD_FRAUD__MODEL_PATH` set, the nightly analysis loads it once per run
-(`FraudModel`) and `scoring.score_frame` adds its probability as one more signal of the score.
+The model file (joblib) holds the model, its feature names, the parameters the features were
+built with and the evaluation. With `LEDGERGUARD_FRAUD__MODEL_PATH` set, the nightly analysis
+loads it once per run (`FraudModel`) and `scoring.score_frame` adds its probability as one more
+signal of the score.
 
 How the rules' signals and the model's probability make one score can be learnt too
 (`model_score="learned"`, not the default): the noisy-OR's weights fitted to the labels of the

@@ -323,7 +323,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         id="terminal_risk",
-        description="terminal with a high share of confirmed fraud (labels older than the delay)",
+        description="terminal with a high share of confirmed fraud (labels up to the label horizon)",
         hard=False,
         evaluate=_terminal_risk,
         explain=_explain_terminal_risk,

@@ -35,9 +35,10 @@ flags carry a looser cut for the model's: about 0.02 more recall on the generato
 below 0.90 precision on 7 of the 35 unseen runs where both cuts were measured (generator
 variants and default data alike, each at a low threshold), against none with the cut on the
 additions. At the target the model then adds few flags: its gain is the ranking (average
-precision) and the reasons (benchmarks/README.md, round 9). Cutting for the target on everything flagged (the union) was
-measured and dropped in round 8c: the rules' own precision on the validation weeks sits near
-the target (0.83-0.99 per week on the dev seeds), so the union often found no cut.
+precision) and the reasons (benchmarks/README.md, round 9). Cutting for the target on
+everything flagged (the union) was measured and dropped in round 8c: the rules' own precision
+on the validation weeks sits near the target (0.83-0.99 per week on the dev seeds), so the
+union often found no cut.
 """
 
 from __future__ import annotations

@@ -221,10 +221,9 @@ def errors(
     of it yet, age < delay) or visible; misses of compromised cards by their amount over the
     customer's usual (`amount_to_usual`). False alarms are split by where they fall: at a
     terminal 0 to `delay` - 1 days after its compromise ended (its clean days not labelled
-    yet) or later, at a compromised card's
-    customer during its compromise (a payment the skimmer did not touch), or elsewhere; and by
-    the rule that fired (or the model alone). `dump`: a CSV of those rows with their scores,
-    rule ids and reasons.
+    yet) or later, at a compromised card's customer during its compromise (a payment the
+    skimmer did not touch), or elsewhere; and by the rule that fired (or the model alone).
+    `dump`: a CSV of those rows with their scores, rule ids and reasons.
     """
     tx = data.transactions[["external_id", "user_id", "terminal_id", "occurred_at"]]  # type: ignore[attr-defined]
     events = data.events  # type: ignore[attr-defined]
