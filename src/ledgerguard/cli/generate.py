@@ -41,6 +41,14 @@ def generate(
             "afterwards (0: the Handbook's scenario, where the compromise leaves no trace).",
         ),
     ] = 0.25,
+    card_misuse_factor: Annotated[
+        tuple[float, float],
+        typer.Option(
+            min=1.0,
+            help="A misused card's payment costs a factor drawn from [MIN, MAX] times its own "
+            "amount (5 5: the Handbook's fixed x5).",
+        ),
+    ] = (4.0, 10.0),
     fraud_scale: Annotated[
         float, typer.Option(min=0.0, help="Multiplies the rate of every fraud pattern.")
     ] = 1.0,
@@ -57,6 +65,11 @@ def generate(
         generate as generate_data,
     )
 
+    if card_misuse_factor[0] > card_misuse_factor[1]:
+        raise typer.BadParameter(
+            f"MIN {card_misuse_factor[0]} is above MAX {card_misuse_factor[1]}",
+            param_hint="--card-misuse-factor",
+        )
     base = SyntheticConfig()
     config = config_for_rows(
         rows,
@@ -68,6 +81,8 @@ def generate(
         terminal_compromise_days=terminal_compromise_days,
         card_compromise_days=card_compromise_days,
         skimmed_card_share=skimmed_card_share,
+        card_misuse_factor_min=card_misuse_factor[0],
+        card_misuse_factor_max=card_misuse_factor[1],
         **{name: getattr(base, name) * fraud_scale for name in RATE_FIELDS},
     )
     data = generate_data(config)

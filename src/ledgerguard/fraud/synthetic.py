@@ -13,8 +13,9 @@ Fraud patterns, each labelled with `is_fraud=1` and its `pattern` name:
 * `structuring`: 2-5 payments of 9,000-9,990 USD-equivalent by one customer within 1-48 h.
 * `card_testing`: 6-25 charges of 0.50-5.00 USD within 2-20 minutes on random terminals.
 * `spending_anomaly`: compromised cards; for `card_compromise_days` (14) a share
-  (`card_compromise_share`, a third) of their payments are multiplied by 4-10 (Handbook
-  scenario 3, with a random factor).
+  (`card_compromise_share`, a third) of their payments are multiplied by a factor drawn
+  uniformly from [`card_misuse_factor_min`, `card_misuse_factor_max`] (4-10: Handbook
+  scenario 3 with a random factor; 5-5 is the Handbook's own, fixed x5).
 * `terminal_compromise`: compromised terminals; every payment on them for
   `terminal_compromise_days` (28) is fraud (Handbook scenario 2). Nothing in the payments
   themselves shows it: only the labels, which arrive late, and what the cards do elsewhere.
@@ -23,9 +24,10 @@ Fraud patterns, each labelled with `is_fraud=1` and its `pattern` name:
   of purchase" card issuers trace back to the shop. Each customer who paid at a compromised
   terminal during its compromise is, with that probability, compromised too
   `skim_delay_days` (1-7, uniform) after the first such payment: the card-compromise scenario
-  above (`spending_anomaly`, a share of its payments 4-10 times dearer for `card_compromise_days`). With
-  `skimmed_card_share=0` the compromise leaves no trace on its customers' cards (the
-  Handbook's own scenario, byte for byte the data of earlier versions).
+  above (`spending_anomaly`, a share of its payments that many times dearer for
+  `card_compromise_days`). With `skimmed_card_share=0` the compromise leaves no trace on its
+  customers' cards (the Handbook's own scenario, byte for byte the data of earlier versions;
+  with `card_misuse_factor_min` and `_max` at 5 too, exactly the Handbook's).
 
 Every pattern instance has a start and an end (`SyntheticData.events`, written as
 `<name>_events.csv`), and every label a `labelled_at` `label_delay_days` (7) after the payment:
@@ -94,10 +96,19 @@ class SyntheticConfig:
     compromised_terminal_rate: float = 0.0002
     card_compromise_days: int = 14
     card_compromise_share: float = 1 / 3
+    card_misuse_factor_min: float = 4.0
+    card_misuse_factor_max: float = 10.0
     terminal_compromise_days: int = 28
     skimmed_card_share: float = 0.25
     skim_delay_days: int = 7
     label_delay_days: int = 7
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.card_misuse_factor_min <= self.card_misuse_factor_max:
+            raise ValueError(
+                "the card misuse factor range must satisfy 1 <= min <= max, got "
+                f"{self.card_misuse_factor_min}-{self.card_misuse_factor_max}"
+            )
 
 
 @dataclass(frozen=True)
@@ -359,7 +370,8 @@ def _misuse_cards(
     events: list[pd.DataFrame],
 ) -> pd.DataFrame:
     """Compromised cards (Handbook scenario 3): from day `first` on, for `card_compromise_days`,
-    a share of each card's payments not already fraud costs 4-10 times as much."""
+    a share of each card's payments not already fraud costs `card_misuse_factor_min`-`_max`
+    times as much."""
     length = config.card_compromise_days
     rows = _rows_in_windows(data, "user_id", customers, first, length)
     rows = rows[~data["is_fraud"].to_numpy()[rows]]
@@ -367,7 +379,8 @@ def _misuse_cards(
         _window_events("spending_anomaly", customers, first, length, start_us, terminal=False)
     )
     chosen = rows[rng.random(len(rows)) < config.card_compromise_share]
-    factor = rng.uniform(4, 10, len(chosen))
+    # one draw per row whatever the range (5-5 too): the other patterns' data stay the same
+    factor = rng.uniform(config.card_misuse_factor_min, config.card_misuse_factor_max, len(chosen))
     usd = data["usd"].to_numpy().copy()
     usd[chosen] = np.round(usd[chosen] * factor, 2)
     data = data.assign(usd=usd)

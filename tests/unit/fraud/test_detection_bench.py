@@ -130,6 +130,10 @@ def test_bench_detection_refuses_an_unknown_parameter_without_a_traceback() -> N
     assert "SyntheticConfig field" in result.output and "Traceback" not in result.output
     result = runner.invoke(cli, ["bench", "detection", *SMALL, "--seeds", "x"])
     assert result.exit_code == 1 and "--seeds" in result.output
+    args = ["--set", "card_misuse_factor_min=6.0", "--set", "card_misuse_factor_max=5.0"]
+    result = runner.invoke(cli, ["bench", "detection", *SMALL, *args])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "--set: the card misuse factor range must satisfy 1 <= min <= max" in result.output
 
 
 def test_the_threshold_study_keeps_the_rules_flags_below_a_kept_cut() -> None:
@@ -162,6 +166,20 @@ def test_the_threshold_study_keeps_the_rules_flags_below_a_kept_cut() -> None:
     assert alone["frauds_among_them"] == 1
 
 
+def _usd_payments(rows: list[tuple], day: pd.Timestamp) -> pd.DataFrame:
+    """Payments in USD at one terminal from (external_id, user, amount, days after `day`, …)."""
+    return pd.DataFrame(
+        {
+            "external_id": [r[0] for r in rows],
+            "user_id": [r[1] for r in rows],
+            "terminal_id": 7,
+            "amount": [r[2] for r in rows],
+            "currency": "USD",
+            "occurred_at": [day + pd.Timedelta(days=r[3]) for r in rows],
+        }
+    )
+
+
 def test_a_card_frauds_amount_is_weighed_against_its_customers_legitimate_payments() -> None:
     """`amount_to_usual`: over the median of the customer's legitimate payments of the 30 days
     before (the frauds before it and the payments after it left out); NaN without any."""
@@ -180,16 +198,7 @@ def test_a_card_frauds_amount_is_weighed_against_its_customers_legitimate_paymen
         ("later", 1, "900.00", 9, False),  # after the frauds: not part of their baseline
         ("new", 2, "50.00", 4, True),
     ]
-    transactions = pd.DataFrame(
-        {
-            "external_id": [r[0] for r in rows],
-            "user_id": [r[1] for r in rows],
-            "terminal_id": 7,
-            "amount": [r[2] for r in rows],
-            "currency": "USD",
-            "occurred_at": [day + pd.Timedelta(days=r[3]) for r in rows],
-        }
-    )
+    transactions = _usd_payments(rows, day)
     labels = pd.DataFrame({"is_fraud": [int(r[4]) for r in rows]})
     data = SimpleNamespace(transactions=transactions, labels=labels)
     ratios = amount_to_usual(data, ["small", "new", "big"])
@@ -198,3 +207,49 @@ def test_a_card_frauds_amount_is_weighed_against_its_customers_legitimate_paymen
     bins = _usual_bins(ratios)
     assert (bins["below 1x"], bins["3x+"], bins["no usual amount"]) == (1, 1, 1)
     assert sum(bins.values()) == 3
+
+
+def test_the_card_oracle_flags_payments_in_compromise_windows_by_their_usual_amount() -> None:
+    """`card_amount_bound`: only the scored payments inside a card's compromise window count,
+    other patterns' frauds are left out, and each bar's recall and precision follow."""
+    from types import SimpleNamespace
+
+    from ledgerguard.load.bench.detection import card_amount_bound
+
+    day = pd.Timestamp("2026-03-01", tz="UTC")
+    rows = [  # (external_id, user, amount, days after `day`, pattern)
+        *[(f"usual{k}", 1, "10.00", k, "") for k in range(5)],
+        ("triple", 1, "30.00", 6, "spending_anomaly"),
+        ("double", 1, "22.00", 7, "spending_anomaly"),
+        ("own", 1, "21.00", 8, ""),  # legitimate, 2.1x: a false alarm at bar 2
+        ("shop", 1, "90.00", 9, "terminal_compromise"),  # another pattern: left out
+        ("after", 1, "95.00", 30, ""),  # after the window: not the oracle's
+        ("other", 2, "99.00", 8, ""),  # another customer: not compromised
+        ("early", 1, "80.00", 4, "spending_anomaly"),  # before the scored month
+    ]
+    transactions = _usd_payments(rows, day)
+    labels = pd.DataFrame(
+        {"is_fraud": [int(bool(r[4])) for r in rows], "pattern": [r[4] or None for r in rows]}
+    )
+    events = pd.DataFrame(
+        {
+            "pattern": ["spending_anomaly"],
+            "user_id": [1],
+            "terminal_id": [-1],
+            "start": [day + pd.Timedelta(days=4)],
+            "end": [day + pd.Timedelta(days=18)],
+        }
+    )
+    data = SimpleNamespace(transactions=transactions, labels=labels, events=events)
+    bound = card_amount_bound(data, day + pd.Timedelta(days=5), label_blind_frauds=0)
+    assert (bound["card_frauds"], bound["payments_in_compromises"]) == (2, 3)
+    # three frauds scored ("shop" too): the oracle misses "double" at 2.5
+    assert bound["recall_reference"] == round(1 - 1 / 3, 4)
+    blind = card_amount_bound(data, day + pd.Timedelta(days=5), label_blind_frauds=1)
+    assert blind["recall_reference"] == round(1 - 2 / 3, 4)
+    assert bound["by_bar"] == {
+        "2.0": {"recall": 1.0, "precision": round(2 / 3, 4)},
+        "2.25": {"recall": 0.5, "precision": 1.0},
+        "2.5": {"recall": 0.5, "precision": 1.0},
+        "3.0": {"recall": 0.5, "precision": 1.0},
+    }

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from functools import cache
 
 import pandas as pd
+import pytest
 
 from ledgerguard.fraud.evaluate import evaluate, score_in_memory
 from ledgerguard.fraud.synthetic import SyntheticConfig, generate
@@ -74,6 +75,27 @@ def test_synthetic_data_is_deterministic():
     ).transactions.equals(first.transactions)
 
 
+def test_the_card_misuse_factor_range_sets_what_a_misused_payment_costs():
+    base = SyntheticConfig(
+        customers=300, terminals=150, days=30, seed=4, compromised_customer_rate=0.003
+    )
+    untouched = generate(replace(base, card_misuse_factor_min=1.0, card_misuse_factor_max=1.0))
+    handbook = generate(replace(base, card_misuse_factor_min=5.0, card_misuse_factor_max=5.0))
+    labels = handbook.labels.set_index("external_id")
+    tx = handbook.transactions.set_index("external_id")
+    before = untouched.transactions.set_index("external_id")
+    assert before.index.equals(tx.index)  # the same payments, only the misused ones dearer
+    misused = labels.index[labels["pattern"] == "spending_anomaly"]
+    usd = misused[tx.loc[misused, "currency"] == "USD"]
+    assert len(usd) > 20
+    ratio = tx.loc[usd, "amount"].astype(float) / before.loc[usd, "amount"].astype(float)
+    assert ratio.between(4.99, 5.01).all()
+    others = tx.index.difference(misused)
+    assert tx.loc[others, "amount"].equals(before.loc[others, "amount"])
+    with pytest.raises(ValueError, match="1 <= min <= max"):
+        replace(base, card_misuse_factor_min=6.0, card_misuse_factor_max=5.0)
+
+
 def test_cards_skimmed_at_a_compromised_terminal_are_misused_elsewhere_afterwards():
     base = SyntheticConfig(
         customers=400, terminals=60, days=40, seed=21, compromised_terminal_rate=0.0005
@@ -100,3 +122,18 @@ def test_cards_skimmed_at_a_compromised_terminal_are_misused_elsewhere_afterward
     assert (tx["pattern"] == "spending_anomaly").sum() > (
         handbook.labels["pattern"] == "spending_anomaly"
     ).sum()
+
+
+def test_generate_takes_the_card_misuse_factor_range_and_refuses_it_reversed(tmp_path):
+    from typer.testing import CliRunner
+
+    from ledgerguard.cli.main import app
+
+    runner = CliRunner()
+    args = ["generate", "--rows", "2000", "--days", "10", "--out", str(tmp_path)]
+    reversed_ = runner.invoke(app, [*args, "--card-misuse-factor", "6", "5"])
+    assert reversed_.exit_code == 2 and "MIN 6.0 is above MAX 5.0" in reversed_.output
+    assert not list(tmp_path.iterdir())  # nothing written
+    done = runner.invoke(app, [*args, "--card-misuse-factor", "5", "5"])
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "synthetic_transactions.csv").exists()
