@@ -31,7 +31,7 @@ def _runs(ended: list[int], open_: list[int] = ()) -> FraudRuns:  # type: ignore
     length = np.array([*ended, *open_], dtype=np.int64)
     where = np.arange(len(length), dtype=np.int64)
     return FraudRuns(
-        length, np.array([True] * len(ended) + [False] * len(open_)), where, where, where
+        length, np.array([True] * len(ended) + [False] * len(open_)), where, where, where, length
     )
 
 
@@ -103,6 +103,30 @@ def test_fraud_runs_are_mostly_fraud_days_ended_by_a_clean_day_not_a_quiet_one()
     # with any fraud making a fraud day, the busy shop's three days are a run too
     columns = (days[name].to_numpy() for name in ("terminal_id", "day", "n_tx", "n_fraud"))
     assert fraud_runs(*columns, min_share=0.0).length.tolist() == [4, 2, 3]
+
+
+def test_a_run_ended_after_quiet_days_may_have_lasted_into_them():
+    """The compromise ended between the last fraud day and the day before the clean day:
+    half a run at each end of that interval (at a busy terminal both are the same day)."""
+    days = _days(
+        [
+            # terminal 1: clean 10, fraud 11-20, no payment 21-22, clean 23: 10 to 12 days
+            (1, 10, 3, 0),
+            *((1, day, 1, 1) for day in range(11, 21)),
+            (1, 23, 1, 0),
+            # terminal 2: clean 10, fraud 11-20, clean 21 (busy): exactly 10 days
+            (2, 10, 3, 0),
+            *((2, day, 3, 3) for day in range(11, 21)),
+            (2, 21, 3, 0),
+        ]
+    )
+    columns = (days[name].to_numpy() for name in ("terminal_id", "day", "n_tx", "n_fraud"))
+    runs = fraud_runs(*columns, min_share=0.5)
+    assert (runs.length.tolist(), runs.upper.tolist()) == ([10, 10], [12, 10])
+    durations = CompromiseDurations.estimate(runs)
+    # P(D >= k): 1 up to 10 days; 3 of the 4 halves end at 10, the last at 12
+    assert durations.at_least[10:14] == pytest.approx([1.0, 0.25, 0.25, 0.0])
+    assert durations.completed == 2
 
 
 def _compromises(n: int, length: int, *, ended_by: int) -> list[tuple[int, int, int, int]]:
