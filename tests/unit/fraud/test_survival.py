@@ -67,6 +67,11 @@ def _days(rows: list[tuple[int, int, int, int]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["terminal_id", "day", "n_tx", "n_fraud"])
 
 
+def _runs_of(days: pd.DataFrame, *, min_share: float) -> FraudRuns:
+    columns = (days[name].to_numpy() for name in ("terminal_id", "day", "n_tx", "n_fraud"))
+    return fraud_runs(*columns, min_share=min_share)
+
+
 def test_fraud_runs_are_mostly_fraud_days_ended_by_a_clean_day_not_a_quiet_one():
     days = _days(
         [
@@ -96,13 +101,11 @@ def test_fraud_runs_are_mostly_fraud_days_ended_by_a_clean_day_not_a_quiet_one()
             (5, 14, 9, 0),
         ]
     )
-    columns = (days[name].to_numpy() for name in ("terminal_id", "day", "n_tx", "n_fraud"))
-    runs = fraud_runs(*columns, min_share=0.5)
+    runs = _runs_of(days, min_share=0.5)
     assert runs.length.tolist() == [4, 2]
     assert runs.ended.tolist() == [True, False]
     # with any fraud making a fraud day, the busy shop's three days are a run too
-    columns = (days[name].to_numpy() for name in ("terminal_id", "day", "n_tx", "n_fraud"))
-    assert fraud_runs(*columns, min_share=0.0).length.tolist() == [4, 2, 3]
+    assert _runs_of(days, min_share=0.0).length.tolist() == [4, 2, 3]
 
 
 def test_a_run_ended_after_quiet_days_may_have_lasted_into_them():
@@ -120,8 +123,7 @@ def test_a_run_ended_after_quiet_days_may_have_lasted_into_them():
             (2, 21, 3, 0),
         ]
     )
-    columns = (days[name].to_numpy() for name in ("terminal_id", "day", "n_tx", "n_fraud"))
-    runs = fraud_runs(*columns, min_share=0.5)
+    runs = _runs_of(days, min_share=0.5)
     assert (runs.length.tolist(), runs.upper.tolist()) == ([10, 10], [12, 10])
     durations = CompromiseDurations.estimate(runs)
     # P(D >= k): 1 up to 10 days; 3 of the 4 halves end at 10, the last at 12
@@ -227,8 +229,7 @@ def test_a_run_counts_its_distinct_defrauded_customers():
         + [(2, 3, day) for day in range(10, 14)],
         columns=["terminal_id", "user_id", "day"],
     )
-    columns = (days[name].to_numpy() for name in ("terminal_id", "day", "n_tx", "n_fraud"))
-    runs = fraud_runs(*columns, min_share=0.5)
+    runs = _runs_of(days, min_share=0.5)
     assert runs.length.tolist() == [3, 4]
     customers = run_customers(
         runs, frauds["terminal_id"].to_numpy(), frauds["day"].to_numpy(), frauds["user_id"]
