@@ -207,6 +207,26 @@ def test_the_probability_is_a_numeric_feature_for_the_model():
     assert features[ACTIVE_PROBABILITY].tolist() == pytest.approx([1 / 7])
 
 
+def test_a_reason_without_learnt_lengths_claims_none():
+    """Words missing as NaN (what pandas makes of None in some frames) are no lengths: the
+    reason must not say compromises "have lasted nan" (seen in a 56-day-compromise run)."""
+    from ledgerguard.fraud.engine.features import COMPROMISE_WORDS, build_features
+    from ledgerguard.fraud.engine.frame import engine_frame
+    from ledgerguard.fraud.engine.rules import RULES
+    from tests.unit.fraud.helpers import fx, rows_frame
+
+    history = history_of(_days(_ongoing(HORIZON - 9)))  # no ended run to learn from
+    frame = engine_frame(rows_frame([(3, 42, T0, "20.00", "USD")]), fx())
+    features = build_features(frame.drop(columns="external_id"), history, FraudParameters())
+    data = pd.concat([frame, features], axis=1)
+    rule = next(rule for rule in RULES if rule.id == "terminal_risk")
+    for missing in (None, np.nan):
+        data[COMPROMISE_WORDS] = pd.Series([missing], dtype=object)
+        [reason] = rule.explain(data, FraudParameters())
+        assert "fraud on every labelled day of the last 10 days" in reason
+        assert "have lasted" not in reason and "nan" not in reason
+
+
 def test_a_run_counts_its_distinct_defrauded_customers():
     days = _days(
         [

@@ -223,7 +223,8 @@ def _explain_terminal_risk(data: pd.DataFrame, params: FraudParameters) -> list[
         )
         if run and params.terminal_risk_run_share:
             ongoing += f", {run_share:.0%} of its payments on them"
-        if lengths is not None and run:
+        # no words (None, or NaN once a frame of them went through pandas): nothing was learnt
+        if isinstance(lengths, str) and run:
             ongoing += (
                 f"; terminal compromises on this platform{who} have lasted {lengths}, so this "
                 f"one is still going on today with probability {active:.0%}"
