@@ -129,13 +129,16 @@ def _recency_by_day(terminal, day, history, params):
         running &= (n_fraud > 0) | (n_tx == 0)
         run = np.where(running & (n_fraud > 0), age + 1, run)
     recent = np.where(wtx > 0, wfraud / np.where(wtx > 0, wtx, 1), 0.0)
-    # the run's share: its fraud days' payments, from the newest back to the first clean day
+    # a run shown in the window is read on over the compromise history, if that is longer
+    shown = run > 0
     run_tx, run_fraud, running = np.zeros(n), np.zeros(n), np.ones(n, dtype=bool)
-    for age in range(horizon):
+    for age in range(max(horizon, params.terminal_compromise_history_days)):
         n_tx, n_fraud = history.window(terminal, day, days=1, lag=params.label_delay_days + age)
         running &= (n_fraud > 0) | (n_tx == 0)
-        run_tx += np.where(running, n_tx, 0)
-        run_fraud += np.where(running, n_fraud, 0)
+        run = np.where(shown & running & (n_fraud > 0), age + 1, run)
+        # the run's share: its fraud days' payments, from the newest back to the first clean day
+        run_tx += np.where(shown & running, n_tx, 0)
+        run_fraud += np.where(shown & running, n_fraud, 0)
     share = np.where(run_tx > 0, run_fraud / np.where(run_tx > 0, run_tx, 1), 0.0)
     return recent, since, run, share
 
@@ -148,17 +151,28 @@ def _recency_by_day(terminal, day, history, params):
     ),
     queries=st.lists(st.tuples(st.integers(0, 3), st.integers(-5, 40)), min_size=1, max_size=30),
     horizon=st.integers(1, 30),
+    lookback=st.sampled_from([0, 6, 60]),
 )
 @example(  # fraud, an entry without payments, fraud: one run of three days
     days=[(1, 10, 2, 1), (1, 11, 0, 0), (1, 12, 2, 2), (1, 13, 4, 0)],
     queries=[(1, 20), (1, 21), (1, 22)],
     horizon=10,
+    lookback=60,
 )
-def test_terminal_recency_is_the_day_by_day_lookup(days, queries, horizon):
-    """The gathered-entries recency equals one lookup per day of the horizon, gaps included."""
+@example(  # a run older than a two-day window, read back over six days
+    days=[(1, 9, 3, 0), (1, 10, 2, 1), (1, 11, 1, 1), (1, 12, 2, 2), (1, 13, 4, 3)],
+    queries=[(1, 20), (1, 21)],
+    horizon=2,
+    lookback=6,
+)
+def test_terminal_recency_is_the_day_by_day_lookup(days, queries, horizon, lookback):
+    """The gathered-entries recency equals one lookup per day of the horizon, gaps included,
+    and a run shown in the window goes on over `terminal_compromise_history_days` if longer."""
     table = pd.DataFrame(days, columns=["terminal_id", "day", "n_tx", "n_fraud"])
     table = table.groupby(["terminal_id", "day"], as_index=False).sum()
-    params = FraudParameters(terminal_history_days=horizon)
+    params = FraudParameters(
+        terminal_history_days=horizon, terminal_compromise_history_days=lookback
+    )
     terminal = np.array([q[0] for q in queries], dtype=np.int64)
     day = np.array([q[1] for q in queries], dtype=np.int64) + 1_000
     history = history_of(table.assign(day=table["day"] + 1_000))

@@ -175,6 +175,24 @@ def test_terminal_risk_stops_once_the_compromise_has_probably_ended():
         assert "compromises on this platform" not in verdict(before, 1).reasons
 
 
+def test_a_compromise_longer_than_the_terminal_window_is_read_to_its_start():
+    """Runs are read over `terminal_history_days` (28); one with no clean day in them is read
+    on over `terminal_compromise_history_days` (90), where the lengths are learnt. Read over
+    28 days only, a 46-day run looked 28 days old and "still going" after compromises that
+    all lasted 50 days: the rule kept firing after every long compromise ended (session 14,
+    56-day compromises)."""
+    past = _compromises(6, 50, ended_by=HORIZON - 1)
+    history = history_of(_days([*past, *_ongoing(HORIZON - 45)]))
+    payment = [(3, 42, T0, "20.00", "USD")]
+    # 46 days of fraud by the horizon, 53 at the payment: past every compromise seen
+    assert verdict(score_rows(payment, history=history), 1).rule_ids == ""
+    # a run of 20 days by the horizon (inside the window) is younger than them: still on
+    young = history_of(_days([*past, *_ongoing(HORIZON - 19)]))
+    reason = verdict(score_rows(payment, history=young), 1).reasons
+    assert "fraud on every labelled day of the last 20 days" in reason
+    assert "a median of 50 days" in reason and "probability 100%" in reason
+
+
 def test_the_estimate_uses_no_label_after_the_rows_horizon():
     # six compromises that end only after the horizon: not known, nothing learnt
     late = _compromises(6, 10, ended_by=HORIZON + 3)

@@ -26,9 +26,9 @@ Feature catalogue (`w` ranges over the windows in `FraudParameters`):
 | `terminal_nb_fraud_<w>d`        | `fraud_labels.is_fraud`          | confirmed frauds among them |
 | `terminal_risk_<w>d`            | both                             | nb_fraud / nb_tx (0 when no transaction) |
 | `terminal_recent_risk`          | both                             | confirmed-fraud share of the `terminal_history_days` days up to the label horizon, each day weighted by 0.5^(age / `terminal_risk_half_life_days`): falls within days of the labels showing a compromise ended |
-| `terminal_run_fraud_share`      | both                             | confirmed-fraud share of the terminal's payments on the days of its current run of fraud (below; 0 without one): a compromise defrauds whoever pays there, so this is near 1 from the run's first labelled day, while `terminal_recent_risk` is still diluted by the clean days before it (round 9b of #14) |
+| `terminal_run_fraud_share`      | both                             | confirmed-fraud share of the terminal's payments on the days of its current run of fraud (below, all of its days; 0 without one): a compromise defrauds whoever pays there, so this is near 1 from the run's first labelled day, while `terminal_recent_risk` is still diluted by the clean days before it (round 9b of #14) |
 | `terminal_days_since_fraud`     | `fraud_labels.is_fraud`          | days from the last known fraud to the label horizon (`terminal_history_days` when none) |
-| `terminal_fraud_run_days`       | both                             | length in days of the current run of fraud on the terminal as known at the horizon: from its first fraud day to the horizon, through days without transactions; 0 when the latest labelled day with transactions was clean |
+| `terminal_fraud_run_days`       | both                             | length in days of the current run of fraud on the terminal as known at the horizon: from its first fraud day to the horizon, through days without transactions; 0 when the latest labelled day with transactions was clean; read over `terminal_history_days`, and on over `terminal_compromise_history_days` when no clean day ended it inside them (a compromise longer than the window is known at its true age) |
 | `terminal_compromise_active_probability` | both                | P(that run still goes on at the transaction's day, `label_delay_days` after the horizon, given it lasted from its first to its last known fraud day), Kaplan-Meier over the lengths of every terminal's runs (an ended run's end: half at its last fraud day, half at the day before the clean day that ended it) in the `terminal_compromise_history_days` days up to the horizon in which at least `terminal_compromise_min_customers` distinct customers had confirmed fraud (`engine.survival`; the history's fraud-customer table); 0 without an ongoing run or with one of fewer than `terminal_compromise_min_customers` defrauded customers, 1 with one but fewer than `terminal_compromise_min_runs` ended runs to learn from |
 | `terminal_compromise_lengths`   | same                             | text for the reason: the middle 80 % of those lengths and how many runs ended (not a model feature) |
 | `terminal_profile_nb_tx_<p>d`   | `terminal_id`, `occurred_at`     | with `terminal_profile_features`: the terminal's payments in the p = `terminal_profile_days` days before the transaction's day (no label needed) |
@@ -814,10 +814,12 @@ def _terminal_recency(
     """Recent risk, days since fraud and fraud-run length over the labelled days (see catalogue).
 
     Age 0 is the label horizon (the day `label_delay_days` before the transaction's), age
-    `terminal_history_days - 1` the oldest. The history entries of each (terminal, day) pair's
-    horizon are gathered at once (two binary searches for every pair, then one flat array of at
-    most `horizon` entries per pair) and reduced per pair; a one-day lookup per age (84 binary
-    searches per pair) cost the streaming scorer about a third of its scoring CPU. Days without
+    `terminal_history_days - 1` the oldest (a run of fraud reaching it is read on, over
+    `terminal_compromise_history_days`: round 12 of #14). The history entries of each
+    (terminal, day) pair's horizon are gathered at once (two binary searches for every pair,
+    then one flat array of at most `horizon` entries per pair) and reduced per pair; a one-day
+    lookup per age (84 binary searches per pair) cost the streaming scorer about a third of its
+    scoring CPU. Days without
     an entry have no payment: they neither end a fraud run nor count as clean. Pairs go
     `RECENCY_CHUNK` at a time, so a nightly page's gathered entries stay a few MiB.
     """
@@ -852,15 +854,22 @@ def _recency_chunk(
     fraud = n_fraud > 0
     since_fraud = np.full(n, horizon, dtype=np.int64)
     np.minimum.at(since_fraud, owner[fraud], age[fraud])
-    # a run of fraud days (from age 0) ends at the first day with payments and no fraud
-    clean = ~fraud & (n_tx != 0)
-    first_clean = np.full(n, horizon, dtype=np.int64)
-    np.minimum.at(first_clean, owner[clean], age[clean])
-    in_run = fraud & (age < first_clean[owner])
-    run = np.zeros(n, dtype=np.int64)
-    np.maximum.at(run, owner[in_run], age[in_run] + 1)
-    run_tx = np.bincount(owner[in_run], weights=n_tx[in_run], minlength=n)
-    run_fraud = np.bincount(owner[in_run], weights=n_fraud[in_run], minlength=n)
+    run, run_tx, run_fraud, reaches_start = _current_run(owner, age, n_tx, n_fraud, n, horizon)
+    # A run with no clean day in the window may be older than the window: read it back over
+    # the days the compromise lengths are learnt from, or a 56-day compromise would look 28
+    # days old for ever and the survival estimate would never see it outlast what it learnt.
+    # Only those few rows pay for the longer read (the window above is the hot path).
+    lookback = params.terminal_compromise_history_days
+    rows = np.flatnonzero(reaches_start)
+    if lookback > horizon and len(rows):
+        o, entry_day, o_tx, o_fraud = history.entries(
+            ("n_tx", "n_fraud"),
+            terminal[rows],
+            first=newest[rows] - lookback + 1,
+            stop=newest[rows] + 1,
+        )
+        longer = _current_run(o, newest[rows][o] - entry_day, o_tx, o_fraud, len(rows), lookback)
+        run[rows], run_tx[rows], run_fraud[rows] = longer[:3]
     with np.errstate(invalid="ignore", divide="ignore"):
         recent = np.where(weighted_tx > 0, weighted_fraud / weighted_tx, 0.0)
         run_share = np.where(run_tx > 0, run_fraud / run_tx, 0.0)
@@ -870,6 +879,30 @@ def _recency_chunk(
         "terminal_days_since_fraud": since_fraud,
         "terminal_fraud_run_days": run,
     } | _compromise_activity(terminal, run, since_fraud, newest, history, params)
+
+
+def _current_run(
+    owner: np.ndarray,
+    age: np.ndarray,
+    n_tx: np.ndarray,
+    n_fraud: np.ndarray,
+    n: int,
+    days: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The run of fraud days from the horizon (age 0) back, per query, over `days` days of
+    entries (query index `owner`, `age` in days): (its length in days, its payments, its
+    frauds, whether no clean day ended it inside the `days`). A day with payments and no
+    fraud ends it; days without payments neither end nor extend it."""
+    fraud = n_fraud > 0
+    clean = ~fraud & (n_tx != 0)
+    first_clean = np.full(n, days, dtype=np.int64)
+    np.minimum.at(first_clean, owner[clean], age[clean])
+    in_run = fraud & (age < first_clean[owner])
+    run = np.zeros(n, dtype=np.int64)
+    np.maximum.at(run, owner[in_run], age[in_run] + 1)
+    run_tx = np.bincount(owner[in_run], weights=n_tx[in_run], minlength=n)
+    run_fraud = np.bincount(owner[in_run], weights=n_fraud[in_run], minlength=n)
+    return run, run_tx, run_fraud, (run > 0) & (first_clean == days)
 
 
 def _compromise_activity(
