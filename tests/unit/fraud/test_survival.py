@@ -226,8 +226,10 @@ def test_the_probability_is_a_numeric_feature_for_the_model():
 
 
 def test_a_reason_without_learnt_lengths_claims_none():
-    """Words missing as NaN (what pandas makes of None in some frames) are no lengths: the
-    reason must not say compromises "have lasted nan" (seen in a 56-day-compromise run)."""
+    """Words missing as NaN are no lengths: the reason must not say compromises "have lasted
+    nan" (seen in a 56-day-compromise run). A frame whose words column mixes strings and None
+    is given pandas 3's `str` dtype, which holds the None as NaN; one of None only stays
+    object."""
     from ledgerguard.fraud.engine.features import COMPROMISE_WORDS, build_features
     from ledgerguard.fraud.engine.frame import engine_frame
     from ledgerguard.fraud.engine.rules import RULES

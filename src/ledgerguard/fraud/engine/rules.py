@@ -223,7 +223,9 @@ def _explain_terminal_risk(data: pd.DataFrame, params: FraudParameters) -> list[
         )
         if run and params.terminal_risk_run_share:
             ongoing += f", {run_share:.0%} of its payments on them"
-        # no words (None, or NaN once a frame of them went through pandas): nothing was learnt
+        # no words: nothing was learnt. None in the feature array, but NaN in the frame when
+        # some rows have words: pandas 3 infers its `str` dtype for strings with None, and
+        # that dtype's missing value is NaN (traced in session 15)
         if isinstance(lengths, str) and run:
             ongoing += (
                 f"; terminal compromises on this platform{who} have lasted {lengths}, so this "
