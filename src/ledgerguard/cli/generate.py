@@ -29,6 +29,14 @@ def generate(
     terminal_compromise_days: Annotated[
         int, typer.Option(min=1, help="How long a compromised terminal stays compromised.")
     ] = 28,
+    terminal_compromise_days_max: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Draw each compromise's length uniformly from [--terminal-compromise-days, "
+            "this] (0: every compromise lasts --terminal-compromise-days, as in the Handbook).",
+        ),
+    ] = 0,
     card_compromise_days: Annotated[
         int, typer.Option(min=1, help="How long a compromised card is misused.")
     ] = 14,
@@ -70,6 +78,12 @@ def generate(
             f"MIN {card_misuse_factor[0]} is above MAX {card_misuse_factor[1]}",
             param_hint="--card-misuse-factor",
         )
+    if 0 < terminal_compromise_days_max < terminal_compromise_days:
+        raise typer.BadParameter(
+            f"{terminal_compromise_days_max} is below --terminal-compromise-days "
+            f"{terminal_compromise_days} (0: no range)",
+            param_hint="--terminal-compromise-days-max",
+        )
     base = SyntheticConfig()
     config = config_for_rows(
         rows,
@@ -79,6 +93,7 @@ def generate(
         seed=seed,
         label_delay_days=label_delay_days,
         terminal_compromise_days=terminal_compromise_days,
+        terminal_compromise_days_max=terminal_compromise_days_max,
         card_compromise_days=card_compromise_days,
         skimmed_card_share=skimmed_card_share,
         card_misuse_factor_min=card_misuse_factor[0],

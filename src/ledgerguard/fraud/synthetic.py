@@ -17,7 +17,9 @@ Fraud patterns, each labelled with `is_fraud=1` and its `pattern` name:
   uniformly from [`card_misuse_factor_min`, `card_misuse_factor_max`] (4-10: Handbook
   scenario 3 with a random factor; 5-5 is the Handbook's own, fixed x5).
 * `terminal_compromise`: compromised terminals; every payment on them for
-  `terminal_compromise_days` (28) is fraud (Handbook scenario 2). Nothing in the payments
+  `terminal_compromise_days` (28) is fraud (Handbook scenario 2; with
+  `terminal_compromise_days_max`, each compromise lasts a length drawn uniformly from
+  [`terminal_compromise_days`, that]). Nothing in the payments
   themselves shows it: only the labels, which arrive late, and what the cards do elsewhere.
 * skimmed cards (`skimmed_card_share`, 0.25): a compromised terminal copies the cards paying
   at it, and in the real world those cards are then misused *elsewhere* — the "common point
@@ -99,6 +101,10 @@ class SyntheticConfig:
     card_misuse_factor_min: float = 4.0
     card_misuse_factor_max: float = 10.0
     terminal_compromise_days: int = 28
+    #: 0: every terminal compromise lasts `terminal_compromise_days` (the Handbook's fixed 28);
+    #: else each lasts a whole number of days drawn uniformly from [that, this]: real
+    #: compromises do not all last the same, and the engine learns their lengths
+    terminal_compromise_days_max: int = 0
     skimmed_card_share: float = 0.25
     skim_delay_days: int = 7
     label_delay_days: int = 7
@@ -108,6 +114,11 @@ class SyntheticConfig:
             raise ValueError(
                 "the card misuse factor range must satisfy 1 <= min <= max, got "
                 f"{self.card_misuse_factor_min}-{self.card_misuse_factor_max}"
+            )
+        if 0 < self.terminal_compromise_days_max < self.terminal_compromise_days:
+            raise ValueError(
+                "terminal_compromise_days_max must be 0 or at least terminal_compromise_days "
+                f"({self.terminal_compromise_days}), got {self.terminal_compromise_days_max}"
             )
 
 
@@ -227,7 +238,7 @@ def _window_events(
     pattern: str,
     owners: np.ndarray,
     first_days: np.ndarray,
-    length: int,
+    length: int | np.ndarray,
     start_us: int,
     *,
     terminal: bool,
@@ -335,15 +346,23 @@ def _events(config: SyntheticConfig, rate: float, rng: np.random.Generator) -> i
 
 
 def _rows_in_windows(
-    data: pd.DataFrame, column: str, owners: np.ndarray, first_days: np.ndarray, length: int
+    data: pd.DataFrame,
+    column: str,
+    owners: np.ndarray,
+    first_days: np.ndarray,
+    length: int | np.ndarray,
+    start_us: int,
 ) -> np.ndarray:
-    """Row positions whose `column` is one of `owners` and whose day is in the owner's window."""
-    day = (data["ts_us"] - data["ts_us"].min()) // (SECONDS_PER_DAY * US_PER_SECOND)
+    """Row positions whose `column` is one of `owners` and whose day is in the owner's window
+    (`length` days: one for all, or one per owner), days counted from the data's first
+    midnight like the events' [start, end) (from the first payment's time, as before session
+    15, a window began and ended that many minutes after midnight)."""
+    day = (data["ts_us"] - start_us) // (SECONDS_PER_DAY * US_PER_SECOND)
     rows = pd.DataFrame({"owner": data[column].to_numpy(), "day": day.to_numpy()})
     rows["position"] = np.arange(len(rows))
-    events = pd.DataFrame({"owner": owners, "first": first_days})
+    events = pd.DataFrame({"owner": owners, "first": first_days, "last": first_days + length - 1})
     hits = rows[rows["owner"].isin(owners)].merge(events, on="owner")
-    hits = hits[(hits["day"] >= hits["first"]) & (hits["day"] < hits["first"] + length)]
+    hits = hits[(hits["day"] >= hits["first"]) & (hits["day"] <= hits["last"])]
     return np.unique(hits["position"].to_numpy())
 
 
@@ -373,7 +392,7 @@ def _misuse_cards(
     a share of each card's payments not already fraud costs `card_misuse_factor_min`-`_max`
     times as much."""
     length = config.card_compromise_days
-    rows = _rows_in_windows(data, "user_id", customers, first, length)
+    rows = _rows_in_windows(data, "user_id", customers, first, length, start_us)
     rows = rows[~data["is_fraud"].to_numpy()[rows]]
     events.append(
         _window_events("spending_anomaly", customers, first, length, start_us, terminal=False)
@@ -397,8 +416,10 @@ def _terminal_compromise(
     n = _events(config, config.compromised_terminal_rate, rng)
     terminals = rng.integers(0, config.terminals, n)
     first = rng.integers(0, config.days, n)
-    length = config.terminal_compromise_days
-    rows = _rows_in_windows(data, "terminal_id", terminals, first, length)
+    length: int | np.ndarray = config.terminal_compromise_days
+    if config.terminal_compromise_days_max:  # drawn only then: the default data stay the same
+        length = rng.integers(length, config.terminal_compromise_days_max + 1, n)
+    rows = _rows_in_windows(data, "terminal_id", terminals, first, length, start_us)
     events.append(
         _window_events("terminal_compromise", terminals, first, length, start_us, terminal=True)
     )

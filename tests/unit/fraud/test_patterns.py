@@ -137,3 +137,39 @@ def test_generate_takes_the_card_misuse_factor_range_and_refuses_it_reversed(tmp
     done = runner.invoke(app, [*args, "--card-misuse-factor", "5", "5"])
     assert done.exit_code == 0, done.output
     assert (tmp_path / "synthetic_transactions.csv").exists()
+
+
+def test_terminal_compromises_may_last_lengths_drawn_from_a_range(tmp_path):
+    from typer.testing import CliRunner
+
+    from ledgerguard.cli.main import app
+
+    base = SyntheticConfig(
+        customers=400, terminals=60, days=60, seed=5, compromised_terminal_rate=0.002
+    )
+    fixed = generate(base)
+    ranged = generate(replace(base, terminal_compromise_days=7, terminal_compromise_days_max=40))
+
+    def compromises(data):
+        events = data.events[data.events["pattern"] == "terminal_compromise"]
+        return (events["end"] - events["start"]).dt.days
+
+    assert set(compromises(fixed)) == {28}
+    lengths = compromises(ranged)
+    assert len(lengths) >= 8 and lengths.between(7, 40).all() and lengths.nunique() >= 4
+    # every labelled payment of a compromise lies inside its terminal's drawn window
+    events = ranged.events[ranged.events["pattern"] == "terminal_compromise"]
+    tx = ranged.transactions.assign(pattern=ranged.labels["pattern"])
+    hits = tx[tx["pattern"] == "terminal_compromise"].merge(events, on="terminal_id")
+    inside = (hits["occurred_at"] >= hits["start"]) & (hits["occurred_at"] < hits["end"])
+    assert inside.groupby(hits["external_id"]).any().all()
+    with pytest.raises(ValueError, match="terminal_compromise_days_max"):
+        replace(base, terminal_compromise_days=28, terminal_compromise_days_max=14)
+    runner = CliRunner()
+    args = ["generate", "--rows", "2000", "--days", "10", "--out", str(tmp_path)]
+    refused = runner.invoke(app, [*args, "--terminal-compromise-days-max", "14"])
+    words = " ".join(refused.output.replace("│", " ").split())  # the message box unwrapped
+    assert refused.exit_code == 2 and "14 is below --terminal-compromise-days 28" in words
+    assert not list(tmp_path.iterdir())  # nothing written
+    done = runner.invoke(app, [*args, "--terminal-compromise-days-max", "42"])
+    assert done.exit_code == 0, done.output
