@@ -819,9 +819,9 @@ def _terminal_recency(
     (terminal, day) pair's horizon are gathered at once (two binary searches for every pair,
     then one flat array of at most `horizon` entries per pair) and reduced per pair; a one-day
     lookup per age (84 binary searches per pair) cost the streaming scorer about a third of its
-    scoring CPU. Days without
-    an entry have no payment: they neither end a fraud run nor count as clean. Pairs go
-    `RECENCY_CHUNK` at a time, so a nightly page's gathered entries stay a few MiB.
+    scoring CPU. Days without an entry have no payment: they neither end a fraud run nor count
+    as clean. Pairs go `RECENCY_CHUNK` at a time, so a nightly page's gathered entries stay a
+    few MiB.
     """
     if len(terminal) <= RECENCY_CHUNK:
         return _recency_chunk(terminal, day, history, params)
