@@ -157,11 +157,16 @@ def test_terminal_compromises_may_last_lengths_drawn_from_a_range(tmp_path):
     assert set(compromises(fixed)) == {28}
     lengths = compromises(ranged)
     assert len(lengths) >= 8 and lengths.between(7, 40).all() and lengths.nunique() >= 4
-    # every labelled payment of a compromise lies inside its terminal's drawn window
+    # every labelled payment of a compromise lies inside its terminal's drawn window (whose
+    # days count from the first payment's time of day: `_rows_in_windows`)
     events = ranged.events[ranged.events["pattern"] == "terminal_compromise"]
     tx = ranged.transactions.assign(pattern=ranged.labels["pattern"])
+    first = tx["occurred_at"].min()
+    shift = first - first.floor("D")
     hits = tx[tx["pattern"] == "terminal_compromise"].merge(events, on="terminal_id")
-    inside = (hits["occurred_at"] >= hits["start"]) & (hits["occurred_at"] < hits["end"])
+    inside = (hits["occurred_at"] >= hits["start"] + shift) & (
+        hits["occurred_at"] < hits["end"] + shift
+    )
     assert inside.groupby(hits["external_id"]).any().all()
     with pytest.raises(ValueError, match="terminal_compromise_days_max"):
         replace(base, terminal_compromise_days=28, terminal_compromise_days_max=14)
