@@ -80,6 +80,10 @@ class FraudParameters(BaseModel):
     terminal_risk_threshold: float = Field(0.5, gt=0, le=1)
     #: Off: the decayed share only (the rule before round 9b).
     terminal_risk_run_share: bool = True
+    #: A fired `terminal_risk` weighs its risk (P(fraud)) in the score, from the least strength
+    #: at which it still flags alone up to 1, so the score ranks its flags (session 15); off:
+    #: strength 1 whatever the risk, as before. Flags are the same either way.
+    terminal_risk_strength_by_risk: bool = True
     #: ... and the window holds at least this many confirmed frauds (one fraud is not a pattern).
     terminal_min_frauds: int = Field(2, ge=1)
     #: Half-life of a confirmed fraud's weight in the terminal's *recent* risk: labels of the

@@ -187,7 +187,8 @@ def test_rules_alone_score_exactly_as_before(
     7's two rule changes and round 8a's off: the learnt compromise lengths
     (`terminal_compromise_history_days=0`), compromises as runs of several defrauded customers
     (`terminal_compromise_min_customers=1`) and the repeat bar of `spending_anomaly` (out of
-    reach), and round 9b's off (`terminal_risk_run_share=false`). With round 7 and 8a on,
+    reach), round 9b's off (`terminal_risk_run_share=false`) and session 15's fired strength
+    by risk (`terminal_risk_strength_by_risk=false`). With round 7, 8a and session 15 on,
     every changed verdict is a payment the lowered bar flags, saying so, or a `terminal_risk`
     row the learnt lengths or a one-customer run calm (scored lower); with 9b on too (the
     default), every further change is a `terminal_risk` row the run's share raises.
@@ -203,6 +204,7 @@ def test_rules_alone_score_exactly_as_before(
         terminal_compromise_min_customers=1,
         anomaly_repeat_min=1_000_000,
         terminal_risk_run_share=False,
+        terminal_risk_strength_by_risk=False,
     )
     rows = score_frame(frame, history, before, start=START, end=END).rows
     rows = rows.sort_values("transaction_id")

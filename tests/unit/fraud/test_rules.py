@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -162,6 +163,46 @@ def test_near_misses_never_flag_alone():
     for rule in RULES:
         if not rule.hard:
             assert params.rule_weight(rule.id) * NEAR_MISS < params.score_threshold
+
+
+def test_a_fired_terminal_risk_ranks_its_flags_by_their_risk():
+    """Fired at risk 0.55 and 1.0 (P(fraud) of each), both flag alone, the surer one scores
+    higher; the floor follows the weight so a fired rule still reaches `score_threshold`, and a
+    weight below it leaves the rule as it was (strength 1, never flagging alone)."""
+    from ledgerguard.fraud.engine.features import ACTIVE_PROBABILITY, COMPROMISE_WORDS
+    from ledgerguard.fraud.engine.rules import fired_floor
+    from ledgerguard.fraud.engine.scoring import noisy_or
+
+    risk = np.array([0.55, 1.0, 0.4])
+    data = pd.DataFrame(
+        {
+            "terminal_nb_fraud_7d": 5,
+            "terminal_nb_tx_7d": 5,
+            "terminal_fraud_run_days": 20,
+            ACTIVE_PROBABILITY: risk,
+            COMPROMISE_WORDS: None,
+            "terminal_recent_risk": 1.0,
+            "terminal_run_fraud_share": 1.0,
+        },
+        index=range(3),
+    )
+    rule = next(rule for rule in RULES if rule.id == "terminal_risk")
+
+    def scores(params: FraudParameters) -> np.ndarray:
+        outcome = rule.evaluate(data, params)
+        assert outcome.fired.tolist() == [True, True, False]
+        return noisy_or((params.weight_terminal_risk * outcome.strength)[:, None])
+
+    for weight in (0.7, 0.55, 1.0):
+        params = FraudParameters(weight_terminal_risk=weight)
+        low, high, miss = scores(params)
+        assert params.score_threshold <= low < high == weight and miss < params.score_threshold
+        assert fired_floor(params, "terminal_risk") == pytest.approx(0.5 / weight)
+    off = scores(FraudParameters(terminal_risk_strength_by_risk=False))
+    assert off[0] == off[1] == 0.7  # as before session 15
+    weak = FraudParameters(weight_terminal_risk=0.4)
+    assert fired_floor(weak, "terminal_risk") == 1.0
+    assert scores(weak)[:2].tolist() == [0.4, 0.4]
 
 
 def test_rules_have_ids_descriptions_and_weights():
