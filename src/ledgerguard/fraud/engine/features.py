@@ -858,17 +858,18 @@ def _recency_chunk(
     # A run with no clean day in the window may be older than the window: read it back over
     # the days the compromise lengths are learnt from, or a 56-day compromise would look 28
     # days old for ever and the survival estimate would never see it outlast what it learnt.
-    # Only those few rows pay for the longer read (the window above is the hot path).
+    # Only those few rows pay for the longer read (the window above is the hot path); it
+    # gathers their window again, simpler than joining two spans' partial runs.
     lookback = params.terminal_compromise_history_days
     rows = np.flatnonzero(reaches_start)
     if lookback > horizon and len(rows):
-        o, entry_day, o_tx, o_fraud = history.entries(
+        o, o_day, o_tx, o_fraud = history.entries(
             ("n_tx", "n_fraud"),
             terminal[rows],
             first=newest[rows] - lookback + 1,
             stop=newest[rows] + 1,
         )
-        longer = _current_run(o, newest[rows][o] - entry_day, o_tx, o_fraud, len(rows), lookback)
+        longer = _current_run(o, newest[rows][o] - o_day, o_tx, o_fraud, len(rows), lookback)
         run[rows], run_tx[rows], run_fraud[rows] = longer[:3]
     with np.errstate(invalid="ignore", divide="ignore"):
         recent = np.where(weighted_tx > 0, weighted_fraud / weighted_tx, 0.0)

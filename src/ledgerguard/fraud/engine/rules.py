@@ -3,10 +3,10 @@
 Each rule reads feature columns (see `ledgerguard.fraud.engine.features`) and returns, per row, a
 *strength* in [0, 1] and whether it *fired*. A fired rule has strength 1 (`terminal_risk`: from
 the least strength at which it still flags on its own up to 1 with its risk, see
-`fired_floor`); below its threshold a
-rule may still contribute a small strength (a ramp from "nothing unusual" to the threshold,
-cubed so that only values close to the threshold count, and at most `NEAR_MISS`), which lets the score combine several
-near misses and ranks transactions for average precision. `explain` turns fired rows into the
+`fired_floor`); below its threshold a rule may still contribute a small strength (a ramp from
+"nothing unusual" to the threshold, cubed so that only values close to the threshold count,
+and at most `NEAR_MISS`), which lets the score combine several near misses and ranks
+transactions for average precision. `explain` turns fired rows into the
 reason strings written to `fraud_scores` and the details report.
 
 `large_amount` is *hard*: it flags on its own whatever the score. The others flag through the
@@ -199,27 +199,26 @@ def _terminal_risk(data: pd.DataFrame, params: FraudParameters) -> RuleOutcome:
     bar = params.terminal_risk_threshold
     fired = risk >= bar
     outcome = _outcome(fired, ramp(risk, 0.0, bar))
+    if not params.terminal_risk_strength_by_risk or bar >= 1.0:
+        return outcome
     # Fired, the risk is P(fraud) (the run's share times P(the compromise still goes on)), and
     # where compromises last different lengths it ranges from the bar to 1: a flag at 0.55 is
     # wrong almost half the time, one at 0.95 seldom. The strength keeps that order (session
-    # 15: the rules' own AP +0.006..+0.039 with compromises of 14-56 days, +0.001 on fixed
-    # ones) from the floor at which the rule still flags alone, so no flag changes.
-    if not params.terminal_risk_strength_by_risk:
-        return outcome
+    # 15: the rules' own AP +0.006..+0.039 with compromises of 14-56 days, +0.001..+0.002 on
+    # fixed ones) from the floor at which the rule still flags alone, so no flag changes.
     floor = fired_floor(params, "terminal_risk")
-    above = np.clip((risk - bar) / (1.0 - bar), 0.0, 1.0) if bar < 1.0 else np.ones(len(risk))
-    return RuleOutcome(
-        strength=np.where(fired, floor + (1.0 - floor) * above, outcome.strength), fired=fired
-    )
+    above = np.clip((risk - bar) / (1.0 - bar), 0.0, 1.0)
+    strength = np.where(fired, floor + (1.0 - floor) * above, outcome.strength)
+    return RuleOutcome(strength=strength, fired=fired)
 
 
 def fired_floor(params: FraudParameters, rule_id: str) -> float:
     """The least strength of a fired soft rule that still flags on its own: weight x strength
-    at `score_threshold` (the noisy-OR of the rules alone, `scoring.RuleSignals.flagged`).
-    1 where even strength 1 does not reach it (a weight below the threshold: the rule never
-    flagged alone, and still does not)."""
+    at `score_threshold` (the noisy-OR of the rules alone, `scoring.RuleSignals.flagged`; the
+    1e-9 keeps the product at the threshold after rounding). 1 where even strength 1 does not
+    reach it (a weight below the threshold: the rule never flagged alone, and still does not)."""
     weight = params.rule_weight(rule_id)
-    if weight <= 0 or weight < params.score_threshold:
+    if weight < params.score_threshold:  # score_threshold > 0, so a weight of 0 lands here
         return 1.0
     return min(1.0, params.score_threshold / weight + 1e-9)
 
