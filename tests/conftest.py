@@ -7,6 +7,11 @@ the fixed ports 3306/3307/8000/8080/9090.
 
 from __future__ import annotations
 
+import os
+
+# before any `ledgerguard` import: no test reads the checkout's `.env` (`settings.ENV_FILE`)
+os.environ["LEDGERGUARD_ENV_FILE"] = ""
+
 from collections.abc import Iterator
 
 import pytest

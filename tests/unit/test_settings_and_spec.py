@@ -144,3 +144,27 @@ def test_env_example_documents_every_setting(tmp_path: Path):
     assert not missing
     example = Settings(_env_file=Path(__file__).resolve().parents[2] / ".env.example")
     assert example.primary_port == 3306 and example.fraud.customer_windows_days == (1, 7, 30)
+
+
+def test_the_test_session_reads_no_env_file():
+    """`make demo` writes `.env` (development secrets) into the checkout; `make test` must not
+    read it (`LEDGERGUARD_ENV_FILE=""`, set by `tests/conftest.py`), or every `Settings()` of
+    a test under `LEDGERGUARD_ENVIRONMENT=test` refuses those values. Outside tests the
+    default is `.env`, and the variable names another file."""
+    import os
+    import subprocess
+    import sys
+
+    from ledgerguard.settings import ENV_FILE, Settings
+
+    assert os.environ["LEDGERGUARD_ENV_FILE"] == "" and ENV_FILE is None
+    assert Settings.model_config["env_file"] is None
+    probe = "from ledgerguard.settings import Settings; print(Settings.model_config['env_file'])"
+    for value, expected in ((None, ".env"), ("deploy.env", "deploy.env"), ("", "None")):
+        env = {k: v for k, v in os.environ.items() if k != "LEDGERGUARD_ENV_FILE"}
+        if value is not None:
+            env["LEDGERGUARD_ENV_FILE"] = value
+        out = subprocess.run(
+            [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+        )
+        assert out.stdout.strip() == expected

@@ -90,12 +90,20 @@ def _secret(*names: str) -> Any:
     return Field(validation_alias=AliasChoices(*names))
 
 
+#: The file `Settings` read besides the environment: `.env` in the working directory, or the
+#: path in `LEDGERGUARD_ENV_FILE` (empty: none). The test session sets it empty, so a checkout
+#: where `make demo` wrote `.env` (development secrets) does not leak it into `make test`,
+#: whose `LEDGERGUARD_ENVIRONMENT=test` refuses those values (found in session 15). Read once,
+#: when this module is imported; subprocesses inherit the variable.
+ENV_FILE: str | None = os.environ.get("LEDGERGUARD_ENV_FILE", ".env") or None
+
+
 class Settings(BaseSettings):
     """Configuration of the whole platform; see `.env.example` for every name with a comment."""
 
     model_config = SettingsConfigDict(
         env_prefix="LEDGERGUARD_",
-        env_file=".env",
+        env_file=ENV_FILE,
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
