@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ledgerguard.fraud import pipeline, reader
-from ledgerguard.fraud.engine import features, model, scoring
+from ledgerguard.fraud.engine import features, model, scoring, terminal_features
 from ledgerguard.fraud.synthetic import config_for_rows
 from ledgerguard.load.bench.analysis import BENCH_TERMINAL_OFFSET, BENCH_USER_OFFSET
 from ledgerguard.settings import Settings
@@ -92,7 +92,13 @@ def main() -> None:
         end = start + timedelta(days=options.days)
 
     _wrap(reader.ReplicaReader, "page", lambda f, kw: f"page {kw['users']}: {len(f):,} rows")
-    _wrap(reader.ReplicaReader, "terminal_days", lambda d, kw: f"terminal days: {len(d):,}")
+    _wrap(
+        reader.ReplicaReader,
+        "terminal_tables",
+        lambda tables, kw: (
+            f"terminal days: {len(tables[0]):,}, fraud customers: {len(tables[1]):,}"
+        ),
+    )
     _wrap(reader.ReplicaReader, "stored_ids")
     _wrap(pipeline, "replica_terminal_history")
     _wrap(pipeline, "fill_missing_usd")
@@ -100,7 +106,7 @@ def main() -> None:
     _wrap(scoring, "sort_frame")
     _wrap(features, "customer_features")
     _wrap(features, "terminal_features")
-    _wrap(features, "_terminal_recency")
+    _wrap(terminal_features, "_terminal_recency")
     _wrap(model.FraudModel, "probability")
     _wrap(scoring, "_words")
     _wrap(pipeline, "upsert_scores", lambda n, kw: f"upserted {n:,}")

@@ -20,13 +20,13 @@ from ledgerguard.db.engines import writer_engine
 from ledgerguard.db.tables import fraud_labels, fraud_scores
 from ledgerguard.fraud import model_store
 from ledgerguard.fraud.backtest import NO_MODEL, backtest, params_from_file
-from ledgerguard.fraud.engine.features import (
+from ledgerguard.fraud.engine.fx import fill_missing_usd
+from ledgerguard.fraud.engine.model import TrainingError, train_model
+from ledgerguard.fraud.engine.terminal_history import (
     fraud_customer_days,
     terminal_days,
     terminal_profile_days,
 )
-from ledgerguard.fraud.engine.fx import fill_missing_usd
-from ledgerguard.fraud.engine.model import TrainingError, train_model
 from ledgerguard.fraud.errors import FraudAnalysisError, ImportRejected
 from ledgerguard.fraud.evaluate import evaluate, scores_from_database
 from ledgerguard.fraud.imports.importer import import_labels, import_transactions

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ledgerguard.fraud.engine.features import TX_DTYPES, US_PER_SECOND
+from ledgerguard.fraud.engine.windows import TX_DTYPES, US_PER_SECOND
 from ledgerguard.money import FxRates
 from ledgerguard.realtime.state import OnlineState, Partition, TerminalCounts
 from ledgerguard.settings.fraud import FraudParameters

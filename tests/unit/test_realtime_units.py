@@ -11,16 +11,16 @@ import pandas as pd
 import pytest
 
 from ledgerguard.db.dialect import Flavour
-from ledgerguard.fraud.engine.features import (
+from ledgerguard.fraud.engine.scoring import score_frame
+from ledgerguard.fraud.engine.terminal_history import (
     PROFILE_COLUMNS,
-    TX_DTYPES,
     TerminalHistory,
     history_in_memory,
     terminal_days,
     terminal_profile_days,
     with_profile,
 )
-from ledgerguard.fraud.engine.scoring import score_frame
+from ledgerguard.fraud.engine.windows import TX_DTYPES
 from ledgerguard.fraud.store import verdict_rows
 from ledgerguard.fraud.verdict_columns import verdict_literals
 from ledgerguard.money import FxRates

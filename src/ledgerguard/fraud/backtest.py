@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ledgerguard.fraud.engine.features import TerminalHistory
 from ledgerguard.fraud.engine.fx import fill_missing_usd
 from ledgerguard.fraud.engine.scoring import score_frame
+from ledgerguard.fraud.engine.terminal_history import TerminalHistory
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.fraud.evaluate import configuration_metrics
 from ledgerguard.fraud.parameter_sets import apply_overrides

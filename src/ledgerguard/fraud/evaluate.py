@@ -27,11 +27,11 @@ import pandas as pd
 import sqlalchemy as sa
 
 from ledgerguard.db.engines import analytics_engine
-from ledgerguard.fraud.engine.features import history_in_memory
 from ledgerguard.fraud.engine.frame import engine_frame
 from ledgerguard.fraud.engine.metrics import average_precision
 from ledgerguard.fraud.engine.rules import RULE_IDS
 from ledgerguard.fraud.engine.scoring import MODEL_SIGNAL, score_frame
+from ledgerguard.fraud.engine.terminal_history import history_in_memory
 from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings
 from ledgerguard.settings.fraud import FraudParameters

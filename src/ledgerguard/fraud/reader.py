@@ -38,7 +38,8 @@ from ledgerguard.cluster.health import check_replica_fresh
 from ledgerguard.db.dialect import Flavour, snapshot_position_queries
 from ledgerguard.db.engines import analytics_engine
 from ledgerguard.db.tables import fraud_scores
-from ledgerguard.fraud.engine.features import FRAUD_CUSTOMER_COLUMNS, TX_DTYPES
+from ledgerguard.fraud.engine.terminal_history import FRAUD_CUSTOMER_COLUMNS
+from ledgerguard.fraud.engine.windows import TX_DTYPES
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.fraud.read_ahead import read_ahead_of
 from ledgerguard.fraud.verdict_columns import COLUMNS as VERDICT_COLUMNS
@@ -93,7 +94,7 @@ _TERMINAL_TX_SQL = (
 # Confirmed frauds are few (one label row per transaction, most of them not fraud): grouping
 # them by (terminal, customer, day) on the server stays small. The daily counts are their sums;
 # the customers tell a compromised terminal from a shop where a stolen card was used
-# (`features.FraudCustomers`).
+# (`TerminalHistory.run_customers`).
 _TERMINAL_FRAUD_SQL = (
     "SELECT CONCAT_WS(',', terminal_id, user_id, day, n) FROM ("
     f"SELECT t.terminal_id, t.user_id, TO_DAYS(t.occurred_at) - {_EPOCH_DAYS} AS day, "
@@ -391,7 +392,7 @@ class ReplicaReader:
     def terminal_tables(
         self, *, since: datetime, until: datetime
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """`terminal_days` and the fraud-customer table (`features.FRAUD_CUSTOMER_COLUMNS`:
+        """`terminal_days` and the fraud-customer table (`terminal_history.FRAUD_CUSTOMER_COLUMNS`:
         confirmed frauds per terminal, customer and day) of [since, until), the two inputs
         of a `TerminalHistory`."""
         args = (utc_naive(since), utc_naive(until))

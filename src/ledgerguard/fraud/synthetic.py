@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ledgerguard.fraud.engine.features import SECONDS_PER_DAY, US_PER_SECOND
+from ledgerguard.fraud.engine.windows import SECONDS_PER_DAY, US_PER_SECOND
 from ledgerguard.money import FxRates, currency_exponent
 
 TRANSACTION_COLUMNS = ("external_id", "user_id", "terminal_id", "amount", "currency", "occurred_at")

@@ -1,12 +1,13 @@
 """The terminal history of a replica run, with the terminal profile when it is on.
 
 The label-based daily counts come from the `(terminal_id, occurred_at)` index
-(`ReplicaReader.terminal_days`). The profile (`features.PROFILE_COLUMNS`: customers new to the
-terminal, the terminal's amounts, its recent customers unusual elsewhere) needs each payment
-with its customer's own history, which is exactly what a page of users holds: it is computed by
-`features.terminal_profile_days` — the function training and the evaluation call on data in
-memory — page by page over the covering `(user_id, occurred_at, ...)` index the nightly pages
-already read, and the pages' tables are added up (every profile column is a sum over users).
+(`ReplicaReader.terminal_tables`). The profile (`terminal_history.PROFILE_COLUMNS`: customers
+new to the terminal, the terminal's amounts, its recent customers unusual elsewhere) needs each
+payment with its customer's own history, which is exactly what a page of users holds: it is
+computed by `terminal_history.terminal_profile_days` — the function training and the
+evaluation call on data in memory — page by page over the covering `(user_id, occurred_at,
+...)` index the nightly pages already read, and the pages' tables are added up (every profile
+column is a sum over users).
 
 No new index: listing payments per terminal with customer and amount would have needed a
 fourth secondary index on `transactions` (paid on every insert), and would still not give
@@ -21,15 +22,14 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from ledgerguard.fraud.engine.features import (
-    SECONDS_PER_DAY,
-    TX_DTYPES,
+from ledgerguard.fraud.engine.fx import fill_missing_usd
+from ledgerguard.fraud.engine.terminal_history import (
     TerminalHistory,
     add_profiles,
     terminal_profile_days,
     with_profile,
 )
-from ledgerguard.fraud.engine.fx import fill_missing_usd
+from ledgerguard.fraud.engine.windows import SECONDS_PER_DAY, TX_DTYPES
 from ledgerguard.fraud.reader import Progress, ReplicaReader
 from ledgerguard.money import FxRates
 from ledgerguard.settings.fraud import FraudParameters

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ledgerguard.fraud.engine.features import SECONDS_PER_DAY, US_PER_SECOND
 from ledgerguard.fraud.engine.fx import units_to_decimal
+from ledgerguard.fraud.engine.windows import SECONDS_PER_DAY, US_PER_SECOND
 from ledgerguard.utc import from_us, utc_naive
 
 #: `literal` of the connection (its `escape`): a quoted SQL string.

@@ -20,7 +20,7 @@ import pandas as pd
 import pymysql
 
 from ledgerguard.db.dialect import Flavour
-from ledgerguard.fraud.engine.features import SECONDS_PER_DAY, TX_DTYPES
+from ledgerguard.fraud.engine.windows import SECONDS_PER_DAY, TX_DTYPES
 from ledgerguard.fraud.reader import ReplicaReader
 from ledgerguard.fraud.terminal_profile import replica_profile_days
 from ledgerguard.money import FxRates

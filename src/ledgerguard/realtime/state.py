@@ -41,21 +41,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ledgerguard.fraud.engine.features import (
-    SECONDS_PER_DAY,
-    TX_DTYPES,
-    US_PER_SECOND,
+from ledgerguard.fraud.engine.customer_features import group_spans
+from ledgerguard.fraud.engine.fx import fill_missing_usd
+from ledgerguard.fraud.engine.scoring import score_frame
+from ledgerguard.fraud.engine.terminal_history import (
     TerminalHistory,
-    TimeAxis,
     add_fraud_customers,
     add_profiles,
     empty_fraud_customers,
-    group_spans,
-    order_by,
     with_profile,
 )
-from ledgerguard.fraud.engine.fx import fill_missing_usd
-from ledgerguard.fraud.engine.scoring import score_frame
+from ledgerguard.fraud.engine.windows import (
+    SECONDS_PER_DAY,
+    TX_DTYPES,
+    US_PER_SECOND,
+    TimeAxis,
+    order_by,
+)
 from ledgerguard.money import FxRates
 from ledgerguard.realtime.stages import StageClock
 from ledgerguard.settings.fraud import FraudParameters
@@ -190,7 +192,7 @@ def _currency_texts(codes: np.ndarray) -> pd.Series:
     return pd.Series(texts[index], dtype=object, copy=False)
 
 
-#: `profile_of(first_day, stop_day)`: the terminal profile (`features.terminal_profile_days`
+#: `profile_of(first_day, stop_day)`: the terminal profile (`terminal_history.terminal_profile_days`
 #: over every user) of days [first_day, stop_day), read from the replica.
 ProfileLoader = Callable[[int, int], pd.DataFrame]
 
@@ -199,7 +201,7 @@ class TerminalCounts:
     """(terminal, day) -> transactions, confirmed frauds; `history()` for the engine.
 
     The confirmed frauds are kept per customer too ((terminal, customer, day), the
-    `features.FRAUD_CUSTOMER_COLUMNS` table), as the nightly run reads them from the replica:
+    `terminal_history.FRAUD_CUSTOMER_COLUMNS` table), as the nightly run reads them from the replica:
     `terminal_compromise_min_customers` counts the customers defrauded at a terminal.
 
     With the terminal profile on (`profile_of` given), also the profile of the finished days:
@@ -589,7 +591,7 @@ class OnlineState:
         user in its windows, their bursts and groups, and the terminal history. So a row last
         scored with this history (`version`: `TerminalCounts.rebuilds`, -1 never) can change
         only when (a) a fresh row lands at or before its second, (b) its velocity burst or
-        structuring group changed (`features.group_spans` before and after the batch: a new
+        structuring group changed (`customer_features.group_spans` before and after the batch: a new
         member, a merge, a split, an oldest member no longer kept), or (c) a row at or before
         its second moved into or out of the spending baseline (burst and group members are
         left out of it). Everything else is the same input: the same score, the same flag.

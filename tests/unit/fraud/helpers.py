@@ -9,9 +9,9 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from ledgerguard.fraud.engine.features import TerminalHistory, add_fraud_customers
 from ledgerguard.fraud.engine.frame import engine_frame
 from ledgerguard.fraud.engine.scoring import PageScores, score_frame
+from ledgerguard.fraud.engine.terminal_history import TerminalHistory, add_fraud_customers
 from ledgerguard.money import FxRates
 from ledgerguard.settings.fraud import FraudParameters
 

@@ -10,24 +10,27 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ledgerguard.fraud.engine import features
-from ledgerguard.fraud.engine.features import (
+from ledgerguard.fraud.engine import terminal_features as terminal_module
+from ledgerguard.fraud.engine.customer_features import customer_features, customer_terminal_features
+from ledgerguard.fraud.engine.terminal_features import terminal_features
+from ledgerguard.fraud.engine.terminal_history import (
     PROFILE_COLUMNS,
+    TerminalHistory,
+    add_profiles,
+    fraud_customer_days,
+    terminal_days,
+    terminal_profile_days,
+    with_profile,
+)
+from ledgerguard.fraud.engine.windows import (
     SECONDS_PER_DAY,
     US_PER_SECOND,
-    TerminalHistory,
     TimeAxis,
-    add_profiles,
     covering_groups,
-    customer_terminal_features,
-    fraud_customer_days,
+    order_by,
     sort_frame,
-    terminal_days,
-    terminal_features,
-    terminal_profile_days,
     usd_threshold_units,
     window_sums,
-    with_profile,
 )
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.settings.fraud import FraudParameters
@@ -178,7 +181,7 @@ def test_terminal_recency_is_the_day_by_day_lookup(days, queries, horizon, lookb
     history = history_of(table.assign(day=table["day"] + 1_000))
     frame = pd.DataFrame({"terminal_id": terminal, "ts_us": day * SECONDS_PER_DAY * US_PER_SECOND})
     out = terminal_features(frame, history, params)
-    with mock.patch.object(features, "RECENCY_CHUNK", 4):  # several gathering passes
+    with mock.patch.object(terminal_module, "RECENCY_CHUNK", 4):  # several gathering passes
         chunked = terminal_features(frame, history, params)
     for name in (
         "terminal_recent_risk",
@@ -441,14 +444,14 @@ def test_customer_features_at_query_rows_are_the_full_frames(seed: int):
     frame = _bursty_users(seed)
     params = FraudParameters()
     axis = _axis(frame, params)
-    full = features.customer_features(frame, axis, params)
+    full = customer_features(frame, axis, params)
     rng = np.random.default_rng(seed)
     for at in (
         np.flatnonzero(frame["ts_us"].to_numpy() >= 125 * SECONDS_PER_DAY * US_PER_SECOND),
         np.sort(rng.choice(len(frame), 150, replace=False)),
         np.arange(0),
     ):
-        partial = features.customer_features(frame, axis, params, at=at)
+        partial = customer_features(frame, axis, params, at=at)
         assert partial.keys() == full.keys()
         for name, values in full.items():
             np.testing.assert_array_equal(partial[name], values[at], err_msg=name)
@@ -471,7 +474,7 @@ def test_order_by_is_the_stable_two_key_lexsort(pairs):
     order, ties included."""
     major = np.array([p[0] for p in pairs], dtype=np.int64)
     minor = np.array([p[1] for p in pairs], dtype=np.int64)
-    np.testing.assert_array_equal(features.order_by(major, minor), np.lexsort((minor, major)))
+    np.testing.assert_array_equal(order_by(major, minor), np.lexsort((minor, major)))
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -480,7 +483,7 @@ def test_recent_anomalies_count_earlier_payments_far_above_the_current_median(se
     payments of [t - r days, t) at >= `anomaly_ratio` x the row's own 30-day median."""
     frame = _bursty_users(seed)
     params = FraudParameters()
-    out = features.customer_features(frame, _axis(frame, params), params)
+    out = customer_features(frame, _axis(frame, params), params)
     counts = out[f"customer_recent_anomalies_{params.anomaly_repeat_days}d"]
     median = out[f"customer_median_amount_{params.anomaly_window_days}d"]
     baseline = (
@@ -525,7 +528,7 @@ def test_recent_anomalies_on_a_hand_made_history():
     axis = TimeAxis(
         frame["user_id"].to_numpy(), frame["ts_us"].to_numpy(), max_window_s=31 * 86_400
     )
-    out = features.customer_features(frame, axis, params)
+    out = customer_features(frame, axis, params)
     counts = out["customer_recent_anomalies_7d"]
     assert counts.tolist() == [0] * 21 + [1, 2, 1]
 

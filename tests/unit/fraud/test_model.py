@@ -10,15 +10,12 @@ import pandas as pd
 import pytest
 
 from ledgerguard.fraud import model_store
-from ledgerguard.fraud.engine.features import (
-    TerminalHistory,
-    build_features,
-    history_in_memory,
-    sort_frame,
-)
+from ledgerguard.fraud.engine.features import build_features
 from ledgerguard.fraud.engine.frame import engine_frame
 from ledgerguard.fraud.engine.model import FraudModel, TrainingError, TrainReport, train_model
 from ledgerguard.fraud.engine.scoring import score_frame
+from ledgerguard.fraud.engine.terminal_history import TerminalHistory, history_in_memory
+from ledgerguard.fraud.engine.windows import sort_frame
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.fraud.pipeline import analyze_interval
 from ledgerguard.fraud.synthetic import SyntheticConfig, generate, write_dataset

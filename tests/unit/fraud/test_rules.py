@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledgerguard.fraud.engine.features import TerminalHistory
 from ledgerguard.fraud.engine.rules import NEAR_MISS, RULE_IDS, RULES, evidence
+from ledgerguard.fraud.engine.terminal_history import TerminalHistory
 from ledgerguard.settings.fraud import FraudParameters
 from tests.unit.fraud.helpers import T0, fx, history_of, score_rows, verdict
 
@@ -169,9 +169,9 @@ def test_a_fired_terminal_risk_ranks_its_flags_by_their_risk():
     """Fired at risk 0.55 and 1.0 (P(fraud) of each), both flag alone, the surer one scores
     higher; the floor follows the weight so a fired rule still reaches `score_threshold`, and a
     weight below it leaves the rule as it was (strength 1, never flagging alone)."""
-    from ledgerguard.fraud.engine.features import ACTIVE_PROBABILITY, COMPROMISE_WORDS
     from ledgerguard.fraud.engine.rules import fired_floor
     from ledgerguard.fraud.engine.scoring import noisy_or
+    from ledgerguard.fraud.engine.terminal_features import ACTIVE_PROBABILITY, COMPROMISE_WORDS
 
     risk = np.array([0.55, 1.0, 0.4])
     data = pd.DataFrame(

@@ -8,17 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ledgerguard.fraud.engine.features import (
-    ACTIVE_PROBABILITY,
-    TerminalHistory,
-    add_fraud_customers,
-)
 from ledgerguard.fraud.engine.survival import (
     CompromiseDurations,
     FraudRuns,
     fraud_runs,
     run_customers,
 )
+from ledgerguard.fraud.engine.terminal_features import ACTIVE_PROBABILITY
+from ledgerguard.fraud.engine.terminal_history import TerminalHistory, add_fraud_customers
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.settings.fraud import FraudParameters
 from tests.unit.fraud.helpers import T0, history_of, score_rows, verdict
@@ -230,9 +227,10 @@ def test_a_reason_without_learnt_lengths_claims_none():
     nan" (seen in a 56-day-compromise run). A frame whose words column mixes strings and None
     is given pandas 3's `str` dtype, which holds the None as NaN; one of None only stays
     object."""
-    from ledgerguard.fraud.engine.features import COMPROMISE_WORDS, build_features
+    from ledgerguard.fraud.engine.features import build_features
     from ledgerguard.fraud.engine.frame import engine_frame
     from ledgerguard.fraud.engine.rules import RULES
+    from ledgerguard.fraud.engine.terminal_features import COMPROMISE_WORDS
     from tests.unit.fraud.helpers import fx, rows_frame
 
     history = history_of(_days(_ongoing(HORIZON - 9)))  # no ended run to learn from

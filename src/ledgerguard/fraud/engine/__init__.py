@@ -1,8 +1,10 @@
 """The scoring engine: pure functions of a frame of transactions and `FraudParameters`.
 
-`frame` (transactions in the import format -> the engine's input frame), `features` (the feature
-catalogue: windows per customer and terminal), `rules` (each rule's flag and reason), `scoring`
-(rules + optional model -> one score per row; the model is any `ProbabilityModel`), `model` (the
-trained model), `metrics` (average precision), `fx` (USD conversion of amount columns). No database access here: the nightly pipeline, the
-evaluation and the streaming scorer feed frames in and store what comes out.
+`frame` (transactions in the import format -> the engine's input frame), `features` (the
+feature catalogue and `build_features`, over `windows`, `customer_features`,
+`terminal_history` and `terminal_features`), `survival` (how long terminal compromises last),
+`rules` (each rule's flag and reason), `scoring` (rules + optional model -> one score per row;
+the model is any `ProbabilityModel`), `model` (the trained model), `metrics` (average
+precision), `fx` (USD conversion of amount columns). No database access here: the nightly
+pipeline, the evaluation and the streaming scorer feed frames in and store what comes out.
 """

@@ -15,7 +15,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from ledgerguard.fraud.engine.features import SECONDS_PER_DAY, US_PER_SECOND
+from ledgerguard.fraud.engine.windows import SECONDS_PER_DAY, US_PER_SECOND
 from ledgerguard.money import FxRates
 
 UNKNOWN = -1

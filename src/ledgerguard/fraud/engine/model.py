@@ -34,13 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ledgerguard.fraud.engine.combiner import ScoreCombiner
-from ledgerguard.fraud.engine.features import (
-    SECONDS_PER_DAY,
-    US_PER_SECOND,
-    build_features,
-    history_in_memory,
-    sort_frame,
-)
+from ledgerguard.fraud.engine.features import build_features
 from ledgerguard.fraud.engine.frame import engine_frame
 from ledgerguard.fraud.engine.metrics import average_precision
 from ledgerguard.fraud.engine.scoring import (
@@ -50,7 +44,9 @@ from ledgerguard.fraud.engine.scoring import (
     rule_signals,
     score_frame,
 )
+from ledgerguard.fraud.engine.terminal_history import history_in_memory
 from ledgerguard.fraud.engine.threshold import choose_threshold
+from ledgerguard.fraud.engine.windows import SECONDS_PER_DAY, US_PER_SECOND, sort_frame
 from ledgerguard.fraud.errors import FraudError
 from ledgerguard.fraud.model_store import CARD_FILE, model_path, promoted, save
 from ledgerguard.fraud.model_store import card as read_card
@@ -177,7 +173,7 @@ def train_on_frame(
     seed: int = 0,
     promote: bool = True,
 ) -> TrainReport:
-    """`train_model` on a transaction frame (`features.TX_DTYPES`) and its confirmed frauds.
+    """`train_model` on a transaction frame (`windows.TX_DTYPES`) and its confirmed frauds.
 
     The replica's training (`ledgerguard.fraud.training`) comes in here too, so a model trained
     from CSV files and one trained from the database are the same thing.

@@ -22,12 +22,9 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from ledgerguard.fraud.engine.features import (
-    ACTIVE_PROBABILITY,
-    COMPROMISE_WORDS,
-    anomaly_bar,
-    usd_threshold_units,
-)
+from ledgerguard.fraud.engine.customer_features import anomaly_bar
+from ledgerguard.fraud.engine.terminal_features import ACTIVE_PROBABILITY, COMPROMISE_WORDS
+from ledgerguard.fraud.engine.windows import usd_threshold_units
 from ledgerguard.settings.fraud import FraudParameters
 
 #: Largest strength of a rule that did not fire: with weights <= 1 and a score threshold >= 0.5 a

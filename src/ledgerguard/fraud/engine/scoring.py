@@ -24,14 +24,10 @@ import numpy as np
 import pandas as pd
 
 from ledgerguard.fraud.engine.combiner import ScoreCombiner
-from ledgerguard.fraud.engine.features import (
-    US_PER_SECOND,
-    TerminalHistory,
-    build_features,
-    in_order,
-    sort_frame,
-)
+from ledgerguard.fraud.engine.features import build_features
 from ledgerguard.fraud.engine.rules import RULE_IDS, RULES, evidence
+from ledgerguard.fraud.engine.terminal_history import TerminalHistory
+from ledgerguard.fraud.engine.windows import US_PER_SECOND, in_order, sort_frame
 from ledgerguard.settings.fraud import FraudParameters
 from ledgerguard.utc import to_us
 

@@ -39,7 +39,7 @@ Choices (each a decision, written down so it can be revisited):
   there form a "run" of share 1 that ends within days. Counted as compromises, those short
   runs taught "compromises end after a few days" and calmed the rule on young real ones
   (round 7a: rules-only terminal recall 0.629 -> 0.489 on dev seed 12 at 2.0). The same
-  test decides whether a terminal's *current* run is a compromise (`features`: the rule does
+  test decides whether a terminal's *current* run is a compromise (`terminal_features`: the rule does
   not fire on a stolen card's shop). 1: every run counts (round 7a).
 * **Only runs of at least `MIN_RUN_DAYS` days count.** A single day is what one stolen card's
   payment leaves at a quiet terminal (card testing, compromised cards, large amounts); the

@@ -6,7 +6,7 @@
   cannot be decided). Header `User ID,Transactions,Total USD,Unconverted Transactions,Status`.
 * `structuring_candidates_<day>.csv`: one line per structuring group with at least one payment
   on the day, found by the fraud engine's own definition
-  (`ledgerguard.fraud.engine.features.structuring_groups`: near-line payments, USD amount in
+  (`ledgerguard.fraud.engine.customer_features.structuring_groups`: near-line payments, USD amount in
   [floor, line], at least `structuring_min_count` of them within `structuring_window_hours`,
   together above the line). The engine's rule flags exactly these payments, so the file and
   the day's `structuring` flags cannot disagree. Header
@@ -32,7 +32,8 @@ import numpy as np
 import sqlalchemy as sa
 
 from ledgerguard.db.engines import analytics_engine
-from ledgerguard.fraud.engine.features import TimeAxis, group_units, structuring_groups
+from ledgerguard.fraud.engine.customer_features import group_units, structuring_groups
+from ledgerguard.fraud.engine.windows import TimeAxis
 from ledgerguard.fraud.engine.fx import units_to_decimal
 from ledgerguard.fraud.reports.fraud_report import write_csv_atomic
 from ledgerguard.settings import Settings

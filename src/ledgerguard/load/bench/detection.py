@@ -26,12 +26,12 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from ledgerguard.fraud.engine.features import SECONDS_PER_DAY, US_PER_SECOND
 from ledgerguard.fraud.engine.frame import engine_frame
 from ledgerguard.fraud.engine.model import FraudModel, train_model
 from ledgerguard.fraud.engine.rules import RULE_IDS
 from ledgerguard.fraud.engine.scoring import MODEL_SIGNAL
 from ledgerguard.fraud.engine.threshold import ADDED, KEPT
+from ledgerguard.fraud.engine.windows import SECONDS_PER_DAY, US_PER_SECOND
 from ledgerguard.fraud.evaluate import evaluate, score_in_memory
 from ledgerguard.fraud.synthetic import SyntheticConfig, config_for_rows, generate
 from ledgerguard.load.bench.ceiling import BenchError

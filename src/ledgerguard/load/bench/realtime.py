@@ -340,7 +340,7 @@ def _state_child(users: int, rows_per_user: int, out: Any) -> None:
     """In a fresh process: build the state of `users` users, report RSS before and after."""
     import pandas as pd
 
-    from ledgerguard.fraud.engine.features import TX_DTYPES
+    from ledgerguard.fraud.engine.windows import TX_DTYPES
     from ledgerguard.money import FxRates
     from ledgerguard.realtime.state import OnlineState, Partition, TerminalCounts
     from ledgerguard.settings.fraud import FraudParameters

@@ -1,0 +1,375 @@
+"""The terminal history every path shares, and how it is built in memory.
+
+`TerminalHistory` holds daily payment and confirmed-fraud counts per terminal, who was
+defrauded where (the fraud-customer table, `FRAUD_CUSTOMER_COLUMNS`) and, with
+`terminal_profile_features`, the terminal profile (`PROFILE_COLUMNS`). Training, the
+evaluation and the tests build it here from a frame in memory (`history_in_memory`); the
+nightly run, the backtest and the scorer's snapshot read the same tables from the replica
+(`fraud.reader`, `fraud.terminal_profile`), and the scorer keeps them up to date
+(`realtime.state`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ledgerguard.fraud.engine.customer_features import customer_features, customer_signal
+from ledgerguard.fraud.engine.survival import CompromiseDurations, fraud_runs, run_customers
+from ledgerguard.fraud.engine.windows import (
+    SECONDS_PER_DAY,
+    UNITS_PER_USD,
+    US_PER_SECOND,
+    TimeAxis,
+    expand_ranges,
+    sort_frame,
+)
+from ledgerguard.fraud.errors import FraudAnalysisError
+from ledgerguard.settings.fraud import FraudParameters
+
+_DAY_BITS = 22  # terminal-day keys: rank << 22 | day offset (11,000 years of days)
+
+
+#: Optional daily columns of a `TerminalHistory` beyond `n_tx` / `n_fraud`: what the terminal's
+#: payments looked like, known as soon as the day is over (no label needed). Made by
+#: `terminal_profile_days` (in memory, or page by page on the replica) when
+#: `terminal_profile_features` is on (see that setting).
+PROFILE_COLUMNS = ("n_new", "n_usd", "sum_log_usd", "sumsq_log_usd", "n_signal")
+
+
+#: Columns of a fraud-customer table: confirmed frauds per (terminal, customer, day).
+FRAUD_CUSTOMER_COLUMNS = ("terminal_id", "user_id", "day", "n_fraud")
+
+
+def empty_fraud_customers() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype="int64") for name in FRAUD_CUSTOMER_COLUMNS})
+
+
+def fraud_customer_days(frame: pd.DataFrame, fraud_ids: np.ndarray) -> pd.DataFrame:
+    """The fraud-customer table of a transaction frame in memory (the replica's SQL elsewhere)."""
+    fraud = np.isin(frame["transaction_id"].to_numpy(), fraud_ids) & (
+        frame["terminal_id"].to_numpy() >= 0
+    )
+    rows = pd.DataFrame(
+        {
+            "terminal_id": frame["terminal_id"].to_numpy()[fraud],
+            "user_id": frame["user_id"].to_numpy()[fraud],
+            "day": frame["ts_us"].to_numpy()[fraud] // (SECONDS_PER_DAY * US_PER_SECOND),
+            "n_fraud": np.ones(int(fraud.sum()), dtype=np.int64),
+        }
+    )
+    return add_fraud_customers([rows])
+
+
+def add_fraud_customers(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Fraud-customer tables (or changes to one: -1 for a label withdrawn) added up."""
+    table = pd.concat(tables, ignore_index=True) if tables else empty_fraud_customers()
+    keys = list(FRAUD_CUSTOMER_COLUMNS[:3])
+    summed = table.groupby(keys, as_index=False)["n_fraud"].sum()
+    return summed[summed["n_fraud"] != 0].astype("int64").reset_index(drop=True)
+
+
+class TerminalHistory:
+    """Daily transaction and confirmed-fraud counts per terminal, queried by window.
+
+    Built once per run from `(terminal_id, day, n_tx, n_fraud)` rows (day = days since
+    1970-01-01 UTC) and shared by every page, so terminal features see all users' transactions
+    even when the analysis is split by user. With the `PROFILE_COLUMNS` too (payments by
+    customers new to the terminal, sum and sum of squares of log USD amounts) it also answers
+    `profile`: the terminal's own recent customers and amounts. With a fraud-customer table
+    (`FRAUD_CUSTOMER_COLUMNS`: confirmed frauds per terminal, customer and day) it also tells
+    how many customers were defrauded at a terminal over days (`run_customers`), which
+    `terminal_compromise_min_customers` needs; without one (None) it refuses to guess.
+    """
+
+    def __init__(self, days: pd.DataFrame, frauds: pd.DataFrame | None = None) -> None:
+        days = days.sort_values(["terminal_id", "day"], kind="stable")
+        terminal = days["terminal_id"].to_numpy(dtype=np.int64)
+        day = days["day"].to_numpy(dtype=np.int64)
+        self.terminals, rank = np.unique(terminal, return_inverse=True)
+        self.day_origin = int(day.min()) if len(day) else 0
+        self.key = (rank.astype(np.int64) << _DAY_BITS) + (day - self.day_origin)
+        self.has_profile = all(name in days for name in PROFILE_COLUMNS)
+        names = ("n_tx", "n_fraud", *(PROFILE_COLUMNS if self.has_profile else ()))
+        self._prefix = {
+            name: np.concatenate(([0], np.cumsum(days[name].to_numpy()))) for name in names
+        }
+        # `compromise_durations` per (horizon day, look-back): the history never changes after
+        # construction (the scorer builds a new one when its counts change), so neither do they
+        self._durations: dict[tuple[int, int, float, int], CompromiseDurations] = {}
+        self._frauds = None if frauds is None else self._fraud_index(frauds)
+
+    def _fraud_index(self, frauds: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(terminal-day key, customer) of each row of a fraud-customer table, sorted by key:
+        who had confirmed fraud at which terminal on which day. Fraud rows are few (a few per
+        cent of the payments), so this costs little next to the daily counts."""
+        frauds = frauds[frauds["n_fraud"] > 0]
+        terminal = frauds["terminal_id"].to_numpy(dtype=np.int64)
+        if len(self.terminals) == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        pos = np.searchsorted(self.terminals, terminal).clip(0, len(self.terminals) - 1)
+        known = self.terminals[pos] == terminal
+        offset = frauds["day"].to_numpy(dtype=np.int64) - self.day_origin
+        known &= offset >= 0
+        key = (pos[known].astype(np.int64) << _DAY_BITS) + offset[known]
+        order = np.argsort(key, kind="stable")
+        return key[order], frauds["user_id"].to_numpy(dtype=np.int64)[known][order]
+
+    @classmethod
+    def empty(cls) -> TerminalHistory:
+        return cls(
+            pd.DataFrame({"terminal_id": [], "day": [], "n_tx": [], "n_fraud": []}),
+            empty_fraud_customers(),
+        )
+
+    def sums(
+        self,
+        names: tuple[str, ...],
+        terminal_id: np.ndarray,
+        day: np.ndarray,
+        *,
+        days: int,
+        lag: int,
+    ) -> list[np.ndarray]:
+        """Sums of daily columns per terminal over the `days` days up to day - `lag`:
+        [day - lag - days + 1, day - lag]."""
+        if len(self.terminals) == 0:
+            return [np.zeros(len(terminal_id), dtype=np.int64) for _ in names]
+        pos = np.searchsorted(self.terminals, terminal_id).clip(0, len(self.terminals) - 1)
+        found = self.terminals[pos] == terminal_id
+        limit = (1 << _DAY_BITS) - 1
+        first = (day - lag - days + 1 - self.day_origin).clip(0, limit)
+        stop = (day - lag + 1 - self.day_origin).clip(0, limit)
+        base = pos.astype(np.int64) << _DAY_BITS
+        lo = np.searchsorted(self.key, base + first, side="left")
+        hi = np.searchsorted(self.key, base + stop, side="left")
+        return [
+            np.where(found, self._prefix[name][hi] - self._prefix[name][lo], 0) for name in names
+        ]
+
+    def entries(
+        self,
+        names: tuple[str, ...],
+        terminal_id: np.ndarray,
+        *,
+        first: np.ndarray,
+        stop: np.ndarray,
+    ) -> tuple[np.ndarray, ...]:
+        """The daily entries of each query's terminal on days [first, stop): (query index,
+        day, then one array per column of `names`), flat, one element per entry."""
+        if len(self.terminals) == 0 or len(terminal_id) == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return (empty, empty, *(empty for _ in names))
+        owner, entry = self._gather(self.key, terminal_id, first, stop)
+        day = (self.key[entry] & ((1 << _DAY_BITS) - 1)) + self.day_origin
+        return (owner, day, *self._daily(names, entry))
+
+    def _gather(
+        self, key: np.ndarray, terminal_id: np.ndarray, first: np.ndarray, stop: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(query index, position in `key`) of every entry of each query's terminal on days
+        [first, stop), `key` sorted by terminal rank then day: two binary searches a query."""
+        pos = np.searchsorted(self.terminals, terminal_id).clip(0, len(self.terminals) - 1)
+        found = self.terminals[pos] == terminal_id
+        limit = (1 << _DAY_BITS) - 1
+        base = pos.astype(np.int64) << _DAY_BITS
+        lo = np.searchsorted(key, base + (first - self.day_origin).clip(0, limit), "left")
+        hi = np.searchsorted(key, base + (stop - self.day_origin).clip(0, limit), "left")
+        return expand_ranges(lo, np.where(found, hi - lo, 0))
+
+    def _daily(self, names: tuple[str, ...], entry: np.ndarray) -> list[np.ndarray]:
+        """The daily values of `names` at history entries `entry` (from the prefix sums)."""
+        return [self._prefix[name][entry + 1] - self._prefix[name][entry] for name in names]
+
+    def compromise_durations(
+        self, horizon: int, days: int, *, min_share: float, min_customers: int = 1
+    ) -> CompromiseDurations:
+        """How long terminal compromises lasted, from every terminal's days (horizon - days,
+        horizon] (`engine.survival`): one estimate per label horizon, shared by its rows.
+        Only runs with at least `min_customers` defrauded customers count (1: every run)."""
+        cache_key = (horizon, days, min_share, min_customers)
+        cached = self._durations.get(cache_key)
+        if cached is not None:
+            return cached
+        limit = (1 << _DAY_BITS) - 1
+        day = (self.key & limit) + self.day_origin
+        inside = np.flatnonzero((day > horizon - days) & (day <= horizon))
+        n_tx, n_fraud = self._daily(("n_tx", "n_fraud"), inside)
+        runs = fraud_runs(
+            self.key[inside] >> _DAY_BITS, day[inside], n_tx, n_fraud, min_share=min_share
+        )
+        if min_customers > 1:
+            key, user = self._fraud_customers()
+            customers = run_customers(runs, key >> _DAY_BITS, (key & limit) + self.day_origin, user)
+            runs = runs.where(customers >= min_customers)
+        durations = CompromiseDurations.estimate(runs)
+        self._durations[cache_key] = durations
+        return durations
+
+    def run_customers(
+        self, terminal_id: np.ndarray, *, first: np.ndarray, stop: np.ndarray
+    ) -> np.ndarray:
+        """Distinct customers with confirmed fraud on each query's terminal on days
+        [first, stop): two binary searches per query, then the few fraud entries found."""
+        key, user = self._fraud_customers()
+        n = len(terminal_id)
+        if len(key) == 0 or n == 0:
+            return np.zeros(n, dtype=np.int64)
+        owner, entry = self._gather(key, terminal_id, first, stop)
+        span = int(user.max()) + 1
+        pairs = np.unique(owner.astype(np.int64) * span + user[entry])
+        return np.bincount(pairs // span, minlength=n).astype(np.int64)
+
+    def _fraud_customers(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._frauds is None:
+            raise FraudAnalysisError(
+                "terminal_compromise_min_customers > 1 needs the terminal history's fraud "
+                "customers: build it with history_in_memory, the replica's terminal_tables "
+                "or TerminalCounts(frauds=...)"
+            )
+        return self._frauds
+
+    def window(
+        self, terminal_id: np.ndarray, day: np.ndarray, *, days: int, lag: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(transactions, frauds) on each terminal over the `days` days up to day - `lag`."""
+        n_tx, n_fraud = self.sums(("n_tx", "n_fraud"), terminal_id, day, days=days, lag=lag)
+        return n_tx, n_fraud
+
+
+def terminal_days(
+    frame: pd.DataFrame, fraud_ids: np.ndarray, params: FraudParameters | None = None
+) -> pd.DataFrame:
+    """`TerminalHistory` input computed in memory (the pipeline asks the replica instead).
+
+    With `params` whose `terminal_profile_features` is on, also the `PROFILE_COLUMNS` of
+    `terminal_profile_days`.
+    """
+    days = (
+        pd.DataFrame(
+            {
+                "terminal_id": frame["terminal_id"].to_numpy(),
+                "day": frame["ts_us"].to_numpy() // (SECONDS_PER_DAY * US_PER_SECOND),
+                "n_tx": np.ones(len(frame), dtype=np.int64),
+                "n_fraud": np.isin(frame["transaction_id"].to_numpy(), fraud_ids).astype(np.int64),
+            }
+        )
+        .query("terminal_id >= 0")
+        .groupby(["terminal_id", "day"], as_index=False)[["n_tx", "n_fraud"]]
+        .sum()
+    )
+    if params is None or not params.terminal_profile_features:
+        return days
+    return with_profile(days, terminal_profile_days(frame, params))
+
+
+def history_in_memory(
+    frame: pd.DataFrame, fraud_ids: np.ndarray, params: FraudParameters
+) -> TerminalHistory:
+    """The `TerminalHistory` of a labelled frame in memory: `terminal_days` and who was
+    defrauded where (`fraud_customer_days`), as the nightly run reads them from the replica."""
+    return TerminalHistory(
+        terminal_days(frame, fraud_ids, params), fraud_customer_days(frame, fraud_ids)
+    )
+
+
+def terminal_profile_days(
+    frame: pd.DataFrame, params: FraudParameters, *, first_day: int | None = None
+) -> pd.DataFrame:
+    """(terminal_id, day, n_tx, `PROFILE_COLUMNS`) of the payments of a frame of whole users.
+
+    The one implementation of the terminal profile, for every path: in memory (training,
+    `evaluate`) on the whole data, and on the replica page by page (`fraud.terminal_profile`):
+    every column is a sum over the users' own rows — payments by customers new to the
+    terminal (`customer_new_to_terminal`), sums of log(1 + USD) and of its square, and
+    `n_signal` (`_signal_customers`) — so the sums of the pages' tables are the table of all
+    users. `first_day` drops earlier days (a page's lookback rows complete the windows of the
+    later ones but are counted by the page that covers their days).
+    """
+    data = sort_frame(frame)
+    axis = TimeAxis(
+        data["user_id"].to_numpy(),
+        data["ts_us"].to_numpy(),
+        max_window_s=int(params.lookback_days * SECONDS_PER_DAY),
+    )
+    customer = customer_features(data, axis, params)
+    units = data["usd_units"].to_numpy()
+    log_usd = np.log1p(np.maximum(units, 0) / UNITS_PER_USD)
+    columns: dict[str, np.ndarray] = {
+        "terminal_id": data["terminal_id"].to_numpy(),
+        "day": data["ts_us"].to_numpy() // (SECONDS_PER_DAY * US_PER_SECOND),
+        "n_tx": np.ones(len(data), dtype=np.int64),
+        "n_new": (customer["customer_new_to_terminal"] == 1).astype(np.int64),
+        "n_usd": (units >= 0).astype(np.int64),
+        "sum_log_usd": np.where(units >= 0, log_usd, 0.0),
+        "sumsq_log_usd": np.where(units >= 0, log_usd**2, 0.0),
+    }
+    signals = _signal_customers(columns, axis, customer_signal(customer, params), params)
+    table = pd.DataFrame(columns)
+    table = table[table["terminal_id"] >= 0]
+    sums = ["n_tx", *(name for name in PROFILE_COLUMNS if name in table)]
+    days = table.groupby(["terminal_id", "day"], as_index=False)[sums].sum()
+    days = days.merge(signals, on=["terminal_id", "day"], how="outer")
+    days = days.fillna(0).astype({name: np.int64 for name in PROFILE_INT_COLUMNS})
+    if first_day is not None:
+        days = days[days["day"] >= first_day]
+    return days.reset_index(drop=True)
+
+
+def _signal_customers(
+    columns: dict[str, np.ndarray], axis: TimeAxis, signal: np.ndarray, params: FraudParameters
+) -> pd.DataFrame:
+    """(terminal_id, day, n_signal): customers of the terminal unusual elsewhere on that day.
+
+    `n_signal` counts the customers who paid at the terminal in the `anomaly_window_days`
+    before showing, on that day, a `customer_signal` at another terminal (rows of `columns`
+    sorted by user, time). A skimmed card shows up as a spending anomaly elsewhere days before
+    its fraud is labelled; several of a terminal's recent customers doing so point at the
+    terminal. Each (customer, terminal, day) counts once.
+    """
+    terminal = columns["terminal_id"]
+    rows = np.flatnonzero(signal & (terminal >= 0))
+    lo, _ = axis.since(params.anomaly_window_days * SECONDS_PER_DAY, include_current=False)
+    counts = rows - lo[rows]
+    # every (signal row, earlier payment of the same customer within the window) pair: few
+    # signal rows times a month of one customer's payments
+    sig = np.repeat(rows, counts)
+    starts = np.repeat(lo[rows] - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+    earlier = np.arange(len(sig)) + starts
+    keep = (terminal[earlier] >= 0) & (terminal[earlier] != terminal[sig])
+    pairs = pd.DataFrame(
+        {
+            "user": axis.rank[sig[keep]],
+            "terminal_id": terminal[earlier[keep]],
+            "day": columns["day"][sig[keep]],
+        }
+    ).drop_duplicates()
+    return (
+        pairs.groupby(["terminal_id", "day"], as_index=False)
+        .size()
+        .rename(columns={"size": "n_signal"})
+    )
+
+
+#: Columns of a profile table that are counts (the others are float sums).
+PROFILE_INT_COLUMNS = ("terminal_id", "day", "n_tx", "n_new", "n_usd", "n_signal")
+
+
+def add_profiles(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Profile tables of disjoint sets of users added up per (terminal, day)."""
+    table = pd.concat(tables, ignore_index=True)
+    sums = ["n_tx", *PROFILE_COLUMNS]
+    return table.groupby(["terminal_id", "day"], as_index=False)[sums].sum()
+
+
+def with_profile(days: pd.DataFrame, profile: pd.DataFrame) -> pd.DataFrame:
+    """Label-based daily counts (`n_tx`, `n_fraud`) joined with a profile table.
+
+    Both count the same payments where both cover a day; each may cover days the other does
+    not (labels are needed a delay back, the profile up to the interval's end), so `n_tx` is
+    whichever is known.
+    """
+    merged = days.merge(profile, on=["terminal_id", "day"], how="outer", suffixes=("", "_p"))
+    merged["n_tx"] = np.maximum(merged["n_tx"].fillna(0), merged["n_tx_p"].fillna(0))
+    merged = merged.drop(columns="n_tx_p").fillna(0)
+    return merged.astype({name: np.int64 for name in (*PROFILE_INT_COLUMNS, "n_fraud")})
