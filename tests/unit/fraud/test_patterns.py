@@ -158,7 +158,7 @@ def test_terminal_compromises_may_last_lengths_drawn_from_a_range(tmp_path):
     lengths = compromises(ranged)
     assert len(lengths) >= 8 and lengths.between(7, 40).all() and lengths.nunique() >= 4
     # every labelled payment of a compromise lies inside its terminal's drawn window (whose
-    # days count from the first payment's time of day: `_rows_in_windows`)
+    # days count from the first payment's time of day: `synthetic_patterns._rows_in_windows`)
     events = ranged.events[ranged.events["pattern"] == "terminal_compromise"]
     tx = ranged.transactions.assign(pattern=ranged.labels["pattern"])
     first = tx["occurred_at"].min()
