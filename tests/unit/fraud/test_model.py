@@ -12,7 +12,13 @@ import pytest
 from ledgerguard.fraud import model_store
 from ledgerguard.fraud.engine.features import build_features
 from ledgerguard.fraud.engine.frame import engine_frame
-from ledgerguard.fraud.engine.model import FraudModel, TrainingError, TrainReport, train_model
+from ledgerguard.fraud.engine.model import (
+    FraudModel,
+    TrainingError,
+    TrainReport,
+    promotion_gate,
+    train_model,
+)
 from ledgerguard.fraud.engine.scoring import score_frame
 from ledgerguard.fraud.engine.terminal_history import TerminalHistory, history_in_memory
 from ledgerguard.fraud.engine.windows import sort_frame
@@ -156,6 +162,32 @@ def test_a_new_version_is_judged_against_the_promoted_one(
     assert not second.promoted and model_store.promoted(store) == "0001"
     with pytest.raises(model_store.ModelStoreError, match="no model version '0007'"):
         model_store.promote(store, "0007")
+
+
+@pytest.mark.parametrize(
+    ("ap_new", "ap_rules", "ap_current", "promote", "promoted", "why"),
+    [
+        (0.80, 0.70, None, True, True, "promoted: AP 0.8000 against rules 0.7000"),
+        (0.80, 0.70, 0.80, True, True, "and version 0001 0.8000"),  # a tie: the newer labels
+        (0.80, 0.70, 0.81, True, False, "below the promoted version 0001 (0.8100)"),
+        (0.70, 0.70, None, True, False, "does not beat the rules alone (0.7000)"),
+        (float("nan"), 0.70, None, True, False, "does not beat the rules alone"),
+        (0.80, 0.70, float("nan"), True, False, "below the promoted version"),
+        (0.90, 0.70, None, False, False, "--no-promote"),
+    ],
+)
+def test_the_promotion_gate_promotes_only_a_version_better_than_the_rules_and_the_current(
+    ap_new: float,
+    ap_rules: float,
+    ap_current: float | None,
+    promote: bool,
+    promoted: bool,
+    why: str,
+):
+    current = None if ap_current is None else "0001"
+    verdict, reason = promotion_gate(ap_new, ap_rules, ap_current, current, promote=promote)
+    assert verdict is promoted
+    assert reason.startswith("promoted" if promoted else "not promoted") and why in reason
 
 
 def test_labels_without_fraud_cannot_train(

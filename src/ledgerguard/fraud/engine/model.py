@@ -281,23 +281,9 @@ def train_on_frame(
             ap_current = average_precision(target[test], validation_score(current))
         except TrainingError:
             ap_current = None  # unreadable or built on other features: the new one replaces it
-    beats_rules = ap_combined > ap_rules
-    beats_current = ap_current is None or ap_combined >= ap_current
-    if not promote:
-        reason = "not promoted: --no-promote"
-    elif not beats_rules:
-        reason = (
-            f"not promoted: AP {ap_combined:.4f} does not beat the rules alone ({ap_rules:.4f})"
-        )
-    elif not beats_current:
-        reason = (
-            f"not promoted: AP {ap_combined:.4f} is below the promoted version "
-            f"{current_version} ({ap_current:.4f})"
-        )
-    else:
-        reason = f"promoted: AP {ap_combined:.4f} against rules {ap_rules:.4f}" + (
-            f" and version {current_version} {ap_current:.4f}" if ap_current is not None else ""
-        )
+    promoted_now, reason = promotion_gate(
+        ap_combined, ap_rules, ap_current, current_version, promote=promote
+    )
     metrics = {
         "average_precision_model": round(average_precision(target[test], predicted), 4),
         "average_precision_rules": round(ap_rules, 4),
@@ -335,7 +321,6 @@ def train_on_frame(
             "trained_at": datetime.now(UTC).isoformat(),
         },
     )
-    promoted_now = promote and beats_rules and beats_current
     if promoted_now:
         set_promoted(store, version)
     return TrainReport(
@@ -365,6 +350,40 @@ def train_on_frame(
         promotion_reason=reason,
         model_path=str(model_path(store, version)),
         seconds=round(time.monotonic() - began, 3),
+    )
+
+
+def promotion_gate(
+    ap_new: float,
+    ap_rules: float,
+    ap_current: float | None,
+    current_version: str | None,
+    *,
+    promote: bool = True,
+) -> tuple[bool, str]:
+    """(promote the new version?, why) from the average precisions on its held-out days.
+
+    The gate of `fraud train` and the weekly `04_model_training` DAG: a new version replaces
+    the promoted one only if it is strictly better than the rules alone (a model that adds
+    nothing would only add a dependency and a reason analysts must read) and at least as good
+    as the promoted version on the same days (`ap_current`, None without one, or when it
+    cannot score them: the new one then replaces it). A tie with the promoted version promotes
+    the new one: it was trained on the newer labels.
+    """
+    if not promote:
+        return False, "not promoted: --no-promote"
+    if not ap_new > ap_rules:
+        return (
+            False,
+            f"not promoted: AP {ap_new:.4f} does not beat the rules alone ({ap_rules:.4f})",
+        )
+    if ap_current is not None and not ap_new >= ap_current:  # (a NaN never passes)
+        return False, (
+            f"not promoted: AP {ap_new:.4f} is below the promoted version "
+            f"{current_version} ({ap_current:.4f})"
+        )
+    return True, f"promoted: AP {ap_new:.4f} against rules {ap_rules:.4f}" + (
+        f" and version {current_version} {ap_current:.4f}" if ap_current is not None else ""
     )
 
 
