@@ -199,9 +199,8 @@ def train_on_frame(
                 f"label more data or change --test-days ({test_days})"
             )
 
-    model = classifier(max_iter=200, learning_rate=0.1, random_state=seed)
     x = features[names].to_numpy(dtype=float)
-    model.fit(x[train], target[train])
+    model = _fitted(classifier, x[train], target[train], seed)
     predicted = model.predict_proba(x[test])[:, 1]
 
     since = datetime.fromtimestamp(test_since_us / US_PER_SECOND, UTC)
@@ -226,14 +225,16 @@ def train_on_frame(
     # The threshold: earlier windows, each scored by a model that had not seen it, pooled with
     # this model's own (see `model_threshold_windows`).
     windows: list[tuple[np.ndarray, int, Any]] = [(test, test_since_us, model)]
-    for back in range(1, params.model_threshold_windows):
-        begin_us = test_since_us - back * test_days * day_us
-        seen, window = ts < begin_us, (ts >= begin_us) & (ts < begin_us + test_days * day_us)
-        if not target[seen].any() or not target[window].any() or target[seen].all():
-            break  # not enough labelled history for another window
-        earlier = classifier(max_iter=200, learning_rate=0.1, random_state=seed)
-        earlier.fit(x[seen], target[seen])
-        windows.append((window, begin_us, earlier))
+    windows += _earlier_windows(
+        classifier,
+        x,
+        target,
+        ts,
+        test_since_us=test_since_us,
+        window_us=test_days * day_us,
+        count=params.model_threshold_windows - 1,
+        seed=seed,
+    )
     combiner: ScoreCombiner | None = None
     if params.model_score == "learned" and len(windows) >= 2:
         combiner, pooled_score, without_own = _learn_combination(
@@ -351,6 +352,40 @@ def train_on_frame(
         model_path=str(model_path(store, version)),
         seconds=round(time.monotonic() - began, 3),
     )
+
+
+def _fitted(classifier: Any, x: np.ndarray, y: np.ndarray, seed: int) -> Any:
+    """A tree model fitted on (x, y): the version and its validation models are trained with
+    the same settings, so the earlier windows judge the threshold of the same kind of model."""
+    model = classifier(max_iter=200, learning_rate=0.1, random_state=seed)
+    model.fit(x, y)
+    return model
+
+
+def _earlier_windows(
+    classifier: Any,
+    x: np.ndarray,
+    target: np.ndarray,
+    ts: np.ndarray,
+    *,
+    test_since_us: int,
+    window_us: int,
+    count: int,
+    seed: int,
+) -> list[tuple[np.ndarray, int, Any]]:
+    """Up to `count` validation windows of `window_us` before the held-out days, newest first:
+    (rows, first microsecond, a model trained only on the rows before it). The threshold is
+    chosen on them pooled with the new version's own window (`model_threshold_windows`); they
+    stop where the labelled history runs out (no fraud before or inside the next one, or
+    nothing but fraud before it)."""
+    windows: list[tuple[np.ndarray, int, Any]] = []
+    for back in range(1, count + 1):
+        begin_us = test_since_us - back * window_us
+        seen, window = ts < begin_us, (ts >= begin_us) & (ts < begin_us + window_us)
+        if not target[seen].any() or not target[window].any() or target[seen].all():
+            break
+        windows.append((window, begin_us, _fitted(classifier, x[seen], target[seen], seed)))
+    return windows
 
 
 def promotion_gate(
