@@ -25,7 +25,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ledgerguard.fraud import pipeline, reader
-from ledgerguard.fraud.engine import features, model, scoring, terminal_features
+from ledgerguard.fraud.engine import (
+    features,
+    model,
+    scoring,
+    terminal_features,
+    terminal_history,
+)
 from ledgerguard.fraud.synthetic import config_for_rows
 from ledgerguard.load.bench.analysis import BENCH_TERMINAL_OFFSET, BENCH_USER_OFFSET
 from ledgerguard.settings import Settings
@@ -105,6 +111,7 @@ def main() -> None:
     _wrap(pipeline, "score_frame", lambda v, kw: f"scored, {len(v.rows):,} rows to store")
     _wrap(scoring, "sort_frame")
     _wrap(features, "customer_features")
+    _wrap(terminal_history, "customer_features")  # the profile pass, when it is on
     _wrap(features, "terminal_features")
     _wrap(terminal_features, "_terminal_recency")
     _wrap(model.FraudModel, "probability")

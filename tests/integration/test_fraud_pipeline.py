@@ -306,7 +306,7 @@ def test_users_cut_short_by_the_server_are_read_row_by_row(
             cursor.execute("SET SESSION group_concat_max_len = 200")  # ~3 transactions
         cut = pd.concat(list(replica.pages(since=since, until=END, page_rows=1_000_000)))
         with pytest.raises(FraudAnalysisError, match="cut the transaction list of terminal"):
-            replica.terminal_days(since=since, until=END)
+            replica.terminal_tables(since=since, until=END)
     assert whole["user_id"].value_counts().max() > 3  # the limit did cut lists short
     key = ["user_id", "ts_us", "transaction_id"]
     pd.testing.assert_frame_equal(

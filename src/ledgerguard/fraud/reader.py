@@ -116,7 +116,7 @@ _REPORT_COLUMNS = tuple(
     fraud_scores.c[column.name] for column in VERDICT_COLUMNS if column.name != "model_version"
 )
 #: Longest day list of one terminal: 2^31 bytes, ~300M transactions in a window (the server
-#: still stops at `max_allowed_packet`, which `terminal_days` detects and reports).
+#: still stops at `max_allowed_packet`, which `terminal_tables` detects and reports).
 _GROUP_CONCAT_MAX_LEN = 2**31
 
 Progress = Callable[[int, int], None]
@@ -385,16 +385,13 @@ class ReplicaReader:
             raise RuntimeError("ReplicaReader used outside its `with` block")
         return self._conn
 
-    def terminal_days(self, *, since: datetime, until: datetime) -> pd.DataFrame:
-        """Transactions and confirmed frauds per (terminal, day) in [since, until)."""
-        return self.terminal_tables(since=since, until=until)[0]
-
     def terminal_tables(
         self, *, since: datetime, until: datetime
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """`terminal_days` and the fraud-customer table (`terminal_history.FRAUD_CUSTOMER_COLUMNS`:
-        confirmed frauds per terminal, customer and day) of [since, until), the two inputs
-        of a `TerminalHistory`."""
+        """Transactions and confirmed frauds per (terminal, day) (the columns of
+        `terminal_history.terminal_days`) and the fraud-customer table
+        (`terminal_history.FRAUD_CUSTOMER_COLUMNS`: confirmed frauds per terminal, customer and
+        day) of [since, until), the two inputs of a `TerminalHistory`."""
         args = (utc_naive(since), utc_naive(until))
         counts = self._terminal_tx_days(since, until)
         names = list(FRAUD_CUSTOMER_COLUMNS)
