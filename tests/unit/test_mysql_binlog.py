@@ -47,7 +47,7 @@ from ledgerguard.backup.binlog_file import (
 from ledgerguard.backup.catalog import BackupPaths
 from ledgerguard.backup.logical import stream_command
 from ledgerguard.backup.manifest import Manifest
-from ledgerguard.backup.restore import plan_restore
+from ledgerguard.backup.plan import plan_restore
 from ledgerguard.db.dialect import Flavour
 from ledgerguard.db.gtid import Gtid, GtidSet, UuidGtid
 from tests.support import make_settings

@@ -7,5 +7,6 @@ Modules: `tools` (the Debian programs and their option files), `manifest` (what 
 verified marks), `binlog_file` (reading archived binlogs of both flavours), `archive` (segments
 of archived binlogs), `archiver` (the archiver process), `retention`, `scratch` (a throw-away
 server on a restored datadir), `external` (an external scratch server, Compose), `verify`,
-`restore`, `replace` (restore --replace), `metrics`. GTID sets: `ledgerguard.db.gtid`.
+`plan` (the recovery window and what a restore replays), `restore`, `replace` (restore
+--replace), `metrics`. GTID sets: `ledgerguard.db.gtid`.
 """

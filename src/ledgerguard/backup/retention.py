@@ -7,7 +7,7 @@ Rules (grandfather-father-son, UTC calendar):
 * the newest backup of each of the `backup_keep_weekly` most recent ISO weeks with backups;
 * always the newest backup and the newest verified one;
 * archived binlogs: everything a restore from the oldest kept backup needs (from the file its
-  replay starts in, see `ledgerguard.backup.restore`); earlier files and segments go.
+  replay starts in, see `ledgerguard.backup.plan`); earlier files and segments go.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ def create(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Every backup (newest first), its GTID, size and verification, and the recovery window."""
     from ledgerguard.backup.catalog import list_backups
-    from ledgerguard.backup.restore import recovery_window
+    from ledgerguard.backup.plan import recovery_window
 
     settings = settings_of(ctx)
     try:
