@@ -8,7 +8,7 @@ import pytest
 
 from ledgerguard.fraud.errors import ImportRejected
 from ledgerguard.fraud.imports.check import TRANSACTION_COLUMNS
-from ledgerguard.fraud.imports.validation import csv_chunks
+from ledgerguard.fraud.imports.csv_rows import csv_chunks
 
 HEADER = b"external_id,user_id,terminal_id,amount,currency,occurred_at\n"
 GOOD = b"a,1,1,1.00,USD,2025-01-01T00:00:00Z\n"

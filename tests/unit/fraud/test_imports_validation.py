@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from ledgerguard.fraud.errors import ImportRejected
+from ledgerguard.fraud.imports.csv_rows import read_csv_rows
 from ledgerguard.fraud.imports.importer import TRANSACTION_COLUMNS
-from ledgerguard.fraud.imports.validation import read_csv_rows, validate_transactions
+from ledgerguard.fraud.imports.validation import validate_transactions
 
 HEADER = ",".join(TRANSACTION_COLUMNS)
 

@@ -25,7 +25,8 @@ import pandas as pd
 from ledgerguard.fraud.engine.fx import usd_units
 from ledgerguard.fraud.errors import RowError
 from ledgerguard.fraud.imports.bulk_load import tsv_text
-from ledgerguard.fraud.imports.validation import CHUNK_ROWS, check_transactions, csv_chunks
+from ledgerguard.fraud.imports.csv_rows import CHUNK_ROWS, csv_chunks
+from ledgerguard.fraud.imports.validation import check_transactions
 from ledgerguard.money import FxRates
 
 TRANSACTION_COLUMNS = ("external_id", "user_id", "terminal_id", "amount", "currency", "occurred_at")

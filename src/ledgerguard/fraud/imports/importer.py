@@ -29,7 +29,8 @@ Labels (`external_id,is_fraud[,labelled_at]`, other columns such as `pattern` ig
 `is_fraud` is 0/1/true/false/yes/no; every `external_id` must name a stored transaction;
 `labelled_at` (empty: the import time) is in the API's range, like `occurred_at`.
 
-Field checks live in `ledgerguard.fraud.imports.validation`.
+Reading the file lives in `ledgerguard.fraud.imports.csv_rows`, field checks in
+`ledgerguard.fraud.imports.validation`.
 """
 
 from __future__ import annotations
@@ -54,13 +55,12 @@ from ledgerguard.fraud.imports.check import (
     checked_chunks,
     data_lines,
 )
+from ledgerguard.fraud.imports.csv_rows import CHUNK_ROWS, read_csv_rows
 from ledgerguard.fraud.imports.validation import (
-    CHUNK_ROWS,
     DuplicateIds,
     RowChecks,
     check_external_ids,
     check_moment_range,
-    read_csv_rows,
 )
 from ledgerguard.fraud.store import transaction_ids_by_external, upsert_labels
 from ledgerguard.settings import Settings
