@@ -2,7 +2,7 @@
 
 Synthetic flagged verdicts are stored once in `fraud_scores` under transaction ids far above
 real ones (`BENCH_TX_OFFSET`, rule `bench_queue`), then the queue's own statement
-(`ledgerguard.db.cases.queue_page`) is timed on the replica: the first page and pages deep in the
+(`ledgerguard.db.alert_queue.queue_page`) is timed on the replica: the first page and pages deep in the
 queue, by score and by time, with and without filters. A keyset page costs the same at any
 depth; an OFFSET page would grow with it.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ledgerguard.db.cases import QueueFilter, queue_page
+from ledgerguard.db.alert_queue import QueueFilter, queue_page
 from ledgerguard.db.engines import analytics_engine, migration_engine
 from ledgerguard.db.fraud_results import UPSERT_SCORES
 from ledgerguard.db.tables import fraud_scores

@@ -16,18 +16,15 @@ from fastapi import APIRouter, Form, HTTPException, Path, Query, Request, status
 from fastapi.responses import RedirectResponse, Response
 
 from ledgerguard.db import audit
+from ledgerguard.db.alert_queue import Alert, customer_history, get_alert, terminal_frauds
 from ledgerguard.db.cases import (
     DECISIONS,
-    Alert,
     CaseError,
     case_state,
     claim,
-    customer_history,
     decide,
-    get_alert,
     release,
     request_approval,
-    terminal_frauds,
     write_label,
 )
 from ledgerguard.db.consistency import valid_gtid

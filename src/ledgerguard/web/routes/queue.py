@@ -9,14 +9,8 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import RedirectResponse, Response
 
 from ledgerguard.db import audit
-from ledgerguard.db.cases import (
-    CaseError,
-    QueueFilter,
-    claim,
-    oldest_open,
-    parse_cursor,
-    queue_page,
-)
+from ledgerguard.db.alert_queue import QueueFilter, oldest_open, parse_cursor, queue_page
+from ledgerguard.db.cases import CaseError, claim
 from ledgerguard.db.verdicts import SCORE_SOURCES
 from ledgerguard.db.web_users import usernames
 from ledgerguard.web.auth import CsrfSession, CurrentUser
