@@ -1,6 +1,7 @@
 """Detection quality on the realistic generator: a thin wrapper of `ledgerguard bench detection`.
 
-The logic lives in `ledgerguard.load.bench.detection`; prefer the CLI command (same options,
+The logic lives in `ledgerguard.load.bench.detection` (its error analysis in
+`ledgerguard.load.bench.detection_errors`); prefer the CLI command (same options,
 defaults and JSON; `--seeds` and `--terminals-per-customer` there are repeated or
 comma-separated). This script keeps the older command lines working:
 
@@ -24,13 +25,12 @@ from ledgerguard.load.bench.detection import (
     DetectionOptions,
     by_block,
     engine_overrides,
-    errors,
     generator_overrides,
-    label_blind_share,
     per_rule,
     run_detection,
 )
 from ledgerguard.load.bench.detection import run_seed as run
+from ledgerguard.load.bench.detection_errors import errors, label_blind_share
 
 __all__ = ["by_block", "errors", "label_blind_share", "main", "per_rule", "run"]
 

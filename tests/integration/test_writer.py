@@ -13,7 +13,8 @@ from ledgerguard.cluster.local import LocalCluster
 from ledgerguard.db.dialect import Flavour
 from ledgerguard.db.engines import primary_engine
 from ledgerguard.db.transactions import NewTransaction
-from ledgerguard.db.writer import DuplicateExternalId, TransactionWriter, WriteRejected
+from ledgerguard.db.write_errors import DuplicateExternalId, WriteRejected
+from ledgerguard.db.writer import TransactionWriter
 from ledgerguard.settings import Settings
 from tests.support import connect
 

@@ -10,13 +10,8 @@ from decimal import Decimal
 import pytest
 
 from ledgerguard.db.transactions import NewTransaction
-from ledgerguard.db.writer import (
-    TransactionWriter,
-    WriteOutcomeUnknown,
-    WriteRejected,
-    _Pending,
-    datetime_text,
-)
+from ledgerguard.db.write_errors import WriteOutcomeUnknown, WriteRejected
+from ledgerguard.db.writer import TransactionWriter, _Pending, datetime_text
 from ledgerguard.load.bench.ingest import HOT_PATH_PACKAGES, package_versions, rows_per_commit
 
 

@@ -21,7 +21,7 @@ from ledgerguard.api.schemas import TransactionCreate, TransactionCreated
 from ledgerguard.api.services import ApiServices
 from ledgerguard.apikeys import ApiKeyRecord
 from ledgerguard.db.transactions import NewTransaction, get_transaction
-from ledgerguard.db.writer import (
+from ledgerguard.db.write_errors import (
     DuplicateExternalId,
     IdempotencyConflict,
     WriteOutcomeUnknown,

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from ledgerguard.db.writer import is_outage
+from ledgerguard.db.write_errors import is_outage
 from ledgerguard.errors import LedgerGuardError
 
 RETRY_AFTER_SECONDS = "1"

@@ -18,7 +18,8 @@ so a stalled primary costs a bounded amount of memory and every client gets an a
 still queued when its time is up is withdrawn (nothing is written); one whose batch was already
 sent is answered "outcome unknown" (`WriteOutcomeUnknown`, also 503: retry with an
 `Idempotency-Key` to be safe). A COMMIT that succeeded is never reported as an error: if reading
-the GTID afterwards fails, the result has no consistency token.
+the GTID afterwards fails, the result has no consistency token. These exceptions, and how a driver
+error is read (`is_outage`, a duplicate `external_id`), are in `ledgerguard.db.write_errors`.
 
 Ids of a multi-row INSERT are `LAST_INSERT_ID() + i`: InnoDB gives a "simple insert" (row count
 known up front) consecutive auto-increment values with `innodb_autoinc_lock_mode` 0 or 1 (MariaDB
@@ -41,19 +42,21 @@ from typing import Any
 import asyncmy
 import asyncmy.errors
 import sqlalchemy as sa
-from sqlalchemy.exc import (
-    DBAPIError,
-    DisconnectionError,
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-)
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledgerguard.db.consistency import primary_position
 from ledgerguard.db.dialect import Flavour, last_gtid_query
 from ledgerguard.db.tables import idempotency_keys
 from ledgerguard.db.transactions import NewTransaction
+from ledgerguard.db.write_errors import (
+    DuplicateExternalId,
+    IdempotencyConflict,
+    WriteOutcomeUnknown,
+    WriteRejected,
+    is_outage,
+    translate,
+)
 from ledgerguard.utc import utc_naive
 
 _COLUMNS = (
@@ -105,14 +108,6 @@ class WriteResult:
     replayed: bool = False
 
 
-class IdempotencyConflict(Exception):
-    """The Idempotency-Key was used before with a different request body."""
-
-
-class DuplicateExternalId(Exception):
-    """`external_id` is unique and already taken."""
-
-
 def ids_are_consecutive(autoinc_lock_mode: int) -> bool:
     """Whether a multi-row INSERT gets consecutive ids (modes 0 and 1; not 2, "interleaved")."""
     return autoinc_lock_mode in (0, 1)
@@ -124,14 +119,6 @@ class _NotBatchable(Exception):
 
 class _KeyUnused(Exception):
     """No idempotency row for this (API key, Idempotency-Key)."""
-
-
-class WriteRejected(Exception):
-    """Nothing was written: the queue is full or the primary did not take the write in time."""
-
-
-class WriteOutcomeUnknown(Exception):
-    """The write was sent but its COMMIT was not confirmed in time: it may or may not exist."""
 
 
 @dataclass
@@ -292,7 +279,7 @@ class TransactionWriter:
                 return
             for pending in batch:
                 if not pending.done.done():
-                    pending.done.set_exception(_translate(exc))
+                    pending.done.set_exception(translate(exc))
         else:
             for pending, result in zip(batch, results, strict=True):
                 if not pending.done.done():
@@ -307,7 +294,7 @@ class TransactionWriter:
         one multi-statement query (the driver enables them), so a batch costs two round trips,
         not three (issue #13, session 8). The connection is reopened after any error and
         whenever the engine (the primary) changes. Driver errors are re-raised as SQLAlchemy's,
-        so `is_outage` and `_translate` see what they always saw. Once the COMMIT succeeded, a
+        so `is_outage` and `translate` see what they always saw. Once the COMMIT succeeded, a
         failure to read the GTID does not turn the rows' 201 into an error: they get no token.
         """
         sql = _INSERT + ", ".join([_ROW] * len(batch))
@@ -440,7 +427,7 @@ class TransactionWriter:
                 return WriteResult(tx_id, gtid)
         except IntegrityError as exc:
             if "idempotency_keys" not in str(exc.orig) and "PRIMARY" not in str(exc.orig):
-                translated = _translate(exc)
+                translated = translate(exc)
                 if not isinstance(translated, DuplicateExternalId):
                     raise translated from exc
                 # A retry of a body with an `external_id` meets its own first row's unique
@@ -481,25 +468,3 @@ class TransactionWriter:
                 "this Idempotency-Key was already used with a different request body"
             )
         return WriteResult(int(row.transaction_id), gtid, replayed=True)
-
-
-#: MariaDB/MySQL error numbers meaning "this server cannot take the write now": read-only
-#: (a demoted primary), lost connection, server gone away, shutdown in progress.
-_OUTAGE_CODES = {1290, 1836, 2002, 2003, 2006, 2013, 1053, 1927}
-
-
-def is_outage(exc: BaseException) -> bool:
-    """Whether `exc` means the server is unavailable (retry later) rather than a bad request."""
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
-            return True
-        code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-        return code in _OUTAGE_CODES
-    return isinstance(exc, OSError | DisconnectionError)
-
-
-def _translate(exc: BaseException) -> BaseException:
-    """Map driver errors to what the API reports (duplicate external_id → 409)."""
-    if isinstance(exc, IntegrityError) and "external_id" in str(exc.orig):
-        return DuplicateExternalId("external_id is already used by another transaction")
-    return exc

@@ -89,7 +89,7 @@ def test_a_compromise_is_label_blind_until_its_first_day_reaches_the_horizon() -
     to the nightly run while k < delay, to the streaming scorer while k <= delay."""
     from types import SimpleNamespace
 
-    from ledgerguard.load.bench.detection import label_blind_share
+    from ledgerguard.load.bench.detection_errors import label_blind_share
 
     start = pd.Timestamp("2026-03-01", tz="UTC")
     at = [start + pd.Timedelta(days=k, hours=12) for k in range(10)]  # days 0..9 of it
@@ -185,7 +185,7 @@ def test_a_card_frauds_amount_is_weighed_against_its_customers_legitimate_paymen
     before (the frauds before it and the payments after it left out); NaN without any."""
     from types import SimpleNamespace
 
-    from ledgerguard.load.bench.detection import _usual_bins, amount_to_usual
+    from ledgerguard.load.bench.detection_errors import _usual_bins, amount_to_usual
 
     day = pd.Timestamp("2026-03-01", tz="UTC")
     rows = [  # (external_id, user, amount, days after `day`, fraud)
@@ -214,7 +214,7 @@ def test_the_card_oracle_flags_payments_in_compromise_windows_by_their_usual_amo
     other patterns' frauds are left out, and each bar's recall and precision follow."""
     from types import SimpleNamespace
 
-    from ledgerguard.load.bench.detection import card_amount_bound
+    from ledgerguard.load.bench.detection_errors import card_amount_bound
 
     day = pd.Timestamp("2026-03-01", tz="UTC")
     rows = [  # (external_id, user, amount, days after `day`, pattern)
