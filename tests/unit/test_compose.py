@@ -161,7 +161,8 @@ def test_each_service_gets_only_its_accounts_secrets(resolved: dict):
     from ledgerguard.backup.archiver import ARCHIVER_SECRETS
     from ledgerguard.orchestration.config import TASK_SECRETS
     from ledgerguard.realtime.process import SCORER_SECRETS
-    from ledgerguard.settings import SECRET_FIELDS, WITHHELD, _env_name
+    from ledgerguard.settings import _env_name
+    from ledgerguard.settings.secrets import SECRET_FIELDS, WITHHELD
 
     for name, allowed in (
         ("api", API_SECRETS),

@@ -80,7 +80,8 @@ def test_production_check_covers_every_secret_and_the_risky_switches(
 
 
 def test_a_child_gets_only_the_secrets_it_is_given(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    from ledgerguard.settings import SecretWithheld, without_secrets
+    from ledgerguard.settings import without_secrets
+    from ledgerguard.settings.secrets import SecretWithheld
 
     parent = Settings(_env_file=None, **TEST_SECRETS)
     inherited = without_secrets({"MYSQL_ROOT_PASSWORD": "x", "PATH": "/bin"})

@@ -8,7 +8,8 @@ accepted too.
 
 Secrets have no default: a missing one is an error that names the variable. Outside development
 (`LEDGERGUARD_ENVIRONMENT` other than `development`) the dev values shipped in `.env.example` are
-refused, so a demo configuration cannot reach production by accident.
+refused, so a demo configuration cannot reach production by accident (the policy and the
+placeholder of a withheld secret: `ledgerguard.settings.secrets`).
 
 Nothing here is a module-level singleton: callers build `Settings()` once at their edge (CLI
 callback, app factory, DAG task) and pass it down.
@@ -26,69 +27,15 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ledgerguard.errors import LedgerGuardError
 from ledgerguard.settings.fraud import FraudParameters
-
-#: Passwords shipped in `.env.example` (and the original design's README). Fine on a laptop, refused
-#: when `LEDGERGUARD_ENVIRONMENT` is not `development`.
-DEV_PASSWORDS = frozenset(
-    {
-        "rootpassword",
-        "AppPass123!",
-        "ReplicaPass123!",
-        "ApiPass123!",
-        "MigratePass123!",
-        "MonitorPass123!",
-        "BackupPass123!",
-        "ScratchPass123!",
-        "admin",
-        "airflow",
-        "changeme",
-    }
+from ledgerguard.settings.secrets import (
+    DEV_PASSWORDS,
+    MIN_SECRET_LENGTH,
+    SECRET_FIELDS,
+    WITHHELD,
+    WithheldSecret,
+    secret_field,
 )
-
-
-#: Every secret field (checked outside development, withheld from processes that do not need it).
-SECRET_FIELDS = (
-    "mysql_root_password",
-    "replica_password",
-    "repl_password",
-    "api_db_password",
-    "migrate_password",
-    "monitor_password",
-    "backup_password",
-    "backup_scratch_password",
-    "airflow_admin_password",
-    "grafana_admin_password",
-)
-#: Shortest secret accepted outside development.
-MIN_SECRET_LENGTH = 12
-#: What a withheld secret's variable holds in a child process (see `Settings.to_env`).
-WITHHELD = "<withheld>"
-
-
-class SecretWithheld(LedgerGuardError):
-    """This process was started without a secret it now needs."""
-
-
-class WithheldSecret(SecretStr):
-    """A secret this process was deliberately not given: using it fails with a clear message."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(WITHHELD)
-        self.name = name
-
-    def get_secret_value(self) -> str:
-        raise SecretWithheld(
-            f"{self.name} is not given to this process (each process gets only its own "
-            "account's secret); run this from the `ledgerguard` command line instead"
-        )
-
-
-def _secret(*names: str) -> Any:
-    """A required secret readable under each of `names` (original name first)."""
-    return Field(validation_alias=AliasChoices(*names))
-
 
 #: The file `Settings` read besides the environment: `.env` in the working directory, or the
 #: path in `LEDGERGUARD_ENV_FILE` (empty: none). The test session sets it empty, so a checkout
@@ -135,26 +82,28 @@ class Settings(BaseSettings):
     fence_timeout: float = Field(5.0, gt=0, le=120)
 
     # --- database accounts (least privilege; see README "Users") ----------------------------
-    mysql_root_password: SecretStr = _secret("MYSQL_ROOT_PASSWORD", "LEDGERGUARD_ROOT_PASSWORD")
+    mysql_root_password: SecretStr = secret_field(
+        "MYSQL_ROOT_PASSWORD", "LEDGERGUARD_ROOT_PASSWORD"
+    )
     replica_user: str = Field(
         "app_user", validation_alias=AliasChoices("REPLICA_USER", "LEDGERGUARD_REPLICA_USER")
     )
-    replica_password: SecretStr = _secret("REPLICA_PASSWORD", "LEDGERGUARD_REPLICA_PASSWORD")
+    replica_password: SecretStr = secret_field("REPLICA_PASSWORD", "LEDGERGUARD_REPLICA_PASSWORD")
     repl_user: str = Field(
         "repl_user", validation_alias=AliasChoices("REPL_USER", "LEDGERGUARD_REPL_USER")
     )
-    repl_password: SecretStr = _secret("REPL_PASSWORD", "LEDGERGUARD_REPL_PASSWORD")
+    repl_password: SecretStr = secret_field("REPL_PASSWORD", "LEDGERGUARD_REPL_PASSWORD")
     api_db_user: str = "api_user"
-    api_db_password: SecretStr = _secret("LEDGERGUARD_API_DB_PASSWORD")
+    api_db_password: SecretStr = secret_field("LEDGERGUARD_API_DB_PASSWORD")
     migrate_user: str = "migrate_user"
-    migrate_password: SecretStr = _secret("LEDGERGUARD_MIGRATE_PASSWORD")
+    migrate_password: SecretStr = secret_field("LEDGERGUARD_MIGRATE_PASSWORD")
 
     monitor_user: str = "monitor_user"
-    monitor_password: SecretStr = _secret("LEDGERGUARD_MONITOR_PASSWORD")
+    monitor_password: SecretStr = secret_field("LEDGERGUARD_MONITOR_PASSWORD")
     #: Backups, verify and the binlog archiver (and so `00_nightly_backup`): only what
     #: mariadb-backup / the dump, the binlog stream and the comparison with the replica need.
     backup_user: str = "backup_user"
-    backup_password: SecretStr = _secret("LEDGERGUARD_BACKUP_PASSWORD")
+    backup_password: SecretStr = secret_field("LEDGERGUARD_BACKUP_PASSWORD")
 
     # --- API ---------------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
