@@ -133,6 +133,88 @@ def _signal_ids(probability: np.ndarray | None) -> tuple[str, ...]:
     return RULE_IDS if probability is None else (*RULE_IDS, MODEL_SIGNAL)
 
 
+@dataclass(frozen=True)
+class Combined:
+    """The score and flag of every row, and what its reasons need to know of how they were made.
+
+    Columns of `fired` and `parts` are the signals: every rule, then the model when there is one
+    (`_signal_ids`).
+    """
+
+    score: np.ndarray
+    flagged: np.ndarray
+    fired: np.ndarray
+    #: Per signal, what a flag no rule explains is said to come from (the weighted signals, or
+    #: the learned combination's parts).
+    parts: np.ndarray
+    #: Rows flagged only because the rules alone flag them (below the model's threshold).
+    rules_only: np.ndarray
+    #: The rules' weighted strengths and their own noisy-OR of them (hand-set weights).
+    rule_parts: np.ndarray
+    rule_score: np.ndarray
+    threshold: float
+    probability: np.ndarray | None
+    #: How the model's probability counts in the score, in the model's reason.
+    role: str
+
+
+def combine(
+    data: pd.DataFrame,
+    signals: RuleSignals,
+    params: FraudParameters,
+    model: ProbabilityModel | None,
+) -> Combined:
+    """Score and flag every row from the rules' signals and the model's probability, as
+    `score_frame`'s docstring describes."""
+    weighted, fired, hard = signals.weighted(params), signals.fired, signals.hard
+    rule_parts = weighted  # the rules' own parts (a model's column is stacked on a copy)
+    rule_score = noisy_or(weighted)  # the rules' own score: the score without a model
+    kept = np.zeros(len(data), dtype=bool)  # rows the rules alone flag, kept with a model
+    # A model brings the threshold chosen on its validation days for the target precision.
+    threshold = params.score_threshold
+    if model is not None and model.threshold is not None:
+        threshold = model.threshold
+    probability = model.probability(data) if model is not None else None
+    combiner = model.combiner if model is not None else None
+    learned = combiner is not None
+    decides = probability is not None and params.model_decides(learned)
+    if probability is not None:
+        weighted = np.column_stack([weighted, params.weight_model * probability])
+        # when the model's p is the score, a flag by it always names it among the reasons
+        named_from = min(params.model_reason_probability, threshold) if decides else None
+        fired = np.column_stack(
+            [fired, probability >= (named_from or params.model_reason_probability)]
+        )
+    score = noisy_or(weighted) if probability is not None else rule_score
+    if probability is not None and params.keeps_rule_flags(learned):
+        kept = signals.flagged(params, rule_score)
+    if decides:
+        score = np.where(hard, 1.0, np.round(probability, 4))
+    # what a flag without a fired rule is said to come from: the weighted signals
+    parts = weighted
+    if combiner is not None and probability is not None:
+        score = signals.combined(combiner, probability)
+        parts = signals.learned_parts(combiner, probability)
+    if decides:
+        role = "the score"
+    elif combiner is not None:
+        role = f"learned weight {combiner.weights[-1]:.2f}"
+    else:
+        role = f"weight {params.weight_model}"
+    return Combined(
+        score=score,
+        flagged=hard | kept | (score >= threshold),
+        fired=fired,
+        parts=parts,
+        rules_only=kept & ~hard & (score < threshold),
+        rule_parts=rule_parts,
+        rule_score=rule_score,
+        threshold=threshold,
+        probability=probability,
+        role=role,
+    )
+
+
 @dataclass
 class PageScores:
     """Verdicts of one frame: the rows worth storing plus counts over every analysed row."""
@@ -197,37 +279,8 @@ def score_frame(
     features = build_features(frame, history, params, rows=inside)
     data = pd.concat([frame if inside.all() else frame[inside], features], axis=1)
 
-    signals = rule_signals(data, params)
-    weighted, fired, hard = signals.weighted(params), signals.fired, signals.hard
-    rule_parts = weighted  # the rules' own parts (a model's column is stacked on a copy)
-    rule_score = noisy_or(weighted)  # the rules' own score: the score without a model
-    kept = np.zeros(len(data), dtype=bool)  # rows the rules alone flag, kept with a model
-    # A model brings the threshold chosen on its validation days for the target precision.
-    threshold = params.score_threshold
-    if model is not None and model.threshold is not None:
-        threshold = model.threshold
-    probability = model.probability(data) if model is not None else None
-    combiner = model.combiner if model is not None else None
-    learned = combiner is not None
-    decides = probability is not None and params.model_decides(learned)
-    if probability is not None:
-        weighted = np.column_stack([weighted, params.weight_model * probability])
-        # when the model's p is the score, a flag by it always names it among the reasons
-        named_from = min(params.model_reason_probability, threshold) if decides else None
-        fired = np.column_stack(
-            [fired, probability >= (named_from or params.model_reason_probability)]
-        )
-    score = noisy_or(weighted) if probability is not None else rule_score
-    if probability is not None and params.keeps_rule_flags(learned):
-        kept = signals.flagged(params, rule_score)
-    if decides:
-        score = np.where(hard, 1.0, np.round(probability, 4))
-    # what a flag without a fired rule is said to come from: the weighted signals
-    parts = weighted
-    if combiner is not None and probability is not None:
-        score = signals.combined(combiner, probability)
-        parts = signals.learned_parts(combiner, probability)
-    flagged = hard | kept | (score >= threshold)
+    combined = combine(data, rule_signals(data, params), params, model)
+    score, flagged, fired = combined.score, combined.flagged, combined.fired
     no_usd = data["usd_units"].to_numpy() < 0
 
     store = (
@@ -251,28 +304,7 @@ def score_frame(
     if select is not None:
         chosen = select(rows)
         stored, rows = stored[chosen], rows[chosen]
-    if decides:
-        role = "the score"
-    elif combiner is not None:
-        role = f"learned weight {combiner.weights[-1]:.2f}"
-    else:
-        role = f"weight {params.weight_model}"
-    rule_ids, reasons = _words(
-        data,
-        stored,
-        fired,
-        parts,
-        flagged,
-        kept & ~hard & (score < threshold),  # flagged by the rules alone
-        rule_parts,
-        rule_score,
-        score,
-        no_usd,
-        params,
-        probability,
-        threshold,
-        role,
-    )
+    rule_ids, reasons = _words(data, stored, combined, no_usd, params)
     rows["rule_ids"] = rule_ids
     rows["reasons"] = reasons
     rows["model_version"] = model.version if model is not None else None
@@ -283,7 +315,7 @@ def score_frame(
         no_usd_rate=int(no_usd.sum()),
         counts_by_rule={
             signal: int(fired[:, column].sum())
-            for column, signal in enumerate(_signal_ids(probability))
+            for column, signal in enumerate(_signal_ids(combined.probability))
         },
     )
 
@@ -291,26 +323,19 @@ def score_frame(
 def _words(
     data: pd.DataFrame,
     stored: np.ndarray,
-    fired: np.ndarray,
-    parts: np.ndarray,
-    flagged: np.ndarray,
-    kept: np.ndarray,
-    rule_parts: np.ndarray,
-    rule_score: np.ndarray,
-    score: np.ndarray,
+    combined: Combined,
     no_usd: np.ndarray,
     params: FraudParameters,
-    probability: np.ndarray | None = None,
-    threshold: float | None = None,
-    role: str = "",
 ) -> tuple[list[str], list[str]]:
     """Rule ids and reasons of the stored rows (few rows: plain Python is fine here).
 
-    `parts` holds, per signal, what a flag no rule explains is said to come from; `kept`, the
-    rows flagged only because the rules alone flag them, `rule_parts` the rules' weighted
-    strengths and `rule_score` their own noisy-OR of them; `role`, how the model's
-    probability counts in the score.
+    What a flag no rule explains is said to come from: `combined.parts`; a row flagged only
+    because the rules alone flag it names the rules' own score instead.
     """
+    fired, parts, flagged = combined.fired, combined.parts, combined.flagged
+    kept, rule_parts, rule_score = combined.rules_only, combined.rule_parts, combined.rule_score
+    score, probability, threshold = combined.score, combined.probability, combined.threshold
+    role = combined.role
     ids: list[list[str]] = [[] for _ in stored]
     reasons: list[list[str]] = [[] for _ in stored]
     for column, rule in enumerate(RULES):
