@@ -20,8 +20,9 @@ from ledgerguard.db.engines import writer_engine
 from ledgerguard.db.tables import fraud_labels, fraud_scores
 from ledgerguard.fraud import model_store
 from ledgerguard.fraud.backtest import NO_MODEL, backtest, params_from_file
+from ledgerguard.fraud.engine.fitting import train_model
 from ledgerguard.fraud.engine.fx import fill_missing_usd
-from ledgerguard.fraud.engine.model import TrainingError, train_model
+from ledgerguard.fraud.engine.model import TrainingError
 from ledgerguard.fraud.engine.terminal_history import (
     fraud_customer_days,
     terminal_days,

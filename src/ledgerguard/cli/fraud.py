@@ -199,7 +199,7 @@ def train(
     version on the held-out days."""
     import pandas as pd
 
-    from ledgerguard.fraud.engine.model import train_model
+    from ledgerguard.fraud.engine.fitting import train_model
     from ledgerguard.fraud.training import train_from_replica
 
     settings = settings_of(ctx)

@@ -3,7 +3,7 @@
 The weekly DAG and `ledgerguard fraud train` without files call `train_from_replica`: it reads
 the `model_training_days` before `until` from the replica (the same pages as the nightly
 analysis), with the fraud labels known by `until`, and hands them to
-`engine.model.train_on_frame` — the same training, time-split validation, threshold choice and
+`engine.fitting.train_on_frame` — the same training, time-split validation, threshold choice and
 promotion gate as for CSV files.
 
 Labels arrive `label_delay_days` late, so the last days before `until` are left out: their
@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ledgerguard.fraud.engine.fitting import TrainReport, train_on_frame
 from ledgerguard.fraud.engine.fx import fill_missing_usd
-from ledgerguard.fraud.engine.model import TrainingError, TrainReport, train_on_frame
+from ledgerguard.fraud.engine.model import TrainingError
 from ledgerguard.fraud.reader import Progress, ReplicaReader, wait_for_replica
 from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings

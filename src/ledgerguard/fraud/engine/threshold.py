@@ -1,7 +1,7 @@
 """The flag threshold of a trained version, chosen on its pooled validation windows.
 
 `fraud train` scores `model_threshold_windows` weeks, each by a model that had not seen it
-(`engine.model`), and cuts the pooled scores here. `threshold_rule` says how:
+(`engine.fitting`), and cuts the pooled scores here. `threshold_rule` says how:
 
 * `pooled` (rounds 4-7): the lowest score down to which the pooled precision keeps
   `target_precision` (`metrics.threshold_for_precision`). Precision on the validation weeks

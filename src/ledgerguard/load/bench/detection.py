@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from ledgerguard.fraud.engine.model import FraudModel, train_model
+from ledgerguard.fraud.engine.fitting import train_model
+from ledgerguard.fraud.engine.model import FraudModel
 from ledgerguard.fraud.engine.rules import RULE_IDS
 from ledgerguard.fraud.engine.scoring import MODEL_SIGNAL
 from ledgerguard.fraud.engine.threshold import ADDED, KEPT
