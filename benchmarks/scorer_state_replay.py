@@ -11,7 +11,8 @@ stages are not here: what moves with the state's code is measured alone, which t
 cannot resolve on a busy machine.
 
 Another version of the code on the same venv (it needs only `OnlineState`, `TerminalCounts`,
-`frame_of_inserts` and the bench's generator):
+`frame_of_inserts` and the bench's generator, read from `realtime.state` in a tree from before
+that module's split):
 
     .venv/bin/python benchmarks/scorer_state_replay.py --skewed > after.json
     PYTHONPATH=<other tree>/src .venv/bin/python benchmarks/scorer_state_replay.py --skewed
@@ -42,7 +43,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from ledgerguard.load.bench import scorer_cpu
     from ledgerguard.load.bench.scorer_cpu import ScorerCpuOptions, _rows
     from ledgerguard.money import FxRates
-    from ledgerguard.realtime.state import OnlineState, Partition, TerminalCounts, frame_of_inserts
+    from ledgerguard.realtime.state import OnlineState
+
+    try:
+        from ledgerguard.realtime.partition import Partition
+        from ledgerguard.realtime.rows import frame_of_inserts
+        from ledgerguard.realtime.terminal_counts import TerminalCounts
+    except ImportError:  # a tree from before `realtime.state` was split into these modules
+        from ledgerguard.realtime.state import (  # type: ignore[attr-defined,no-redef]
+            Partition,
+            TerminalCounts,
+            frame_of_inserts,
+        )
     from ledgerguard.settings.fraud import FraudParameters
 
     options = ScorerCpuOptions(

@@ -456,8 +456,8 @@ def test_a_migration_while_running_is_followed_not_fatal(
 def test_the_replica_down_the_scorer_waits_and_resumes(
     scorer_settings: Settings, cluster: LocalCluster
 ):
-    from ledgerguard.realtime.scorer import read_status
-    from ledgerguard.realtime.state import Partition
+    from ledgerguard.realtime.partition import Partition
+    from ledgerguard.realtime.status import read_status
 
     user = next(_users)
     with scorer_running(scorer_settings) as pid:
@@ -488,7 +488,7 @@ def test_the_replica_down_the_scorer_waits_and_resumes(
 
 
 def test_partitions_split_the_users_and_keep_their_own_checkpoints(scorer_settings: Settings):
-    from ledgerguard.realtime.state import Partition
+    from ledgerguard.realtime.partition import Partition
 
     parts = [Partition(0, 2), Partition(1, 2)]
     first = next(_users)  # even: 91,000,000 + k * 1,000
@@ -717,8 +717,8 @@ def test_signature_covers_timestamp_and_body():
 def test_the_scorer_uses_the_approved_parameter_set(scorer_settings: Settings):
     """A set approved in the web app (`fraud_parameter_sets`) is what the scorer scores with:
     8,000 USD is not flagged at the settings' 10,000 line, and is at the set's 5,000."""
-    from ledgerguard.realtime.scorer import read_status
-    from ledgerguard.realtime.state import Partition
+    from ledgerguard.realtime.partition import Partition
+    from ledgerguard.realtime.status import read_status
     from tests.web.support import insert_approved_set, reset_parameter_sets
 
     set_id = insert_approved_set(scorer_settings, '{"large_amount_usd": "5000.00"}')
@@ -739,8 +739,9 @@ def test_a_set_approved_while_the_scorer_runs_takes_effect_without_a_restart(
 ):
     """8,000 USD: not flagged under the settings; a 5,000 line approved while the scorer runs
     flags the next one (same process: the scorer started again from its checkpoint)."""
-    from ledgerguard.realtime.scorer import PARAMETER_CHECK_SECONDS, read_status
-    from ledgerguard.realtime.state import Partition
+    from ledgerguard.realtime.partition import Partition
+    from ledgerguard.realtime.scorer import PARAMETER_CHECK_SECONDS
+    from ledgerguard.realtime.status import read_status
     from tests.web.support import insert_approved_set, reset_parameter_sets
 
     user = next(_users)
@@ -773,7 +774,7 @@ def test_the_fast_row_decoder_reads_what_the_library_reads(
     """`rowdecode` against mysql-replication's own decoding, on the same binlog: NULLs, money
     with and without decimals, large ids, text, microseconds."""
     from ledgerguard.realtime.binlog import executed_position, read_transactions
-    from ledgerguard.realtime.scorer import replica_flavour
+    from ledgerguard.realtime.replica import replica_flavour
 
     flavour = replica_flavour(settings)
     start = executed_position(settings, flavour)

@@ -10,7 +10,9 @@ import pytest
 
 from ledgerguard.fraud.engine.windows import TX_DTYPES, US_PER_SECOND
 from ledgerguard.money import FxRates
-from ledgerguard.realtime.state import OnlineState, Partition, TerminalCounts
+from ledgerguard.realtime.partition import Partition
+from ledgerguard.realtime.state import OnlineState
+from ledgerguard.realtime.terminal_counts import TerminalCounts
 from ledgerguard.settings.fraud import FraudParameters
 
 _DAY_US = 86_400 * US_PER_SECOND

@@ -25,18 +25,18 @@ from ledgerguard.fraud.store import verdict_rows
 from ledgerguard.fraud.verdict_columns import verdict_literals
 from ledgerguard.money import FxRates
 from ledgerguard.realtime.checkpoint import SCORES_COLUMNS, VERDICTS_COLUMNS
+from ledgerguard.realtime.partition import Partition
 from ledgerguard.realtime.position import GtidPosition
 from ledgerguard.realtime.rowdecode import _decimal
-from ledgerguard.realtime.scorer import _fraud_change
-from ledgerguard.realtime.state import (
+from ledgerguard.realtime.rows import (
     ROW_DTYPE,
-    OnlineState,
-    Partition,
-    TerminalCounts,
     _currency_texts,
-    _user_time_id_order,
     rows_from_frame,
+    user_time_id_order,
 )
+from ledgerguard.realtime.scorer import _fraud_change
+from ledgerguard.realtime.state import OnlineState
+from ledgerguard.realtime.terminal_counts import TerminalCounts
 from ledgerguard.settings.fraud import FraudParameters
 from ledgerguard.utc import to_us, utc_naive
 from tests.unit.fraud.helpers import fraud_customers_of, history_of
@@ -225,7 +225,7 @@ def test_batch_rows_are_ordered_by_user_time_id_like_lexsort(seed: int):
     for tail in (rows[n - 40 :], later):
         batch = np.concatenate([kept, tail])
         expected = np.lexsort((batch["transaction_id"], batch["ts_us"], batch["user_id"]))
-        order = _user_time_id_order(batch, np.unique(batch["user_id"]))
+        order = user_time_id_order(batch, np.unique(batch["user_id"]))
         np.testing.assert_array_equal(order, expected)
 
 

@@ -39,8 +39,8 @@ def scorer(
     alerts to LEDGERGUARD_ALERT_WEBHOOK_URL when set. `ledgerguard up` runs it in the
     background.
     """
+    from ledgerguard.realtime.partition import Partition
     from ledgerguard.realtime.scorer import Scorer
-    from ledgerguard.realtime.state import Partition
 
     settings = settings_of(ctx)
     try:

@@ -235,7 +235,7 @@ def _monitoring(settings: Settings) -> tuple[dict[str, Component], dict[str, Any
 def _scorers(settings: Settings) -> dict[str, Component]:
     """Each streaming scorer partition: running, streaming, and how far behind the replica."""
     from ledgerguard.realtime.process import running_pid, started_partitions
-    from ledgerguard.realtime.scorer import read_status
+    from ledgerguard.realtime.status import read_status
 
     components: dict[str, Component] = {}
     for partition in started_partitions(settings):

@@ -20,8 +20,8 @@ from ledgerguard.processes import (
     wait_ready,
 )
 from ledgerguard.realtime.errors import ScorerError
-from ledgerguard.realtime.scorer import read_status, status_file
-from ledgerguard.realtime.state import Partition
+from ledgerguard.realtime.partition import Partition
+from ledgerguard.realtime.status import read_status, status_file
 from ledgerguard.settings import Settings, without_secrets
 
 #: The secrets the scorer is given (least secrets): the replication account streams the

@@ -17,20 +17,18 @@
 Transactions between the checkpoint and the snapshot (a restart after a crash) are scored again
 (the same verdicts, upserted) but not added to the state twice: the snapshot already held them.
 The lag (in transactions and seconds) is measured against the replica's executed GTIDs once a
-second and published as metrics and in a small status file `ledgerguard status` reads.
+second and published as metrics and in the status file (`status`). The replica's flavour and
+row-metadata check come from `replica`.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,7 +36,7 @@ import pandas as pd
 import pymysql
 import sqlalchemy as sa
 
-from ledgerguard.db.dialect import VERSION_QUERY, Flavour, detect_flavour, executed_gtids_query
+from ledgerguard.db.dialect import Flavour, executed_gtids_query
 from ledgerguard.db.engines import analytics_engine, writer_engine
 from ledgerguard.db.parameter_sets import active_set
 from ledgerguard.fraud.errors import FraudAnalysisError
@@ -46,7 +44,7 @@ from ledgerguard.fraud.parameter_sets import active_parameters
 from ledgerguard.fraud.pipeline import model_of
 from ledgerguard.money import FxRates
 from ledgerguard.realtime.alerts import AlertDelivery
-from ledgerguard.realtime.binlog import BinlogFollower, BinlogTransaction, check_row_metadata
+from ledgerguard.realtime.binlog import BinlogFollower, BinlogTransaction
 from ledgerguard.realtime.checkpoint import (
     Checkpoint,
     commit_batch,
@@ -55,10 +53,14 @@ from ledgerguard.realtime.checkpoint import (
 )
 from ledgerguard.realtime.errors import ScorerError
 from ledgerguard.realtime.metrics import ScorerMetrics
+from ledgerguard.realtime.partition import Partition
 from ledgerguard.realtime.position import GtidPosition
+from ledgerguard.realtime.replica import replica_connection, replica_flavour
+from ledgerguard.realtime.rows import frame_of_inserts
 from ledgerguard.realtime.snapshot import committed_since, labelled_transactions, rebuild_state
 from ledgerguard.realtime.stages import StageClock
-from ledgerguard.realtime.state import OnlineState, Partition, frame_of_inserts
+from ledgerguard.realtime.state import OnlineState
+from ledgerguard.realtime.status import ScorerStatus, status_file, write_status
 from ledgerguard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,34 +75,6 @@ SERVER_ID_BASE = 4_000
 PARAMETER_CHECK_SECONDS = 10.0
 
 
-def status_file(settings: Settings, partition: Partition) -> Path:
-    return settings.state_dir / "scorer" / f"status-{partition.index}-of-{partition.count}.json"
-
-
-@dataclass
-class ScorerStatus:
-    """What `ledgerguard status` shows; written as JSON once a second."""
-
-    partition: str
-    state: str = "starting"  # starting / running / waiting for the replica
-    connected: bool = False
-    position: str = ""
-    lag_transactions: int | None = None
-    lag_seconds: float | None = None
-    scored: int = 0
-    #: verdicts changed after their first (a burst or structuring group that grew)
-    revised: int = 0
-    users: int = 0
-    reconnects: int = 0
-    last_error: str = ""
-    #: The approved parameter set scored with (None: the settings alone).
-    parameter_set: int | None = None
-    updated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def freeze_heap() -> None:
     """Take what start-up made (modules, pools, the rebuilt state) out of the cyclic GC's sight.
 
@@ -110,37 +84,6 @@ def freeze_heap() -> None:
     """
     gc.collect()
     gc.freeze()
-
-
-def _replica_connection(settings: Settings) -> pymysql.connections.Connection:
-    return pymysql.connect(
-        host=settings.replica_host,
-        port=settings.replica_port,
-        user=settings.replica_user,
-        password=settings.replica_password.get_secret_value(),
-        database=settings.database,
-        autocommit=True,
-        connect_timeout=3,
-    )
-
-
-def replica_flavour(settings: Settings) -> Flavour:
-    """The replica's flavour, once it is known to write column names into row events."""
-    try:
-        conn = _replica_connection(settings)
-    except pymysql.err.Error as exc:
-        raise ScorerError(
-            f"cannot reach the replica at {settings.replica_host}:"
-            f"{settings.replica_port} ({exc}): start it (`ledgerguard cluster up`)"
-        ) from None
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(VERSION_QUERY.sql)
-            flavour = detect_flavour(cursor.fetchone()[0])
-        check_row_metadata(conn)
-    finally:
-        conn.close()
-    return flavour
 
 
 class Scorer:
@@ -260,7 +203,7 @@ class Scorer:
     ) -> None:
         """Score what the purged binlog no longer covers, from the replica, by commit time."""
         since = (checkpoint.event_at or checkpoint.updated_at) - timedelta(seconds=1)
-        conn = _replica_connection(self.settings)
+        conn = replica_connection(self.settings)
         try:
             frame = committed_since(conn, since, self.partition)
         finally:
@@ -526,10 +469,7 @@ class Scorer:
         if status.lag_seconds is not None:
             metrics.lag_seconds.set(status.lag_seconds)
         status.updated_at = datetime.now(UTC).isoformat()
-        self._status_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._status_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(status.to_dict()))
-        tmp.replace(self._status_path)
+        write_status(self._status_path, status)
 
 
 def _fraud_change(before: dict[str, Any] | None, after: dict[str, Any] | None) -> int:
@@ -537,10 +477,3 @@ def _fraud_change(before: dict[str, Any] | None, after: dict[str, Any] | None) -
     was = bool(before and before.get("is_fraud"))
     now = bool(after and after.get("is_fraud"))
     return int(now) - int(was)
-
-
-def read_status(settings: Settings, partition: Partition) -> dict[str, Any] | None:
-    try:
-        return json.loads(status_file(settings, partition).read_text())
-    except (OSError, ValueError):
-        return None

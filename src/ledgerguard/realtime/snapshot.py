@@ -24,8 +24,10 @@ from ledgerguard.fraud.engine.windows import SECONDS_PER_DAY, TX_DTYPES
 from ledgerguard.fraud.reader import ReplicaReader
 from ledgerguard.fraud.terminal_profile import replica_profile_days
 from ledgerguard.money import FxRates
+from ledgerguard.realtime.partition import Partition
 from ledgerguard.realtime.position import GtidPosition
-from ledgerguard.realtime.state import OnlineState, Partition, ProfileLoader, TerminalCounts
+from ledgerguard.realtime.state import OnlineState
+from ledgerguard.realtime.terminal_counts import ProfileLoader, TerminalCounts
 from ledgerguard.settings import Settings
 
 if TYPE_CHECKING:

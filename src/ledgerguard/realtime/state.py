@@ -5,24 +5,18 @@ One implementation of the rules: a micro-batch of new transactions is turned int
 windows of their users), and `fraud.engine.scoring.score_frame` scores it with the same
 `FraudParameters` and, when configured, the same trained model.
 
-What is kept in memory:
-
-* **User windows** — every transaction of the partition's users (`user_id % N == K`) within
-  `params.lookback_days` plus the revision window (`kept_us`) of the user's newest one, as one
-  small NumPy record array per user (~60 bytes a transaction), with the last verdict the scorer
-  gave it and the terminal history it was scored with. Older rows are dropped as new ones
-  arrive, users idle longer than the lookback are dropped by `sweep`.
-* **Terminal counts** — transactions and confirmed frauds per (terminal, day) of *every* user
-  (terminals are shared across partitions), as `TerminalHistory` expects. `terminal_risk` of a
-  transaction on day D reads days up to D - `label_delay_days` (the stream's parameters,
-  `FraudParameters.at_payment_time`: one day older than the nightly run's horizon, since day
-  D - delay is not fully labelled while D goes on), so the counts of today never matter today:
-  the history object is rebuilt only when a count that a batch can see has changed (a label
-  arrived, a back-dated transaction, or the day rolled over).
+What `OnlineState` keeps in memory: the **user windows** — every transaction of the
+partition's users (`partition.Partition`: `user_id % N == K`) within `params.lookback_days`
+plus the revision window (`revision.kept_us`) of the user's newest one, as one small NumPy
+record array per user (`rows.ROW_DTYPE`, ~60 bytes a transaction), with the last verdict the
+scorer gave it and the terminal history it was scored with. Older rows are dropped as new ones
+arrive, users idle longer than the lookback are dropped by `sweep`. The terminal history it
+scores with comes from the **terminal counts** of every user (`terminal_counts.TerminalCounts`),
+which it updates as transactions and labels stream in.
 
 Revisions: the nightly engine marks *every* member of a card-testing burst or structuring group,
 including the first ones, scored before the group was complete. The stream does the same by
-re-scoring the recent rows of each batch's users (the revision window, `revision_us`) and
+re-scoring the recent rows of each batch's users (the revision window, `revision.revision_us`) and
 writing again those whose flag changed, so after the burst completes both scorers hold the same
 flags. Those rows' windows are complete (the rows are kept `lookback_days` further back), so
 their verdicts are the nightly run's — before, a revised row's 30-day windows lost their oldest
@@ -33,10 +27,8 @@ new ones only, with the verdicts of re-scoring the whole revision window.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -44,270 +36,25 @@ import pandas as pd
 from ledgerguard.fraud.engine.customer_features import group_spans
 from ledgerguard.fraud.engine.fx import fill_missing_usd
 from ledgerguard.fraud.engine.scoring import score_frame
-from ledgerguard.fraud.engine.terminal_history import (
-    TerminalHistory,
-    add_fraud_customers,
-    add_profiles,
-    empty_fraud_customers,
-    with_profile,
-)
-from ledgerguard.fraud.engine.windows import (
-    SECONDS_PER_DAY,
-    TX_DTYPES,
-    US_PER_SECOND,
-    TimeAxis,
-    order_by,
-)
+from ledgerguard.fraud.engine.windows import SECONDS_PER_DAY, US_PER_SECOND, TimeAxis
 from ledgerguard.money import FxRates
+from ledgerguard.realtime.partition import Partition
+from ledgerguard.realtime.revision import kept_us, revision_us
+from ledgerguard.realtime.rows import (
+    Merged,
+    concatenate,
+    frame_from_rows,
+    rows_from_frame,
+    user_time_id_order,
+)
 from ledgerguard.realtime.stages import StageClock
+from ledgerguard.realtime.terminal_counts import TerminalCounts
 from ledgerguard.settings.fraud import FraudParameters
 
 if TYPE_CHECKING:
     from ledgerguard.fraud.engine.model import FraudModel
 
-#: One kept transaction. `score_e4` is the last verdict's score x 10^4 (-1: not scored by this
-#: process, e.g. read from the replica at start-up).
-ROW_DTYPE = np.dtype(
-    [
-        ("transaction_id", "<i8"),
-        ("user_id", "<i8"),
-        ("terminal_id", "<i8"),
-        ("ts_us", "<i8"),
-        ("amount_units", "<i8"),
-        ("usd_units", "<i8"),
-        ("currency", "S3"),
-        ("score_e4", "<i4"),
-        ("flagged", "?"),
-        ("version", "<i4"),
-    ]
-)
 _US_PER_DAY = SECONDS_PER_DAY * US_PER_SECOND
-
-
-def revision_us(params: FraudParameters) -> int:
-    """How far back from a user's newest row the stream revises verdicts: the longer of the
-    velocity and structuring windows (a burst or group that grows changes its earlier members)."""
-    return int(
-        max(params.velocity_window_minutes * 60, params.structuring_window_hours * 3600)
-        * US_PER_SECOND
-    )
-
-
-def kept_us(params: FraudParameters) -> int:
-    """How far back from a user's newest row its rows are kept: the lookback of every row the
-    stream may revise (plus a second: windows are cut at whole seconds), so the windows of
-    those rows are the nightly run's, complete."""
-    return int(params.lookback_days * _US_PER_DAY) + revision_us(params) + US_PER_SECOND
-
-
-def revision_days(params: FraudParameters) -> int:
-    """Whole days of `revision_us`, plus one: the terminal history kept for revised rows."""
-    return -(-revision_us(params) // _US_PER_DAY) + 1
-
-
-@dataclass(frozen=True)
-class Partition:
-    """`K/N`: this scorer keeps and scores the users with `user_id % N == K`."""
-
-    index: int = 0
-    count: int = 1
-
-    @classmethod
-    def parse(cls, text: str) -> Partition:
-        try:
-            index, count = (int(part) for part in text.split("/"))
-        except ValueError:
-            raise ValueError(f"partition must look like K/N, e.g. 0/2 (got {text!r})") from None
-        if count < 1 or not 0 <= index < count:
-            raise ValueError(f"partition K/N needs 0 <= K < N (got {text!r})")
-        return cls(index, count)
-
-    @property
-    def name(self) -> str:
-        return f"{self.index}/{self.count}"
-
-    def owns(self, user_id: np.ndarray) -> np.ndarray:
-        return user_id % self.count == self.index
-
-
-def rows_from_frame(frame: pd.DataFrame) -> np.ndarray:
-    """A transaction frame (`TX_DTYPES`) as kept rows, not yet scored."""
-    rows = np.zeros(len(frame), dtype=ROW_DTYPE)
-    for name in TX_DTYPES:
-        values = frame[name].to_numpy()
-        rows[name] = values.astype("S3") if name == "currency" else values
-    rows["score_e4"] = -1
-    rows["version"] = -1
-    return rows
-
-
-def _concatenate(parts: list[np.ndarray]) -> np.ndarray:
-    """`np.concatenate` of `ROW_DTYPE` arrays, joined as bytes: NumPy works out the common
-    type of structured arrays field by field for each part (~50 µs each, a third of the state
-    stage with a few hundred users per batch), although here every part has the same."""
-    return np.concatenate([np.ascontiguousarray(p).view(np.uint8) for p in parts]).view(ROW_DTYPE)
-
-
-def _user_time_id_order(rows: np.ndarray, users: np.ndarray) -> np.ndarray:
-    """The order of `rows` by (user, time, id), `users` being their distinct users, sorted.
-
-    A batch's rows are its users' windows, each already in that order, followed by the new
-    rows: one stable sort by (user rank, time) (`order_by`) is ~10x faster than a three-key
-    `np.lexsort`. Rows of one user at the same microsecond stay in their positions, which is
-    id order unless a new row has a smaller id than a kept one (then `lexsort` decides).
-    """
-    order = order_by(np.searchsorted(users, rows["user_id"]), rows["ts_us"])
-    ts, ids, user = rows["ts_us"][order], rows["transaction_id"][order], rows["user_id"][order]
-    tied = (ts[1:] == ts[:-1]) & (user[1:] == user[:-1])
-    if (tied & (ids[1:] < ids[:-1])).any():
-        return np.lexsort((rows["transaction_id"], rows["ts_us"], rows["user_id"]))
-    return order
-
-
-def frame_from_rows(rows: np.ndarray) -> pd.DataFrame:
-    """Kept rows as the engine's transaction frame."""
-    return pd.DataFrame(
-        {
-            name: _currency_texts(rows[name]) if name == "currency" else rows[name]
-            for name in TX_DTYPES
-        }
-    )
-
-
-def _currency_texts(codes: np.ndarray) -> pd.Series:
-    """`S3` currency codes as the frame's object column of `str`.
-
-    `astype(str).astype(object)` makes a string per row (~2.6 ms for the 9,000 rows of a busy
-    batch's windows); a batch holds a handful of currencies, so each distinct code is decoded
-    once: the three bytes read as one integer, unique, then looked up.
-    """
-    as_bytes = np.ascontiguousarray(codes).view(np.uint8).reshape(-1, 3).astype(np.int32)
-    number = (as_bytes[:, 0] << 16) | (as_bytes[:, 1] << 8) | as_bytes[:, 2]
-    distinct, index = np.unique(number, return_inverse=True)
-    texts = np.array(
-        [int(code).to_bytes(3, "big").rstrip(b"\0").decode("ascii") for code in distinct.tolist()],
-        dtype=object,
-    )
-    # a Series of dtype object: the frame's constructor would infer pandas' `str` dtype
-    return pd.Series(texts[index], dtype=object, copy=False)
-
-
-#: `profile_of(first_day, stop_day)`: the terminal profile (`terminal_history.terminal_profile_days`
-#: over every user) of days [first_day, stop_day), read from the replica.
-ProfileLoader = Callable[[int, int], pd.DataFrame]
-
-
-class TerminalCounts:
-    """(terminal, day) -> transactions, confirmed frauds; `history()` for the engine.
-
-    The confirmed frauds are kept per customer too ((terminal, customer, day), the
-    `terminal_history.FRAUD_CUSTOMER_COLUMNS` table), as the nightly run reads them from the replica:
-    `terminal_compromise_min_customers` counts the customers defrauded at a terminal.
-
-    With the terminal profile on (`profile_of` given), also the profile of the finished days:
-    a transaction of day D reads the profile of days before D only, which changes only when
-    the day rolls over, so the profile of each finished day is read once — from the replica,
-    by the nightly run's own function over every user (a scorer partition holds only its own
-    users' windows), which blocks the stream for that read once a day.
-    """
-
-    def __init__(
-        self,
-        days: pd.DataFrame,
-        params: FraudParameters,
-        *,
-        frauds: pd.DataFrame | None = None,
-        profile: pd.DataFrame | None = None,
-        profile_through: int | None = None,
-        profile_of: ProfileLoader | None = None,
-    ) -> None:
-        self._params = params
-        self._base = days[["terminal_id", "day", "n_tx", "n_fraud"]].copy()
-        self._delta: dict[tuple[int, int], list[int]] = {}
-        self._frauds = frauds  # None: customers unknown (the history then has none either)
-        self._fraud_delta: dict[tuple[int, int, int], int] = {}
-        self._changed_from_day: int | None = None  # earliest day changed since the last build
-        self._profile = profile
-        self._profile_through = profile_through  # last day whose profile is complete
-        self._profile_of = profile_of
-        self._history = self._build()
-        self.rebuilds = 0
-
-    @classmethod
-    def empty(cls, params: FraudParameters) -> TerminalCounts:
-        return cls(
-            pd.DataFrame({"terminal_id": [], "day": [], "n_tx": [], "n_fraud": []}),
-            params,
-            frauds=empty_fraud_customers(),
-        )
-
-    def add(
-        self,
-        terminal_id: int,
-        day: int,
-        *,
-        n_tx: int = 0,
-        n_fraud: int = 0,
-        user_id: int | None = None,
-    ) -> None:
-        """Count transactions, or (with the customer's `user_id`) confirmed frauds."""
-        if n_fraud and user_id is None:
-            raise ValueError("a confirmed fraud is counted with its customer's user_id")
-        counts = self._delta.setdefault((terminal_id, day), [0, 0])
-        counts[0] += n_tx
-        counts[1] += n_fraud
-        if n_fraud and self._frauds is not None:
-            key = (terminal_id, int(user_id), day)  # type: ignore[arg-type]
-            self._fraud_delta[key] = self._fraud_delta.get(key, 0) + n_fraud
-        if self._changed_from_day is None or day < self._changed_from_day:
-            self._changed_from_day = day
-
-    def history(self, *, newest_day: int) -> TerminalHistory:
-        """The history, rebuilt first if a change is visible to a transaction of `newest_day`."""
-        changed = self._changed_from_day
-        stale_profile = self._profile_through is not None and self._profile_through < newest_day - 1
-        if stale_profile or (
-            changed is not None and changed <= newest_day - self._params.label_delay_days
-        ):
-            self._rebuild(newest_day)
-        return self._history
-
-    def _build(self) -> TerminalHistory:
-        if self._profile is None:
-            return TerminalHistory(self._base, self._frauds)
-        return TerminalHistory(with_profile(self._base, self._profile), self._frauds)
-
-    def _rebuild(self, newest_day: int) -> None:
-        delta = pd.DataFrame(
-            [(t, d, c[0], c[1]) for (t, d), c in self._delta.items()],
-            columns=["terminal_id", "day", "n_tx", "n_fraud"],
-        )
-        merged = pd.concat([self._base, delta], ignore_index=True)
-        merged = merged.groupby(["terminal_id", "day"], as_index=False)[["n_tx", "n_fraud"]].sum()
-        # the days that the rows the stream may still revise (a few days old) read
-        oldest = newest_day - self._params.terminal_read_days - revision_days(self._params)
-        self._base = merged[merged["day"] >= oldest].reset_index(drop=True)
-        self._delta.clear()
-        fraud_delta = pd.DataFrame(
-            [(t, u, d, n) for (t, u, d), n in self._fraud_delta.items()],
-            columns=["terminal_id", "user_id", "day", "n_fraud"],
-        )
-        if self._frauds is not None:
-            frauds = add_fraud_customers([self._frauds, fraud_delta])
-            self._frauds = frauds[frauds["day"] >= oldest].reset_index(drop=True)
-        self._fraud_delta.clear()
-        self._changed_from_day = None
-        if self._profile is not None and self._profile_through is not None:
-            if self._profile_of is not None and self._profile_through < newest_day - 1:
-                fresh = self._profile_of(self._profile_through + 1, newest_day)
-                self._profile = add_profiles([self._profile, fresh])
-                self._profile_through = newest_day - 1
-            first = newest_day - self._params.terminal_profile_days - revision_days(self._params)
-            self._profile = self._profile[self._profile["day"] >= first].reset_index(drop=True)
-        self._history = self._build()
-        self.rebuilds += 1
-
-
 _NO_IDS = np.empty(0, dtype=np.int64)
 _NEVER = np.iinfo(np.int64).max
 
@@ -324,26 +71,6 @@ class BatchVerdicts:
     @property
     def revised(self) -> int:
         return len(self.revised_ids)
-
-
-@dataclass
-class Merged:
-    """A batch's rows merged into its users' windows (`OnlineState._merge`), nothing stored."""
-
-    #: the users' kept rows and the new ones, sorted by (user, time, id)
-    rows: np.ndarray
-    #: rows the state did not hold before this batch
-    fresh: np.ndarray
-    #: rows of the batch itself: the fresh ones and those streamed again (a replay)
-    named: np.ndarray
-    #: each user's first row and number of rows in `rows`, and newest time
-    starts: np.ndarray
-    sizes: np.ndarray
-    newest_us: np.ndarray
-
-    def per_row(self, values: np.ndarray) -> np.ndarray:
-        """A value per user repeated for each of the user's rows."""
-        return np.repeat(values, self.sizes)
 
 
 class OnlineState:
@@ -411,7 +138,7 @@ class OnlineState:
         users = self._users
         batch_users = np.unique(rows["user_id"])
         known = [users[u] for u in batch_users.tolist() if u in users]
-        combined = _concatenate([*known, rows]) if known else rows
+        combined = concatenate([*known, rows]) if known else rows
         held = len(combined) - len(rows)
         fresh = np.zeros(len(combined), dtype=bool)
         fresh[held:] = True
@@ -423,7 +150,7 @@ class OnlineState:
             _, first = np.unique(ids, return_index=True)
             first = np.sort(first)
             combined, fresh, named = combined[first], fresh[first], named[first]
-        order = _user_time_id_order(combined, batch_users)
+        order = user_time_id_order(combined, batch_users)
         combined, fresh, named = combined[order], fresh[order], named[order]
         user = combined["user_id"]
         starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
@@ -656,32 +383,3 @@ def _positions_of(ids: np.ndarray, wanted: np.ndarray, candidates: np.ndarray) -
         return candidates
     by_id = np.argsort(ids)
     return by_id[np.searchsorted(ids, wanted, sorter=by_id)]
-
-
-def frame_of_inserts(values: list[dict[str, Any]]) -> pd.DataFrame:
-    """New `transactions` rows from the binlog (column name -> value) as a transaction frame."""
-    epoch = datetime(1970, 1, 1)
-    data = {
-        "transaction_id": [int(v["id"]) for v in values],
-        "user_id": [int(v["user_id"]) for v in values],
-        "terminal_id": [
-            -1 if v.get("terminal_id") is None else int(v["terminal_id"]) for v in values
-        ],
-        "ts_us": [_us(v["occurred_at"], epoch) for v in values],
-        "amount_units": [int(v["amount"].scaleb(4)) for v in values],
-        "usd_units": [
-            -1 if v.get("amount_usd") is None else int(v["amount_usd"].scaleb(4)) for v in values
-        ],
-    }
-    # arrays of the frame's dtypes: `DataFrame.astype` per column cost ~7 µs per row
-    columns: dict[str, Any] = {name: np.array(data[name], dtype=np.int64) for name in data}
-    columns["currency"] = pd.Series(
-        np.array([str(v["currency"]) for v in values], dtype=object), dtype=object, copy=False
-    )
-    return pd.DataFrame(columns)
-
-
-def _us(moment: datetime, epoch: datetime) -> int:
-    """A naive UTC DATETIME(6) value as microseconds since the epoch."""
-    delta = moment.replace(tzinfo=None) - epoch
-    return (delta.days * SECONDS_PER_DAY + delta.seconds) * US_PER_SECOND + delta.microseconds

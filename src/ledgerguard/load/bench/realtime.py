@@ -291,8 +291,8 @@ def _ensure_checkpoint(settings: Settings, timeout: float, progress: Progress) -
     """
     from ledgerguard.db.engines import writer_engine
     from ledgerguard.realtime.checkpoint import read_checkpoint
+    from ledgerguard.realtime.partition import Partition
     from ledgerguard.realtime.process import running_pid, start_scorer, stop_scorer
-    from ledgerguard.realtime.state import Partition
 
     engine = writer_engine(settings)
     try:
@@ -314,8 +314,8 @@ def _ensure_checkpoint(settings: Settings, timeout: float, progress: Progress) -
 def _wait_caught_up(settings: Settings, timeout: float, progress: Progress) -> None:
     """Until the scorer has scored what it had missed (a checkpoint of an earlier run): the
     measured phase is the steady state, not a catch-up."""
-    from ledgerguard.realtime.scorer import read_status
-    from ledgerguard.realtime.state import Partition
+    from ledgerguard.realtime.partition import Partition
+    from ledgerguard.realtime.status import read_status
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -342,7 +342,9 @@ def _state_child(users: int, rows_per_user: int, out: Any) -> None:
 
     from ledgerguard.fraud.engine.windows import TX_DTYPES
     from ledgerguard.money import FxRates
-    from ledgerguard.realtime.state import OnlineState, Partition, TerminalCounts
+    from ledgerguard.realtime.partition import Partition
+    from ledgerguard.realtime.state import OnlineState
+    from ledgerguard.realtime.terminal_counts import TerminalCounts
     from ledgerguard.settings.fraud import FraudParameters
 
     params = FraudParameters()

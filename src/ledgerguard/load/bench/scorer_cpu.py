@@ -45,9 +45,10 @@ from ledgerguard.load.bench.servers import running_cluster
 from ledgerguard.load.generator import customer_index
 from ledgerguard.money import FxRates
 from ledgerguard.realtime.binlog import BinlogTransaction, executed_position, read_transactions
-from ledgerguard.realtime.scorer import SERVER_ID_BASE, Scorer, freeze_heap, replica_flavour
+from ledgerguard.realtime.partition import Partition
+from ledgerguard.realtime.replica import replica_flavour
+from ledgerguard.realtime.scorer import SERVER_ID_BASE, Scorer, freeze_heap
 from ledgerguard.realtime.snapshot import rebuild_state
-from ledgerguard.realtime.state import Partition
 from ledgerguard.settings import Settings
 
 Progress = Callable[[str], None]

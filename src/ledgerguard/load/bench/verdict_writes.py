@@ -62,7 +62,8 @@ from ledgerguard.realtime.checkpoint import (
     upsert_rows,
     write_batch,
 )
-from ledgerguard.realtime.scorer import SERVER_ID_BASE, replica_flavour
+from ledgerguard.realtime.replica import replica_flavour
+from ledgerguard.realtime.scorer import SERVER_ID_BASE
 from ledgerguard.settings import Settings
 
 Progress = Callable[[str], None]
