@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ledgerguard.fraud.engine.fitting import TrainReport, train_on_frame
+from ledgerguard.fraud.engine.fitting import train_on_frame
 from ledgerguard.fraud.engine.fx import fill_missing_usd
 from ledgerguard.fraud.engine.model import TrainingError
+from ledgerguard.fraud.engine.model_card import TrainReport
 from ledgerguard.fraud.reader import Progress, ReplicaReader, wait_for_replica
 from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings

@@ -18,9 +18,10 @@ import pytest
 from ledgerguard.fraud import model_store
 from ledgerguard.fraud.engine.combiner import ScoreCombiner, input_names
 from ledgerguard.fraud.engine.features import build_features
-from ledgerguard.fraud.engine.fitting import TrainReport, train_model
+from ledgerguard.fraud.engine.fitting import train_model
 from ledgerguard.fraud.engine.frame import engine_frame
 from ledgerguard.fraud.engine.model import FraudModel, TrainingError
+from ledgerguard.fraud.engine.model_card import TrainReport
 from ledgerguard.fraud.engine.rules import RULES
 from ledgerguard.fraud.engine.scoring import SOFT_RULE_IDS, score_frame
 from ledgerguard.fraud.engine.terminal_history import TerminalHistory, history_in_memory

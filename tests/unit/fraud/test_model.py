@@ -11,9 +11,10 @@ import pytest
 
 from ledgerguard.fraud import model_store
 from ledgerguard.fraud.engine.features import build_features
-from ledgerguard.fraud.engine.fitting import TrainReport, promotion_gate, train_model
+from ledgerguard.fraud.engine.fitting import train_model
 from ledgerguard.fraud.engine.frame import engine_frame
 from ledgerguard.fraud.engine.model import FraudModel, TrainingError
+from ledgerguard.fraud.engine.model_card import TrainReport, promotion_gate
 from ledgerguard.fraud.engine.scoring import score_frame
 from ledgerguard.fraud.engine.terminal_history import TerminalHistory, history_in_memory
 from ledgerguard.fraud.engine.windows import sort_frame

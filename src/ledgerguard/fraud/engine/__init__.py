@@ -5,7 +5,8 @@ feature catalogue and `build_features`, over `windows`, `customer_features`,
 `terminal_history` and `terminal_features`), `survival` (how long terminal compromises last),
 `rules` (each rule's flag and reason), `scoring` (rules + optional model -> one score per row;
 the model is any `ProbabilityModel`), `model` (the trained model as the scorer uses it),
-`fitting` (training a model version: time split, threshold, promotion gate, card), `metrics`
+`fitting` (training a model version: time split, threshold), `model_card` (what a version
+records and reports, the promotion gate), `metrics`
 (average precision), `fx` (USD conversion of amount columns). No database access here: the
 nightly pipeline, the evaluation and the streaming scorer feed frames in and store what comes
 out.
