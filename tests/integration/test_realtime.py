@@ -481,6 +481,16 @@ def test_the_replica_down_the_scorer_waits_and_resumes(
             what="connected again",
         )
         assert status["reconnects"] >= 1
+        # everything scored: the once-a-second report measures no lag against the replica
+        caught_up = wait_for(
+            lambda: (
+                (s := read_status(scorer_settings, Partition()))
+                and s["lag_transactions"] == 0
+                and s
+            ),
+            what="no lag once the verdict is in",
+        )
+        assert caught_up["lag_seconds"] == 0.0 and caught_up["position"]
         metrics = httpx.get(f"http://127.0.0.1:{scorer_settings.scorer_metrics_port}/metrics").text
         assert "ledgerguard_scorer_reconnects_total" in metrics
         assert "ledgerguard_scorer_verdict_latency_seconds_bucket" in metrics

@@ -17,8 +17,8 @@
 Transactions between the checkpoint and the snapshot (a restart after a crash) are scored again
 (the same verdicts, upserted) but not added to the state twice: the snapshot already held them.
 The lag (in transactions and seconds) is measured against the replica's executed GTIDs once a
-second and published as metrics and in the status file (`status`). The replica's flavour and
-row-metadata check come from `replica`.
+second and published as metrics and in the status file (`reporter`, `status`). The replica's
+flavour and row-metadata check come from `replica`.
 """
 
 from __future__ import annotations
@@ -33,10 +33,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pymysql
 import sqlalchemy as sa
 
-from ledgerguard.db.dialect import Flavour, executed_gtids_query
+from ledgerguard.db.dialect import Flavour
 from ledgerguard.db.engines import analytics_engine, writer_engine
 from ledgerguard.db.parameter_sets import active_set
 from ledgerguard.fraud.errors import FraudAnalysisError
@@ -56,11 +55,12 @@ from ledgerguard.realtime.metrics import ScorerMetrics
 from ledgerguard.realtime.partition import Partition
 from ledgerguard.realtime.position import GtidPosition
 from ledgerguard.realtime.replica import replica_connection, replica_flavour
+from ledgerguard.realtime.reporter import StatusReporter
 from ledgerguard.realtime.rows import frame_of_inserts
 from ledgerguard.realtime.snapshot import committed_since, labelled_transactions, rebuild_state
 from ledgerguard.realtime.stages import StageClock
 from ledgerguard.realtime.state import OnlineState
-from ledgerguard.realtime.status import ScorerStatus, status_file, write_status
+from ledgerguard.realtime.status import ScorerStatus, status_file
 from ledgerguard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -103,14 +103,12 @@ class Scorer:
         self.checkpoint_name = checkpoint_name or partition.name
         self.metrics = metrics or ScorerMetrics()
         self.status = ScorerStatus(partition=partition.name)
-        self._status_path = status_file(settings, partition)
-        self._started_at = time.time()
-        self._last_event_at: float | None = None
-        self._events_seen = 0
-        self._reconnects_before = 0
         #: CPU seconds of the scoring thread by stage (`decode` is the binlog thread's)
         self.clock = StageClock()
-        self._cpu_published: dict[str, float] = {}
+        #: lag, CPU and connection, once a second, into the metrics and the status file
+        self.reporter = StatusReporter(
+            self.metrics, self.status, status_file(settings, partition), self.clock
+        )
 
     # --- start-up ---------------------------------------------------------------------------
     def run(self, stop: threading.Event, *, rebuild: bool = False) -> None:
@@ -183,10 +181,7 @@ class Scorer:
                 position=start,
                 server_id=SERVER_ID_BASE + self.partition.index,
             )
-            # the counters read from the follower start again with it
-            self._events_seen = 0
-            self._cpu_published.pop("decode", None)
-            self._reconnects_before = self.status.reconnects
+            self.reporter.follow()
             follower.start()
             try:
                 return self._loop(stop, follower, state, start.copy(), snapshot, writer, flavour)
@@ -252,7 +247,7 @@ class Scorer:
                     for transaction in batch:
                         position.advance(transaction.gtid)
                     event_at = datetime.fromtimestamp(batch[-1].committed_at, UTC)
-                    self._last_event_at = batch[-1].committed_at
+                    self.reporter.last_event_at = batch[-1].committed_at
                     pending_position = True
                     scored = self.score_batch(
                         batch, state, snapshot, replica, writer, position, event_at
@@ -272,7 +267,7 @@ class Scorer:
                     )
                     last_commit, pending_position = now, False
                 if now - last_lag >= 1.0:
-                    self._measure_lag(follower, state, position, replica, flavour)
+                    self.reporter.measure(follower, state, position, replica, flavour)
                     last_lag = now
                 if now - last_sweep >= 60:
                     state.sweep()
@@ -413,63 +408,6 @@ class Scorer:
             metrics.latency.observe(max(0.0, (done - moment.replace(tzinfo=UTC)).total_seconds()))
         self.status.scored += scored
         return scored
-
-    def _publish_cpu(self, follower: BinlogFollower) -> None:
-        """The stages' CPU since the last call, into `ledgerguard_scorer_cpu_seconds`."""
-        seconds = self.clock.seconds
-        seconds["decode"] = follower.cpu_seconds
-        for stage, spent in seconds.items():
-            delta = spent - self._cpu_published.get(stage, 0.0)
-            if delta > 0:
-                self.metrics.cpu_seconds.labels(stage).inc(delta)
-                self._cpu_published[stage] = spent
-
-    def _measure_lag(
-        self,
-        follower: BinlogFollower,
-        state: OnlineState,
-        position: GtidPosition,
-        replica: Any,
-        flavour: Flavour,
-    ) -> None:
-        metrics, status = self.metrics, self.status
-        self._publish_cpu(follower)
-        metrics.events_read.inc(follower.events_read - self._events_seen)
-        self._events_seen = follower.events_read
-        metrics.connected.set(1 if follower.connected else 0)
-        reconnects = self._reconnects_before + follower.reconnects
-        if reconnects > status.reconnects:
-            metrics.reconnects.inc(reconnects - status.reconnects)
-        status.reconnects = reconnects
-        status.connected = follower.connected
-        status.state = "running" if follower.connected else "waiting for the replica"
-        status.last_error = follower.last_error
-        status.position = position.text()
-        status.users = state.users
-        try:
-            statement = executed_gtids_query(flavour)
-            conn = replica.raw_connection()
-            try:
-                with conn.dbapi_connection.cursor() as cursor:
-                    cursor.execute(statement.sql, statement.params)
-                    executed = GtidPosition.parse(flavour, str(cursor.fetchone()[0] or ""))
-            finally:
-                conn.close()
-            behind = position.behind(executed)
-            status.lag_transactions = behind
-            # the oldest unscored transaction committed after the last scored one
-            since = self._last_event_at or self._started_at
-            status.lag_seconds = 0.0 if behind == 0 else round(max(0.0, time.time() - since), 3)
-        except (pymysql.err.Error, sa.exc.SQLAlchemyError) as exc:  # the replica is down
-            status.lag_transactions = None
-            status.lag_seconds = None
-            status.last_error = str(exc)
-        if status.lag_transactions is not None:
-            metrics.lag_transactions.set(status.lag_transactions)
-        if status.lag_seconds is not None:
-            metrics.lag_seconds.set(status.lag_seconds)
-        status.updated_at = datetime.now(UTC).isoformat()
-        write_status(self._status_path, status)
 
 
 def _fraud_change(before: dict[str, Any] | None, after: dict[str, Any] | None) -> int:
