@@ -186,7 +186,7 @@ def test_a_posted_transaction_is_scored_and_get_shows_its_risk(
         assert risk["source"] == "realtime"
         assert risk["rule_ids"] == ["large_amount"]
         assert risk["score"] == "1.0000"
-        assert "15000.0000 USD-equivalent is above" in risk["reasons"][0]
+        assert risk["reasons"][0] == "large_amount: 15,000.00 USD is above 10,000.00 USD"
         quiet = wait_for(lambda: risk_of(ordinary), timeout=30, what="the ordinary payment")
         assert quiet["flagged"] is False and quiet["rule_ids"] == []
 

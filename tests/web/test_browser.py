@@ -142,7 +142,7 @@ def test_analyst_decides_an_analysed_alert_and_sees_label_and_audit(
     row_link.focus()
     page.keyboard.press("Enter")
     expect(page).to_have_url(f"/review/cases/{tx}")
-    expect(page.get_by_text("USD-equivalent is above").first).to_be_visible()
+    expect(page.get_by_text("15,000.00 USD is above 10,000.00 USD").first).to_be_visible()
     page.get_by_role("button", name="Claim this case").click()
     page.get_by_label("confirm fraud").check()
     page.get_by_label("Note").fill("customer confirmed <b>not</b> theirs")

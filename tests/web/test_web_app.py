@@ -127,6 +127,8 @@ def test_claim_decide_label_and_audit(api_url: str, api_key: str, settings: Sett
     with logged_in(api_url, settings) as alice, logged_in(api_url, settings) as bob:
         page = alice.get(f"/review/cases/{tx}")
         assert page.status_code == 200 and "Claim this case" in page.text
+        # a payment without a terminal: the terminal panel is titled without an id
+        assert "<h2>Terminal: confirmed fraud, last 30 days</h2>" in page.text
         token = csrf_of(page.text)
         claimed = alice.post(f"/review/cases/{tx}/claim", data={"csrf_token": token})
         assert claimed.status_code == 303

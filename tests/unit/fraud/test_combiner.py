@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -207,10 +209,10 @@ def test_rules_alone_score_exactly_as_before(
     )
     rows = score_frame(frame, history, before, start=START, end=END).rows
     rows = rows.sort_values("transaction_id")
-    columns = ("transaction_id", "score", "flagged", "rule_ids", "reasons")
+    columns = ("transaction_id", "score", "flagged", "rule_ids", "reasons", "usd_units")
     text = "\n".join(
-        f"{t},{s:.4f},{int(f)},{r},{w}"
-        for t, s, f, r, w in zip(*(rows[name] for name in columns), strict=True)
+        f"{t},{s:.4f},{int(f)},{r},{_words_of_135279d(w, u)}"
+        for t, s, f, r, w, u in zip(*(rows[name] for name in columns), strict=True)
     ).replace("ending 8 days before", "ending 7 days before")
     assert (len(rows), int(rows["flagged"].sum())) == PINNED_COUNTS
     assert hashlib.sha256(text.encode()).hexdigest() == PINNED_DIGEST
@@ -232,6 +234,24 @@ def test_rules_alone_score_exactly_as_before(
     runs = merged["reasons"].str.contains("fraud on every labelled day")
     assert runs.any() and merged.loc[runs, "reasons"].str.contains("of its payments on").all()
     assert not merged["reasons_before"].str.contains("of its payments on").any()
+
+
+def _words_of_135279d(reasons: str, usd_units: int) -> str:
+    """The reasons as 135279d worded them, for its digest: the words changed in session 17
+    (`large_amount` names the amount as paid, thousands separated; `terminal_risk` says "5 of
+    terminal 42's 6 payments"), what they say did not, and every other reason is as it was."""
+    old_large = (
+        f"large_amount: {Decimal(int(usd_units)).scaleb(-4)} USD-equivalent is above 10000.00 USD"
+    )
+    reasons = re.sub(r"large_amount: [^;]*? is above 10,000\.00 USD", old_large, reasons)
+    return re.sub(
+        r"terminal_risk: (\d+) of terminal (\d+)'s (\d+) payments in the (\d+) days up to (\d+) "
+        r"days before this one confirmed as fraud \(labels known by then; (\d+%) with the latest "
+        r"days weighted most\)",
+        r"terminal_risk: terminal \2 had \1/\3 confirmed fraud in the \4 days ending \5 days "
+        r"before this transaction (labels known by then), \6 weighted towards the latest days",
+        reasons,
+    )
 
 
 #: Stored rows and flags of `test_rules_alone_score_exactly_as_before`, and the digest of

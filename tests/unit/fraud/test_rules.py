@@ -43,7 +43,21 @@ def test_9000_eur_above_10000_usd_is_flagged():
     scores = score_rows([(1, 1, moment, "9000.00", "EUR")])
     row = verdict(scores, 1)
     assert row.flagged and row.rule_ids == "large_amount"
-    assert "USD-equivalent is above 10000.00 USD" in row.reasons
+    # as paid, then its USD value: what the analyst checks against the 10,000 USD line
+    usd = fx().to_usd(Decimal("9000.00"), "EUR", moment.date())
+    assert row.reasons == (
+        f"large_amount: 9,000.00 EUR ({usd:,.2f} USD at the ECB rate of its day) is above "
+        "10,000.00 USD"
+    )
+
+
+def test_large_amount_reasons_use_the_currencys_decimals():
+    """Yen have no minor unit: the reason says 2,000,000 JPY, not 2,000,000.00 JPY; a USD
+    payment is named once."""
+    moment = datetime(2021, 1, 6, 12, tzinfo=UTC)
+    scores = score_rows([(1, 1, moment, "2000000", "JPY"), (2, 2, moment, "15000.00", "USD")])
+    assert verdict(scores, 1).reasons.startswith("large_amount: 2,000,000 JPY (")
+    assert verdict(scores, 2).reasons == "large_amount: 15,000.00 USD is above 10,000.00 USD"
 
 
 def test_currency_without_ecb_rate_is_reported_not_crashing():
@@ -148,7 +162,10 @@ def test_terminal_risk_counts_only_labels_up_to_the_label_horizon():
     known = _terminal_history(42, horizon, 6, 5)
     scores = score_rows(payment, history=known)
     assert verdict(scores, 1).rule_ids == "terminal_risk"
-    assert "5/6 confirmed fraud in the 7 days ending 7 days before" in verdict(scores, 1).reasons
+    assert (
+        "5 of terminal 42's 6 payments in the 7 days up to 7 days before this one confirmed as "
+        "fraud (labels known by then" in verdict(scores, 1).reasons
+    )
     assert score_rows(payment, history=known, params=params.at_payment_time()).flagged == 0
     older = _terminal_history(42, horizon - 1, 6, 5)
     assert score_rows(payment, history=older, params=params.at_payment_time()).flagged == 1

@@ -351,7 +351,7 @@ def test_terminal_risk_rises_on_a_compromises_first_labelled_days():
     assert "fraud on every labelled day of the last 2 days, 62% of its payments on them" in (
         row.reasons
     )
-    weighted = int(row.reasons.split("% weighted towards the latest days")[0].split(", ")[-1])
+    weighted = int(row.reasons.split("% with the latest days weighted most")[0].split("; ")[-1])
     assert weighted < 50  # the recent share alone would not have fired
     # the run broken by a clean day between: the same two fraud days no longer make a run
     broken = [*rows[:-2], (42, HORIZON - 1, 4, 1), (42, HORIZON, 4, 0)]

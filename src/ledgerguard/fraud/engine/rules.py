@@ -25,6 +25,7 @@ import pandas as pd
 from ledgerguard.fraud.engine.customer_features import anomaly_bar
 from ledgerguard.fraud.engine.terminal_features import ACTIVE_PROBABILITY, COMPROMISE_WORDS
 from ledgerguard.fraud.engine.windows import usd_threshold_units
+from ledgerguard.money import MoneyError, currency_exponent
 from ledgerguard.settings.fraud import FraudParameters
 
 #: Largest strength of a rule that did not fire: with weights <= 1 and a score threshold >= 0.5 a
@@ -77,11 +78,33 @@ def _large_amount(data: pd.DataFrame, params: FraudParameters) -> RuleOutcome:
 
 
 def _explain_large_amount(data: pd.DataFrame, params: FraudParameters) -> list[str]:
-    return [
-        f"large_amount: {Decimal(int(units)).scaleb(-4)} USD-equivalent is above "
-        f"{params.large_amount_usd} USD"
-        for units in data["usd_units"].to_numpy()
-    ]
+    """The amount as paid and, for another currency, its USD value at the ECB rate of its day,
+    written like every other amount in the reasons (thousands separated, the currency's
+    decimals): `12,000.00 EUR (13,100.47 USD at the ECB rate of its day) is above 10,000.00 USD`.
+    """
+    line = f"{params.large_amount_usd:,.2f}"
+    texts = []
+    for units, usd_units, currency in zip(
+        data["amount_units"].to_numpy(),
+        data["usd_units"].to_numpy(),
+        data["currency"].to_numpy(),
+        strict=True,
+    ):
+        usd = f"{Decimal(int(usd_units)).scaleb(-4):,.2f} USD"
+        paid = usd
+        if currency != "USD":
+            amount = f"{Decimal(int(units)).scaleb(-4):,.{_decimals(str(currency))}f}"
+            paid = f"{amount} {currency} ({usd} at the ECB rate of its day)"
+        texts.append(f"large_amount: {paid} is above {line} USD")
+    return texts
+
+
+def _decimals(currency: str) -> int:
+    """The currency's minor-unit digits (2 for a code this release does not know)."""
+    try:
+        return currency_exponent(currency)
+    except MoneyError:
+        return 2
 
 
 # --- structuring ----------------------------------------------------------------------------
@@ -254,9 +277,9 @@ def _explain_terminal_risk(data: pd.DataFrame, params: FraudParameters) -> list[
                 f"one is still going on today with probability {active:.0%}"
             )
         texts.append(
-            f"terminal_risk: terminal {terminal} had {frauds}/{total} confirmed fraud in the "
-            f"{window} days ending {delay} days before this transaction (labels known by then), "
-            f"{share:.0%} weighted towards the latest days; {ongoing}"
+            f"terminal_risk: {frauds} of terminal {terminal}'s {total} payments in the {window} "
+            f"days up to {delay} days before this one confirmed as fraud (labels known by "
+            f"then; {share:.0%} with the latest days weighted most); {ongoing}"
         )
     return texts
 
