@@ -113,6 +113,17 @@ def _user_id(settings: Settings, username: str) -> int:
         return cur.fetchone()[0]
 
 
+def test_pages_write_amounts_in_the_currencys_decimals_thousands_separated():
+    from decimal import Decimal
+
+    from ledgerguard.web.templating import money
+
+    assert money(Decimal("15000.0000"), "USD") == "15,000.00 USD"
+    assert money(Decimal("2000000.0000"), "JPY") == "2,000,000 JPY"
+    assert money(Decimal("0.5000"), "EUR") == "0.50 EUR"
+    assert money(None, "USD") == "-"
+
+
 def test_login_form_needs_its_csrf_cookie(api_url: str, settings: Settings):
     username = make_user(settings)
     with httpx.Client(base_url=api_url, timeout=30) as client:
@@ -127,6 +138,8 @@ def test_claim_decide_label_and_audit(api_url: str, api_key: str, settings: Sett
     with logged_in(api_url, settings) as alice, logged_in(api_url, settings) as bob:
         page = alice.get(f"/review/cases/{tx}")
         assert page.status_code == 200 and "Claim this case" in page.text
+        # amounts thousands separated, as the reasons write them
+        assert "15,000.00 USD" in page.text
         # a payment without a terminal: the terminal panel is titled without an id
         assert "<h2>Terminal: confirmed fraud, last 30 days</h2>" in page.text
         token = csrf_of(page.text)

@@ -35,8 +35,12 @@ def utc(moment: datetime | None) -> str:
 
 
 def money(amount: Decimal | None, currency: str) -> str:
-    """An amount in its currency's minor units (stored columns carry four decimals)."""
-    return "-" if amount is None else f"{format_amount(amount, currency)} {currency}"
+    """An amount in its currency's minor units (stored columns carry four decimals), thousands
+    separated as the reasons write amounts: 15,000.00 USD, 2,000,000 JPY. (The API and the
+    reports keep the plain machine form, 15000.00.)"""
+    if amount is None:
+        return "-"
+    return f"{Decimal(format_amount(amount, currency)):,} {currency}"
 
 
 templates.env.filters["age"] = age
