@@ -285,3 +285,12 @@ def test_verdict_latency_timeline_places_a_stall_in_its_second() -> None:
     assert [row["t"] for row in timeline] == [0, 1, 2]
     assert timeline[0] == {"t": 0, "transactions": 2, "p50_ms": 20.0, "max_ms": 30.0}
     assert timeline[1]["max_ms"] == 5000.0 and timeline[2]["transactions"] == 2
+
+
+def test_the_state_memory_is_measured_in_a_process_of_its_own() -> None:
+    """`bench realtime`'s state figure: the users' windows built in a spawned child."""
+    from ledgerguard.load.bench.state_memory import measure_state_memory
+
+    report = measure_state_memory(2_000, 5)
+    assert (report["users"], report["transactions"]) == (2_000, 10_000)
+    assert report["peak_rss_mib"] >= report["rss_before_mib"] > 0

@@ -22,8 +22,8 @@ One run, one machine, in this order:
    maximum fell by one second per second of the phase. How many verdicts were revised is
    reported beside the latency;
 5. the scorer's peak RSS (`VmHWM`) at the end, and, separately, the RSS of the online state
-   holding `state_users` users' windows (built in a child process, so the figure is the state's
-   alone).
+   holding `state_users` users' windows (`state_memory`: built in a child process, so the
+   figure is the state's alone).
 
 The ratio of the two API phases is the cost of the scorer to the write path: on one machine it
 is CPU the scorer takes from the API and the servers, not contention in the primary (the
@@ -32,9 +32,7 @@ scorer reads the replica and writes its verdicts in batches).
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +53,7 @@ from ledgerguard.load.bench.ingest import (
 )
 from ledgerguard.load.bench.procstat import CpuMeter, children_of, connections_per_process
 from ledgerguard.load.bench.servers import running_cluster
+from ledgerguard.load.bench.state_memory import measure_state_memory
 from ledgerguard.load.generator import GeneratorConfig
 from ledgerguard.load.runner import LoadConfig, run_load_sync
 from ledgerguard.load.target import api_url
@@ -334,68 +333,6 @@ def _peak_rss_mib(pid: int) -> float | None:
     except OSError:
         return None
     return None
-
-
-def _state_child(users: int, rows_per_user: int, out: Any) -> None:
-    """In a fresh process: build the state of `users` users, report RSS before and after."""
-    import pandas as pd
-
-    from ledgerguard.fraud.engine.windows import TX_DTYPES
-    from ledgerguard.money import FxRates
-    from ledgerguard.realtime.partition import Partition
-    from ledgerguard.realtime.state import OnlineState
-    from ledgerguard.realtime.terminal_counts import TerminalCounts
-    from ledgerguard.settings.fraud import FraudParameters
-
-    params = FraudParameters()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    state = OnlineState(
-        params,
-        partition=Partition(),
-        terminals=TerminalCounts.empty(params),
-        fx=FxRates(),
-    )
-    now_us = int(time.time() * 1e6)
-    rng = np.random.default_rng(7)
-    chunk = 200_000
-    began = time.monotonic()
-    for first in range(0, users, chunk):
-        n = min(chunk, users - first) * rows_per_user
-        user_ids = np.repeat(np.arange(first, min(first + chunk, users)), rows_per_user)
-        frame = pd.DataFrame(
-            {
-                "transaction_id": np.arange(first * rows_per_user, first * rows_per_user + n),
-                "user_id": user_ids,
-                "terminal_id": rng.integers(0, 100_000, n),
-                "ts_us": now_us - rng.integers(0, 20 * 86_400 * 10**6, n),
-                "amount_units": rng.integers(10_000, 5_000_000, n),
-                "usd_units": rng.integers(10_000, 5_000_000, n),
-                "currency": "USD",
-            }
-        ).astype(TX_DTYPES)
-        state.load(frame)
-        del frame
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out.put(
-        {
-            "users": state.users,
-            "transactions": state.transactions,
-            "build_seconds": round(time.monotonic() - began, 1),
-            "rss_before_mib": round(before / 1024, 1),
-            "peak_rss_mib": round(after / 1024, 1),
-        }
-    )
-
-
-def measure_state_memory(users: int, rows_per_user: int) -> dict[str, Any]:
-    """Peak RSS of a process holding `users` users' windows (`rows_per_user` rows each)."""
-    context = multiprocessing.get_context("spawn")
-    out = context.Queue()
-    child = context.Process(target=_state_child, args=(users, rows_per_user, out))
-    child.start()
-    result = out.get(timeout=1800)
-    child.join(timeout=60)
-    return result
 
 
 def _targets(report: dict[str, Any]) -> dict[str, Any]:
