@@ -24,6 +24,8 @@ from ledgerguard.fraud.engine.windows import TX_DTYPES
 from ledgerguard.fraud.store import verdict_rows
 from ledgerguard.fraud.verdict_columns import verdict_literals
 from ledgerguard.money import FxRates
+from ledgerguard.realtime.batch import changes_of, fraud_change
+from ledgerguard.realtime.binlog import BinlogTransaction, RowChange
 from ledgerguard.realtime.checkpoint import SCORES_COLUMNS, VERDICTS_COLUMNS
 from ledgerguard.realtime.partition import Partition
 from ledgerguard.realtime.position import GtidPosition
@@ -34,7 +36,6 @@ from ledgerguard.realtime.rows import (
     rows_from_frame,
     user_time_id_order,
 )
-from ledgerguard.realtime.scorer import _fraud_change
 from ledgerguard.realtime.state import OnlineState
 from ledgerguard.realtime.terminal_counts import TerminalCounts
 from ledgerguard.settings.fraud import FraudParameters
@@ -72,10 +73,36 @@ def test_partition_owns_users_by_modulo():
 
 
 def test_label_changes_move_the_fraud_count():
-    assert _fraud_change(None, {"is_fraud": 1}) == 1
-    assert _fraud_change({"is_fraud": 1}, {"is_fraud": 0}) == -1
-    assert _fraud_change({"is_fraud": 0}, {"is_fraud": 0}) == 0
-    assert _fraud_change({"is_fraud": 1}, None) == -1
+    assert fraud_change(None, {"is_fraud": 1}) == 1
+    assert fraud_change({"is_fraud": 1}, {"is_fraud": 0}) == -1
+    assert fraud_change({"is_fraud": 0}, {"is_fraud": 0}) == 0
+    assert fraud_change({"is_fraud": 1}, None) == -1
+
+
+def test_a_batch_splits_into_new_payments_replayed_ones_and_label_changes():
+    """Transactions up to the snapshot (0-1-10) are replayed: their payments scored again, not
+    counted, their labels already counted; later ones are new. Labels net per transaction."""
+    snapshot = GtidPosition.parse(Flavour.MARIADB, "0-1-10")
+
+    def payment(tx_id: int) -> RowChange:
+        return RowChange("transactions", "insert", None, {"id": tx_id})
+
+    def label(tx_id: int, was: int | None, now: int | None) -> RowChange:
+        before = None if was is None else {"transaction_id": tx_id, "is_fraud": was}
+        after = None if now is None else {"transaction_id": tx_id, "is_fraud": now}
+        kind = "insert" if was is None else "delete" if now is None else "update"
+        return RowChange("fraud_labels", kind, before, after)
+
+    batch = [
+        BinlogTransaction("0-1-9", 0.0, [payment(1), label(7, None, 1)]),
+        BinlogTransaction("0-1-11", 0.0, [payment(2), payment(3), label(8, None, 1)]),
+        BinlogTransaction("0-1-12", 0.0, [label(8, 1, 0), label(9, None, 1), label(5, None, 0)]),
+        BinlogTransaction("0-1-13", 0.0, [label(6, 1, None)]),
+    ]
+    fresh, replayed, labels = changes_of(batch, snapshot)
+    assert [row["id"] for row in fresh] == [2, 3]
+    assert [row["id"] for row in replayed] == [1]
+    assert labels == {8: 0, 9: 1, 6: -1}  # 8: +1 then -1; 7 is in the snapshot; 5 is no fraud
 
 
 def _frame(rows: list[tuple[int, int, int, datetime, int]]) -> pd.DataFrame:

@@ -6,7 +6,7 @@ positions), `state` (per-user windows kept in memory, scored by the fraud engine
 the users in `partition`), `terminal_counts` (per-terminal-day counts of every user),
 `checkpoint` (verdicts and the GTID position written in one transaction on the primary),
 `alerts` (the signed webhook, retries, dead letters), `metrics`, `scorer` (the loop tying them
-together; `replica` is its connection to the replica, `reporter` its lag, CPU and connection
-once a second, `status` the status file it writes) and `process` (running it in the
-background).
+together; `batch` splits what a batch of binlog transactions brings, `replica` is its
+connection to the replica, `reporter` its lag, CPU and connection once a second, `status` the
+status file it writes) and `process` (running it in the background).
 """

@@ -43,6 +43,7 @@ from ledgerguard.fraud.parameter_sets import active_parameters
 from ledgerguard.fraud.pipeline import model_of
 from ledgerguard.money import FxRates
 from ledgerguard.realtime.alerts import AlertDelivery
+from ledgerguard.realtime.batch import changes_of
 from ledgerguard.realtime.binlog import BinlogFollower, BinlogTransaction
 from ledgerguard.realtime.checkpoint import (
     Checkpoint,
@@ -337,19 +338,7 @@ class Scorer:
         """
         clock = self.clock
         with clock.stage("parse"):
-            fresh: list[dict[str, Any]] = []  # transactions the state has not seen
-            replayed: list[dict[str, Any]] = []  # already in the snapshot: score, do not add
-            labels: dict[int, int] = {}  # transaction id -> fraud count change
-            for transaction in batch:
-                seen = snapshot.covers(transaction.gtid)
-                for change in transaction.changes:
-                    if change.table == "transactions" and change.kind == "insert":
-                        (replayed if seen else fresh).append(change.after or {})
-                    elif change.table == "fraud_labels" and not seen:
-                        delta = _fraud_change(change.before, change.after)
-                        if delta:
-                            tx_id = int((change.after or change.before or {})["transaction_id"])
-                            labels[tx_id] = labels.get(tx_id, 0) + delta
+            fresh, replayed, labels = changes_of(batch, snapshot)
             if not (fresh or replayed or labels):
                 return None
             fresh_frame = frame_of_inserts(fresh) if fresh else None
@@ -408,10 +397,3 @@ class Scorer:
             metrics.latency.observe(max(0.0, (done - moment.replace(tzinfo=UTC)).total_seconds()))
         self.status.scored += scored
         return scored
-
-
-def _fraud_change(before: dict[str, Any] | None, after: dict[str, Any] | None) -> int:
-    """+1 / -1 / 0: how a label row change moves the count of confirmed frauds."""
-    was = bool(before and before.get("is_fraud"))
-    now = bool(after and after.get("is_fraud"))
-    return int(now) - int(was)
