@@ -119,3 +119,59 @@ def test_the_nightly_upsert_stores_what_sqlalchemy_stores(stored_ids: None, sett
             )
     finally:
         engine.dispose()
+
+
+def test_two_page_upserts_that_deadlock_are_both_written(stored_ids: None, settings: Settings):
+    """Two writers upserting the same two stored rows in opposite orders deadlock: InnoDB rolls
+    one back (1213). `db.retry.in_transaction` runs it again, so both pages are written, as the
+    nightly run's page threads and the scorer need; without it the victim's error escapes."""
+    import threading
+
+    import pymysql
+
+    from ledgerguard.db.retry import in_transaction, is_lock_conflict
+
+    verdicts = _verdicts().iloc[:2]
+    engine = writer_engine(settings)
+    met = threading.Barrier(2, timeout=30)
+    attempts: list[str] = []
+    errors: list[BaseException] = []
+
+    def page(name: str, order: list[int], score: float) -> None:
+        def work(conn) -> None:  # type: ignore[no-untyped-def]
+            attempts.append(name)
+            first = len([a for a in attempts if a == name]) == 1
+            for n, position in enumerate(order):
+                row = verdicts.iloc[[position]].assign(score=score)
+                upsert_scores(conn, row, start=START, end=END, analysed_at=LATER)
+                if first and n == 0:
+                    met.wait()  # each holds its first row before it asks for the other's
+
+        try:
+            in_transaction(engine, work, pause=0.01)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    try:
+        with engine.begin() as conn:
+            upsert_scores(conn, verdicts, start=START, end=END, analysed_at=EARLIER)
+        threads = [
+            threading.Thread(target=page, args=("a", [0, 1], 0.5)),
+            threading.Thread(target=page, args=("b", [1, 0], 0.7)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == []
+        assert len(attempts) == 3  # one of the two ran again after its deadlock
+        with engine.connect() as conn:
+            scores = conn.exec_driver_sql(
+                "SELECT score FROM fraud_scores WHERE transaction_id >= %s", (FIRST_ID,)
+            ).scalars()
+            # both rows hold the score of the page committed last
+            assert set(scores) in ({Decimal("0.5")}, {Decimal("0.7")})
+        assert is_lock_conflict(pymysql.err.OperationalError(1213, "Deadlock found"))
+        assert not is_lock_conflict(pymysql.err.OperationalError(2013, "Lost connection"))
+    finally:
+        engine.dispose()

@@ -89,8 +89,16 @@ def require_servers(settings: Settings) -> None:
 
 
 def unreachable_message(exc: BaseException) -> str:
-    """What to tell a user whose command failed because a database server cannot be reached."""
+    """What to tell a user whose command failed because a database server cannot be reached
+    (or, for a lock conflict that outlasted its retries, that the write was rolled back)."""
+    from ledgerguard.db.retry import ATTEMPTS, is_lock_conflict
+
     first_line = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    if is_lock_conflict(exc):
+        return (
+            f"the primary rolled a write back over a lock another writer held ({first_line}), "
+            f"{ATTEMPTS} times in a row; nothing of it was kept: run the command again"
+        )
     try:
         down = _down_servers(Settings())
     except (ValidationError, OSError):

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ledgerguard.db.engines import writer_engine
+from ledgerguard.db.retry import in_transaction
 from ledgerguard.fraud.engine.fx import fill_missing_usd
 from ledgerguard.fraud.engine.rules import RULE_IDS
 from ledgerguard.fraud.engine.scoring import score_frame
@@ -181,10 +182,13 @@ def analyze_interval(
                     model=model,
                 )
                 del frame  # the page itself is not needed while its verdicts are written
-                with writer.begin() as conn:
-                    stored = upsert_scores(
+                # the page threads' upserts may deadlock (ids interleave): run again (db.retry)
+                stored = in_transaction(
+                    writer,
+                    lambda conn: upsert_scores(
                         conn, verdicts.rows, start=start, end=end, analysed_at=analysed_at
-                    )
+                    ),
+                )
                 return _PageTotals(
                     analysed=verdicts.analysed,
                     flagged=verdicts.flagged,

@@ -34,6 +34,7 @@ from ledgerguard.db.fraud_results import (
     select_realtime_scored,
 )
 from ledgerguard.db.realtime import INSERT_ALERTS, UPSERT_CHECKPOINT, select_checkpoint
+from ledgerguard.db.retry import in_transaction
 from ledgerguard.db.tables import fraud_scores, realtime_verdicts
 from ledgerguard.fraud.store import verdict_rows
 from ledgerguard.fraud.verdict_columns import verdict_literals
@@ -233,8 +234,10 @@ def write_batch(
     now: datetime,
     replacing: np.ndarray | None = None,
 ) -> None:
-    """The batch's transaction (see the module docstring and `commit_batch`)."""
-    with engine.begin() as conn:
+    """The batch's transaction (see the module docstring and `commit_batch`), run again when
+    InnoDB rolls it back over a lock another writer of `fraud_scores` holds (`db.retry`)."""
+
+    def work(conn: sa.Connection) -> None:
         if len(verdicts):
             dbapi_connection = conn.connection.dbapi_connection
             upsert_rows(dbapi_connection, UPSERT_REALTIME_VERDICTS, verdicts, now, VERDICTS_COLUMNS)
@@ -253,3 +256,5 @@ def write_batch(
                 "updated_at": now,
             },
         )
+
+    in_transaction(engine, work)
