@@ -196,9 +196,16 @@ class FraudParameters(BaseModel):
     model_keeps_rule_flags: bool = True
     #: The model's signal is named among a row's reasons from this probability on.
     model_reason_probability: float = Field(0.5, gt=0, le=1)
-    #: Rows scoring below this (and not flagged) are not written to `fraud_scores`: a nightly
-    #: run over millions of normal transactions stores only what someone may look at.
-    store_min_score: float = Field(0.1, ge=0, le=1)
+    #: Rows scoring below this (and not flagged, no rule fired) are not written to
+    #: `fraud_scores`: a nightly run over millions of normal transactions stores the rows that
+    #: rank, not all of them. What is not stored counts as score 0, for the average precision
+    #: of backtests, of `fraud train`'s gate and of anyone judging the stored scores: the bar
+    #: truncates the ranking below the flags. 0.01 (0.1 before session 17) keeps the ranked tail
+    #: where frauds still outrank the bulk: on the generator's data 2.5-6.5 % of the payments
+    #: stored instead of 1-2.3 %, average precision +0.007 to +0.016 with the model, flags
+    #: unchanged; lower bars add little more ranking for many more rows (benchmarks/README.md,
+    #: "Session 17 (#14): the storage bar").
+    store_min_score: float = Field(0.01, ge=0, le=1)
 
     # --- batch reading ---------------------------------------------------------------------------
     #: Target rows per page read from the replica; bounds the engine's memory.

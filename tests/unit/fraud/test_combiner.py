@@ -206,6 +206,7 @@ def test_rules_alone_score_exactly_as_before(
         anomaly_repeat_min=1_000_000,
         terminal_risk_run_share=False,
         terminal_risk_strength_by_risk=False,
+        store_min_score=0.1,  # 135279d's storage bar (0.01 since session 17)
     )
     rows = score_frame(frame, history, before, start=START, end=END).rows
     rows = rows.sort_values("transaction_id")
@@ -216,7 +217,10 @@ def test_rules_alone_score_exactly_as_before(
     ).replace("ending 8 days before", "ending 7 days before")
     assert (len(rows), int(rows["flagged"].sum())) == PINNED_COUNTS
     assert hashlib.sha256(text.encode()).hexdigest() == PINNED_DIGEST
-    without_9b = FraudParameters(label_delay_days=old_horizon, terminal_risk_run_share=False)
+    # the same storage bar throughout, so every comparison is of the same rows
+    without_9b = FraudParameters(
+        label_delay_days=old_horizon, terminal_risk_run_share=False, store_min_score=0.1
+    )
     now = score_frame(frame, history, without_9b, start=START, end=END).rows
     merged = now.merge(rows, on="transaction_id", how="left", suffixes=("", "_before"))
     changed = merged[merged["score"] != merged["score_before"]]
@@ -227,7 +231,7 @@ def test_rules_alone_score_exactly_as_before(
     assert (calmed["score"] < calmed["score_before"]).all()
     # 9b on: the run's share never lowers a score (it is a maximum), and every terminal_risk
     # reason with a run says it (the rise itself: test_survival's first-labelled-days test)
-    defaults = FraudParameters(label_delay_days=old_horizon)
+    defaults = FraudParameters(label_delay_days=old_horizon, store_min_score=0.1)
     default = score_frame(frame, history, defaults, start=START, end=END).rows
     merged = default.merge(now, on="transaction_id", suffixes=("", "_before"))
     assert len(merged) == len(now) and (merged["score"] >= merged["score_before"]).all()

@@ -117,7 +117,8 @@ def test_too_few_flags_flag_only_the_highest_score():
 
 
 def test_never_below_the_lowest_stored_score():
-    fraud, score, day = _stack(_days([60] * 28, [1] * 28, 0.05))
+    floor = FraudParameters().store_min_score
+    fraud, score, day = _stack(_days([60] * 28, [1] * 28, floor / 2))
     choice = _choose("bound", fraud, score, day)
     assert choice.threshold == FraudParameters().store_min_score
     assert "store_min_score" in choice.reason

@@ -195,6 +195,8 @@ def bench_analysis(
         "analysis_rows_per_second": round(analysis["rows_read"] / analysis["wall_seconds"]),
         "analysed": analysis["analysed"],
         "flagged": analysis["flagged"],
+        # verdict rows written to `fraud_scores` (flagged, a rule fired, at `store_min_score`)
+        "stored": analysis["stored"],
         "pages": analysis["pages"],
         "peak_rss_mib": round(analysis["peak_rss_mib"], 1),
         "counts_by_rule": analysis["counts_by_rule"],
