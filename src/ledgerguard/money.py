@@ -78,6 +78,13 @@ def format_amount(amount: Decimal, currency: str) -> str:
     return str(amount.quantize(Decimal(1).scaleb(-exponent), rounding=ROUND_HALF_EVEN))
 
 
+def display_amount(amount: Decimal, currency: str) -> str:
+    """`amount` for people, as the reasons and the web pages write it: the currency's decimals,
+    thousands separated, the code after it (15,000.00 USD, 2,000,000 JPY). The API and the
+    reports keep the machine form, `format_amount`."""
+    return f"{Decimal(format_amount(amount, currency)):,} {currency}"
+
+
 class FxRates:
     """ECB reference rates (see module docstring); build one per process and share it.
 

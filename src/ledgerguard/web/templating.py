@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from ledgerguard.money import format_amount
+from ledgerguard.money import display_amount
 from ledgerguard.web.auth import CSRF_FIELD, CSRF_HEADER
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -38,9 +38,7 @@ def money(amount: Decimal | None, currency: str) -> str:
     """An amount in its currency's minor units (stored columns carry four decimals), thousands
     separated as the reasons write amounts: 15,000.00 USD, 2,000,000 JPY. (The API and the
     reports keep the plain machine form, 15000.00.)"""
-    if amount is None:
-        return "-"
-    return f"{Decimal(format_amount(amount, currency)):,} {currency}"
+    return "-" if amount is None else display_amount(amount, currency)
 
 
 templates.env.filters["age"] = age

@@ -25,7 +25,7 @@ import pandas as pd
 from ledgerguard.fraud.engine.customer_features import anomaly_bar
 from ledgerguard.fraud.engine.terminal_features import ACTIVE_PROBABILITY, COMPROMISE_WORDS
 from ledgerguard.fraud.engine.windows import usd_threshold_units
-from ledgerguard.money import MoneyError, currency_exponent
+from ledgerguard.money import display_amount
 from ledgerguard.settings.fraud import FraudParameters
 
 #: Largest strength of a rule that did not fire: with weights <= 1 and a score threshold >= 0.5 a
@@ -90,21 +90,13 @@ def _explain_large_amount(data: pd.DataFrame, params: FraudParameters) -> list[s
         data["currency"].to_numpy(),
         strict=True,
     ):
-        usd = f"{Decimal(int(usd_units)).scaleb(-4):,.2f} USD"
+        usd = display_amount(Decimal(int(usd_units)).scaleb(-4), "USD")
         paid = usd
         if currency != "USD":
-            amount = f"{Decimal(int(units)).scaleb(-4):,.{_decimals(str(currency))}f}"
-            paid = f"{amount} {currency} ({usd} at the ECB rate of its day)"
+            amount = display_amount(Decimal(int(units)).scaleb(-4), str(currency))
+            paid = f"{amount} ({usd} at the ECB rate of its day)"
         texts.append(f"large_amount: {paid} is above {line} USD")
     return texts
-
-
-def _decimals(currency: str) -> int:
-    """The currency's minor-unit digits (2 for a code this release does not know)."""
-    try:
-        return currency_exponent(currency)
-    except MoneyError:
-        return 2
 
 
 # --- structuring ----------------------------------------------------------------------------
