@@ -4,10 +4,10 @@
 
 Why: average precision counts a transaction the nightly run does not store as score 0, so the
 bar below which an unflagged row is not written to `fraud_scores` truncates the ranking. This
-builds `bench detection`'s configuration (the generator's data of the seed and terminals per
-customer, a model trained on the first 60 of 90 days, the last 30 days scored, rules alone and
-rules + model) once, scores it with every row kept, and then applies each bar as the store
-does: a row counts with its score when it is flagged, when a rule (or the model's reason)
+builds `bench detection`'s configuration (`detection.prepare_seed`: the generator's data of
+the seed and terminals per customer, a model trained on the first 60 of 90 days, the last 30
+days scored, rules alone and rules + model) once, scores it with every row kept, and then
+applies each bar as the store does: a row counts with its score when it is flagged, when a rule (or the model's reason)
 fired, or when it scores at least the bar; otherwise as 0. (The store also keeps rows without
 a USD rate and rows stored by an earlier run; the generator's data has neither, so the figure
 at 0.1 is `bench detection`'s to the third decimal.) Prints one JSON object: per scorer and
@@ -19,18 +19,11 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 
-from ledgerguard.fraud.engine.fitting import train_model
 from ledgerguard.fraud.engine.metrics import average_precision
-from ledgerguard.fraud.engine.model import FraudModel
-from ledgerguard.fraud.evaluate import score_in_memory
-from ledgerguard.fraud.synthetic import config_for_rows, generate
-from ledgerguard.settings.fraud import FraudParameters
+from ledgerguard.load.bench.detection import prepare_seed
 
 #: The bars tried, highest first; 0 stores every row.
 BARS = (0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.0)
@@ -38,32 +31,13 @@ ROWS, DAYS, SCORED_DAYS = 528_000, 90, 30
 
 
 def main(seed: int, terminals_per_customer: float) -> dict[str, object]:
-    config = config_for_rows(
-        ROWS, days=DAYS, seed=seed, terminals_per_customer=terminals_per_customer
-    )
-    data = generate(config)
-    first = data.transactions["occurred_at"].min().date()
-    start = datetime.combine(first, datetime.min.time(), UTC)
-    scored_from = start + timedelta(days=DAYS - SCORED_DAYS)
-    end = start + timedelta(days=DAYS)
-    early = (data.transactions["occurred_at"] < scored_from).to_numpy()
     report: dict[str, object] = {"seed": seed, "terminals_per_customer": terminals_per_customer}
-    with tempfile.TemporaryDirectory() as store:
-        params = FraudParameters(
-            model_store_dir=Path(store), label_delay_days=max(config.label_delay_days, 1)
-        )
-        trained = train_model(data.transactions[early], data.labels[early], params=params)
-        model = FraudModel.from_store(Path(store), trained.version)
-        every_row = params.model_copy(update={"store_min_score": 0.0})
-        for name, with_model in (("rules", None), ("rules+model", model)):
-            scored = score_in_memory(
-                data.transactions,
-                data.labels,
-                start=scored_from,
-                end=end,
-                params=every_row,
-                model=with_model,
-            )
+    with prepare_seed(
+        seed, rows=ROWS, days=DAYS, scored_days=SCORED_DAYS, density=terminals_per_customer
+    ) as prepared:
+        every_row = prepared.params.model_copy(update={"store_min_score": 0.0})
+        for name, with_model in (("rules", None), ("rules+model", prepared.model)):
+            scored = prepared.score(with_model, every_row)
             fraud = scored["is_fraud"].to_numpy()
             score = scored["score"].to_numpy()
             kept_anyway = scored["flagged"].to_numpy() | (scored["rule_ids"].to_numpy() != "")

@@ -102,7 +102,8 @@ def test_a_batch_splits_into_new_payments_replayed_ones_and_label_changes():
     fresh, replayed, labels = changes_of(batch, snapshot)
     assert [row["id"] for row in fresh] == [2, 3]
     assert [row["id"] for row in replayed] == [1]
-    assert labels == {8: 0, 9: 1, 6: -1}  # 8: +1 then -1; 7 is in the snapshot; 5 is no fraud
+    # 8: +1 then -1 nets to nothing; 7 is in the snapshot; 5 is no fraud
+    assert labels == {9: 1, 6: -1}
 
 
 def _frame(rows: list[tuple[int, int, int, datetime, int]]) -> pd.DataFrame:
@@ -461,6 +462,23 @@ def test_the_scorer_reads_each_finished_days_terminal_profile_once():
             assert np.allclose(want, have), (day, name)
         assert expected[0].sum() > 0
     assert calls == [(first, first + 1), (first + 1, first + 3)]
+
+
+def test_a_change_of_nothing_leaves_the_terminal_history_as_built():
+    """Counting nothing (a label set and unset in one batch) must not rebuild the history; a
+    confirmed fraud old enough to be visible must."""
+    params = FraudParameters()
+    no_labels = pd.DataFrame({"terminal_id": [], "day": [], "n_tx": [], "n_fraud": []})
+    counts = TerminalCounts(no_labels, params)
+    day = 20_000
+    counts.history(newest_day=day)
+    built = counts.rebuilds
+    counts.add(3, day - params.label_delay_days - 1, n_fraud=0, user_id=7)
+    counts.history(newest_day=day)
+    assert counts.rebuilds == built
+    counts.add(3, day - params.label_delay_days - 1, n_fraud=1, user_id=7)
+    counts.history(newest_day=day)
+    assert counts.rebuilds == built + 1
 
 
 def test_verdict_literals_hold_the_values_of_verdict_rows():

@@ -5,8 +5,9 @@ things of a batch: the payments the state has not seen (`fresh`: counted and sco
 payments already in the snapshot the state was rebuilt from (`replayed`: a restart after a
 crash streams them again; scored again, not counted twice) and how the count of confirmed
 frauds moves per transaction (`labels`, from `fraud_labels` rows inserted, updated or
-deleted; those in the snapshot are already counted). Apart from `scorer` because it is a pure
-function of the events, tested without a binlog or a server.
+deleted; those in the snapshot are already counted; a change that nets to 0 is left out).
+Apart from `scorer` because it is a pure function of the events, tested without a binlog or
+a server.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def changes_of(
                 if delta:
                     tx_id = int((change.after or change.before or {})["transaction_id"])
                     labels[tx_id] = labels.get(tx_id, 0) + delta
-    return fresh, replayed, labels
+    # a label set and unset within the batch nets to 0: no change to hand the terminal
+    # counts, which would otherwise rebuild their history for nothing
+    return fresh, replayed, {tx_id: n for tx_id, n in labels.items() if n}
 
 
 def fraud_change(before: Row | None, after: Row | None) -> int:

@@ -89,6 +89,8 @@ class TerminalCounts:
         """Count transactions, or (with the customer's `user_id`) confirmed frauds."""
         if n_fraud and user_id is None:
             raise ValueError("a confirmed fraud is counted with its customer's user_id")
+        if not (n_tx or n_fraud):
+            return  # nothing changes: the history stays valid (no rebuild)
         counts = self._delta.setdefault((terminal_id, day), [0, 0])
         counts[0] += n_tx
         counts[1] += n_fraud

@@ -19,7 +19,8 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,11 +31,12 @@ from pydantic import ValidationError
 
 from ledgerguard.fraud.engine.fitting import train_model
 from ledgerguard.fraud.engine.model import FraudModel
+from ledgerguard.fraud.engine.model_card import TrainReport
 from ledgerguard.fraud.engine.rules import RULE_IDS
 from ledgerguard.fraud.engine.scoring import MODEL_SIGNAL
 from ledgerguard.fraud.engine.threshold import ADDED, KEPT
 from ledgerguard.fraud.evaluate import evaluate, score_in_memory
-from ledgerguard.fraud.synthetic import SyntheticConfig, config_for_rows, generate
+from ledgerguard.fraud.synthetic import SyntheticConfig, SyntheticData, config_for_rows, generate
 from ledgerguard.load.bench.ceiling import BenchError
 from ledgerguard.load.bench.detection_errors import card_amount_bound, errors, label_blind_share
 from ledgerguard.settings.fraud import FraudParameters
@@ -202,6 +204,85 @@ def threshold_study(
     return out
 
 
+@dataclass(frozen=True)
+class PreparedSeed:
+    """One configuration ready to score: the generator's data, the engine's parameters, the
+    scored interval `[scored_from, end)` (the last `scored_days`) and the model trained on
+    the days before it."""
+
+    config: SyntheticConfig
+    data: SyntheticData
+    params: FraudParameters
+    scored_from: datetime
+    end: datetime
+    training: TrainReport
+    model: FraudModel
+
+    def score(
+        self, model: FraudModel | None, params: FraudParameters | None = None
+    ) -> pd.DataFrame:
+        """The scored interval's verdicts with `model` (None: the rules alone), as the nightly
+        run would store them under `params` (default: the configuration's)."""
+        return score_in_memory(
+            self.data.transactions,
+            self.data.labels,
+            start=self.scored_from,
+            end=self.end,
+            params=params or self.params,
+            model=model,
+        )
+
+
+@contextmanager
+def prepare_seed(
+    seed: int,
+    *,
+    rows: int,
+    days: int,
+    scored_days: int,
+    density: float,
+    overrides: dict[str, float | int] | None = None,
+    profile: bool = False,
+    engine: dict[str, object] | None = None,
+) -> Iterator[PreparedSeed]:
+    """Generate a seed's data and train a model on all but its last `scored_days`, as `ledgerguard
+    fraud train` does, in a model store that lasts as long as the context. Shared by `bench
+    detection` and the studies in `benchmarks/` (e.g. `storage_bar.py`), so each measures the
+    same configuration."""
+    config = config_for_rows(
+        rows, days=days, seed=seed, terminals_per_customer=density, **(overrides or {})
+    )
+    data = generate(config)
+    start = datetime.combine(
+        data.transactions["occurred_at"].min().date(), datetime.min.time(), UTC
+    )
+    scored_from = start + timedelta(days=days - scored_days)
+    early = (data.transactions["occurred_at"] < scored_from).to_numpy()
+    with tempfile.TemporaryDirectory() as store:
+        # the platform knows its own label delay: the engine's follows the data's, unless an
+        # engine parameter says otherwise (e.g. label_delay_days one more: the horizon of the
+        # streaming scorer, which scores a payment before its day's labels are all in); labels
+        # that come at once are read from the next day on (a payment's own day never is)
+        params = FraudParameters(
+            **{
+                "model_store_dir": Path(store),
+                "label_delay_days": max(config.label_delay_days, 1),
+                "terminal_profile_features": profile,
+            }
+            | (engine or {})
+        )
+        training = train_model(data.transactions[early], data.labels[early], params=params)
+        yield PreparedSeed(
+            config=config,
+            data=data,
+            params=params,
+            scored_from=scored_from,
+            end=start + timedelta(days=days),
+            training=training,
+            model=FraudModel.from_store(Path(store), training.version),
+        )
+
+
 def run_seed(
     seed: int,
     rows: int,
@@ -218,40 +299,20 @@ def run_seed(
     10-day block, and how much of the terminal fraud no label could show yet."""
     began = time.monotonic()
     load = os.getloadavg()
-    config = config_for_rows(
-        rows, days=days, seed=seed, terminals_per_customer=density, **overrides
-    )
-    data = generate(config)
-    start = datetime.combine(
-        data.transactions["occurred_at"].min().date(), datetime.min.time(), UTC
-    )
-    scored_from = start + timedelta(days=days - scored_days)
-    end = start + timedelta(days=days)
-    early = (data.transactions["occurred_at"] < scored_from).to_numpy()
-    with tempfile.TemporaryDirectory() as store:
-        # the platform knows its own label delay: the engine's follows the data's, unless an
-        # engine parameter says otherwise (e.g. label_delay_days one more: the horizon of the
-        # streaming scorer, which scores a payment before its day's labels are all in); labels
-        # that come at once are read from the next day on (a payment's own day never is)
-        params = FraudParameters(
-            **{
-                "model_store_dir": Path(store),
-                "label_delay_days": max(config.label_delay_days, 1),
-                "terminal_profile_features": profile,
-            }
-            | (engine or {})
-        )
-        report = train_model(data.transactions[early], data.labels[early], params=params)
-        model = FraudModel.from_store(Path(store), report.version)
+    with prepare_seed(
+        seed,
+        rows=rows,
+        days=days,
+        scored_days=scored_days,
+        density=density,
+        overrides=overrides,
+        profile=profile,
+        engine=engine,
+    ) as prepared:
+        config, data, model = prepared.config, prepared.data, prepared.model
+        report, scored_from = prepared.training, prepared.scored_from
         scored = {
-            name: score_in_memory(
-                data.transactions,
-                data.labels,
-                start=scored_from,
-                end=end,
-                params=params,
-                model=with_model,
-            )
+            name: prepared.score(with_model)
             for name, with_model in (("rules", None), ("rules+model", model))
         }
         tables = {name: evaluate(frame) for name, frame in scored.items()}
