@@ -21,12 +21,12 @@ from ledgerguard.fraud.engine.terminal_history import (
     with_profile,
 )
 from ledgerguard.fraud.engine.windows import TX_DTYPES
-from ledgerguard.fraud.store import verdict_rows
+from ledgerguard.fraud.store import SCORES_COLUMNS, verdict_rows
 from ledgerguard.fraud.verdict_columns import verdict_literals
 from ledgerguard.money import FxRates
 from ledgerguard.realtime.batch import changes_of, fraud_change
 from ledgerguard.realtime.binlog import BinlogTransaction, RowChange
-from ledgerguard.realtime.checkpoint import SCORES_COLUMNS, VERDICTS_COLUMNS
+from ledgerguard.realtime.checkpoint import VERDICTS_COLUMNS
 from ledgerguard.realtime.partition import Partition
 from ledgerguard.realtime.position import GtidPosition
 from ledgerguard.realtime.rowdecode import _decimal
@@ -39,8 +39,8 @@ from ledgerguard.realtime.rows import (
 from ledgerguard.realtime.state import OnlineState
 from ledgerguard.realtime.terminal_counts import TerminalCounts
 from ledgerguard.settings.fraud import FraudParameters
-from ledgerguard.utc import to_us, utc_naive
-from tests.unit.fraud.helpers import fraud_customers_of, history_of
+from ledgerguard.utc import to_us
+from tests.unit.fraud.helpers import assert_literals_hold, fraud_customers_of, history_of
 
 
 def test_mariadb_position_advances_per_domain_and_covers():
@@ -526,27 +526,7 @@ def test_verdict_literals_hold_the_values_of_verdict_rows():
     assert set(narrow) == set(VERDICTS_COLUMNS)
     assert all(narrow[name] == columns[name] for name in VERDICTS_COLUMNS)
 
-    def parsed(text: str) -> object:
-        if text == "NULL":
-            return None
-        if text.startswith("<"):
-            return text[1:-1]
-        if text.startswith("'"):
-            return datetime.fromisoformat(text[1:-1])
-        return Decimal(text)
-
-    for index, row in enumerate(expected):
-        for name, value in row.items():
-            got = parsed(columns[name][index])
-            if isinstance(value, datetime):
-                value = utc_naive(value)
-            elif isinstance(value, bool):
-                value = Decimal(int(value))
-            elif isinstance(value, int):
-                value = Decimal(value)
-            assert got == value, (name, index, got, value)
-            if isinstance(value, Decimal):  # same number of places too
-                assert str(got) == str(value), (name, index, got, value)
+    assert_literals_hold(columns, expected)
 
 
 def _packed_decimal(text: str, precision: int, decimals: int) -> bytes:

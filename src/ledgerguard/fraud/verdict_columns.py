@@ -6,9 +6,9 @@ renderings, all built here from the one column list `COLUMNS`:
 
 - `verdict_values`: Python values (Decimal money, timezone-aware UTC datetimes, None for NULL),
   what `store.verdict_rows` zips into dicts (alerts, SQLAlchemy);
-- `verdict_params`: the same as the driver's parameters (naive UTC datetimes, as `UTCDateTime`
-  binds them), what `store.upsert_scores` zips into tuples (the nightly run);
-- `verdict_literals`: SQL literal text, what the real-time scorer joins into multi-row upserts.
+- `verdict_literals`: SQL literal text, what `store.upsert_rows` joins into multi-row upserts
+  (the real-time scorer's and the nightly run's: pymysql's `executemany` would make four
+  Python calls per value, the nightly run's largest cost in Python at 13.4M rows).
 
 Every rendering works column by column on the frame's arrays, never per row and column: in the
 scorer a Python object per value costs more than scoring the row. A verdict's own columns come
@@ -47,8 +47,6 @@ class Rendering:
 
     values: Callable[[Any], list[Any]]
     literals: Callable[[Any, Strings], list[str]]
-    #: the driver takes naive UTC datetimes (`UTCDateTime`'s bind), not aware ones
-    naive_time: bool = False
 
 
 def _array(column: Any, dtype: Any = None) -> np.ndarray:
@@ -107,7 +105,6 @@ INTEGER = Rendering(
 TIME = Rendering(
     values=lambda column: [from_us(ts_us) for ts_us in column.tolist()],
     literals=lambda column, strings: _datetime_literals(_array(column, np.int64)),
-    naive_time=True,
 )
 
 
@@ -119,7 +116,7 @@ def _distinct_times(column: Any) -> list[datetime]:
 
 
 #: microseconds since the epoch of whole days (a batch holds a few distinct ones)
-DAY = Rendering(values=_distinct_times, literals=TIME.literals, naive_time=True)
+DAY = Rendering(values=_distinct_times, literals=TIME.literals)
 #: exact 10^-4 units
 MONEY = Rendering(
     values=lambda column: [units_to_decimal(units) for units in column.tolist()],
@@ -162,12 +159,6 @@ class VerdictColumn:
 
     def values(self, verdicts: pd.DataFrame) -> list[Any]:
         return self.rendering.values(self.source(verdicts))
-
-    def params(self, verdicts: pd.DataFrame) -> list[Any]:
-        values = self.values(verdicts)
-        if self.rendering.naive_time:  # `from_us` gave UTC: without the zone, naive UTC
-            return [moment.replace(tzinfo=None) for moment in values]
-        return values
 
     def literals(self, verdicts: pd.DataFrame, strings: Strings) -> list[str]:
         return self.rendering.literals(self.source(verdicts), strings)
@@ -215,22 +206,23 @@ def verdict_values(verdicts: pd.DataFrame, *, day_interval: bool = False) -> dic
     return {column.name: column.values(verdicts) for column in columns}
 
 
-def verdict_params(verdicts: pd.DataFrame) -> dict[str, list[Any]]:
-    """Every verdict column as the driver's parameters (naive UTC times), column by column."""
-    return {column.name: column.params(verdicts) for column in COLUMNS}
-
-
 def verdict_literals(
-    verdicts: pd.DataFrame, now: datetime, literal: Quote, names: tuple[str, ...] | None = None
+    verdicts: pd.DataFrame,
+    now: datetime,
+    literal: Quote,
+    names: tuple[str, ...] | None = None,
+    *,
+    source: str = "realtime",
+    interval: tuple[datetime, datetime] | None = None,
 ) -> dict[str, list[str]]:
-    """The `names` columns (default: all) of the verdicts' real-time rows as SQL literals,
-    column by column: the `fraud_scores` columns and the `realtime_verdicts` ones.
+    """The `names` columns (default: all) of the verdicts' rows as SQL literals, column by
+    column: the `fraud_scores` columns and the `realtime_verdicts` ones.
 
-    The values `store.verdict_rows` gives with `source="realtime"` and the batch time `now`
-    in every write time column, the interval each verdict's UTC day. Datetimes are written as
-    the naive UTC text `UTCDateTime` binds, `literal` (the connection's `escape`) quotes
-    strings. Only the columns asked for are built: the narrow table's need no time or money
-    conversion.
+    The values `store.verdict_rows` gives with `source` and the write time `now` in every
+    write time column; the interval is `interval` (the nightly run's), or without one each
+    verdict's UTC day (the real-time scorer's). Datetimes are written as the naive UTC text
+    `UTCDateTime` binds, `literal` (the connection's `escape`) quotes strings. Only the
+    columns asked for are built: the narrow table's need no time or money conversion.
     """
     n = len(verdicts)
     texts: dict[Any, str] = {}
@@ -243,12 +235,17 @@ def verdict_literals(
                 texts[value] = literal(value) if isinstance(value, str) else "NULL"
         return list(map(texts.__getitem__, values))
 
-    stamp = "'" + utc_naive(now).isoformat(" ") + "'"
+    def moment(value: datetime) -> str:
+        return "'" + utc_naive(value).isoformat(" ", "microseconds") + "'"
+
     builders: dict[str, Callable[[], list[str]]] = {
         column.name: (lambda column=column: column.literals(verdicts, strings))
         for column in COLUMNS + DAY_INTERVAL
     }
-    builders["source"] = lambda: [literal("realtime")] * n
+    if interval is not None:
+        for name, bound in zip(("interval_start", "interval_end"), interval, strict=True):
+            builders[name] = lambda bound=bound: [moment(bound)] * n
+    builders["source"] = lambda: [literal(source)] * n
     for name in ("analysed_at", *REALTIME_TIME_COLUMNS):
-        builders[name] = lambda: [stamp] * n
+        builders[name] = lambda: [moment(now)] * n
     return {name: builders[name]() for name in (names or tuple(builders))}

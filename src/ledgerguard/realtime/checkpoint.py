@@ -14,7 +14,6 @@ transaction ends with exactly one verdict row.
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
 from dataclasses import dataclass
@@ -24,8 +23,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from pymysql.cursors import RE_INSERT_VALUES
-from sqlalchemy.dialects.mysql import pymysql as mysql_pymysql
 
 from ledgerguard.db.fraud_results import (
     UPSERT_REALTIME_SCORES,
@@ -35,13 +32,10 @@ from ledgerguard.db.fraud_results import (
 )
 from ledgerguard.db.realtime import INSERT_ALERTS, UPSERT_CHECKPOINT, select_checkpoint
 from ledgerguard.db.retry import in_transaction
-from ledgerguard.db.tables import fraud_scores, realtime_verdicts
-from ledgerguard.fraud.store import verdict_rows
-from ledgerguard.fraud.verdict_columns import verdict_literals
+from ledgerguard.db.tables import realtime_verdicts
+from ledgerguard.fraud.store import SCORES_COLUMNS, upsert_rows, verdict_rows
 from ledgerguard.realtime.stages import StageClock
 
-#: Verdict rows per upsert statement (~1 KiB each: far below `max_allowed_packet`).
-_ROWS_PER_STATEMENT = 1_000
 #: Transaction ids per look-up of stored flagged verdicts (primary-key look-ups).
 _IDS_PER_LOOKUP = 5_000
 #: Namespace of the alert delivery ids: the id of a transaction's alert is always the same.
@@ -159,37 +153,9 @@ def commit_batch(
     return len(outbox)
 
 
-#: The columns each statement writes (`verdict_literals` builds only those asked for).
-SCORES_COLUMNS = tuple(column.name for column in fraud_scores.c)
+#: The columns the narrow table's statement writes (`verdict_literals` builds only those asked
+#: for; `fraud_scores` gets all of its own, `store.SCORES_COLUMNS`).
 VERDICTS_COLUMNS = tuple(column.name for column in realtime_verdicts.c)
-
-
-@functools.cache
-def _compiled_upsert(statement: Any, keys: tuple[str, ...]) -> tuple[str, str, tuple[str, ...]]:
-    """An upsert compiled once for pymysql: the text before and after its VALUES row, and the
-    order of a row's values."""
-    compiled = statement.compile(dialect=mysql_pymysql.dialect(), column_keys=list(keys))
-    match = RE_INSERT_VALUES.match(compiled.string)
-    if match is None:  # pragma: no cover - the statements are ours
-        raise ValueError("the verdict upsert is not a single-row INSERT ... VALUES")
-    return match.group(1), match.group(3), tuple(compiled.positiontup or ())
-
-
-def upsert_rows(
-    dbapi_connection: Any, statement: Any, verdicts: pd.DataFrame, now: datetime, names: tuple
-) -> None:
-    """The verdict rows as multi-row upserts of `statement` (its `names` columns), their values
-    written as SQL literals (`verdict_columns.verdict_literals`): what pymysql's `executemany` does,
-    without its four Python calls per value, nor a dict per row."""
-    columns = verdict_literals(verdicts, now, dbapi_connection.escape, names)
-    prefix, postfix, order = _compiled_upsert(statement, tuple(sorted(columns)))
-    rows = [
-        "(" + ",".join(values) + ")"
-        for values in zip(*(columns[key] for key in order), strict=True)
-    ]
-    with dbapi_connection.cursor() as cursor:
-        for first in range(0, len(rows), _ROWS_PER_STATEMENT):
-            cursor.execute(prefix + ",".join(rows[first : first + _ROWS_PER_STATEMENT]) + postfix)
 
 
 def _alert_queue_rows(

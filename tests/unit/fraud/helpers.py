@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import cache
 
 import numpy as np
@@ -14,6 +15,7 @@ from ledgerguard.fraud.engine.scoring import PageScores, score_frame
 from ledgerguard.fraud.engine.terminal_history import TerminalHistory, add_fraud_customers
 from ledgerguard.money import FxRates
 from ledgerguard.settings.fraud import FraudParameters
+from ledgerguard.utc import utc_naive
 
 T0 = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)  # a Monday with an ECB fixing
 
@@ -77,3 +79,30 @@ def fraud_customers_of(days: pd.DataFrame, *, one_customer: Sequence[int] = ()) 
 def history_of(days: pd.DataFrame, *, one_customer: Sequence[int] = ()) -> TerminalHistory:
     """The `TerminalHistory` of those rows and customers (`fraud_customers_of`)."""
     return TerminalHistory(days, fraud_customers_of(days, one_customer=one_customer))
+
+
+def assert_literals_hold(columns: dict[str, list[str]], rows: list[dict[str, object]]) -> None:
+    """SQL literals of `verdict_literals` (strings quoted as `<text>`) hold the values of the
+    same verdicts' `verdict_rows`: numbers with the same places, times as naive UTC."""
+
+    def parsed(text: str) -> object:
+        if text == "NULL":
+            return None
+        if text.startswith("<"):
+            return text[1:-1]
+        if text.startswith("'"):
+            return datetime.fromisoformat(text[1:-1])
+        return Decimal(text)
+
+    for index, row in enumerate(rows):
+        for name, value in row.items():
+            got = parsed(columns[name][index])
+            if isinstance(value, datetime):
+                value = utc_naive(value)
+            elif isinstance(value, bool):
+                value = Decimal(int(value))
+            elif isinstance(value, int):
+                value = Decimal(value)
+            assert got == value, (name, index, got, value)
+            if isinstance(value, Decimal):  # same number of places too
+                assert str(got) == str(value), (name, index, got, value)

@@ -1,9 +1,10 @@
-"""The three renderings of a verdict row draw on one column list (`fraud.verdict_columns`).
+"""The renderings of a verdict row draw on one column list (`fraud.verdict_columns`).
 
-`verdict_rows` (dicts: alerts), `nightly_params` (the nightly run's tuples, `upsert_scores`) and
-`verdict_literals` (the real-time scorer's SQL text) once each listed the columns themselves;
-these tests pin all three to the tables' columns and to each other's values, so a column added
-to one and not the others fails here, not in production.
+`verdict_rows` (dicts: alerts) and `verdict_literals` (SQL text: the real-time scorer's rows
+and, with its interval, the nightly run's) once each listed the columns themselves, and so did
+the nightly run's driver tuples before session 18; these tests pin them to the tables' columns
+and to each other's values, so a column added to one and not the others fails here, not in
+production.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ import pandas as pd
 
 from ledgerguard.db.tables import fraud_scores, realtime_verdicts
 from ledgerguard.fraud.engine.scoring import VERDICT_COLUMNS
-from ledgerguard.fraud.store import nightly_params, verdict_rows
+from ledgerguard.fraud.store import verdict_rows
 from ledgerguard.fraud.verdict_columns import (
     COLUMNS,
     REALTIME_TIME_COLUMNS,
     WRITE_COLUMNS,
     verdict_literals,
 )
-from ledgerguard.utc import to_us, utc_naive
+from ledgerguard.utc import to_us
+from tests.unit.fraud.helpers import assert_literals_hold
 
 NOW = datetime(2026, 11, 29, 14, 30, 1, 250, tzinfo=UTC)
 START = datetime(2026, 11, 28, tzinfo=UTC)
@@ -56,21 +58,26 @@ def test_the_column_list_is_the_tables_columns():
     assert set(REALTIME) - set(SCORES) == set(REALTIME_TIME_COLUMNS)
 
 
-def test_all_three_renderings_have_the_same_columns():
+def test_the_renderings_have_the_same_columns_and_values():
     verdicts = _verdicts()
     end = START + timedelta(days=2)
     dicts = verdict_rows(
         verdicts, interval_start=START, interval_end=end, analysed_at=NOW, source="nightly"
     )
-    tuples = nightly_params(verdicts, start=START, end=end, analysed_at=NOW)
+    nightly = verdict_literals(
+        verdicts,
+        NOW,
+        lambda text: f"<{text}>",
+        tuple(SCORES),
+        source="nightly",
+        interval=(START, end),
+    )
     literals = verdict_literals(verdicts, NOW, lambda text: f"<{text}>")
-    assert set(dicts[0]) == set(tuples) == set(SCORES)
+    assert set(dicts[0]) == set(nightly) == set(SCORES)
     assert set(literals) == set(SCORES) | set(REALTIME)
-    # and the same values: the nightly tuples are the dicts with naive UTC times
-    for index, row in enumerate(dicts):
-        for name, value in row.items():
-            naive = utc_naive(value) if isinstance(value, datetime) else value
-            assert tuples[name][index] == naive, name
+    # the nightly run's literals hold the dicts' values, its interval and source included
+    assert_literals_hold(nightly, dicts)
+    assert nightly["source"] == ["<nightly>"] * 2
     # a real-time row's interval is its UTC day, in both renderings that have no interval
     (_, late) = verdict_rows(verdicts, analysed_at=NOW, source="realtime")
     assert late["interval_start"] == START + timedelta(days=1)

@@ -52,16 +52,12 @@ from ledgerguard.db.engines import migration_engine, writer_engine
 from ledgerguard.db.fraud_results import UPSERT_REALTIME_SCORES, UPSERT_REALTIME_VERDICTS
 from ledgerguard.db.realtime import UPSERT_CHECKPOINT, delete_checkpoint
 from ledgerguard.db.tables import fraud_scores, realtime_verdicts
+from ledgerguard.fraud.store import SCORES_COLUMNS, upsert_rows
 from ledgerguard.load.bench.ingest import machine_info
 from ledgerguard.load.bench.procstat import process_cpu_seconds
 from ledgerguard.load.bench.servers import running_cluster
 from ledgerguard.realtime.binlog import executed_position, read_transactions
-from ledgerguard.realtime.checkpoint import (
-    SCORES_COLUMNS,
-    VERDICTS_COLUMNS,
-    upsert_rows,
-    write_batch,
-)
+from ledgerguard.realtime.checkpoint import VERDICTS_COLUMNS, write_batch
 from ledgerguard.realtime.replica import replica_flavour
 from ledgerguard.realtime.scorer import SERVER_ID_BASE
 from ledgerguard.settings import Settings
