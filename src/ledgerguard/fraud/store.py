@@ -5,6 +5,11 @@ label import twice leaves the tables as they were. The timestamps (`analysed_at`
 follow that rule too: they move only when the row's content changes. MariaDB applies the
 assignments of ON DUPLICATE KEY UPDATE left to right, each seeing the columns as already updated,
 which is why the timestamp is assigned first, while the old values are still there to compare.
+
+Verdict rows, the nightly run's and the streaming scorer's (`realtime.checkpoint`) alike, go
+through `upsert_rows`: their values rendered as SQL literals column by column
+(`verdict_columns.verdict_literals`), joined into multi-row statements. Labels, a few columns
+of few kinds, still go as tuples through the driver's `executemany`.
 """
 
 from __future__ import annotations
