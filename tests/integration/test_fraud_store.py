@@ -1,10 +1,11 @@
-"""`upsert_scores` stores exactly what SQLAlchemy stores for the same verdicts sent as dicts.
+"""`upsert_scores` and `upsert_labels` store exactly what SQLAlchemy stores for the same rows
+sent as dicts.
 
-The nightly upsert sends tuples through the driver's `executemany` (`UPSERT_SCORES` compiled
-once); the reference is the statement executed by SQLAlchemy with `verdict_rows` dicts, every
-bind processor applied. `analysed_at` moves only when a row's content changes, so a second
-write through the other path with a later time that leaves it unchanged proves that not one
-value differs. Ids far above every other test's (9.1e9).
+Both render their values as SQL literals column by column (`verdict_columns`, session 18;
+tuples through the driver's `executemany` before); the reference is the statement executed by
+SQLAlchemy with dicts, every bind processor applied. `analysed_at` / `labelled_at` move only
+when a row's content changes, so a second write through the other path with a later time that
+leaves it unchanged proves that not one value differs. Ids far above every other test's (9.1e9).
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from ledgerguard.cluster.local import LocalCluster
 from ledgerguard.db.engines import writer_engine
-from ledgerguard.db.fraud_results import UPSERT_SCORES
-from ledgerguard.fraud.store import upsert_scores, verdict_rows
+from ledgerguard.db.fraud_results import UPSERT_LABELS, UPSERT_SCORES
+from ledgerguard.fraud.store import LabelColumns, upsert_labels, upsert_scores, verdict_rows
 from ledgerguard.settings import Settings
 from ledgerguard.utc import to_us
 from tests.support import connect
@@ -67,14 +69,15 @@ def stored_ids(cluster: LocalCluster, settings: Settings) -> Iterator[None]:
     )
     with root, root.cursor() as cursor:
         cursor.execute("DELETE FROM fraud_scores WHERE transaction_id >= %s", (FIRST_ID,))
+        cursor.execute("DELETE FROM fraud_labels WHERE transaction_id >= %s", (FIRST_ID,))
 
 
-def _rows(settings: Settings) -> list[tuple]:
+def _rows(settings: Settings, table: str = "fraud_scores") -> list[tuple]:
     engine = writer_engine(settings)
     try:
         with engine.connect() as conn:
             result = conn.exec_driver_sql(
-                "SELECT * FROM fraud_scores WHERE transaction_id >= %s ORDER BY transaction_id",
+                f"SELECT * FROM {table} WHERE transaction_id >= %s ORDER BY transaction_id",
                 (FIRST_ID,),
             )
             return [tuple(row) for row in result]
@@ -117,6 +120,64 @@ def test_the_nightly_upsert_stores_what_sqlalchemy_stores(stored_ids: None, sett
             assert (
                 upsert_scores(conn, verdicts.iloc[:0], start=START, end=END, analysed_at=LATER) == 0
             )
+    finally:
+        engine.dispose()
+
+
+def test_the_label_upsert_stores_what_sqlalchemy_stores(stored_ids: None, settings: Settings):
+    """Fraud and not, a whole second and microseconds, quotes, a backslash and non-ASCII in
+    the external id (the importer's checks would refuse some of these; the store must not
+    mangle them), more rows than one statement holds."""
+    n = 10_003  # one statement's worth and three more
+    external = [f"lab-{k}" for k in range(n)]
+    external[:3] = ["it's", 'a "q" \\ b', "ünïcödé-€"]
+    moments = np.array(
+        [to_us(EARLIER), to_us(EARLIER.replace(microsecond=0))] + [to_us(EARLIER)] * (n - 2)
+    )
+    labels = LabelColumns(
+        transaction_id=np.arange(FIRST_ID, FIRST_ID + n, dtype=np.int64),
+        external_id=external,
+        is_fraud=np.arange(n) % 3 == 0,
+        labelled_at_us=moments,
+        source="import",
+    )
+    engine = writer_engine(settings)
+    done: list[int] = []
+    try:
+        connection = engine.raw_connection()
+        try:
+            with connection.cursor() as cursor:
+                assert upsert_labels(cursor, labels, done.append) == n
+            connection.commit()
+        finally:
+            connection.close()
+        assert done == [10_000, n]
+        first = _rows(settings, "fraud_labels")
+        assert len(first) == n and first[1][1] == 'a "q" \\ b' and first[2][1] == "ünïcödé-€"
+        assert (
+            first[0][2] == 1
+            and first[1][2] == 0
+            and first[1][3] == EARLIER.replace(microsecond=0, tzinfo=None)
+        )
+        with engine.begin() as conn:  # the same labels as dicts through SQLAlchemy, later
+            rows = [
+                {
+                    "transaction_id": FIRST_ID + k,
+                    "external_id": external[k],
+                    "is_fraud": bool(labels.is_fraud[k]),
+                    "labelled_at": LATER,
+                    "source": "import",
+                }
+                for k in range(n)
+            ]
+            conn.execute(UPSERT_LABELS, rows)
+        assert _rows(settings, "fraud_labels") == first  # labelled_at kept: nothing differs
+        # ... and the comparison can fail: a flipped label moves its labelled_at
+        rows[5]["is_fraud"] = not rows[5]["is_fraud"]
+        with engine.begin() as conn:
+            conn.execute(UPSERT_LABELS, rows)
+        after = _rows(settings, "fraud_labels")
+        assert after[5] != first[5] and after[:5] == first[:5] and after[6:] == first[6:]
     finally:
         engine.dispose()
 

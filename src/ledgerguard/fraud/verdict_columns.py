@@ -57,7 +57,7 @@ def _array(column: Any, dtype: Any = None) -> np.ndarray:
     return column if dtype is None else column.astype(dtype, copy=False)
 
 
-def _datetime_literals(ts_us: np.ndarray) -> list[str]:
+def datetime_literals(ts_us: np.ndarray) -> list[str]:
     """Quoted naive UTC `YYYY-MM-DD HH:MM:SS.ffffff` of microseconds since the epoch (each
     string edit made once on the column joined, not per value)."""
     text = np.datetime_as_string(ts_us.astype("datetime64[us]"), unit="us").tolist()
@@ -104,7 +104,7 @@ INTEGER = Rendering(
 #: microseconds since the epoch, UTC
 TIME = Rendering(
     values=lambda column: [from_us(ts_us) for ts_us in column.tolist()],
-    literals=lambda column, strings: _datetime_literals(_array(column, np.int64)),
+    literals=lambda column, strings: datetime_literals(_array(column, np.int64)),
 )
 
 
