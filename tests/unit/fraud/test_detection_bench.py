@@ -14,7 +14,12 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from ledgerguard.cli.main import app as cli
-from ledgerguard.load.bench.detection import DetectionOptions, run_detection, threshold_study
+from ledgerguard.load.bench.detection import (
+    DetectionOptions,
+    prepare_seed,
+    run_detection,
+    threshold_study,
+)
 
 runner = CliRunner()
 SMALL = ["--rows", "6000", "--days", "30", "--scored-days", "10"]
@@ -65,6 +70,26 @@ def test_bench_detection_reports_each_seed_and_density_as_the_library_does() -> 
     assert json.dumps(_figures(again), sort_keys=True) == json.dumps(
         _figures(report)[:1], sort_keys=True
     )
+
+
+def test_a_prepared_seed_scores_with_other_parameters_for_the_studies() -> None:
+    """`benchmarks/storage_bar.py` scores a prepared seed with every row kept: the rows the
+    default bar stores keep their scores, and the rest (score 0 by default, as unstored rows
+    count) get theirs, below the bar and unflagged."""
+    with prepare_seed(5, rows=6000, days=30, scored_days=10, density=2.0) as prepared:
+        assert prepared.model.version == prepared.training.version
+        by_default = prepared.score(prepared.model).set_index("external_id")
+        every_row = prepared.params.model_copy(update={"store_min_score": 0.0})
+        scored = prepared.score(prepared.model, every_row).set_index("external_id")
+    assert list(scored.index) == list(by_default.index)
+    stored = by_default["user_id"].notna().to_numpy()  # a row the default run would store
+    assert 0 < stored.sum() < len(stored)
+    same = scored["score"].to_numpy()[stored] == by_default["score"].to_numpy()[stored]
+    assert same.all()
+    others = scored[~stored]
+    assert (by_default["score"][~stored] == 0).all() and (others["score"] > 0).any()
+    assert (others["score"] < prepared.params.store_min_score).all()
+    assert not others["flagged"].any()
 
 
 def test_an_engine_parameter_overrides_the_label_delay_taken_from_the_data() -> None:
