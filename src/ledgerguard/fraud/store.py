@@ -37,8 +37,6 @@ ROWS_PER_STATEMENT = 1_000
 SCORES_COLUMNS = tuple(column.name for column in fraud_scores.c)
 LOOKUP_IDS = 20_000
 LABEL_BATCH_ROWS = 10_000
-#: The columns `upsert_labels` writes.
-LABEL_ROW = ("transaction_id", "external_id", "is_fraud", "labelled_at", "source")
 
 
 def verdict_rows(verdicts: pd.DataFrame, **columns: Any) -> list[dict[str, Any]]:
@@ -62,8 +60,23 @@ def _compiled_upsert(statement: Any, keys: tuple[str, ...]) -> tuple[str, str, t
     compiled = statement.compile(dialect=mysql_pymysql.dialect(), column_keys=list(keys))
     match = RE_INSERT_VALUES.match(compiled.string)
     if match is None:  # pragma: no cover - the statements are ours
-        raise ValueError("the verdict upsert is not a single-row INSERT ... VALUES")
+        raise ValueError("the upsert is not a single-row INSERT ... VALUES")
     return match.group(1), match.group(3), tuple(compiled.positiontup or ())
+
+
+def _execute_literals(
+    cursor: Any, statement: Any, columns: dict[str, list[str]], rows_per_statement: int
+) -> int:
+    """`statement` for the rows whose values `columns` holds as SQL literals (column name ->
+    one literal per row), `rows_per_statement` rows a multi-row statement; the rows written."""
+    prefix, postfix, order = _compiled_upsert(statement, tuple(sorted(columns)))
+    rows = [
+        "(" + ",".join(values) + ")"
+        for values in zip(*(columns[key] for key in order), strict=True)
+    ]
+    for first in range(0, len(rows), rows_per_statement):
+        cursor.execute(prefix + ",".join(rows[first : first + rows_per_statement]) + postfix)
+    return len(rows)
 
 
 def upsert_rows(
@@ -83,14 +96,8 @@ def upsert_rows(
     columns = verdict_literals(
         verdicts, now, dbapi_connection.escape, names, source=source, interval=interval
     )
-    prefix, postfix, order = _compiled_upsert(statement, tuple(sorted(columns)))
-    rows = [
-        "(" + ",".join(values) + ")"
-        for values in zip(*(columns[key] for key in order), strict=True)
-    ]
     with dbapi_connection.cursor() as cursor:
-        for first in range(0, len(rows), ROWS_PER_STATEMENT):
-            cursor.execute(prefix + ",".join(rows[first : first + ROWS_PER_STATEMENT]) + postfix)
+        _execute_literals(cursor, statement, columns, ROWS_PER_STATEMENT)
 
 
 def upsert_scores(
@@ -170,10 +177,10 @@ def upsert_labels(
     the driver's `executemany` spent four Python calls per value, and with the times formatted
     one by one that was most of the client's time at 1M labels (session 18).
     """
-    prefix, postfix, order = _compiled_upsert(UPSERT_LABELS, LABEL_ROW)
     escape = cursor.connection.escape
     source = escape(labels.source)
     stored = 0
+    # rendered a statement's worth at a time: 13.4M labels' literals at once would be gigabytes
     for offset in range(0, len(labels), LABEL_BATCH_ROWS):
         part = slice(offset, offset + LABEL_BATCH_ROWS)
         ids = labels.transaction_id[part].tolist()
@@ -184,12 +191,7 @@ def upsert_labels(
             "labelled_at": datetime_literals(labels.labelled_at_us[part]),
             "source": [source] * len(ids),
         }
-        rows = [
-            "(" + ",".join(values) + ")"
-            for values in zip(*(columns[name] for name in order), strict=True)
-        ]
-        cursor.execute(prefix + ",".join(rows) + postfix)
-        stored += len(rows)
+        stored += _execute_literals(cursor, UPSERT_LABELS, columns, LABEL_BATCH_ROWS)
         if progress is not None:
             progress(stored)
     if progress is not None and not stored:

@@ -228,7 +228,7 @@ class PreparedSeed:
             self.data.labels,
             start=self.scored_from,
             end=self.end,
-            params=params or self.params,
+            params=self.params if params is None else params,
             model=model,
         )
 
