@@ -24,6 +24,7 @@ from ledgerguard.fraud.engine.fitting import train_model
 from ledgerguard.fraud.engine.fx import fill_missing_usd
 from ledgerguard.fraud.engine.model import TrainingError
 from ledgerguard.fraud.engine.terminal_history import (
+    LABELLED_DAY,
     fraud_customer_days,
     terminal_days,
     terminal_profile_days,
@@ -325,12 +326,14 @@ def test_the_replica_reads_who_was_defrauded_where_as_memory_does(
     with ReplicaReader(settings) as replica:
         days, frauds = replica.terminal_tables(since=since, until=END)
         whole = pd.concat(list(replica.pages(since=since, until=END, page_rows=10**9)))
-        fraud_ids = replica.fraud_ids(since=since, until=END, known_by=datetime.now(UTC))
+        fraud_ids, labelled = replica.fraud_labels(
+            since=since, until=END, known_by=datetime.now(UTC)
+        )
     inside = whole[whole["ts_us"] < int(END.timestamp()) * 1_000_000]
-    key = ["terminal_id", "user_id", "day"]
+    key = ["terminal_id", "user_id", "day", LABELLED_DAY]
     pd.testing.assert_frame_equal(
         frauds.sort_values(key).reset_index(drop=True),
-        fraud_customer_days(inside, fraud_ids).sort_values(key).reset_index(drop=True),
+        fraud_customer_days(inside, fraud_ids, labelled).sort_values(key).reset_index(drop=True),
         check_dtype=False,
     )
     assert len(frauds) > 0 and frauds["user_id"].nunique() > 1
@@ -339,6 +342,19 @@ def test_the_replica_reads_who_was_defrauded_where_as_memory_does(
         days.sort_values(key[::2]).reset_index(drop=True),
         expected[days.columns].sort_values(key[::2]).reset_index(drop=True),
         check_dtype=False,
+    )
+    # the frauds read further than the daily counts (an interval's early confirmations):
+    # the same fraud rows, the daily frauds only those before the counts' end
+    cut = END - timedelta(days=10)
+    with ReplicaReader(settings) as replica:
+        short, further = replica.terminal_tables(since=since, until=cut, frauds_until=END)
+    pd.testing.assert_frame_equal(
+        further.sort_values(key).reset_index(drop=True),
+        frauds.sort_values(key).reset_index(drop=True),
+    )
+    before = frauds["day"] < int(cut.timestamp()) // 86_400
+    assert (
+        0 < short["n_fraud"].sum() == frauds.loc[before, "n_fraud"].sum() < frauds["n_fraud"].sum()
     )
 
 

@@ -99,6 +99,31 @@ def insert(settings: Settings, rows: list[tuple[int, str, int | None, datetime]]
     return ids
 
 
+def confirm_fraud(settings: Settings, ids: list[int], *, at: datetime) -> None:
+    """Label `ids` as fraud, known since `at` (rows of `fraud_labels`, as the label API writes)."""
+    with api_conn(settings) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO fraud_labels (transaction_id, is_fraud, labelled_at, source) "
+            "VALUES (%s, 1, %s, 'test')",
+            [(i, at.replace(tzinfo=None)) for i in ids],
+        )
+
+
+def scored_both_ways(
+    settings: Settings, row: tuple[int, str, int | None, datetime]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Insert `row` while the scorer runs and wait for its real-time verdict, then run the
+    nightly analysis of its day: (the verdict after the stream, after the nightly run), each
+    with the transaction's `id`."""
+    with scorer_running(settings):
+        ids = insert(settings, [row])
+        wait_for(all_scored(settings, ids), what="the payment's real-time verdict")
+    stream = verdicts(settings, ids)[ids[0]] | {"id": ids[0]}
+    day_start, day_end = day_interval(row[3].date())
+    analyze_interval(settings, start=day_start, end=day_end)
+    return stream, verdicts(settings, ids)[ids[0]] | {"id": ids[0]}
+
+
 def verdicts(settings: Settings, ids: list[int]) -> dict[int, dict[str, Any]]:
     """The verdicts of `ids` that have one: the current one (`fraud_scores` when it holds the
     transaction, else the real-time verdict) and the streaming scorer's own (`realtime_*`)."""
@@ -295,7 +320,7 @@ def test_the_nightly_run_reads_one_more_day_of_labels_than_the_stream(scorer_set
     settings = scorer_settings.model_copy(update={"fraud": fraud})
     delay, terminal = fraud.label_delay_days, 9_300_001
     now = datetime.now(UTC).replace(microsecond=0)
-    day_start, day_end = day_interval(now.date())
+    day_start, _ = day_interval(now.date())
     fraud_day = day_start - timedelta(days=delay) + timedelta(hours=1)
     users = [next(_users) for _ in range(6)]
     insert(settings, [(u, "20.00", terminal, fraud_day - timedelta(days=2)) for u in users[:2]])
@@ -306,21 +331,51 @@ def test_the_nightly_run_reads_one_more_day_of_labels_than_the_stream(scorer_set
             for i, u in enumerate(users[2:5])
         ],
     )
-    with api_conn(settings) as conn, conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO fraud_labels (transaction_id, is_fraud, labelled_at, source) "
-            "VALUES (%s, 1, %s, 'test')",
-            [(i, now.replace(tzinfo=None)) for i in frauds],
-        )
+    confirm_fraud(settings, frauds, at=now)
     at = max(day_start + timedelta(minutes=1), now - timedelta(hours=1))
-    with scorer_running(settings):
-        ids = insert(settings, [(users[5], "20.00", terminal, at)])
-        wait_for(all_scored(settings, ids), what="the payment's real-time verdict")
-    assert verdicts(settings, ids)[ids[0]]["realtime_flagged"] is False
-    analyze_interval(settings, start=day_start, end=day_end)
-    nightly = verdicts(settings, ids)[ids[0]]
+    stream, nightly = scored_both_ways(settings, (users[5], "20.00", terminal, at))
+    assert stream["realtime_flagged"] is False
     assert (nightly["source"], nightly["flagged"]) == ("nightly", True), nightly
     assert "terminal_risk" in nightly["rule_ids"]
+
+
+def test_fraud_confirmed_early_flags_the_terminal_in_both_scorers(scorer_settings: Settings):
+    """Two customers' payments at a terminal yesterday, confirmed as fraud at once (an
+    analyst's decision, not a chargeback a week later): a third customer's payment there today
+    is flagged by the stream as it happens and by the nightly run, which says why. The nightly
+    run of yesterday did not know the labels yet: a fourth customer's payment there after the
+    frauds stays unflagged."""
+    fraud = scorer_settings.fraud.model_copy(update={"terminal_early_fraud_min_customers": 2})
+    scorer_settings = scorer_settings.model_copy(update={"fraud": fraud})
+    terminal = 9_300_002
+    now = datetime.now(UTC).replace(microsecond=0)
+    day_start, _ = day_interval(now.date())
+    yesterday = day_start - timedelta(hours=12)
+    users = [next(_users) for _ in range(4)]
+    frauds = insert(
+        scorer_settings,
+        [(u, "20.00", terminal, yesterday + timedelta(minutes=i)) for i, u in enumerate(users[:2])],
+    )
+    witness = insert(
+        scorer_settings, [(users[3], "20.00", terminal, yesterday + timedelta(hours=1))]
+    )
+    confirm_fraud(scorer_settings, frauds, at=now)
+    at = max(day_start + timedelta(minutes=1), now - timedelta(hours=1))
+    payment = (users[2], "20.00", terminal, at)
+    stream, nightly = scored_both_ways(scorer_settings, payment)
+    assert stream["realtime_flagged"] is True
+    assert (nightly["source"], nightly["flagged"]) == ("nightly", True), nightly
+    with api_conn(scorer_settings) as conn, conn.cursor() as cur:
+        cur.execute("SELECT reasons FROM fraud_scores WHERE transaction_id = %s", [stream["id"]])
+        (reasons,) = cur.fetchone()
+    assert "terminal_risk: 2 other customers' payments at terminal 9300002" in reasons
+    # the nightly run of yesterday knew neither label (both came today)
+    analyze_interval(scorer_settings, start=day_start - timedelta(days=1), end=day_start)
+    with api_conn(scorer_settings) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT COUNT(*) FROM fraud_scores WHERE transaction_id = %s AND flagged = 1", witness
+        )
+        assert cur.fetchone()[0] == 0
 
 
 def test_a_revised_verdict_keeps_the_time_of_the_first(scorer_settings: Settings):

@@ -481,6 +481,33 @@ def test_a_change_of_nothing_leaves_the_terminal_history_as_built():
     assert counts.rebuilds == built + 1
 
 
+@pytest.mark.parametrize("least", [2, 0])
+def test_fraud_confirmed_early_reaches_the_stream_at_once(least: int):
+    """Two customers' payments at a terminal yesterday, confirmed as fraud now (an analyst's
+    decision): the stream's history is rebuilt for those labels, though their day is far from
+    the label horizon (the model's feature reads them), and with the rule on the next payment
+    there is flagged."""
+    params = FraudParameters(terminal_early_fraud_min_customers=least).at_payment_time()
+    t0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    state = OnlineState(
+        params, partition=Partition(), terminals=TerminalCounts.empty(params), fx=FxRates()
+    )
+    yesterday = [
+        (1, 10, 42, t0 - timedelta(hours=20), 20_0000),
+        (2, 11, 42, t0 - timedelta(hours=12), 25_0000),
+    ]
+    state.count_transactions(_frame(yesterday))
+    assert not state.score(_frame([(3, 3, 42, t0, 20_0000)])).rows["flagged"].any()
+    built = state.terminals.rebuilds
+    for _, user, terminal, at, _ in yesterday:
+        state.count_fraud(terminal, to_us(at), 1, user_id=user)
+    rows = state.score(_frame([(4, 5, 42, t0 + timedelta(hours=1), 20_0000)])).rows
+    assert state.terminals.rebuilds == built + 1
+    assert rows["flagged"].tolist() == [bool(least)]
+    if least:
+        assert rows["reasons"].iloc[0].startswith("terminal_risk: 2 other customers' payments")
+
+
 def test_verdict_literals_hold_the_values_of_verdict_rows():
     """The upsert's values, rendered column by column from the verdict frame's arrays, are the
     values `verdict_rows` gives for the same verdicts (negative and unknown amounts, whole

@@ -26,6 +26,15 @@ def generate(
     label_delay_days: Annotated[
         int, typer.Option(min=0, help="Days between a payment and its label (labelled_at).")
     ] = 7,
+    early_label_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of the frauds labelled sooner, at a uniform moment of the delay (a "
+            "cardholder's dispute, an analyst's decision; 0: all the full delay late).",
+        ),
+    ] = 0.0,
     terminal_compromise_days: Annotated[
         int, typer.Option(min=1, help="How long a compromised terminal stays compromised.")
     ] = 28,
@@ -92,6 +101,7 @@ def generate(
         start=start.date(),
         seed=seed,
         label_delay_days=label_delay_days,
+        early_label_share=early_label_share,
         terminal_compromise_days=terminal_compromise_days,
         terminal_compromise_days_max=terminal_compromise_days_max,
         card_compromise_days=card_compromise_days,

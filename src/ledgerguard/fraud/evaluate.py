@@ -31,7 +31,7 @@ from ledgerguard.fraud.engine.frame import engine_frame
 from ledgerguard.fraud.engine.metrics import average_precision
 from ledgerguard.fraud.engine.rules import RULE_IDS
 from ledgerguard.fraud.engine.scoring import MODEL_SIGNAL, score_frame
-from ledgerguard.fraud.engine.terminal_history import history_in_memory
+from ledgerguard.fraud.engine.terminal_history import history_in_memory, labelled_days
 from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings
 from ledgerguard.settings.fraud import FraudParameters
@@ -137,14 +137,18 @@ def score_in_memory(
     """Run the engine on a labelled data set in memory; one row per transaction in [start, end).
 
     Labels feed `terminal_risk` exactly as `fraud_labels` does in the pipeline (only the labels
-    of days up to each row's label horizon count), and are joined to the verdicts for
+    of days up to each row's label horizon count, and those confirmed early by their
+    `labelled_at` if the labels have one), and are joined to the verdicts for
     `evaluate`. A transaction the pipeline would not store gets score 0, as in `fraud_scores`.
     """
     params = params or FraudParameters()
     frame = engine_frame(transactions, fx or FxRates())
     labelled = frame[["transaction_id", "external_id"]].merge(labels, on="external_id", how="left")
-    fraud_ids = labelled.loc[labelled["is_fraud"].fillna(0).astype(int) == 1, "transaction_id"]
-    history = history_in_memory(frame[frame["ts_us"] < to_us(end)], fraud_ids.to_numpy(), params)
+    fraud = labelled["is_fraud"].fillna(0).astype(int) == 1
+    fraud_ids = labelled.loc[fraud, "transaction_id"].to_numpy()
+    # when each label came (`labelled_at`, if the labels have it): frauds confirmed early
+    known = labelled_days(labelled.loc[fraud, "labelled_at"]) if "labelled_at" in labelled else None
+    history = history_in_memory(frame[frame["ts_us"] < to_us(end)], fraud_ids, params, known)
     scores = score_frame(
         frame.drop(columns="external_id"), history, params, start=start, end=end, model=model
     ).rows
@@ -155,7 +159,7 @@ def score_in_memory(
     )
     result["score"] = result["score"].fillna(0.0)
     result["flagged"] = result["flagged"].fillna(False).astype(bool)
-    result["rule_ids"] = result["rule_ids"].fillna("")
+    result["rule_ids"] = result["rule_ids"].astype(object).fillna("")  # all NaN: none stored
     result["is_fraud"] = result["is_fraud"].fillna(0).astype(int)
     result["pattern"] = result["pattern"].fillna("") if "pattern" in result else ""
     return result

@@ -38,7 +38,7 @@ from ledgerguard.cluster.health import check_replica_fresh
 from ledgerguard.db.dialect import Flavour, snapshot_position_queries
 from ledgerguard.db.engines import analytics_engine
 from ledgerguard.db.tables import fraud_scores
-from ledgerguard.fraud.engine.terminal_history import FRAUD_CUSTOMER_COLUMNS
+from ledgerguard.fraud.engine.terminal_history import FRAUD_CUSTOMER_COLUMNS, LABELLED_DAY
 from ledgerguard.fraud.engine.windows import TX_DTYPES
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.fraud.read_ahead import read_ahead_of
@@ -94,21 +94,26 @@ _TERMINAL_TX_SQL = (
 # Confirmed frauds are few (one label row per transaction, most of them not fraud): grouping
 # them by (terminal, customer, day) on the server stays small. The daily counts are their sums;
 # the customers tell a compromised terminal from a shop where a stolen card was used
-# (`TerminalHistory.run_customers`).
+# (`TerminalHistory.run_customers`), the day their labels came tells which were confirmed early
+# (`TerminalHistory.early_fraud_customers`), and `inside` whether the payment is before the
+# daily counts' end (after it: read for the early confirmations only).
 _TERMINAL_FRAUD_SQL = (
-    "SELECT CONCAT_WS(',', terminal_id, user_id, day, n) FROM ("
+    "SELECT CONCAT_WS(',', terminal_id, user_id, day, n, labelled_day, inside) FROM ("
     f"SELECT t.terminal_id, t.user_id, TO_DAYS(t.occurred_at) - {_EPOCH_DAYS} AS day, "
-    "COUNT(*) AS n "
+    f"COUNT(*) AS n, TO_DAYS(l.labelled_at) - {_EPOCH_DAYS} AS labelled_day, "
+    "t.occurred_at < %s AS inside "
     "FROM fraud_labels l JOIN transactions t ON t.id = l.transaction_id "
     "WHERE l.is_fraud = 1 AND t.occurred_at >= %s AND t.occurred_at < %s "
-    "AND t.terminal_id IS NOT NULL GROUP BY t.terminal_id, t.user_id, day) AS per_day"
+    "AND t.terminal_id IS NOT NULL "
+    "GROUP BY t.terminal_id, t.user_id, day, labelled_day, inside) AS per_day"
 )
-#: Transactions of [since, until) confirmed as fraud by labels known before `known_by`
-#: (labelled_at NULL: known since it was imported): a model's target, a backtest's truth.
+#: Transactions of [since, until) confirmed as fraud by labels known before `known_by`, with
+#: the day each label came: a model's target (and its early confirmations), a backtest's truth.
 _FRAUD_IDS_SQL = (
-    "SELECT l.transaction_id FROM fraud_labels l JOIN transactions t ON t.id = l.transaction_id "
+    f"SELECT l.transaction_id, TO_DAYS(l.labelled_at) - {_EPOCH_DAYS} "
+    "FROM fraud_labels l JOIN transactions t ON t.id = l.transaction_id "
     "WHERE l.is_fraud = 1 AND t.occurred_at >= %s AND t.occurred_at < %s "
-    "AND (l.labelled_at IS NULL OR l.labelled_at < %s)"
+    "AND l.labelled_at < %s"
 )
 #: A report's columns: every stored verdict column but the model version (the reports do not
 #: show it), in `fraud_scores` order, from the one list of a verdict's columns.
@@ -361,11 +366,21 @@ class ReplicaReader:
 
     def fraud_ids(self, *, since: datetime, until: datetime, known_by: datetime) -> np.ndarray:
         """Ids of transactions in [since, until) labelled fraud before `known_by`."""
+        return self.fraud_labels(since=since, until=until, known_by=known_by)[0]
+
+    def fraud_labels(
+        self, *, since: datetime, until: datetime, known_by: datetime
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, labelled days) of the transactions in [since, until) labelled fraud before
+        `known_by`: the day (since 1970-01-01 UTC) each label came."""
         with self._cursor() as cursor:
             cursor.execute(
                 _FRAUD_IDS_SQL, (utc_naive(since), utc_naive(until), utc_naive(known_by))
             )
-            return np.fromiter((row[0] for row in cursor.fetchall()), dtype=np.int64)
+            rows = cursor.fetchall()
+        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        days = np.fromiter((row[1] for row in rows), dtype=np.int64, count=len(rows))
+        return ids, days
 
     def report_rows(self, *, start: datetime, end: datetime) -> list[sa.Row[Any]]:
         """Flagged or unconverted verdicts of transactions in [start, end), by transaction id."""
@@ -386,20 +401,24 @@ class ReplicaReader:
         return self._conn
 
     def terminal_tables(
-        self, *, since: datetime, until: datetime
+        self, *, since: datetime, until: datetime, frauds_until: datetime | None = None
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Transactions and confirmed frauds per (terminal, day) (the columns of
-        `terminal_history.terminal_days`) and the fraud-customer table
+        `terminal_history.terminal_days`) of [since, until) and the fraud-customer table
         (`terminal_history.FRAUD_CUSTOMER_COLUMNS`: confirmed frauds per terminal, customer and
-        day) of [since, until), the two inputs of a `TerminalHistory`."""
-        args = (utc_naive(since), utc_naive(until))
+        day, with the day their labels came, `LABELLED_DAY`) of [since, `frauds_until`)
+        (default `until`; later: the early confirmations of an interval scored), the two
+        inputs of a `TerminalHistory`."""
         counts = self._terminal_tx_days(since, until)
-        names = list(FRAUD_CUSTOMER_COLUMNS)
+        last = max(until, frauds_until or until)
+        args = (utc_naive(until), utc_naive(since), utc_naive(last))
+        names = [*FRAUD_CUSTOMER_COLUMNS, LABELLED_DAY, "inside"]
         with self._cursor() as cursor:
             frauds = _csv_rows(
                 cursor, _TERMINAL_FRAUD_SQL, args, names, dict.fromkeys(names, "int64")
             )
-        per_day = frauds.groupby(["terminal_id", "day"], as_index=False)["n_fraud"].sum()
+        inside = frauds.pop("inside").to_numpy() == 1
+        per_day = frauds[inside].groupby(["terminal_id", "day"], as_index=False)["n_fraud"].sum()
         days = counts.merge(per_day, on=["terminal_id", "day"], how="left")
         days["n_fraud"] = days["n_fraud"].fillna(0).astype(np.int64)
         return days, frauds

@@ -35,7 +35,9 @@ The patterns are injected by `fraud.synthetic_patterns`; this module draws the n
 traffic and the currencies, puts them together and writes the files. Every pattern instance has
 a start and an end (`SyntheticData.events`, written as `<name>_events.csv`), and every label a
 `labelled_at` `label_delay_days` (7) after the payment: chargebacks arrive late, so an
-evaluation imports them as they would have been known.
+evaluation imports them as they would have been known. With `early_label_share` > 0 that share
+of the frauds is labelled sooner, at a uniform moment of the delay (a cardholder's dispute, an
+analyst's decision): what the feature `terminal_early_fraud_customers` reads.
 
 Everything is drawn from one `numpy` generator seeded with `seed`: the same configuration gives
 the same files byte for byte. `user_id_offset`, `terminal_id_offset` and `external_prefix` let
@@ -118,8 +120,13 @@ class SyntheticConfig:
     skimmed_card_share: float = 0.25
     skim_delay_days: int = 7
     label_delay_days: int = 7
+    #: Share of the frauds labelled before `label_delay_days`, each at a uniform moment of the
+    #: delay (0: every label comes the full delay late, byte for byte the data of before)
+    early_label_share: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.early_label_share <= 1.0:
+            raise ValueError(f"early_label_share must be in [0, 1], got {self.early_label_share}")
         if not 1 <= self.card_misuse_factor_min <= self.card_misuse_factor_max:
             raise ValueError(
                 "the card misuse factor range must satisfy 1 <= min <= max, got "
@@ -224,6 +231,13 @@ def generate(config: SyntheticConfig, *, progress: Progress = _no_progress) -> S
         }
     )
     labelled_at = transactions["occurred_at"] + pd.Timedelta(days=config.label_delay_days)
+    if config.early_label_share > 0:  # drawn last and only then: the data before is unchanged
+        fraud = np.flatnonzero(data["is_fraud"].astype(bool))
+        early = fraud[rng.random(len(fraud)) < config.early_label_share]
+        sooner = rng.random(len(early)) * config.label_delay_days * 86_400 * US_PER_SECOND
+        labelled_at.iloc[early] = transactions["occurred_at"].iloc[early] + pd.to_timedelta(
+            sooner.astype(np.int64), unit="us"
+        )
     labels = pd.DataFrame(
         {
             "external_id": ids,

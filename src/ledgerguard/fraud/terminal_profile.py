@@ -51,9 +51,10 @@ def replica_terminal_history(
     fx: FxRates,
     progress: Progress | None = None,
 ) -> TerminalHistory:
-    """Label-based counts of days [since, until) and, with `terminal_profile_features`, the
-    profile of the days payments in [start, end) look back on."""
-    days, frauds = replica.terminal_tables(since=since, until=until)
+    """Label-based counts of days [since, until) (and the frauds up to `end` confirmed early)
+    and, with `terminal_profile_features`, the profile of the days payments in [start, end)
+    look back on."""
+    days, frauds = replica.terminal_tables(since=since, until=until, frauds_until=end)
     if not params.terminal_profile_features:
         return TerminalHistory(days, frauds)
     profile = replica_profile_days(

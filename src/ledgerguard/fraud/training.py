@@ -58,7 +58,9 @@ def train_from_replica(
                 since=since, until=labelled_until, page_rows=params.page_rows, progress=progress
             )
         ]
-        fraud_ids = replica.fraud_ids(since=since, until=labelled_until, known_by=until)
+        fraud_ids, labelled = replica.fraud_labels(
+            since=since, until=labelled_until, known_by=until
+        )
     if not pages:
         raise TrainingError(
             f"no transactions on the replica in [{since.isoformat()}, {labelled_until.isoformat()})"
@@ -68,6 +70,7 @@ def train_from_replica(
     return train_on_frame(
         frame,
         fraud_ids,
+        labelled_days=labelled,
         store=store or params.model_store_dir,
         params=params,
         test_days=test_days,

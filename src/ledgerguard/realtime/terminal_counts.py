@@ -5,7 +5,10 @@ expects. `terminal_risk` of a transaction on day D reads days up to D - `label_d
 (the stream's parameters, `FraudParameters.at_payment_time`: one day older than the nightly
 run's horizon, since day D - delay is not fully labelled while D goes on), so the counts of
 today never matter today: the history object is rebuilt only when a count that a batch can
-see has changed (a label arrived, a back-dated transaction, or the day rolled over).
+see has changed (a label arrived, a back-dated transaction, or the day rolled over). A label
+of the last `early_label_days` days is seen at once: fraud confirmed before the label delay
+(`TerminalHistory.early_fraud_customers`; every label the stream holds has arrived: known
+since its payment's day, so it is early if its payment is among those days).
 
 Its own module because it is the half of the state that is not the partition's: the user
 windows (`state.OnlineState`) hold one partition's users, these counts everyone's, updated
@@ -19,6 +22,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from ledgerguard.fraud.engine.terminal_history import (
+    LABELLED_DAY,
     TerminalHistory,
     add_fraud_customers,
     add_profiles,
@@ -62,6 +66,7 @@ class TerminalCounts:
         self._delta: dict[tuple[int, int], list[int]] = {}
         self._frauds = frauds  # None: customers unknown (the history then has none either)
         self._fraud_delta: dict[tuple[int, int, int], int] = {}
+        self._latest_fraud_day: int | None = None  # latest payment day of a label since the build
         self._changed_from_day: int | None = None  # earliest day changed since the last build
         self._profile = profile
         self._profile_through = profile_through  # last day whose profile is complete
@@ -97,6 +102,8 @@ class TerminalCounts:
         if n_fraud and self._frauds is not None:
             key = (terminal_id, int(user_id), day)  # type: ignore[arg-type]
             self._fraud_delta[key] = self._fraud_delta.get(key, 0) + n_fraud
+            if self._latest_fraud_day is None or day > self._latest_fraud_day:
+                self._latest_fraud_day = day
         if self._changed_from_day is None or day < self._changed_from_day:
             self._changed_from_day = day
 
@@ -104,16 +111,24 @@ class TerminalCounts:
         """The history, rebuilt first if a change is visible to a transaction of `newest_day`."""
         changed = self._changed_from_day
         stale_profile = self._profile_through is not None and self._profile_through < newest_day - 1
-        if stale_profile or (
-            changed is not None and changed <= newest_day - self._params.label_delay_days
+        # a label of the early days: `early_fraud_customers` reads it at once
+        latest = self._latest_fraud_day
+        early = latest is not None and latest > newest_day - self._params.early_label_days
+        if (
+            stale_profile
+            or early
+            or (changed is not None and changed <= newest_day - self._params.label_delay_days)
         ):
             self._rebuild(newest_day)
         return self._history
 
     def _build(self) -> TerminalHistory:
+        frauds = self._frauds
+        if frauds is not None:  # the labels held here have all arrived: known from their day
+            frauds = frauds.assign(**{LABELLED_DAY: frauds["day"]})
         if self._profile is None:
-            return TerminalHistory(self._base, self._frauds)
-        return TerminalHistory(with_profile(self._base, self._profile), self._frauds)
+            return TerminalHistory(self._base, frauds)
+        return TerminalHistory(with_profile(self._base, self._profile), frauds)
 
     def _rebuild(self, newest_day: int) -> None:
         delta = pd.DataFrame(
@@ -134,6 +149,7 @@ class TerminalCounts:
             frauds = add_fraud_customers([self._frauds, fraud_delta])
             self._frauds = frauds[frauds["day"] >= oldest].reset_index(drop=True)
         self._fraud_delta.clear()
+        self._latest_fraud_day = None
         self._changed_from_day = None
         if self._profile is not None and self._profile_through is not None:
             if self._profile_of is not None and self._profile_through < newest_day - 1:

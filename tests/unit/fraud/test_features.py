@@ -100,6 +100,7 @@ def test_terminal_recency_rises_with_known_fraud_and_falls_once_the_labels_show_
     frame = pd.DataFrame(
         {
             "terminal_id": np.full(5, 7),
+            "user_id": np.arange(5),
             "ts_us": scored_days * SECONDS_PER_DAY * US_PER_SECOND,
         }
     )
@@ -179,7 +180,13 @@ def test_terminal_recency_is_the_day_by_day_lookup(days, queries, horizon, lookb
     terminal = np.array([q[0] for q in queries], dtype=np.int64)
     day = np.array([q[1] for q in queries], dtype=np.int64) + 1_000
     history = history_of(table.assign(day=table["day"] + 1_000))
-    frame = pd.DataFrame({"terminal_id": terminal, "ts_us": day * SECONDS_PER_DAY * US_PER_SECOND})
+    frame = pd.DataFrame(
+        {
+            "terminal_id": terminal,
+            "user_id": np.arange(len(terminal)),
+            "ts_us": day * SECONDS_PER_DAY * US_PER_SECOND,
+        }
+    )
     out = terminal_features(frame, history, params)
     with mock.patch.object(terminal_module, "RECENCY_CHUNK", 4):  # several gathering passes
         chunked = terminal_features(frame, history, params)
@@ -272,7 +279,7 @@ def test_terminal_profile_share_of_new_customers_and_amount_zscore():
 
 
 def test_terminal_profile_on_without_a_profile_is_refused():
-    frame = pd.DataFrame({"terminal_id": [1], "ts_us": [0], "usd_units": [10]})
+    frame = pd.DataFrame({"terminal_id": [1], "user_id": [1], "ts_us": [0], "usd_units": [10]})
     with pytest.raises(FraudAnalysisError, match="TERMINAL_PROFILE_FEATURES"):
         terminal_features(
             frame, TerminalHistory.empty(), FraudParameters(terminal_profile_features=True)

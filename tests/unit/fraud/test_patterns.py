@@ -178,3 +178,33 @@ def test_terminal_compromises_may_last_lengths_drawn_from_a_range(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing written
     done = runner.invoke(app, [*args, "--terminal-compromise-days-max", "42"])
     assert done.exit_code == 0, done.output
+
+
+def test_a_share_of_the_frauds_may_be_labelled_early(tmp_path):
+    """`early_label_share`: that share of the frauds is labelled at a moment of the delay, every
+    other label the full delay late, and nothing else changes (the payments, the labels' values,
+    the events: the draws come last)."""
+    from typer.testing import CliRunner
+
+    from ledgerguard.cli.main import app
+
+    base = SyntheticConfig(customers=400, terminals=60, days=40, seed=6)
+    late, early = generate(base), generate(replace(base, early_label_share=0.5))
+    pd.testing.assert_frame_equal(late.transactions, early.transactions)
+    pd.testing.assert_frame_equal(late.events, early.events)
+    pd.testing.assert_frame_equal(
+        late.labels.drop(columns="labelled_at"), early.labels.drop(columns="labelled_at")
+    )
+    delay = early.labels["labelled_at"] - early.transactions["occurred_at"]
+    fraud = early.labels["is_fraud"] == 1
+    assert (delay[~fraud] == pd.Timedelta(days=7)).all()
+    sooner = delay[fraud] < pd.Timedelta(days=7)
+    assert 0.4 < sooner.mean() < 0.6 and (delay[fraud] >= pd.Timedelta(0)).all()
+    with pytest.raises(ValueError, match="early_label_share"):
+        replace(base, early_label_share=1.5)
+    runner = CliRunner()
+    args = ["generate", "--rows", "2000", "--days", "10", "--out", str(tmp_path)]
+    refused = runner.invoke(app, [*args, "--early-label-share", "1.5"])
+    assert refused.exit_code == 2 and not list(tmp_path.iterdir())
+    done = runner.invoke(app, [*args, "--early-label-share", "0.5"])
+    assert done.exit_code == 0, done.output

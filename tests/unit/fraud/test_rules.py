@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledgerguard.fraud.engine.rules import NEAR_MISS, RULE_IDS, RULES, evidence
-from ledgerguard.fraud.engine.terminal_history import TerminalHistory
+from ledgerguard.fraud.engine.terminal_history import LABELLED_DAY, TerminalHistory
 from ledgerguard.settings.fraud import FraudParameters
-from tests.unit.fraud.helpers import T0, fx, history_of, score_rows, verdict
+from tests.unit.fraud.helpers import T0, fx, history_of, rows_frame, score_rows, verdict
 
 
 def _large(amount: str, currency: str = "USD") -> bool:
@@ -175,6 +175,89 @@ def test_terminal_risk_counts_only_labels_up_to_the_label_horizon():
     assert score_rows(payment, history=one_fraud).flagged == 0
 
 
+def _confirmed(terminal: int, frauds: list[tuple[int, int, int]]) -> TerminalHistory:
+    """A terminal history holding only `frauds`: (customer, payment day, labelled day)."""
+    table = pd.DataFrame(
+        {
+            "terminal_id": terminal,
+            "user_id": [user for user, _, _ in frauds],
+            "day": [paid for _, paid, _ in frauds],
+            "n_fraud": 1,
+            LABELLED_DAY: [labelled for _, _, labelled in frauds],
+        }
+    )
+    days = table.groupby(["terminal_id", "day"], as_index=False)["n_fraud"].sum()
+    return TerminalHistory(days.assign(n_tx=days["n_fraud"]), table)
+
+
+def test_fraud_confirmed_before_the_label_delay_fires_terminal_risk_at_once():
+    """Two other customers' payments at the terminal of the last days confirmed as fraud
+    already (an analyst's decision, not a chargeback a week later): today's payment there is
+    flagged, saying why, by the nightly run and the stream alike. Not with one such customer
+    (twice), not when a label comes after today, not for a defrauded customer's own payment,
+    not for payments older than the early days, not without the labels' days, not with the
+    setting at 0 (the default)."""
+    today = (T0 - T0.replace(year=1970, month=1, day=1)).days
+    params = FraudParameters(terminal_early_fraud_min_customers=2)
+    payment = [(3, 42, T0, "20.00", "USD")]
+    two = [(10, today - 2, today - 1), (11, today - 1, today)]
+    scores = score_rows(payment, history=_confirmed(42, two), params=params)
+    row = verdict(scores, 1)
+    assert row.rule_ids == "terminal_risk" and row.flagged
+    assert row.reasons == (
+        "terminal_risk: 2 other customers' payments at terminal 42 in the last 7 days already "
+        "confirmed as fraud (before the usual 7-day label delay: analyst decisions or early "
+        "chargebacks)"
+    )
+    stream = params.at_payment_time()
+    assert score_rows(payment, history=_confirmed(42, two), params=stream).flagged == 1
+    not_yet = [(10, today - 2, today - 1), (11, today - 1, today + 1)]
+    once = [(10, today - 2, today - 1), (10, today - 1, today)]
+    older = [(10, today - 7, today - 1), (11, today - 1, today)]
+    for frauds in ([two[0]], not_yet, once, older):
+        assert score_rows(payment, history=_confirmed(42, frauds), params=params).flagged == 0
+    own = [(10, 42, T0, "20.00", "USD")]
+    assert score_rows(own, history=_confirmed(42, two), params=params).flagged == 0
+    # the same frauds without the day their labels came: none counts as early
+    days = pd.DataFrame({"terminal_id": [42], "day": [today - 1], "n_tx": [2], "n_fraud": [2]})
+    frauds = pd.DataFrame({"terminal_id": 42, "user_id": [10, 11], "day": today - 1, "n_fraud": 1})
+    assert score_rows(payment, history=TerminalHistory(days, frauds), params=params).flagged == 0
+    assert score_rows(payment, history=_confirmed(42, two)).flagged == 0
+
+
+@pytest.mark.parametrize(
+    ("after", "flagged"), [(timedelta(hours=2), True), (timedelta(days=7), False)]
+)
+def test_labels_in_memory_are_early_by_their_labelled_at(after: timedelta, flagged: bool):
+    """`score_in_memory` (`fraud evaluate`, the detection bench) reads when each label came
+    from its `labelled_at` text: two customers' frauds at the terminal yesterday, labelled two
+    hours later, make today's payment there a flag (`terminal_early_fraud_min_customers` 2);
+    labelled the full delay late, they do not (the generator's labels: its figures are as
+    before)."""
+    from ledgerguard.fraud.evaluate import score_in_memory
+
+    yesterday = T0 - timedelta(days=1)
+    rows = [(10, 42, yesterday, "20.00", "USD"), (11, 42, yesterday, "25.00", "USD")]
+    rows += [(3, 42, T0, "20.00", "USD")]
+    transactions = rows_frame(rows)
+    labels = pd.DataFrame(
+        {
+            "external_id": ["t0", "t1"],
+            "is_fraud": [1, 1],
+            "labelled_at": [(yesterday + after).isoformat()] * 2,
+        }
+    )
+    scored = score_in_memory(
+        transactions,
+        labels,
+        start=T0,
+        end=T0 + timedelta(seconds=1),
+        params=FraudParameters(terminal_early_fraud_min_customers=2),
+    )
+    assert scored["flagged"].tolist() == [flagged]
+    assert ("terminal_risk" in scored["rule_ids"].iloc[0]) == flagged
+
+
 def test_near_misses_never_flag_alone():
     params = FraudParameters()
     for rule in RULES:
@@ -188,11 +271,16 @@ def test_a_fired_terminal_risk_ranks_its_flags_by_their_risk():
     weight below it leaves the rule as it was (strength 1, never flagging alone)."""
     from ledgerguard.fraud.engine.rules import fired_floor
     from ledgerguard.fraud.engine.scoring import noisy_or
-    from ledgerguard.fraud.engine.terminal_features import ACTIVE_PROBABILITY, COMPROMISE_WORDS
+    from ledgerguard.fraud.engine.terminal_features import (
+        ACTIVE_PROBABILITY,
+        COMPROMISE_WORDS,
+        EARLY_FRAUD_CUSTOMERS,
+    )
 
     risk = np.array([0.55, 1.0, 0.4])
     data = pd.DataFrame(
         {
+            EARLY_FRAUD_CUSTOMERS: 0,
             "terminal_nb_fraud_7d": 5,
             "terminal_nb_tx_7d": 5,
             "terminal_fraud_run_days": 20,

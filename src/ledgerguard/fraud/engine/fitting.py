@@ -56,7 +56,7 @@ from ledgerguard.fraud.engine.scoring import (
     rule_signals,
     score_frame,
 )
-from ledgerguard.fraud.engine.terminal_history import history_in_memory
+from ledgerguard.fraud.engine.terminal_history import history_in_memory, labelled_days
 from ledgerguard.fraud.engine.threshold import choose_threshold
 from ledgerguard.fraud.engine.windows import SECONDS_PER_DAY, US_PER_SECOND, sort_frame
 from ledgerguard.fraud.model_store import promote as set_promoted
@@ -104,13 +104,15 @@ def train_model(
     """
     params = params or FraudParameters()
     frame = engine_frame(transactions, fx or FxRates())
-    flags = labels[["external_id", "is_fraud"]].astype({"external_id": str})
+    known = ["labelled_at"] if "labelled_at" in labels else []
+    flags = labels[["external_id", "is_fraud", *known]].astype({"external_id": str})
     labelled = frame[["transaction_id", "external_id"]].merge(flags, on="external_id", how="left")
     is_fraud = pd.to_numeric(labelled["is_fraud"], errors="coerce").fillna(0).astype(int)
     fraud_ids = labelled.loc[is_fraud == 1, "transaction_id"].to_numpy()
     return train_on_frame(
         frame.drop(columns="external_id"),
         fraud_ids,
+        labelled_days=labelled_days(labelled.loc[is_fraud == 1, "labelled_at"]) if known else None,
         store=store or params.model_store_dir,
         params=params,
         test_days=test_days,
@@ -123,6 +125,7 @@ def train_on_frame(
     frame: pd.DataFrame,
     fraud_ids: np.ndarray,
     *,
+    labelled_days: np.ndarray | None = None,
     store: Path,
     params: FraudParameters,
     test_days: int = 7,
@@ -132,11 +135,13 @@ def train_on_frame(
     """`train_model` on a transaction frame (`windows.TX_DTYPES`) and its confirmed frauds.
 
     The replica's training (`ledgerguard.fraud.training`) comes in here too, so a model trained
-    from CSV files and one trained from the database are the same thing.
+    from CSV files and one trained from the database are the same thing. `labelled_days`: the
+    day each of `fraud_ids` was labelled, for the frauds confirmed early
+    (`terminal_early_fraud_customers`); without it none is.
     """
     classifier = _sklearn()
     began = time.monotonic()
-    history = history_in_memory(frame, fraud_ids, params)
+    history = history_in_memory(frame, fraud_ids, params, labelled_days)
     data = sort_frame(frame)
     features = build_features(data, history, params)
     names = feature_columns(features)

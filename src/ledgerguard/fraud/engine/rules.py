@@ -23,7 +23,11 @@ import numpy as np
 import pandas as pd
 
 from ledgerguard.fraud.engine.customer_features import anomaly_bar
-from ledgerguard.fraud.engine.terminal_features import ACTIVE_PROBABILITY, COMPROMISE_WORDS
+from ledgerguard.fraud.engine.terminal_features import (
+    ACTIVE_PROBABILITY,
+    COMPROMISE_WORDS,
+    EARLY_FRAUD_CUSTOMERS,
+)
 from ledgerguard.fraud.engine.windows import usd_threshold_units
 from ledgerguard.money import display_amount
 from ledgerguard.settings.fraud import FraudParameters
@@ -199,8 +203,16 @@ def _terminal_window(data: pd.DataFrame, params: FraudParameters) -> tuple[np.nd
     share = data["terminal_recent_risk"].to_numpy()
     if params.terminal_risk_run_share:
         share = np.maximum(share, data["terminal_run_fraud_share"].to_numpy())
-    risk = np.where(enough, share * active, 0.0)
-    return n_fraud, n_tx, risk
+    return n_fraud, n_tx, np.where(enough, share * active, 0.0)
+
+
+def _confirmed_early(data: pd.DataFrame, params: FraudParameters) -> np.ndarray:
+    """Rows with at least `terminal_early_fraud_min_customers` other customers' fraud at the
+    terminal confirmed after the label horizon (never when the setting is 0)."""
+    least = params.terminal_early_fraud_min_customers
+    if least == 0:
+        return np.zeros(len(data), dtype=bool)
+    return data[EARLY_FRAUD_CUSTOMERS].to_numpy() >= least
 
 
 def _terminal_risk(data: pd.DataFrame, params: FraudParameters) -> RuleOutcome:
@@ -208,6 +220,9 @@ def _terminal_risk(data: pd.DataFrame, params: FraudParameters) -> RuleOutcome:
     # after a compromise, the risk falls within about one half-life instead of staying high
     # until the last fraud leaves the window (42 % of the old rule's alerts came from there).
     _, _, risk = _terminal_window(data, params)
+    # fraud confirmed before the label delay by other customers of the terminal: as sure as
+    # a terminal's risk gets, whatever the labelled days say
+    risk = np.where(_confirmed_early(data, params), 1.0, risk)
     bar = params.terminal_risk_threshold
     fired = risk >= bar
     outcome = _outcome(fired, ramp(risk, 0.0, bar))
@@ -236,12 +251,36 @@ def fired_floor(params: FraudParameters, rule_id: str) -> float:
 
 
 def _explain_terminal_risk(data: pd.DataFrame, params: FraudParameters) -> list[str]:
-    n_fraud, n_tx, _ = _terminal_window(data, params)
+    """The labelled window's case, or the early confirmations' where those fired the rule
+    (a row both fire on gets both)."""
+    early = _confirmed_early(data, params)
+    window = _explain_terminal_window(data, params)
+    delay = params.label_delay_days
+    texts: list[str] = []
+    for text, confirmed, terminal, customers in zip(
+        window, early, data["terminal_id"], data[EARLY_FRAUD_CUSTOMERS], strict=True
+    ):
+        if confirmed:
+            known = (
+                f"terminal_risk: {customers} other customers' payments at terminal {terminal} in "
+                f"the last {delay} days already confirmed as fraud (before the usual {delay}-day "
+                "label delay: analyst decisions or early chargebacks)"
+            )
+            text = known if text is None else f"{known}; {text.removeprefix('terminal_risk: ')}"
+        texts.append(text or "")
+    return texts
+
+
+def _explain_terminal_window(data: pd.DataFrame, params: FraudParameters) -> list[str | None]:
+    """What the labelled days up to the horizon say, where they fire the rule (else None)."""
+    n_fraud, n_tx, risk = _terminal_window(data, params)
+    fired = risk >= params.terminal_risk_threshold
     delay, window = params.label_delay_days, params.terminal_risk_window_days
     customers = params.terminal_compromise_min_customers
     who = f" ({customers}+ customers defrauded at the terminal)" if customers > 1 else ""
-    texts = []
-    for terminal, frauds, total, share, run_share, since, run, active, lengths in zip(
+    texts: list[str | None] = []
+    for fire, terminal, frauds, total, share, run_share, since, run, active, lengths in zip(
+        fired,
         data["terminal_id"],
         n_fraud,
         n_tx,
@@ -253,6 +292,9 @@ def _explain_terminal_risk(data: pd.DataFrame, params: FraudParameters) -> list[
         data[COMPROMISE_WORDS],
         strict=True,
     ):
+        if not fire:
+            texts.append(None)
+            continue
         ongoing = (
             f"fraud on every labelled day of the last {run} day{'s' if run != 1 else ''}"
             if run

@@ -3,7 +3,8 @@
 The Handbook's terminal windows with the label delay, the recency of the terminal's confirmed
 fraud and its current run of fraud days, P(that compromise still goes on at the payment's
 day) (`engine.survival`), and with the profile its recent customers and amounts
-(`engine.features` has the catalogue). Only labels up to each row's label horizon are read.
+(`engine.features` has the catalogue). Only labels up to each row's label horizon are read,
+but for the frauds after it whose labels came early (`EARLY_FRAUD_CUSTOMERS`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ def terminal_features(
         with np.errstate(invalid="ignore", divide="ignore"):
             risk = np.where(n_tx > 0, n_fraud / n_tx, 0.0)
         out[f"terminal_risk_{days}d"] = unsort(risk, order)
+    # fraud after the horizon that is confirmed already (an analyst's decision): evidence now
+    early = history.early_fraud_customers(
+        terminal, day, frame["user_id"].to_numpy()[order], days=params.early_label_days
+    )
+    out[EARLY_FRAUD_CUSTOMERS] = unsort(early, order)
     # The recency features depend on (terminal, day) only: computed once per pair (a page holds
     # several payments per terminal and day), then spread to the rows.
     first = np.ones(len(terminal), dtype=bool)
@@ -250,6 +256,11 @@ def _compromise_activity(
         )
         words[rows] = durations.words()
     return {ACTIVE_PROBABILITY: probability, COMPROMISE_WORDS: words}
+
+
+#: Other customers whose payments at the terminal after the label horizon are confirmed fraud
+#: already (`TerminalHistory.early_fraud_customers`).
+EARLY_FRAUD_CUSTOMERS = "terminal_early_fraud_customers"
 
 
 #: P(the terminal's compromise still goes on at the transaction's day), see `engine.survival`.

@@ -40,16 +40,42 @@ PROFILE_COLUMNS = ("n_new", "n_usd", "sum_log_usd", "sumsq_log_usd", "n_signal")
 #: Columns of a fraud-customer table: confirmed frauds per (terminal, customer, day).
 FRAUD_CUSTOMER_COLUMNS = ("terminal_id", "user_id", "day", "n_fraud")
 
+#: Optional column of a fraud-customer table: the day (since 1970-01-01 UTC) its labels became
+#: known. Only `TerminalHistory.early_fraud_customers` reads it: without it no fraud counts as
+#: known before the label delay (the engine's assumption: labels come `label_delay_days` late).
+LABELLED_DAY = "labelled_day"
+
+#: A labelled day later than any scoring day: "not known early".
+_NEVER = 1 << 40
+
+
+def labelled_days(labelled_at: pd.Series) -> np.ndarray:
+    """The `LABELLED_DAY` of labels from their `labelled_at` text (ISO 8601, as the generator
+    and the importer write it); a missing or empty one never counts as early."""
+    if pd.api.types.is_datetime64_any_dtype(labelled_at):
+        moments = pd.to_datetime(labelled_at, utc=True)
+    else:
+        text = labelled_at.astype("string").replace("", None)
+        moments = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+    nanoseconds = moments.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    days = nanoseconds // (SECONDS_PER_DAY * 1_000_000_000)
+    return np.where(moments.isna().to_numpy(), _NEVER, days)
+
 
 def empty_fraud_customers() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype="int64") for name in FRAUD_CUSTOMER_COLUMNS})
 
 
-def fraud_customer_days(frame: pd.DataFrame, fraud_ids: np.ndarray) -> pd.DataFrame:
-    """The fraud-customer table of a transaction frame in memory (the replica's SQL elsewhere)."""
-    fraud = np.isin(frame["transaction_id"].to_numpy(), fraud_ids) & (
-        frame["terminal_id"].to_numpy() >= 0
-    )
+def fraud_customer_days(
+    frame: pd.DataFrame, fraud_ids: np.ndarray, labelled_days: np.ndarray | None = None
+) -> pd.DataFrame:
+    """The fraud-customer table of a transaction frame in memory (the replica's SQL elsewhere).
+
+    With `labelled_days` (the day each of `fraud_ids` was labelled, same order), also the
+    `LABELLED_DAY` column, one row per (terminal, customer, day, labelled day).
+    """
+    ids = frame["transaction_id"].to_numpy()
+    fraud = np.isin(ids, fraud_ids) & (frame["terminal_id"].to_numpy() >= 0)
     rows = pd.DataFrame(
         {
             "terminal_id": frame["terminal_id"].to_numpy()[fraud],
@@ -58,11 +84,17 @@ def fraud_customer_days(frame: pd.DataFrame, fraud_ids: np.ndarray) -> pd.DataFr
             "n_fraud": np.ones(int(fraud.sum()), dtype=np.int64),
         }
     )
-    return add_fraud_customers([rows])
+    if labelled_days is None:
+        return add_fraud_customers([rows])
+    known = pd.Series(np.asarray(labelled_days, dtype=np.int64), index=np.asarray(fraud_ids))
+    rows[LABELLED_DAY] = known[~known.index.duplicated()].reindex(ids[fraud]).to_numpy()
+    keys = [*FRAUD_CUSTOMER_COLUMNS[:3], LABELLED_DAY]
+    return rows.groupby(keys, as_index=False)["n_fraud"].sum()[[*FRAUD_CUSTOMER_COLUMNS, *keys[3:]]]
 
 
 def add_fraud_customers(tables: list[pd.DataFrame]) -> pd.DataFrame:
-    """Fraud-customer tables (or changes to one: -1 for a label withdrawn) added up."""
+    """Fraud-customer tables (or changes to one: -1 for a label withdrawn) added up (without
+    `LABELLED_DAY`: the streaming scorer's sums, whose labels have all arrived)."""
     table = pd.concat(tables, ignore_index=True) if tables else empty_fraud_customers()
     keys = list(FRAUD_CUSTOMER_COLUMNS[:3])
     summed = table.groupby(keys, as_index=False)["n_fraud"].sum()
@@ -79,14 +111,20 @@ class TerminalHistory:
     `profile`: the terminal's own recent customers and amounts. With a fraud-customer table
     (`FRAUD_CUSTOMER_COLUMNS`: confirmed frauds per terminal, customer and day) it also tells
     how many customers were defrauded at a terminal over days (`run_customers`), which
-    `terminal_compromise_min_customers` needs; without one (None) it refuses to guess.
+    `terminal_compromise_min_customers` needs; without one (None) it refuses to guess. With
+    the table's `LABELLED_DAY` it also tells which frauds after the label horizon were
+    confirmed early (`early_fraud_customers`).
     """
 
     def __init__(self, days: pd.DataFrame, frauds: pd.DataFrame | None = None) -> None:
         days = days.sort_values(["terminal_id", "day"], kind="stable")
         terminal = days["terminal_id"].to_numpy(dtype=np.int64)
         day = days["day"].to_numpy(dtype=np.int64)
-        self.terminals, rank = np.unique(terminal, return_inverse=True)
+        # the fraud table's terminals too: one whose early confirmed frauds come after the
+        # daily counts' end (a new terminal's first days) still has them
+        extra = [] if frauds is None else [frauds["terminal_id"].to_numpy(dtype=np.int64)]
+        self.terminals = np.unique(np.concatenate([terminal, *extra]))
+        rank = np.searchsorted(self.terminals, terminal)
         self.day_origin = int(day.min()) if len(day) else 0
         self.key = (rank.astype(np.int64) << _DAY_BITS) + (day - self.day_origin)
         self.has_profile = all(name in days for name in PROFILE_COLUMNS)
@@ -98,22 +136,30 @@ class TerminalHistory:
         # construction (the scorer builds a new one when its counts change), so neither do they
         self._durations: dict[tuple[int, int, float, int], CompromiseDurations] = {}
         self._frauds = None if frauds is None else self._fraud_index(frauds)
+        # the frauds labelled within `days` of their payment, per `days` (see `_early_frauds`)
+        self._early: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
-    def _fraud_index(self, frauds: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(terminal-day key, customer) of each row of a fraud-customer table, sorted by key:
-        who had confirmed fraud at which terminal on which day. Fraud rows are few (a few per
-        cent of the payments), so this costs little next to the daily counts."""
+    def _fraud_index(self, frauds: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(terminal-day key, customer, labelled day) of each row of a fraud-customer table,
+        sorted by key: who had confirmed fraud at which terminal on which day, known since
+        when (`_NEVER` without `LABELLED_DAY`). Fraud rows are few (a few per cent of the
+        payments), so this costs little next to the daily counts."""
         frauds = frauds[frauds["n_fraud"] > 0]
         terminal = frauds["terminal_id"].to_numpy(dtype=np.int64)
         if len(self.terminals) == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
         pos = np.searchsorted(self.terminals, terminal).clip(0, len(self.terminals) - 1)
         known = self.terminals[pos] == terminal
         offset = frauds["day"].to_numpy(dtype=np.int64) - self.day_origin
         known &= offset >= 0
         key = (pos[known].astype(np.int64) << _DAY_BITS) + offset[known]
         order = np.argsort(key, kind="stable")
-        return key[order], frauds["user_id"].to_numpy(dtype=np.int64)[known][order]
+        if LABELLED_DAY in frauds:
+            labelled = frauds[LABELLED_DAY].to_numpy(dtype=np.int64)[known][order]
+        else:
+            labelled = np.full(len(key), _NEVER, dtype=np.int64)
+        return key[order], frauds["user_id"].to_numpy(dtype=np.int64)[known][order], labelled
 
     @classmethod
     def empty(cls) -> TerminalHistory:
@@ -199,7 +245,7 @@ class TerminalHistory:
             self.key[inside] >> _DAY_BITS, day[inside], n_tx, n_fraud, min_share=min_share
         )
         if min_customers > 1:
-            key, user = self._fraud_customers()
+            key, user, _ = self._fraud_customers()
             customers = run_customers(runs, key >> _DAY_BITS, (key & limit) + self.day_origin, user)
             runs = runs.where(customers >= min_customers)
         durations = CompromiseDurations.estimate(runs)
@@ -211,16 +257,48 @@ class TerminalHistory:
     ) -> np.ndarray:
         """Distinct customers with confirmed fraud on each query's terminal on days
         [first, stop): two binary searches per query, then the few fraud entries found."""
-        key, user = self._fraud_customers()
+        key, user, _ = self._fraud_customers()
         n = len(terminal_id)
         if len(key) == 0 or n == 0:
             return np.zeros(n, dtype=np.int64)
         owner, entry = self._gather(key, terminal_id, first, stop)
-        span = int(user.max()) + 1
-        pairs = np.unique(owner.astype(np.int64) * span + user[entry])
-        return np.bincount(pairs // span, minlength=n).astype(np.int64)
+        return _distinct_per_query(owner, user[entry], n)
 
-    def _fraud_customers(self) -> tuple[np.ndarray, np.ndarray]:
+    def early_fraud_customers(
+        self, terminal_id: np.ndarray, day: np.ndarray, user_id: np.ndarray, *, days: int
+    ) -> np.ndarray:
+        """Customers other than `user_id` with fraud at each query's terminal on the `days`
+        days up to `day` ([day - days + 1, day], after a label horizon `days` back) whose
+        label was known by `day`: fraud confirmed before the label delay (an analyst's
+        decision, an early chargeback). 0 without a fraud-customer table or its
+        `LABELLED_DAY`. Only frauds labelled less than `days` days after their payment can
+        count; they are few (none where every label comes `days` late), so this usually
+        costs nothing."""
+        n = len(terminal_id)
+        key, user, labelled = self._early_frauds(days)
+        if len(key) == 0 or n == 0:
+            return np.zeros(n, dtype=np.int64)
+        owner, entry = self._gather(key, terminal_id, day - days + 1, day + 1)
+        keep = (labelled[entry] <= day[owner]) & (user[entry] != user_id[owner])
+        return _distinct_per_query(owner[keep], user[entry[keep]], n)
+
+    def _early_frauds(self, days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The fraud index's rows labelled less than `days` days after their payment day."""
+        cached = self._early.get(days)
+        if cached is not None:
+            return cached
+        if self._frauds is None:
+            empty = np.zeros(0, dtype=np.int64)
+            early = (empty, empty, empty)
+        else:
+            key, user, labelled = self._frauds
+            paid = (key & ((1 << _DAY_BITS) - 1)) + self.day_origin
+            soon = labelled - paid < days
+            early = (key[soon], user[soon], labelled[soon])
+        self._early[days] = early
+        return early
+
+    def _fraud_customers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._frauds is None:
             raise FraudAnalysisError(
                 "terminal_compromise_min_customers > 1 needs the terminal history's fraud "
@@ -235,6 +313,15 @@ class TerminalHistory:
         """(transactions, frauds) on each terminal over the `days` days up to day - `lag`."""
         n_tx, n_fraud = self.sums(("n_tx", "n_fraud"), terminal_id, day, days=days, lag=lag)
         return n_tx, n_fraud
+
+
+def _distinct_per_query(owner: np.ndarray, user: np.ndarray, n: int) -> np.ndarray:
+    """Distinct `user` values per query index `owner` (0..n-1)."""
+    if len(owner) == 0:
+        return np.zeros(n, dtype=np.int64)
+    span = int(user.max()) + 1
+    pairs = np.unique(owner.astype(np.int64) * span + user)
+    return np.bincount(pairs // span, minlength=n).astype(np.int64)
 
 
 def terminal_days(
@@ -264,12 +351,17 @@ def terminal_days(
 
 
 def history_in_memory(
-    frame: pd.DataFrame, fraud_ids: np.ndarray, params: FraudParameters
+    frame: pd.DataFrame,
+    fraud_ids: np.ndarray,
+    params: FraudParameters,
+    labelled_days: np.ndarray | None = None,
 ) -> TerminalHistory:
     """The `TerminalHistory` of a labelled frame in memory: `terminal_days` and who was
-    defrauded where (`fraud_customer_days`), as the nightly run reads them from the replica."""
+    defrauded where (`fraud_customer_days`, with when each label became known if
+    `labelled_days` is given), as the nightly run reads them from the replica."""
     return TerminalHistory(
-        terminal_days(frame, fraud_ids, params), fraud_customer_days(frame, fraud_ids)
+        terminal_days(frame, fraud_ids, params),
+        fraud_customer_days(frame, fraud_ids, labelled_days),
     )
 
 
