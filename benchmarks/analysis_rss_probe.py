@@ -29,8 +29,8 @@ from ledgerguard.fraud.engine import (
     features,
     model,
     scoring,
+    terminal_days,
     terminal_features,
-    terminal_history,
 )
 from ledgerguard.fraud.synthetic import config_for_rows
 from ledgerguard.load.bench.analysis import BENCH_TERMINAL_OFFSET, BENCH_USER_OFFSET
@@ -111,7 +111,7 @@ def main() -> None:
     _wrap(pipeline, "score_frame", lambda v, kw: f"scored, {len(v.rows):,} rows to store")
     _wrap(scoring, "sort_frame")
     _wrap(features, "customer_features")
-    _wrap(terminal_history, "customer_features")  # the profile pass, when it is on
+    _wrap(terminal_days, "customer_features")  # the profile pass, when it is on
     _wrap(features, "terminal_features")
     _wrap(terminal_features, "_terminal_recency")
     _wrap(model.FraudModel, "probability")

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
 
     import ledgerguard
-    from ledgerguard.fraud.engine.terminal_history import fraud_customer_days, terminal_days
+    from ledgerguard.fraud.engine.terminal_days import terminal_days
+    from ledgerguard.fraud.engine.terminal_history import fraud_customer_days
     from ledgerguard.load.bench import scorer_cpu
     from ledgerguard.load.bench.scorer_cpu import ScorerCpuOptions, _rows
     from ledgerguard.money import FxRates

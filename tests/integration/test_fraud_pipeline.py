@@ -23,12 +23,8 @@ from ledgerguard.fraud.backtest import NO_MODEL, backtest, params_from_file
 from ledgerguard.fraud.engine.fitting import train_model
 from ledgerguard.fraud.engine.fx import fill_missing_usd
 from ledgerguard.fraud.engine.model import TrainingError
-from ledgerguard.fraud.engine.terminal_history import (
-    LABELLED_DAY,
-    fraud_customer_days,
-    terminal_days,
-    terminal_profile_days,
-)
+from ledgerguard.fraud.engine.terminal_days import terminal_days, terminal_profile_days
+from ledgerguard.fraud.engine.terminal_history import LABELLED_DAY, fraud_customer_days
 from ledgerguard.fraud.errors import FraudAnalysisError, ImportRejected
 from ledgerguard.fraud.evaluate import evaluate, scores_from_database
 from ledgerguard.fraud.imports.importer import import_labels, import_transactions

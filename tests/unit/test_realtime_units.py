@@ -12,14 +12,13 @@ import pytest
 
 from ledgerguard.db.dialect import Flavour
 from ledgerguard.fraud.engine.scoring import score_frame
-from ledgerguard.fraud.engine.terminal_history import (
+from ledgerguard.fraud.engine.terminal_days import (
     PROFILE_COLUMNS,
-    TerminalHistory,
-    history_in_memory,
     terminal_days,
     terminal_profile_days,
     with_profile,
 )
+from ledgerguard.fraud.engine.terminal_history import TerminalHistory, history_in_memory
 from ledgerguard.fraud.engine.windows import TX_DTYPES
 from ledgerguard.fraud.store import SCORES_COLUMNS, verdict_rows
 from ledgerguard.fraud.verdict_columns import verdict_literals

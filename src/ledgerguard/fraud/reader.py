@@ -404,7 +404,7 @@ class ReplicaReader:
         self, *, since: datetime, until: datetime, frauds_until: datetime | None = None
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Transactions and confirmed frauds per (terminal, day) (the columns of
-        `terminal_history.terminal_days`) of [since, until) and the fraud-customer table
+        `terminal_days.terminal_days`) of [since, until) and the fraud-customer table
         (`terminal_history.FRAUD_CUSTOMER_COLUMNS`: confirmed frauds per terminal, customer and
         day, with the day their labels came, `LABELLED_DAY`) of [since, `frauds_until`)
         (default `until`; later: the early confirmations of an interval scored), the two

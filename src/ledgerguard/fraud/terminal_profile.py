@@ -1,10 +1,10 @@
 """The terminal history of a replica run, with the terminal profile when it is on.
 
 The label-based daily counts come from the `(terminal_id, occurred_at)` index
-(`ReplicaReader.terminal_tables`). The profile (`terminal_history.PROFILE_COLUMNS`: customers
+(`ReplicaReader.terminal_tables`). The profile (`terminal_days.PROFILE_COLUMNS`: customers
 new to the terminal, the terminal's amounts, its recent customers unusual elsewhere) needs each
 payment with its customer's own history, which is exactly what a page of users holds: it is
-computed by `terminal_history.terminal_profile_days` — the function training and the
+computed by `terminal_days.terminal_profile_days` — the function training and the
 evaluation call on data in memory — page by page over the covering `(user_id, occurred_at,
 ...)` index the nightly pages already read, and the pages' tables are added up (every profile
 column is a sum over users).
@@ -23,12 +23,8 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from ledgerguard.fraud.engine.fx import fill_missing_usd
-from ledgerguard.fraud.engine.terminal_history import (
-    TerminalHistory,
-    add_profiles,
-    terminal_profile_days,
-    with_profile,
-)
+from ledgerguard.fraud.engine.terminal_days import add_profiles, terminal_profile_days, with_profile
+from ledgerguard.fraud.engine.terminal_history import TerminalHistory
 from ledgerguard.fraud.engine.windows import SECONDS_PER_DAY, TX_DTYPES
 from ledgerguard.fraud.reader import Progress, ReplicaReader
 from ledgerguard.money import FxRates

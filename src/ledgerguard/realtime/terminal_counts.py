@@ -21,18 +21,17 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from ledgerguard.fraud.engine.terminal_days import add_profiles, with_profile
 from ledgerguard.fraud.engine.terminal_history import (
     LABELLED_DAY,
     TerminalHistory,
     add_fraud_customers,
-    add_profiles,
     empty_fraud_customers,
-    with_profile,
 )
 from ledgerguard.realtime.revision import revision_days
 from ledgerguard.settings.fraud import FraudParameters
 
-#: `profile_of(first_day, stop_day)`: the terminal profile (`terminal_history.terminal_profile_days`
+#: `profile_of(first_day, stop_day)`: the terminal profile (`terminal_days.terminal_profile_days`
 #: over every user) of days [first_day, stop_day), read from the replica.
 ProfileLoader = Callable[[int, int], pd.DataFrame]
 

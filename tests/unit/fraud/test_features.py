@@ -12,16 +12,15 @@ from hypothesis import strategies as st
 
 from ledgerguard.fraud.engine import terminal_features as terminal_module
 from ledgerguard.fraud.engine.customer_features import customer_features, customer_terminal_features
-from ledgerguard.fraud.engine.terminal_features import terminal_features
-from ledgerguard.fraud.engine.terminal_history import (
+from ledgerguard.fraud.engine.terminal_days import (
     PROFILE_COLUMNS,
-    TerminalHistory,
     add_profiles,
-    fraud_customer_days,
     terminal_days,
     terminal_profile_days,
     with_profile,
 )
+from ledgerguard.fraud.engine.terminal_features import terminal_features
+from ledgerguard.fraud.engine.terminal_history import TerminalHistory, fraud_customer_days
 from ledgerguard.fraud.engine.windows import (
     SECONDS_PER_DAY,
     US_PER_SECOND,

@@ -5,8 +5,8 @@ analysed, covering the analysed interval plus a lookback period, so trailing win
 first transactions of the interval are complete. `build_features` is the one entry point; the
 work lives by what it reads: `windows` (the frame's order and the per-user windows every
 feature is built from), `customer_features` (a customer's own payments, no label),
-`terminal_history` (the daily per-terminal counts every path shares, and the fraud-customer
-table) and `terminal_features` (what that labelled history says about a payment, with
+`terminal_history` (the daily per-terminal counts every path shares, made in memory by
+`terminal_days`, and the fraud-customer table) and `terminal_features` (what that labelled history says about a payment, with
 `survival`'s P(a compromise still goes on)).
 
 Feature catalogue (`w` ranges over the windows in `FraudParameters`):

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ledgerguard.fraud.engine.terminal_history import PROFILE_COLUMNS, TerminalHistory
+from ledgerguard.fraud.engine.terminal_days import PROFILE_COLUMNS
+from ledgerguard.fraud.engine.terminal_history import TerminalHistory
 from ledgerguard.fraud.engine.windows import (
     SECONDS_PER_DAY,
     UNITS_PER_USD,
