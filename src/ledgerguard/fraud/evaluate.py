@@ -31,7 +31,7 @@ from ledgerguard.fraud.engine.frame import engine_frame
 from ledgerguard.fraud.engine.metrics import average_precision
 from ledgerguard.fraud.engine.rules import RULE_IDS
 from ledgerguard.fraud.engine.scoring import MODEL_SIGNAL, score_frame
-from ledgerguard.fraud.engine.terminal_history import history_in_memory, labelled_days
+from ledgerguard.fraud.engine.terminal_history import history_in_memory, labelled_days_of
 from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings
 from ledgerguard.settings.fraud import FraudParameters
@@ -147,7 +147,9 @@ def score_in_memory(
     fraud = labelled["is_fraud"].fillna(0).astype(int) == 1
     fraud_ids = labelled.loc[fraud, "transaction_id"].to_numpy()
     # when each label came (`labelled_at`, if the labels have it): frauds confirmed early
-    known = labelled_days(labelled.loc[fraud, "labelled_at"]) if "labelled_at" in labelled else None
+    known = (
+        labelled_days_of(labelled.loc[fraud, "labelled_at"]) if "labelled_at" in labelled else None
+    )
     history = history_in_memory(frame[frame["ts_us"] < to_us(end)], fraud_ids, params, known)
     scores = score_frame(
         frame.drop(columns="external_id"), history, params, start=start, end=end, model=model

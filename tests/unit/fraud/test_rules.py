@@ -258,6 +258,19 @@ def test_labels_in_memory_are_early_by_their_labelled_at(after: timedelta, flagg
     assert ("terminal_risk" in scored["rule_ids"].iloc[0]) == flagged
 
 
+def test_the_day_a_label_came_is_read_from_its_labelled_at():
+    """ISO 8601 text (any offset) or datetimes give the UTC day; an empty or missing
+    `labelled_at` never counts as early (a day later than any payment's)."""
+    from ledgerguard.fraud.engine.terminal_history import labelled_days_of
+
+    day = (datetime(2025, 3, 3, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).days
+    text = pd.Series(["2025-03-03T23:30:00+00:00", "2025-03-04T00:30:00+02:00", "", None])
+    days = labelled_days_of(text)
+    assert days[:2].tolist() == [day, day] and (days[2:] > day + 10**9).all()
+    moments = pd.Series(pd.to_datetime(["2025-03-03 12:00", None], utc=True))
+    assert labelled_days_of(moments)[0] == day and labelled_days_of(moments)[1] > day + 10**9
+
+
 def test_near_misses_never_flag_alone():
     params = FraudParameters()
     for rule in RULES:

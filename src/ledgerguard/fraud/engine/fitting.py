@@ -56,7 +56,7 @@ from ledgerguard.fraud.engine.scoring import (
     rule_signals,
     score_frame,
 )
-from ledgerguard.fraud.engine.terminal_history import history_in_memory, labelled_days
+from ledgerguard.fraud.engine.terminal_history import history_in_memory, labelled_days_of
 from ledgerguard.fraud.engine.threshold import choose_threshold
 from ledgerguard.fraud.engine.windows import SECONDS_PER_DAY, US_PER_SECOND, sort_frame
 from ledgerguard.fraud.model_store import promote as set_promoted
@@ -109,10 +109,12 @@ def train_model(
     labelled = frame[["transaction_id", "external_id"]].merge(flags, on="external_id", how="left")
     is_fraud = pd.to_numeric(labelled["is_fraud"], errors="coerce").fillna(0).astype(int)
     fraud_ids = labelled.loc[is_fraud == 1, "transaction_id"].to_numpy()
+    # when each label came (`labelled_at`, if the labels have it): frauds confirmed early
+    came = labelled_days_of(labelled.loc[is_fraud == 1, "labelled_at"]) if known else None
     return train_on_frame(
         frame.drop(columns="external_id"),
         fraud_ids,
-        labelled_days=labelled_days(labelled.loc[is_fraud == 1, "labelled_at"]) if known else None,
+        labelled_days=came,
         store=store or params.model_store_dir,
         params=params,
         test_days=test_days,

@@ -36,7 +36,7 @@ LABELLED_DAY = "labelled_day"
 _NEVER = 1 << 40
 
 
-def labelled_days(labelled_at: pd.Series) -> np.ndarray:
+def labelled_days_of(labelled_at: pd.Series) -> np.ndarray:
     """The `LABELLED_DAY` of labels from their `labelled_at` text (ISO 8601, as the generator
     and the importer write it); a missing or empty one never counts as early."""
     if pd.api.types.is_datetime64_any_dtype(labelled_at):
