@@ -65,7 +65,6 @@ class TerminalCounts:
         self._delta: dict[tuple[int, int], list[int]] = {}
         self._frauds = frauds  # None: customers unknown (the history then has none either)
         self._fraud_delta: dict[tuple[int, int, int], int] = {}
-        self._latest_fraud_day: int | None = None  # latest payment day of a label since the build
         self._changed_from_day: int | None = None  # earliest day changed since the last build
         self._profile = profile
         self._profile_through = profile_through  # last day whose profile is complete
@@ -101,8 +100,6 @@ class TerminalCounts:
         if n_fraud and self._frauds is not None:
             key = (terminal_id, int(user_id), day)  # type: ignore[arg-type]
             self._fraud_delta[key] = self._fraud_delta.get(key, 0) + n_fraud
-            if self._latest_fraud_day is None or day > self._latest_fraud_day:
-                self._latest_fraud_day = day
         if self._changed_from_day is None or day < self._changed_from_day:
             self._changed_from_day = day
 
@@ -111,8 +108,8 @@ class TerminalCounts:
         changed = self._changed_from_day
         stale_profile = self._profile_through is not None and self._profile_through < newest_day - 1
         # a label of the early days: `early_fraud_customers` reads it at once
-        latest = self._latest_fraud_day
-        early = latest is not None and latest > newest_day - self._params.early_label_days
+        before = newest_day - self._params.early_label_days
+        early = any(day > before for _, _, day in self._fraud_delta)
         if (
             stale_profile
             or early
@@ -148,7 +145,6 @@ class TerminalCounts:
             frauds = add_fraud_customers([self._frauds, fraud_delta])
             self._frauds = frauds[frauds["day"] >= oldest].reset_index(drop=True)
         self._fraud_delta.clear()
-        self._latest_fraud_day = None
         self._changed_from_day = None
         if self._profile is not None and self._profile_through is not None:
             if self._profile_of is not None and self._profile_through < newest_day - 1:

@@ -126,7 +126,7 @@ class FraudParameters(BaseModel):
     #: 0 (default): off, because a count alone cannot tell a compromised terminal from a busy
     #: shop where several stolen cards were used: on generated data with 30 % of the frauds
     #: labelled early, 2 cut the flags' precision from 0.98 to 0.84 (0.5 terminals per
-    #: customer) for +0.06 recall (session 19). For analysts who confirm fraud only where a
+    #: customer) for +0.05 to +0.07 recall (session 19). For analysts who confirm fraud only where a
     #: whole terminal is suspect.
     terminal_early_fraud_min_customers: int = Field(0, ge=0)
     #: The days of `terminal_early_fraud_customers`; 0: `label_delay_days` (the streaming
