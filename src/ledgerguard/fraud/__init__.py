@@ -10,6 +10,7 @@ Grouped by stage (all entry points take the one `Settings` object):
   `compliance.compliance_report(settings, *, day)` (CTR and structuring files of a day);
 * `pipeline.analyze_interval(settings, *, start, end, bucket=0, buckets=1, progress=None)`
   -> `AnalysisResult`; `pipeline.merge_reports(settings, *, start, end)` after bucketed runs;
-* `reader` (the replica), `store` (the primary), `evaluate` (precision/recall/AP),
+* `reader` (the replica; its terminal tables in `terminal_tables`, the text its rows come as in
+  `replica_text`), `store` (the primary), `evaluate` (precision/recall/AP),
   `synthetic` (labelled data sets), `errors`.
 """

@@ -14,10 +14,9 @@ Estimating the width of the next id range from the density of the last one (the 
 method) read 2M rows as one page when the user ids had a wide empty gap (test users near 10^6,
 benchmark users near 7*10^9): peak memory then grew with the whole interval.
 
-Speed: the pure-Python driver costs about a microsecond per column value, so the server sends
-each row as one comma-separated text value of integers (money in exact 10^-4 units, time in
-microseconds since the epoch) and pandas' C parser splits them: roughly twice as fast as
-fetching the columns one by one.
+Speed: the server sends each transaction as one text value of integers and pandas' C parser
+splits them (`fraud.replica_text` says why and holds the parse). The terminal tables, grouped
+per terminal rather than per user, are read in the same snapshot by `fraud.terminal_tables`.
 """
 
 from __future__ import annotations
@@ -38,18 +37,14 @@ from ledgerguard.cluster.health import check_replica_fresh
 from ledgerguard.db.dialect import Flavour, snapshot_position_queries
 from ledgerguard.db.engines import analytics_engine
 from ledgerguard.db.tables import fraud_scores
-from ledgerguard.fraud.engine.terminal_history import FRAUD_CUSTOMER_COLUMNS, LABELLED_DAY
 from ledgerguard.fraud.engine.windows import TX_DTYPES
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.fraud.read_ahead import read_ahead_of
+from ledgerguard.fraud.replica_text import EPOCH_DAYS, parse_csv
+from ledgerguard.fraud.terminal_tables import read_terminal_tables
 from ledgerguard.fraud.verdict_columns import COLUMNS as VERDICT_COLUMNS
 from ledgerguard.settings import Settings
 from ledgerguard.utc import utc_naive
-
-_EPOCH_DAYS = 719_528  # TO_DAYS('1970-01-01')
-#: Days of one terminal in a (terminal, day) key: terminal * this + day offset.
-_DAYS_PER_TERMINAL_KEY = 1 << 20
-_TERMINAL_DAY_COLS = ("terminal_id", "day", "n_tx")
 
 _PAGE_WHERE = "WHERE user_id >= %s AND user_id < %s AND occurred_at >= %s AND occurred_at < %s"
 _BUCKET_SQL = " AND user_id MOD %s = %s"
@@ -78,39 +73,10 @@ _USER_ROWS_SQL = (
 #: User id of the first row past `page_rows` rows (same filter as a page; covering index).
 _PAGE_END_SQL = "SELECT user_id FROM transactions {where} ORDER BY user_id LIMIT 1 OFFSET %s"
 _USER_BOUNDS_SQL = "SELECT MIN(user_id), MAX(user_id) FROM transactions"
-# Terminal transactions come one row per terminal with the day of each of its transactions as
-# text: grouping by `terminal_id` alone follows the (terminal_id, occurred_at) index, so the
-# server streams groups without a temporary table, and the (terminal, day) counts are made by
-# NumPy. Grouping by (terminal_id, day) on the server needed a temporary table of one row per
-# group: at 15.4M rows (3.3M groups) 166 s on disk, 37 s even with a 2 GiB in-memory table,
-# against ~10 s this way. Every day ends with its own comma, so a list cut short by
-# `group_concat_max_len` / `max_allowed_packet` has fewer commas than `COUNT(*)`.
-_TERMINAL_TX_SQL = (
-    "SELECT terminal_id, COUNT(*), "
-    "GROUP_CONCAT(CONCAT(TO_DAYS(occurred_at) - %s, ',') SEPARATOR '') "
-    "FROM transactions WHERE occurred_at >= %s AND occurred_at < %s AND terminal_id IS NOT NULL "
-    "GROUP BY terminal_id"
-)
-# Confirmed frauds are few (one label row per transaction, most of them not fraud): grouping
-# them by (terminal, customer, day) on the server stays small. The daily counts are their sums;
-# the customers tell a compromised terminal from a shop where a stolen card was used
-# (`TerminalHistory.run_customers`), the day their labels came tells which were confirmed early
-# (`TerminalHistory.early_fraud_customers`), and `inside` whether the payment is before the
-# daily counts' end (after it: read for the early confirmations only).
-_TERMINAL_FRAUD_SQL = (
-    "SELECT CONCAT_WS(',', terminal_id, user_id, day, n, labelled_day, inside) FROM ("
-    f"SELECT t.terminal_id, t.user_id, TO_DAYS(t.occurred_at) - {_EPOCH_DAYS} AS day, "
-    f"COUNT(*) AS n, TO_DAYS(l.labelled_at) - {_EPOCH_DAYS} AS labelled_day, "
-    "t.occurred_at < %s AS inside "
-    "FROM fraud_labels l JOIN transactions t ON t.id = l.transaction_id "
-    "WHERE l.is_fraud = 1 AND t.occurred_at >= %s AND t.occurred_at < %s "
-    "AND t.terminal_id IS NOT NULL "
-    "GROUP BY t.terminal_id, t.user_id, day, labelled_day, inside) AS per_day"
-)
 #: Transactions of [since, until) confirmed as fraud by labels known before `known_by`, with
 #: the day each label came: a model's target (and its early confirmations), a backtest's truth.
 _FRAUD_IDS_SQL = (
-    f"SELECT l.transaction_id, TO_DAYS(l.labelled_at) - {_EPOCH_DAYS} "
+    f"SELECT l.transaction_id, TO_DAYS(l.labelled_at) - {EPOCH_DAYS} "
     "FROM fraud_labels l JOIN transactions t ON t.id = l.transaction_id "
     "WHERE l.is_fraud = 1 AND t.occurred_at >= %s AND t.occurred_at < %s "
     "AND l.labelled_at < %s"
@@ -149,32 +115,6 @@ def wait_for_replica(settings: Settings) -> None:
             f"{exc} (waited up to LEDGERGUARD_REPLICA_CATCH_UP_TIMEOUT="
             f"{settings.replica_catch_up_timeout:g} s)"
         ) from exc
-
-
-def _csv_rows(
-    cursor: Any, sql: str, args: tuple[Any, ...], names: list[str], dtypes: dict[str, str]
-) -> pd.DataFrame:
-    """Rows of one CSV text column parsed by pandas' C parser into typed columns.
-
-    The text goes into one UTF-8 byte buffer as it arrives (the SSCursor holds only 50,000 rows
-    at a time): a list of chunks joined into one `str` and wrapped in a `StringIO` held the text
-    two to four times over (StringIO stores 4 bytes per character), which made the transient
-    peak of a read about five times the size of the frame it produced.
-    """
-    cursor.execute(sql, args)
-    text = io.BytesIO()
-    while rows := cursor.fetchmany(50_000):
-        text.write("\n".join([row[0] for row in rows]).encode())
-        text.write(b"\n")
-    return _parse_csv(text, names, dtypes)
-
-
-def _parse_csv(text: io.BytesIO, names: list[str], dtypes: dict[str, str]) -> pd.DataFrame:
-    """The CSV lines written to `text` as typed columns (an empty frame for no lines)."""
-    if not text.tell():
-        return pd.DataFrame({name: pd.Series(dtype=dtypes.get(name, "object")) for name in names})
-    text.seek(0)
-    return pd.read_csv(text, header=None, names=names, dtype=dtypes, na_filter=False)
 
 
 def _page_query(
@@ -272,7 +212,7 @@ class ReplicaReader:
                 while rows := cursor.fetchmany(50_000):
                     text.write("\n".join([row[0] for row in rows]).encode())
                     text.write(b"\n")
-        frame = _parse_csv(text, list(TX_DTYPES), TX_DTYPES)
+        frame = parse_csv(text, list(TX_DTYPES), TX_DTYPES)
         self.rows_read += len(frame)
         return frame
 
@@ -403,57 +343,9 @@ class ReplicaReader:
     def terminal_tables(
         self, *, since: datetime, until: datetime, frauds_until: datetime | None = None
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Transactions and confirmed frauds per (terminal, day) (the columns of
-        `terminal_days.terminal_days`) of [since, until) and the fraud-customer table
-        (`terminal_history.FRAUD_CUSTOMER_COLUMNS`: confirmed frauds per terminal, customer and
-        day, with the day their labels came, `LABELLED_DAY`) of [since, `frauds_until`)
-        (default `until`; later: the early confirmations of an interval scored), the two
-        inputs of a `TerminalHistory`."""
-        counts = self._terminal_tx_days(since, until)
-        last = max(until, frauds_until or until)
-        args = (utc_naive(until), utc_naive(since), utc_naive(last))
-        names = [*FRAUD_CUSTOMER_COLUMNS, LABELLED_DAY, "inside"]
-        with self._cursor() as cursor:
-            frauds = _csv_rows(
-                cursor, _TERMINAL_FRAUD_SQL, args, names, dict.fromkeys(names, "int64")
-            )
-        inside = frauds.pop("inside").to_numpy() == 1
-        per_day = frauds[inside].groupby(["terminal_id", "day"], as_index=False)["n_fraud"].sum()
-        days = counts.merge(per_day, on=["terminal_id", "day"], how="left")
-        days["n_fraud"] = days["n_fraud"].fillna(0).astype(np.int64)
-        return days, frauds
-
-    def _terminal_tx_days(self, since: datetime, until: datetime) -> pd.DataFrame:
-        """(terminal_id, day, n_tx) from one row per terminal listing its transactions' days."""
-        base = (utc_naive(since) - datetime(1970, 1, 1)).days + _EPOCH_DAYS
-        terminals: list[int] = []
-        sizes: list[int] = []
-        text = io.BytesIO()  # every day list, comma-separated, parsed once by NumPy
-        with self._cursor() as cursor:
-            cursor.execute(_TERMINAL_TX_SQL, (base, utc_naive(since), utc_naive(until)))
-            while rows := cursor.fetchmany(10_000):
-                for terminal_id, n, day_list in rows:
-                    if day_list is None or day_list.count(",") != n:
-                        raise FraudAnalysisError(
-                            f"the replica cut the transaction list of terminal {terminal_id} "
-                            f"short ({n:,} transactions): raise its max_allowed_packet"
-                        )
-                    terminals.append(terminal_id)
-                    sizes.append(n)
-                    text.write(day_list.encode())
-        if not sizes:
-            return pd.DataFrame({name: pd.Series(dtype="int64") for name in _TERMINAL_DAY_COLS})
-        offsets = np.fromstring(text.getvalue(), dtype=np.int64, sep=",")
-        del text
-        # One row per terminal, so the row number is a terminal's rank: keys stay small.
-        rank = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
-        unique, n_tx = np.unique(rank * _DAYS_PER_TERMINAL_KEY + offsets, return_counts=True)
-        return pd.DataFrame(
-            {
-                "terminal_id": np.asarray(terminals, dtype=np.int64)[
-                    unique // _DAYS_PER_TERMINAL_KEY
-                ],
-                "day": unique % _DAYS_PER_TERMINAL_KEY + base - _EPOCH_DAYS,
-                "n_tx": n_tx,
-            }
+        """The two inputs of a `TerminalHistory` in this snapshot: transactions and confirmed
+        frauds per (terminal, day) of [since, until) and the fraud-customer table of [since,
+        `frauds_until`) (see `terminal_tables.read_terminal_tables`)."""
+        return read_terminal_tables(
+            self._cursor, since=since, until=until, frauds_until=frauds_until
         )

@@ -5,7 +5,7 @@
 no label needed), the one implementation of the profile for every path (in memory here, page
 by page on the replica in `fraud.terminal_profile`, kept up to date by the streaming scorer's
 `realtime.terminal_counts`); `add_profiles` / `with_profile` put such tables together. The
-replica's SQL reads the label counts itself (`fraud.reader`).
+replica's SQL reads the label counts itself (`fraud.terminal_tables`).
 """
 
 from __future__ import annotations

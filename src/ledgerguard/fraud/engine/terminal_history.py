@@ -6,7 +6,7 @@ defrauded where (the fraud-customer table, `FRAUD_CUSTOMER_COLUMNS`) and, with
 evaluation and the tests build it here from a frame in memory (`history_in_memory`, over the
 daily tables of `engine.terminal_days` and the fraud-customer table made here); the
 nightly run, the backtest and the scorer's snapshot read the same tables from the replica
-(`fraud.reader`, `fraud.terminal_profile`), and the scorer keeps them up to date
+(`fraud.terminal_tables`, `fraud.terminal_profile`), and the scorer keeps them up to date
 (`realtime.terminal_counts`).
 """
 
