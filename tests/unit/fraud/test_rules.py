@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledgerguard.fraud.engine.rules import NEAR_MISS, RULE_IDS, RULES, evidence
+from ledgerguard.fraud.engine.rules import NEAR_MISS, RULE_IDS, RULES
 from ledgerguard.fraud.engine.terminal_history import LABELLED_DAY, TerminalHistory
 from ledgerguard.settings.fraud import FraudParameters
 from tests.unit.fraud.helpers import T0, fx, history_of, rows_frame, score_rows, verdict
@@ -362,26 +362,3 @@ def test_report_cells_that_a_spreadsheet_would_run_are_neutralised(tmp_path):
     rows = list(csv.reader(path.open()))
     assert rows[1] == ['\'=HYPERLINK("http://x")', "-5.00", "'@SUM(A1)"]
     assert rows[2] == ["'+1", "3", "'-2+3"]
-
-
-def test_evidence_names_the_unusual_features_behind_a_model_verdict():
-    data = pd.DataFrame(
-        {
-            "terminal_id": [7, 8],
-            "customer_new_to_terminal": [1.0, 0.0],
-            "terminal_new_customer_share_7d": [0.6, 0.1],
-            "terminal_amount_zscore": [3.4, 0.2],
-            "amount_to_median_ratio": [1.0, np.nan],
-            "terminal_recent_risk": [0.0, 0.25],
-            "customer_recent_anomalies_7d": [0, 3],
-        }
-    )
-    first, second = evidence(data, FraudParameters())
-    assert "first payment of the user at terminal 7 in 30 days" in first
-    assert "60% of the terminal's payments of the last 7 days by new customers" in first
-    assert "amount +3.4 sd from the terminal's usual" in first
-    assert "median" not in first and "confirmed-fraud" not in first
-    assert second == (
-        "3 of the user's payments of the last 7 days at 3x that median or more; "
-        "terminal's recent confirmed-fraud share 25%"
-    )

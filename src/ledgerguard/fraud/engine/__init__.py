@@ -3,7 +3,8 @@
 `frame` (transactions in the import format -> the engine's input frame), `features` (the
 feature catalogue and `build_features`, over `windows`, `customer_features`,
 `terminal_history` (built from `terminal_days`' tables) and `terminal_features`), `survival` (how long terminal compromises last),
-`rules` (each rule's flag and reason), `scoring` (rules + optional model -> one score per row;
+`rules` (each rule's flag and reason), `model_evidence` (the features named beside a model's
+probability), `scoring` (rules + optional model -> one score per row;
 the model is any `ProbabilityModel`), `model` (the trained model as the scorer uses it),
 `fitting` (training a model version: time split, threshold), `model_card` (what a version
 records and reports, the promotion gate), `metrics`

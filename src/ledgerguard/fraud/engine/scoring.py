@@ -25,7 +25,8 @@ import pandas as pd
 
 from ledgerguard.fraud.engine.combiner import ScoreCombiner
 from ledgerguard.fraud.engine.features import build_features
-from ledgerguard.fraud.engine.rules import RULE_IDS, RULES, evidence
+from ledgerguard.fraud.engine.model_evidence import evidence
+from ledgerguard.fraud.engine.rules import RULE_IDS, RULES
 from ledgerguard.fraud.engine.terminal_history import TerminalHistory
 from ledgerguard.fraud.engine.windows import US_PER_SECOND, in_order, sort_frame
 from ledgerguard.settings.fraud import FraudParameters
