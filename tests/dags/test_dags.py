@@ -13,7 +13,8 @@ from ledgerguard.cluster.local import LocalCluster
 from ledgerguard.db.dialect import Statement
 from ledgerguard.fraud import model_store
 from ledgerguard.fraud.imports.importer import import_labels, import_transactions
-from ledgerguard.fraud.synthetic import SyntheticConfig, generate, write_dataset
+from ledgerguard.fraud.synthetic import SyntheticConfig, generate
+from ledgerguard.fraud.synthetic_files import write_dataset
 from ledgerguard.orchestration.config import REPO_DAGS_FOLDER
 from ledgerguard.settings import Settings
 from tests.dags.support import insert_transaction, report_line, requires_airflow, unique_user_id

@@ -31,7 +31,8 @@ from ledgerguard.fraud.imports.importer import import_labels, import_transaction
 from ledgerguard.fraud.pipeline import AnalysisResult, analyze_interval, merge_reports
 from ledgerguard.fraud.reader import ReplicaReader, wait_for_replica
 from ledgerguard.fraud.reports.compliance import compliance_report
-from ledgerguard.fraud.synthetic import SyntheticConfig, generate, write_dataset
+from ledgerguard.fraud.synthetic import SyntheticConfig, generate
+from ledgerguard.fraud.synthetic_files import write_dataset
 from ledgerguard.fraud.terminal_profile import replica_profile_days
 from ledgerguard.fraud.training import train_from_replica
 from ledgerguard.money import FxRates

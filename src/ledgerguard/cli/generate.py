@@ -76,11 +76,11 @@ def generate(
         RATE_FIELDS,
         SyntheticConfig,
         config_for_rows,
-        write_dataset,
     )
     from ledgerguard.fraud.synthetic import (
         generate as generate_data,
     )
+    from ledgerguard.fraud.synthetic_files import write_dataset
 
     if card_misuse_factor[0] > card_misuse_factor[1]:
         raise typer.BadParameter(

@@ -12,5 +12,5 @@ Grouped by stage (all entry points take the one `Settings` object):
   -> `AnalysisResult`; `pipeline.merge_reports(settings, *, start, end)` after bucketed runs;
 * `reader` (the replica; its terminal tables in `terminal_tables`, the text its rows come as in
   `replica_text`), `store` (the primary), `evaluate` (precision/recall/AP),
-  `synthetic` (labelled data sets), `errors`.
+  `synthetic` (labelled data sets; `synthetic_files` writes them), `errors`.
 """

@@ -32,12 +32,13 @@ Fraud patterns, each labelled with `is_fraud=1` and its `pattern` name:
   with `card_misuse_factor_min` and `_max` at 5 too, exactly the Handbook's).
 
 The patterns are injected by `fraud.synthetic_patterns`; this module draws the normal
-traffic and the currencies, puts them together and writes the files. Every pattern instance has
-a start and an end (`SyntheticData.events`, written as `<name>_events.csv`), and every label a
-`labelled_at` `label_delay_days` (7) after the payment: chargebacks arrive late, so an
-evaluation imports them as they would have been known. With `early_label_share` > 0 that share
-of the frauds is labelled sooner, at a uniform moment of the delay (a cardholder's dispute, an
-analyst's decision): what the feature `terminal_early_fraud_customers` reads.
+traffic and the currencies and puts them together, and `fraud.synthetic_files` writes the
+files. Every pattern instance has a start and an end (`SyntheticData.events`, written as
+`<name>_events.csv`), and every label a `labelled_at` `label_delay_days` (7) after the payment:
+chargebacks arrive late, so an evaluation imports them as they would have been known. With
+`early_label_share` > 0 that share of the frauds is labelled sooner, at a uniform moment of the
+delay (a cardholder's dispute, an analyst's decision): what the feature
+`terminal_early_fraud_customers` reads.
 
 Everything is drawn from one `numpy` generator seeded with `seed`: the same configuration gives
 the same files byte for byte. `user_id_offset`, `terminal_id_offset` and `external_prefix` let
@@ -46,11 +47,9 @@ several data sets share one database (tests use disjoint ranges).
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -66,9 +65,6 @@ from ledgerguard.fraud.synthetic_patterns import (
 )
 from ledgerguard.money import FxRates, currency_exponent
 
-TRANSACTION_COLUMNS = ("external_id", "user_id", "terminal_id", "amount", "currency", "occurred_at")
-LABEL_COLUMNS = ("external_id", "is_fraud", "pattern", "labelled_at")
-EVENT_COLUMNS = ("pattern", "user_id", "terminal_id", "start", "end")
 PATTERNS = (
     "large_amount",
     "structuring",
@@ -167,21 +163,20 @@ def config_for_rows(
     return replace(base, customers=customers, terminals=terminals, **overrides)  # type: ignore[arg-type]
 
 
-#: `progress(done, total)`: steps (generate) or rows (write_dataset) done so far.
+#: `progress(done, total)`: steps (generate) or rows (`synthetic_files.write_dataset`) done so
+#: far.
 Progress = Callable[[int, int], None]
 #: Steps `generate` reports through its `progress` after the reachable terminals (whose
 #: blocks of `_REACH_BLOCK` customers count one step each: the slow part at full size).
 GENERATE_STEPS = 6
 _REACH_BLOCK = 2_000
-#: Rows per `to_csv` call of `write_dataset` (what one progress step covers).
-WRITE_CHUNK_ROWS = 500_000
 
 
-def _no_progress(done: int, total: int) -> None:
+def no_progress(done: int, total: int) -> None:
     """Default progress sink."""
 
 
-def generate(config: SyntheticConfig, *, progress: Progress = _no_progress) -> SyntheticData:
+def generate(config: SyntheticConfig, *, progress: Progress = no_progress) -> SyntheticData:
     """The data set of `config` (deterministic); `progress(done, total)` is told each block of
     customers whose reachable terminals were found, then each of `GENERATE_STEPS` steps (at
     13.4M rows the whole takes minutes)."""
@@ -365,51 +360,3 @@ def _decimal_strings(minor: np.ndarray, exponent: np.ndarray) -> list[str]:
             whole, fraction = divmod(value, 10**places)
             out.append(f"{whole}.{fraction:0{places}d}")
     return out
-
-
-def write_dataset(
-    data: SyntheticData,
-    directory: Path,
-    *,
-    name: str = "synthetic",
-    progress: Progress = _no_progress,
-) -> tuple[Path, Path]:
-    """Write `<name>_transactions.csv` (import format), `<name>_labels.csv` and
-    `<name>_events.csv` (the pattern instances with start and end); returns the first two.
-
-    The transactions and labels are written `WRITE_CHUNK_ROWS` at a time, each chunk told to
-    `progress(rows written, both files' rows)`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    tx_path = directory / f"{name}_transactions.csv"
-    labels_path = directory / f"{name}_labels.csv"
-    data.events.assign(start=_iso(data.events["start"]), end=_iso(data.events["end"])).to_csv(
-        directory / f"{name}_events.csv",
-        index=False,
-        columns=list(EVENT_COLUMNS),
-        lineterminator="\n",
-    )
-    total = len(data.transactions) + len(data.labels)
-    written = 0
-    progress(written, total)
-    for frame, path, columns, moment in (
-        (data.transactions, tx_path, TRANSACTION_COLUMNS, "occurred_at"),
-        (data.labels, labels_path, LABEL_COLUMNS, "labelled_at"),
-    ):
-        for offset in range(0, max(len(frame), 1), WRITE_CHUNK_ROWS):
-            chunk = frame.iloc[offset : offset + WRITE_CHUNK_ROWS]
-            chunk.assign(**{moment: _iso(chunk[moment])}).to_csv(
-                path,
-                mode="w" if offset == 0 else "a",
-                header=offset == 0,
-                index=False,
-                columns=list(columns),
-                lineterminator="\n",
-                quoting=csv.QUOTE_MINIMAL,
-            )
-            written += len(chunk)
-            progress(written, total)
-    return tx_path, labels_path
-
-
-def _iso(moments: pd.Series) -> pd.Series:
-    return moments.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -29,7 +29,8 @@ from ledgerguard.fraud.engine.scoring import SOFT_RULE_IDS, score_frame
 from ledgerguard.fraud.engine.terminal_history import TerminalHistory, history_in_memory
 from ledgerguard.fraud.engine.windows import sort_frame
 from ledgerguard.fraud.pipeline import model_of
-from ledgerguard.fraud.synthetic import SyntheticConfig, generate, write_dataset
+from ledgerguard.fraud.synthetic import SyntheticConfig, generate
+from ledgerguard.fraud.synthetic_files import write_dataset
 from ledgerguard.money import FxRates
 from ledgerguard.settings.fraud import FraudParameters
 

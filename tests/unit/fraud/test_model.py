@@ -20,7 +20,8 @@ from ledgerguard.fraud.engine.terminal_history import TerminalHistory, history_i
 from ledgerguard.fraud.engine.windows import sort_frame
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.fraud.pipeline import analyze_interval
-from ledgerguard.fraud.synthetic import SyntheticConfig, generate, write_dataset
+from ledgerguard.fraud.synthetic import SyntheticConfig, generate
+from ledgerguard.fraud.synthetic_files import write_dataset
 from ledgerguard.money import FxRates
 from ledgerguard.settings.fraud import FraudParameters
 from tests.support import make_settings

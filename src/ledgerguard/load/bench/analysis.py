@@ -24,7 +24,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from ledgerguard.fraud.model_store import promoted
-from ledgerguard.fraud.synthetic import config_for_rows, generate, write_dataset
+from ledgerguard.fraud.synthetic import config_for_rows, generate
+from ledgerguard.fraud.synthetic_files import write_dataset
 from ledgerguard.settings import Settings
 
 #: `progress(stage, done, total)`: what is being done, how far (total None: no measure).
