@@ -2,9 +2,9 @@
 
 Two tables, the ones `engine.terminal_days` and `engine.terminal_history` make in memory:
 transactions and confirmed frauds per (terminal, day), and the confirmed frauds per terminal,
-customer and day with the day their labels came. Their reads follow the terminal index and end as
-counts, where the pages of `fraud.reader` follow the user index and end as transactions; `ReplicaReader.terminal_tables` runs them inside its snapshot, on its server-side
-cursors.
+customer and day with the day their labels came. Their reads follow the terminal index and end
+as counts, where the pages of `fraud.reader` follow the user index and end as transactions;
+`ReplicaReader.terminal_tables` runs them inside its snapshot, on its server-side cursors.
 """
 
 from __future__ import annotations
