@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from ledgerguard.settings import Settings
+from ledgerguard.settings import FraudSettings, Settings
+from ledgerguard.settings.fraud import FraudParameters
 
 #: Messages and progress go to stderr, so `--json` output on stdout stays machine-readable.
 err_console = Console(stderr=True)
@@ -141,19 +142,24 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"]) or "settings"
-            if error["type"] == "missing":
-                problems.append(f"{name.upper()} is not set")
-            else:
-                problems.append(f"{name}: {error['msg']}")
-        abort(
-            "invalid configuration: "
-            + "; ".join(problems)
-            + " (copy .env.example to .env, or set the variables)",
-            code=2,
-        )
+        _invalid_configuration(exc)
+
+
+def _invalid_configuration(exc: ValidationError) -> NoReturn:
+    """Exit 2 with every problem of the configuration named (a missing variable by name)."""
+    problems = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"]) or "settings"
+        if error["type"] == "missing":
+            problems.append(f"{name.upper()} is not set")
+        else:
+            problems.append(f"{name}: {error['msg']}")
+    abort(
+        "invalid configuration: "
+        + "; ".join(problems)
+        + " (copy .env.example to .env, or set the variables)",
+        code=2,
+    )
 
 
 def settings_of(ctx: typer.Context) -> Settings:
@@ -161,6 +167,19 @@ def settings_of(ctx: typer.Context) -> Settings:
     if ctx.obj is None:
         ctx.obj = load_settings()
     return ctx.obj
+
+
+def fraud_parameters_of(ctx: typer.Context) -> FraudParameters:
+    """The fraud engine's parameters for a command that reaches no server (scoring or training
+    on files in memory): those of the `Settings` when already built, else read alone
+    (`FraudSettings`), so no database password has to be set; a bad `LEDGERGUARD_FRAUD__*`
+    value is still an error that names it."""
+    if ctx.obj is not None:
+        return ctx.obj.fraud
+    try:
+        return FraudSettings().fraud
+    except ValidationError as exc:
+        _invalid_configuration(exc)
 
 
 def print_json(data: Any) -> None:

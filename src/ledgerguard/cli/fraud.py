@@ -15,6 +15,7 @@ from ledgerguard.cli.common import (
     JsonFlag,
     abort,
     err_console,
+    fraud_parameters_of,
     print_json,
     progress_bar,
     say,
@@ -127,25 +128,24 @@ def evaluate(
 
     from ledgerguard.fraud.backtest import choose_model
     from ledgerguard.fraud.evaluate import evaluate as evaluate_frame
-    from ledgerguard.fraud.evaluate import score_in_memory
+    from ledgerguard.fraud.evaluate import read_labelled_files, score_in_memory
 
-    settings = settings_of(ctx)
-    frame = pd.read_csv(transactions, dtype=str, keep_default_na=False)
-    label_frame = pd.read_csv(labels, dtype={"external_id": str}, keep_default_na=False)
-    moments = pd.to_datetime(frame["occurred_at"], utc=True, format="ISO8601")
-    start = utc_midnight(since or moments.min().to_pydatetime(), assume_utc=True)
-    end = moments.max().to_pydatetime()
+    params = fraud_parameters_of(ctx)  # in memory: no server, so no password needed
     try:
+        frame, label_frame = read_labelled_files(transactions, labels)
+        moments = pd.to_datetime(frame["occurred_at"], utc=True, format="ISO8601")
+        start = utc_midnight(since or moments.min().to_pydatetime(), assume_utc=True)
+        end = moments.max().to_pydatetime()
         scored = score_in_memory(
             frame,
             label_frame,
             start=start,
             end=utc_midnight(end, assume_utc=True) + timedelta(days=1),
-            params=settings.fraud,
-            model=choose_model(settings.fraud, model),
+            params=params,
+            model=choose_model(params, model),
         )
     except (LedgerGuardError, KeyError, ValueError) as exc:
-        abort(f"cannot evaluate {transactions}: {exc}")
+        abort(f"cannot evaluate {transactions} with {labels}: {exc}")
     table = evaluate_frame(scored)
     if as_json:
         print_json(table.to_dict(orient="records"))
@@ -197,28 +197,27 @@ def train(
     """Train a model version on the engine's window features (from the replica's transactions
     and labels, or from CSV files); promote it if it beats the rules alone and the promoted
     version on the held-out days."""
-    import pandas as pd
 
     from ledgerguard.fraud.engine.fitting import train_model
+    from ledgerguard.fraud.evaluate import read_labelled_files
     from ledgerguard.fraud.training import train_from_replica
 
-    settings = settings_of(ctx)
     if (transactions is None) != (labels is None):
         abort("give both TRANSACTIONS and LABELS files, or neither (then the replica is read)")
     try:
         with err_console.status("building features and training"):
             if transactions is not None and labels is not None:
+                # in memory: the fraud parameters alone, no database password needed
                 report = train_model(
-                    pd.read_csv(transactions, dtype=str, keep_default_na=False),
-                    pd.read_csv(labels, dtype={"external_id": str}, keep_default_na=False),
+                    *read_labelled_files(transactions, labels),
                     store=store,
-                    params=settings.fraud,
+                    params=fraud_parameters_of(ctx),
                     test_days=test_days,
                     promote=promote,
                 )
             else:
                 report = train_from_replica(
-                    settings,
+                    settings_of(ctx),
                     until=utc_midnight(until or datetime.now(UTC), assume_utc=True),
                     days=days,
                     test_days=test_days,

@@ -32,6 +32,9 @@ from ledgerguard.fraud.engine.metrics import average_precision
 from ledgerguard.fraud.engine.rules import RULE_IDS
 from ledgerguard.fraud.engine.scoring import MODEL_SIGNAL, score_frame
 from ledgerguard.fraud.engine.terminal_history import history_in_memory, labelled_days_of
+from ledgerguard.fraud.errors import FraudAnalysisError
+from ledgerguard.fraud.imports.check import TRANSACTION_COLUMNS
+from ledgerguard.fraud.imports.importer import LABEL_COLUMNS
 from ledgerguard.money import FxRates
 from ledgerguard.settings import Settings
 from ledgerguard.settings.fraud import FraudParameters
@@ -122,6 +125,29 @@ def configuration_metrics(
 
 def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
+
+
+def read_labelled_files(transactions: Path, labels: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A transactions file (the import format) and its labels file (`external_id,is_fraud`,
+    optionally `pattern`, `labelled_at`), as `score_in_memory` and `fraud train` take them.
+
+    A file without a column the engine reads is refused by name (`FraudAnalysisError`) before
+    any scoring, as `ledgerguard import` refuses it, instead of failing on the first use of
+    the column with only its name.
+    """
+    frame = pd.read_csv(transactions, dtype=str, keep_default_na=False)
+    label_frame = pd.read_csv(labels, dtype={"external_id": str}, keep_default_na=False)
+    for role, columns, required in (
+        ("transactions", frame.columns, TRANSACTION_COLUMNS),
+        ("labels", label_frame.columns, LABEL_COLUMNS),
+    ):
+        missing = [name for name in required if name not in columns]
+        if missing:
+            raise FraudAnalysisError(
+                f"the {role} file's header must name {', '.join(required)} (missing: "
+                f"{', '.join(missing)}; got {', '.join(map(str, columns)) or 'nothing'})"
+            )
+    return frame, label_frame
 
 
 def score_in_memory(

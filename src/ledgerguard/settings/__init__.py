@@ -345,6 +345,20 @@ class Settings(BaseSettings):
         return self.home.expanduser().resolve()
 
 
+class FraudSettings(BaseSettings):
+    """The fraud engine's parameters alone, read exactly as `Settings.fraud` is
+    (`LEDGERGUARD_FRAUD__*`, the environment, then `.env`).
+
+    For the commands that score or train on files in memory and reach no server (`ledgerguard
+    fraud evaluate`, `fraud train` from CSV files): an analyst judging the engine on a labelled
+    file needs none of the platform's database passwords, which `Settings` rightly refuses to
+    run without.
+    """
+
+    model_config = Settings.model_config
+    fraud: FraudParameters = FraudParameters()
+
+
 def _env_name(field: str) -> str:
     """The variable `to_env` writes for a field: its first alias, else LEDGERGUARD_<NAME>."""
     alias = Settings.model_fields[field].validation_alias
