@@ -111,7 +111,8 @@ def test_an_engine_parameter_overrides_the_label_delay_taken_from_the_data() -> 
 
 def test_a_compromise_is_label_blind_until_its_first_day_reaches_the_horizon() -> None:
     """`label_blind_share`: a fraud on day k of a compromise (k = 0 on its first day) is blind
-    to the nightly run while k < delay, to the streaming scorer while k <= delay."""
+    to the nightly run while k < delay, to the streaming scorer while k <= delay, unless a
+    label of the compromise came earlier."""
     from types import SimpleNamespace
 
     from ledgerguard.load.bench.detection_errors import label_blind_share
@@ -119,7 +120,9 @@ def test_a_compromise_is_label_blind_until_its_first_day_reaches_the_horizon() -
     start = pd.Timestamp("2026-03-01", tz="UTC")
     at = [start + pd.Timedelta(days=k, hours=12) for k in range(10)]  # days 0..9 of it
     data = SimpleNamespace(
-        transactions=pd.DataFrame({"terminal_id": 5, "occurred_at": at}),
+        transactions=pd.DataFrame(
+            {"external_id": [f"t{k}" for k in range(10)], "terminal_id": 5, "occurred_at": at}
+        ),
         labels=pd.DataFrame({"pattern": "terminal_compromise", "is_fraud": [1] * 10}),
         events=pd.DataFrame(
             {
@@ -134,6 +137,18 @@ def test_a_compromise_is_label_blind_until_its_first_day_reaches_the_horizon() -
     assert (blind["terminal_frauds"], blind["terminal_frauds_label_blind"]) == (10, 7)
     assert blind["recall_ceiling_without_early_signal"] == 0.3  # days 7, 8, 9 visible
     assert blind["recall_ceiling_at_payment_time"] == 0.2  # days 8, 9
+
+    # a label that came early (a dispute on day 3 of the day-1 payment) shows the compromise
+    # from day 3 on to the nightly run (the end of the day), to the stream from that moment
+    came = [moment + pd.Timedelta(days=7) for moment in at]
+    came[1] = start + pd.Timedelta(days=3, hours=13)
+    data.labels["labelled_at"] = came
+    early = label_blind_share(data, start.to_pydatetime(), delay=7)
+    assert early["terminal_frauds_label_blind"] == 3  # days 0, 1, 2
+    assert early["recall_ceiling_at_payment_time"] == 0.6  # days 0-3 (day 3's at 12:00)
+    # labels the full delay late: as without the column
+    data.labels["labelled_at"] = [moment + pd.Timedelta(days=7) for moment in at]
+    assert label_blind_share(data, start.to_pydatetime(), delay=7) == blind
 
 
 def test_labels_that_come_at_once_are_read_from_the_next_day() -> None:

@@ -24,35 +24,75 @@ from ledgerguard.fraud.engine.windows import SECONDS_PER_DAY, US_PER_SECOND
 from ledgerguard.money import FxRates
 
 
-def label_blind_share(data: object, scored_from: datetime, delay: int) -> dict[str, float | int]:
-    """Terminal-compromise frauds scored whose terminal had no fraud day the labels could show.
+def blind_terminal_frauds(data: object, delay: int) -> pd.DataFrame:
+    """Every terminal-compromise fraud with what no label could show yet, by `index` (its row
+    in `data.transactions`) and `external_id`.
 
     The nightly run scoring a payment on day d knows the labels of days up to d - delay (its
-    label horizon); a compromise that began on day s is visible to label-based features from
-    day s + delay on. Frauds before that can only
-    be found from what the payments themselves show, which in the Handbook's scenario (the
-    customers' ordinary payments) is nothing: this bounds the recall of every label-based
-    signal, rules or model.
+    label horizon), and the labels that came before the end of day d (`labelled_at`: a
+    dispute or an analyst's decision before the delay); a compromise that began on day s is
+    visible to the labelled windows from day s + delay on, and earlier from the day the first
+    label of one of its frauds came. `blind`: neither yet. `blind_at_payment`: the same for
+    the streaming scorer, scoring as the payment comes (its horizon a day older: age <=
+    delay; a label counts once it came before the payment, if its payment's day is after
+    that horizon). Without a `labelled_at` column every label comes the full delay late.
     """
     labels, events = data.labels, data.events  # type: ignore[attr-defined]
     tx = data.transactions  # type: ignore[attr-defined]
-    mine = (labels["pattern"] == "terminal_compromise").to_numpy() & (
-        tx["occurred_at"] >= scored_from
-    ).to_numpy()
-    rows = tx.loc[mine, ["terminal_id", "occurred_at"]]
+    mine = (labels["pattern"] == "terminal_compromise").to_numpy()
+    rows = tx.loc[mine, ["external_id", "terminal_id", "occurred_at"]].copy()
+    never = pd.Timestamp.max.tz_localize("UTC")
+    came = labels["labelled_at"] if "labelled_at" in labels else pd.Series(never, labels.index)
+    rows["labelled_at"] = pd.to_datetime(came[mine], utc=True).fillna(never)
     starts = events[events["pattern"] == "terminal_compromise"][["terminal_id", "start", "end"]]
     joined = rows.reset_index().merge(starts, on="terminal_id", how="left")
     inside = (joined["occurred_at"] >= joined["start"]) & (joined["occurred_at"] < joined["end"])
     joined = joined[inside].drop_duplicates("index")
-    age = (joined["occurred_at"].dt.floor("D") - joined["start"].dt.floor("D")).dt.days
-    blind = int((age < delay).sum())
-    # the streaming scorer, scoring before the day ends, has its horizon a day older
-    blind_at_payment = int((age <= delay).sum())
+    day = joined["occurred_at"].dt.floor("D")
+    age = (day - joined["start"].dt.floor("D")).dt.days
+    # each fraud against the other frauds of its compromise (terminal, start): which labels
+    # had come in time (a few hundred frauds per compromise at most)
+    own = joined.assign(day=day)[["index", "terminal_id", "start", "day", "occurred_at"]]
+    other = joined.assign(other_day=day)[["terminal_id", "start", "other_day", "labelled_at"]]
+    pairs = own.merge(other, on=["terminal_id", "start"])
+    # nightly: a label that came by the end of the payment's day (the labelled windows read
+    # up to the horizon, the early labels after it)
+    nightly = pairs["labelled_at"] < pairs["day"] + pd.Timedelta(days=1)
+    # stream: one that came before the payment, of a day after its (a day older) horizon
+    stream = (pairs["labelled_at"] <= pairs["occurred_at"]) & (
+        pairs["other_day"] > pairs["day"] - pd.Timedelta(days=delay)
+    )
+    known = pairs.assign(nightly=nightly, stream=stream).groupby("index")[["nightly", "stream"]]
+    seen = known.any().reindex(joined["index"]).fillna(False)
+    return pd.DataFrame(
+        {
+            "index": joined["index"].to_numpy(),
+            "external_id": joined["external_id"].astype(str).to_numpy(),
+            "occurred_at": joined["occurred_at"].reset_index(drop=True),
+            "blind": (age < delay).to_numpy() & ~seen["nightly"].to_numpy(dtype=bool),
+            "blind_at_payment": (age <= delay).to_numpy() & ~seen["stream"].to_numpy(dtype=bool),
+        }
+    )
+
+
+def label_blind_share(data: object, scored_from: datetime, delay: int) -> dict[str, float | int]:
+    """Terminal-compromise frauds scored whose compromise no label could show yet
+    (`blind_terminal_frauds`).
+
+    Frauds before that can only be found from what the payments themselves show, which in
+    the Handbook's scenario (the customers' ordinary payments) is nothing: this bounds the
+    recall of every label-based signal, rules or model.
+    """
+    labels, tx = data.labels, data.transactions  # type: ignore[attr-defined]
+    frauds = blind_terminal_frauds(data, delay)
+    frauds = frauds[frauds["occurred_at"] >= pd.Timestamp(scored_from)]
+    blind = int(frauds["blind"].sum())
+    blind_at_payment = int(frauds["blind_at_payment"].sum())
     total_frauds = int(((labels["is_fraud"] == 1) & (tx["occurred_at"] >= scored_from)).sum())
     return {
-        "terminal_frauds": len(joined),
+        "terminal_frauds": len(frauds),
         "terminal_frauds_label_blind": blind,
-        "terminal_visible_share": round(1 - blind / max(len(joined), 1), 4),
+        "terminal_visible_share": round(1 - blind / max(len(frauds), 1), 4),
         "recall_ceiling_without_early_signal": round(1 - blind / max(total_frauds, 1), 4),
         "recall_ceiling_at_payment_time": round(1 - blind_at_payment / max(total_frauds, 1), 4),
     }
@@ -170,8 +210,8 @@ def errors(
 ) -> dict[str, object]:
     """Misses per pattern and false alarms per cause, for the error analysis (round 6).
 
-    Misses of terminal fraud are split by the compromise's age: label-blind (no labelled day
-    of it yet, age < delay) or visible; misses of compromised cards by their amount over the
+    Misses of terminal fraud are split into label-blind (no label could show the compromise
+    yet, `blind_terminal_frauds`) or visible, and by the compromise's age; misses of compromised cards by their amount over the
     customer's usual (`amount_to_usual`). False alarms are split by where they fall: at a
     terminal 0 to `delay` - 1 days after its compromise ended (its clean days not labelled
     yet) or later, at a compromised card's customer during its compromise (a payment the
@@ -203,12 +243,15 @@ def errors(
     terminal = window_age("terminal_compromise", "terminal_id")
     card = window_age("spending_anomaly", "user_id")
     out: dict[str, object] = {"misses": {}, "false_alarms": {}}
+    blind_frauds = blind_terminal_frauds(data, delay)
+    blind_ids = set(blind_frauds.loc[blind_frauds["blind"], "external_id"])
     for pattern, part in frame[fraud & ~flagged].groupby("pattern"):
         entry: dict[str, object] = {"missed": len(part)}
         if pattern == "terminal_compromise":
             age = terminal.loc[part.index, "since_start"]
-            entry["label_blind"] = int((age < delay).sum())
-            entry["visible"] = int((age >= delay).sum())
+            blind = part["external_id"].astype(str).isin(blind_ids)
+            entry["label_blind"] = int(blind.sum())
+            entry["visible"] = int((~blind).sum())
             entry["by_day_of_compromise"] = {
                 str(int(k)): int(v) for k, v in age.value_counts().sort_index().items()
             }
