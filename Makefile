@@ -49,11 +49,16 @@ reset: setup .env
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 COMPOSE_ARGS := -p ledgerguard -f deploy/docker-compose.yml --env-file .env
 
-.PHONY: compose-config compose-up compose-down
+.PHONY: compose-env compose-config compose-up compose-down
+# .env with fresh random passwords: the stack runs as production, which refuses the demo's
+compose-env:
+	./scripts/compose-env.sh
+
 compose-config: .env
 	$(COMPOSE) $(COMPOSE_ARGS) config -q
 
-compose-up: .env
+compose-up:
+	@test -e .env || ./scripts/compose-env.sh
 	$(COMPOSE) $(COMPOSE_ARGS) up -d --build
 
 compose-down:

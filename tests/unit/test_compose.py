@@ -220,3 +220,45 @@ def test_backups_archive_and_verify_in_compose(resolved: dict):
     dockerfile = (Path(build["context"]) / build["dockerfile"]).read_text()
     assert "AS backup-tools" in dockerfile and "deploy/mysql/install-client.sh" in dockerfile
     assert "mysql-community-client" in (REPO / "deploy/mysql/install-client.sh").read_text()
+
+
+def test_compose_env_writes_passwords_production_accepts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`make compose-env`: .env.example with every password fresh and random, which the
+    production settings of the stack accept (the copied .env.example they refuse), and never
+    over an existing .env."""
+    from ledgerguard.settings import Settings
+    from ledgerguard.settings.secrets import DEV_PASSWORDS
+
+    # the file alone: the test session's own settings variables would override it
+    prefixes = ("LEDGERGUARD_", "MYSQL_", "REPLICA_", "REPL_", "AIRFLOW_", "GRAFANA_")
+    for name in [name for name in os.environ if name.startswith(prefixes)]:
+        monkeypatch.delenv(name)
+
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(REPO / "scripts" / "compose-env.sh", tmp_path / "scripts")
+    shutil.copy(REPO / ".env.example", tmp_path / ".env.example")
+    script = [str(tmp_path / "scripts" / "compose-env.sh")]
+    subprocess.run(script, check=True, capture_output=True)
+    env = (tmp_path / ".env").read_text()
+    assert (tmp_path / ".env").stat().st_mode & 0o077 == 0
+    values = dict(
+        line.split("=", 1) for line in env.splitlines() if line and not line.startswith("#")
+    )
+    passwords = {k: v for k, v in values.items() if k.endswith(("PASSWORD", "_PASS"))}
+    assert {"MYSQL_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "AIRFLOW_DB_PASS"} <= set(passwords)
+    assert not set(passwords.values()) & DEV_PASSWORDS
+    assert len(set(passwords.values())) == len(passwords)  # each its own
+    assert all(len(value) >= 12 for value in passwords.values())
+    # the rest of the file is .env.example's, line for line
+    example = (REPO / ".env.example").read_text().splitlines()
+    assert len(env.splitlines()) == len(example)
+    # as the stack sets them (x-ledgerguard-env): production, no interactive docs
+    stack = {"environment": "production", "api_docs": False}
+    Settings(**stack, _env_file=tmp_path / ".env")  # type: ignore[arg-type, call-arg]
+    with pytest.raises(ValueError, match="development"):
+        Settings(**stack, _env_file=tmp_path / ".env.example")  # type: ignore[arg-type, call-arg]
+    again = subprocess.run(script, capture_output=True, text=True)
+    assert again.returncode == 1 and ".env exists" in again.stderr
+    assert (tmp_path / ".env").read_text() == env

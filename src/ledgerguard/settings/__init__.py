@@ -136,7 +136,8 @@ class Settings(BaseSettings):
     #: Failed passwords in a row that lock an account, and for how many seconds.
     web_login_max_failures: int = Field(5, ge=1, le=100)
     web_lockout_seconds: int = Field(900, ge=1)
-    #: Login attempts per client address and minute (per API worker); 0 disables.
+    #: Login attempts per client address and minute (one count shared by all API workers); 0
+    #: disables.
     web_login_attempts_per_minute: int = Field(30, ge=0)
     #: Session cookie `Secure` flag: `auto` = when the request came over https.
     web_cookie_secure: Literal["auto", "always", "never"] = "auto"
