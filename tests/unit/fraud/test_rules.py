@@ -175,9 +175,10 @@ def test_terminal_risk_counts_only_labels_up_to_the_label_horizon():
     assert score_rows(payment, history=one_fraud).flagged == 0
 
 
-def _confirmed(terminal: int, frauds: list[tuple[int, int, int]]) -> TerminalHistory:
-    """A terminal history holding only `frauds`: (customer, payment day, labelled day)."""
-    table = pd.DataFrame(
+def _fraud_table(terminal: int, frauds: list[tuple[int, int, int]]) -> pd.DataFrame:
+    """The fraud-customer table of `frauds` at `terminal`: (customer, payment day, labelled
+    day)."""
+    return pd.DataFrame(
         {
             "terminal_id": terminal,
             "user_id": [user for user, _, _ in frauds],
@@ -186,6 +187,11 @@ def _confirmed(terminal: int, frauds: list[tuple[int, int, int]]) -> TerminalHis
             LABELLED_DAY: [labelled for _, _, labelled in frauds],
         }
     )
+
+
+def _confirmed(terminal: int, frauds: list[tuple[int, int, int]]) -> TerminalHistory:
+    """A terminal history holding only `frauds`: (customer, payment day, labelled day)."""
+    table = _fraud_table(terminal, frauds)
     days = table.groupby(["terminal_id", "day"], as_index=False)["n_fraud"].sum()
     return TerminalHistory(days.assign(n_tx=days["n_fraud"]), table)
 
@@ -196,7 +202,8 @@ def test_fraud_confirmed_before_the_label_delay_fires_terminal_risk_at_once():
     flagged, saying why, by the nightly run and the stream alike. Not with one such customer
     (twice), not when a label comes after today, not for a defrauded customer's own payment,
     not for payments older than the early days, not without the labels' days, not with the
-    setting at 0 (the default)."""
+    setting at 0, not for a customer whose card was misused at another terminal too (a
+    stolen card, not the terminal); the setting is 2 by default."""
     today = (T0 - T0.replace(year=1970, month=1, day=1)).days
     params = FraudParameters(terminal_early_fraud_min_customers=2)
     payment = [(3, 42, T0, "20.00", "USD")]
@@ -222,7 +229,20 @@ def test_fraud_confirmed_before_the_label_delay_fires_terminal_risk_at_once():
     days = pd.DataFrame({"terminal_id": [42], "day": [today - 1], "n_tx": [2], "n_fraud": [2]})
     frauds = pd.DataFrame({"terminal_id": 42, "user_id": [10, 11], "day": today - 1, "n_fraud": 1})
     assert score_rows(payment, history=TerminalHistory(days, frauds), params=params).flagged == 0
-    assert score_rows(payment, history=_confirmed(42, two)).flagged == 0
+    assert score_rows(payment, history=_confirmed(42, two)).flagged == 1  # the default: 2
+    off = FraudParameters(terminal_early_fraud_min_customers=0)
+    assert score_rows(payment, history=_confirmed(42, two), params=off).flagged == 0
+    # customer 11's card was misused at terminal 43 too in those days: a stolen card, which
+    # says nothing about terminal 42 (one customer left there); confirmed only after today,
+    # the other misuse does not count yet
+    for at_43, flagged in ((today - 1, 0), (today + 1, 1)):
+        elsewhere = pd.DataFrame(
+            {"terminal_id": 43, "user_id": [11], "day": [today - 2], "n_fraud": 1}
+        ).assign(**{LABELLED_DAY: at_43})
+        table = pd.concat([_fraud_table(42, two), elsewhere], ignore_index=True)
+        days = table.groupby(["terminal_id", "day"], as_index=False)["n_fraud"].sum()
+        both = TerminalHistory(days.assign(n_tx=days["n_fraud"]), table)
+        assert score_rows(payment, history=both, params=params).flagged == flagged
 
 
 @pytest.mark.parametrize(
@@ -287,6 +307,7 @@ def test_a_fired_terminal_risk_ranks_its_flags_by_their_risk():
     from ledgerguard.fraud.engine.terminal_features import (
         ACTIVE_PROBABILITY,
         COMPROMISE_WORDS,
+        EARLY_ACTIVE_PROBABILITY,
         EARLY_FRAUD_CUSTOMERS,
     )
 
@@ -294,6 +315,7 @@ def test_a_fired_terminal_risk_ranks_its_flags_by_their_risk():
     data = pd.DataFrame(
         {
             EARLY_FRAUD_CUSTOMERS: 0,
+            EARLY_ACTIVE_PROBABILITY: 0.0,
             "terminal_nb_fraud_7d": 5,
             "terminal_nb_tx_7d": 5,
             "terminal_fraud_run_days": 20,
@@ -362,3 +384,37 @@ def test_report_cells_that_a_spreadsheet_would_run_are_neutralised(tmp_path):
     rows = list(csv.reader(path.open()))
     assert rows[1] == ['\'=HYPERLINK("http://x")', "-5.00", "'@SUM(A1)"]
     assert rows[2] == ["'+1", "3", "'-2+3"]
+
+
+def test_the_early_trigger_fires_at_the_chance_the_compromise_goes_on_and_says_it():
+    """Early confirmations fire `terminal_risk` at P(the compromise they show still goes on):
+    from the bar (0.5) on, with that probability in the reason when it is below 1."""
+    from ledgerguard.fraud.engine.terminal_features import (
+        ACTIVE_PROBABILITY,
+        COMPROMISE_WORDS,
+        EARLY_ACTIVE_PROBABILITY,
+        EARLY_FRAUD_CUSTOMERS,
+    )
+
+    data = pd.DataFrame(
+        {
+            "terminal_id": 42,
+            EARLY_FRAUD_CUSTOMERS: [2, 2, 2, 1],
+            EARLY_ACTIVE_PROBABILITY: [1.0, 0.7, 0.4, 1.0],
+            "terminal_nb_fraud_7d": 0,
+            "terminal_nb_tx_7d": 0,
+            "terminal_fraud_run_days": 0,
+            ACTIVE_PROBABILITY: 0.0,
+            COMPROMISE_WORDS: None,
+            "terminal_recent_risk": 0.0,
+            "terminal_run_fraud_share": 0.0,
+            "terminal_days_since_fraud": 28,
+        }
+    )
+    rule = next(rule for rule in RULES if rule.id == "terminal_risk")
+    params = FraudParameters()
+    assert rule.evaluate(data, params).fired.tolist() == [True, True, False, False]
+    reasons = rule.explain(data, params)
+    assert reasons[0].startswith("terminal_risk: 2 other customers' payments at terminal 42")
+    assert "probability" not in reasons[0]
+    assert reasons[1].endswith("a compromise still going on today with probability 70%")

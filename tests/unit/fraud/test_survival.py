@@ -15,10 +15,14 @@ from ledgerguard.fraud.engine.survival import (
     run_customers,
 )
 from ledgerguard.fraud.engine.terminal_features import ACTIVE_PROBABILITY
-from ledgerguard.fraud.engine.terminal_history import TerminalHistory, add_fraud_customers
+from ledgerguard.fraud.engine.terminal_history import (
+    LABELLED_DAY,
+    TerminalHistory,
+    add_fraud_customers,
+)
 from ledgerguard.fraud.errors import FraudAnalysisError
 from ledgerguard.settings.fraud import FraudParameters
-from tests.unit.fraud.helpers import T0, history_of, score_rows, verdict
+from tests.unit.fraud.helpers import T0, fraud_customers_of, history_of, score_rows, verdict
 
 TODAY = (T0 - T0.replace(year=1970, month=1, day=1)).days
 HORIZON = TODAY - FraudParameters().label_delay_days
@@ -356,3 +360,62 @@ def test_terminal_risk_rises_on_a_compromises_first_labelled_days():
     # the run broken by a clean day between: the same two fraud days no longer make a run
     broken = [*rows[:-2], (42, HORIZON - 1, 4, 1), (42, HORIZON, 4, 0)]
     assert verdict(score_rows(payment, history=history_of(_days(broken))), 1).rule_ids == ""
+
+
+def _with_early(days: pd.DataFrame, early: list[tuple[int, int]]) -> TerminalHistory:
+    """The history of `days` (each fraud labelled `label_delay_days` after its day) plus frauds
+    at terminal 42 of (customer, day) labelled the next day: an analyst's decisions."""
+    delay = FraudParameters().label_delay_days
+    late = fraud_customers_of(days)
+    late[LABELLED_DAY] = late["day"] + delay
+    soon = pd.DataFrame(
+        {
+            "terminal_id": 42,
+            "user_id": [user for user, _ in early],
+            "day": [day for _, day in early],
+            "n_fraud": 1,
+        }
+    )
+    soon[LABELLED_DAY] = soon["day"] + 1
+    extra = soon.groupby(["terminal_id", "day"], as_index=False)["n_fraud"].sum()
+    both = pd.concat([days, extra.assign(n_tx=extra["n_fraud"])], ignore_index=True)
+    both = both.groupby(["terminal_id", "day"], as_index=False)[["n_tx", "n_fraud"]].sum()
+    return TerminalHistory(both, pd.concat([late, soon], ignore_index=True))
+
+
+def test_early_confirmations_fire_while_the_compromise_they_show_probably_goes_on():
+    """Frauds confirmed before the label delay say the terminal *was* compromised on their
+    days; once its compromise has lasted longer than every one seen, the labels of its last
+    days still come in early, and a count of them alone flagged the terminal's next customers
+    (session 20: most of the count rule's false alarms). The chance that it still goes on
+    decides, from the same learnt lengths as the labelled run's."""
+    params = FraudParameters(terminal_early_fraud_min_customers=2)
+    past = _compromises(6, 10, ended_by=HORIZON - 1)  # compromises last 10 days here
+    payment = [(3, 42, T0, "20.00", "USD")]
+    confirmed = [(10, TODAY - 2), (11, TODAY - 1)]  # labelled the day after: known today
+    # a fresh compromise (clean at the horizon), seen two days ago: day 3 of 10, flagged
+    fresh = _with_early(_days([*past, (42, HORIZON, 3, 0)]), confirmed)
+    row = verdict(score_rows(payment, history=fresh, params=params), 1)
+    assert row.rule_ids == "terminal_risk" and row.flagged
+    assert row.reasons.startswith("terminal_risk: 2 other customers' payments at terminal 42")
+    assert "probability" not in row.reasons  # P = 1: nothing to qualify
+    # the same confirmations at the end of a run that began 3 days before the horizon: it
+    # went on to yesterday, its 10th day; today is its 11th, and every one seen lasted 10
+    ended = _with_early(_days([*past, *_ongoing(HORIZON - 3)]), confirmed)
+    assert score_rows(payment, history=ended, params=params).flagged == 0
+    # the model reads the probability, 0 there and 1 at the fresh one
+    from ledgerguard.fraud.engine.features import build_features
+    from ledgerguard.fraud.engine.frame import engine_frame
+    from ledgerguard.fraud.engine.terminal_features import EARLY_ACTIVE_PROBABILITY
+    from tests.unit.fraud.helpers import fx, rows_frame
+
+    frame = engine_frame(rows_frame(payment), fx()).drop(columns="external_id")
+    probability = [
+        float(build_features(frame, history, params)[EARLY_ACTIVE_PROBABILITY].iloc[0])
+        for history in (fresh, ended)
+    ]
+    assert probability == [1.0, 0.0]
+    # a run of 5 days by the horizon, early frauds on its 10th and 11th days: it lasted
+    # longer than any seen, so nothing is learnt about it (1, as without the estimate)
+    longer = _with_early(_days([*past, *_ongoing(HORIZON - 4)]), confirmed)
+    assert score_rows(payment, history=longer, params=params).flagged == 1

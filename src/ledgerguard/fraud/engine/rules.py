@@ -26,6 +26,7 @@ from ledgerguard.fraud.engine.customer_features import anomaly_bar
 from ledgerguard.fraud.engine.terminal_features import (
     ACTIVE_PROBABILITY,
     COMPROMISE_WORDS,
+    EARLY_ACTIVE_PROBABILITY,
     EARLY_FRAUD_CUSTOMERS,
 )
 from ledgerguard.fraud.engine.windows import usd_threshold_units
@@ -206,13 +207,16 @@ def _terminal_window(data: pd.DataFrame, params: FraudParameters) -> tuple[np.nd
     return n_fraud, n_tx, np.where(enough, share * active, 0.0)
 
 
-def _confirmed_early(data: pd.DataFrame, params: FraudParameters) -> np.ndarray:
-    """Rows with at least `terminal_early_fraud_min_customers` other customers' fraud at the
-    terminal confirmed after the label horizon (never when the setting is 0)."""
+def _early_risk(data: pd.DataFrame, params: FraudParameters) -> np.ndarray:
+    """P(fraud) from early confirmations: on rows with at least
+    `terminal_early_fraud_min_customers` other customers' fraud at the terminal confirmed
+    after the label horizon, the chance that the compromise they show still goes on
+    (`EARLY_ACTIVE_PROBABILITY`); 0 elsewhere, and everywhere when the setting is 0."""
     least = params.terminal_early_fraud_min_customers
     if least == 0:
-        return np.zeros(len(data), dtype=bool)
-    return data[EARLY_FRAUD_CUSTOMERS].to_numpy() >= least
+        return np.zeros(len(data))
+    confirmed = data[EARLY_FRAUD_CUSTOMERS].to_numpy() >= least
+    return np.where(confirmed, data[EARLY_ACTIVE_PROBABILITY].to_numpy(dtype=float), 0.0)
 
 
 def _terminal_risk(data: pd.DataFrame, params: FraudParameters) -> RuleOutcome:
@@ -220,9 +224,9 @@ def _terminal_risk(data: pd.DataFrame, params: FraudParameters) -> RuleOutcome:
     # after a compromise, the risk falls within about one half-life instead of staying high
     # until the last fraud leaves the window (42 % of the old rule's alerts came from there).
     _, _, risk = _terminal_window(data, params)
-    # fraud confirmed before the label delay by other customers of the terminal: as sure as
-    # a terminal's risk gets, whatever the labelled days say
-    risk = np.where(_confirmed_early(data, params), 1.0, risk)
+    # fraud confirmed before the label delay by other customers of the terminal: a
+    # compromise seen at once, as likely still going on as its learnt lengths say
+    risk = np.maximum(risk, _early_risk(data, params))
     bar = params.terminal_risk_threshold
     fired = risk >= bar
     outcome = _outcome(fired, ramp(risk, 0.0, bar))
@@ -253,19 +257,21 @@ def fired_floor(params: FraudParameters, rule_id: str) -> float:
 def _explain_terminal_risk(data: pd.DataFrame, params: FraudParameters) -> list[str]:
     """The labelled window's case, or the early confirmations' where those fired the rule
     (a row both fire on gets both)."""
-    early = _confirmed_early(data, params)
+    early = _early_risk(data, params)
     window = _explain_terminal_window(data, params)
     delay = params.label_delay_days
     texts: list[str] = []
-    for text, confirmed, terminal, customers in zip(
+    for text, risk, terminal, customers in zip(
         window, early, data["terminal_id"], data[EARLY_FRAUD_CUSTOMERS], strict=True
     ):
-        if confirmed:
+        if risk >= params.terminal_risk_threshold:
             known = (
                 f"terminal_risk: {customers} other customers' payments at terminal {terminal} in "
                 f"the last {delay} days already confirmed as fraud (before the usual {delay}-day "
                 "label delay: analyst decisions or early chargebacks)"
             )
+            if risk < 1.0:
+                known += f", a compromise still going on today with probability {risk:.0%}"
             text = known if text is None else f"{known}; {text.removeprefix('terminal_risk: ')}"
         texts.append(text or "")
     return texts

@@ -9,11 +9,14 @@ but for the frauds after it whose labels came early (`EARLY_FRAUD_CUSTOMERS`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
+from ledgerguard.fraud.engine.survival import CompromiseDurations
 from ledgerguard.fraud.engine.terminal_days import PROFILE_COLUMNS
-from ledgerguard.fraud.engine.terminal_history import TerminalHistory
+from ledgerguard.fraud.engine.terminal_history import EarlyFrauds, TerminalHistory
 from ledgerguard.fraud.engine.windows import (
     SECONDS_PER_DAY,
     UNITS_PER_USD,
@@ -46,10 +49,10 @@ def terminal_features(
             risk = np.where(n_tx > 0, n_fraud / n_tx, 0.0)
         out[f"terminal_risk_{days}d"] = unsort(risk, order)
     # fraud after the horizon that is confirmed already (an analyst's decision): evidence now
-    early = history.early_fraud_customers(
+    early = history.early_frauds(
         terminal, day, frame["user_id"].to_numpy()[order], days=params.early_label_days
     )
-    out[EARLY_FRAUD_CUSTOMERS] = unsort(early, order)
+    out[EARLY_FRAUD_CUSTOMERS] = unsort(early.customers, order)
     # The recency features depend on (terminal, day) only: computed once per pair (a page holds
     # several payments per terminal and day), then spread to the rows.
     first = np.ones(len(terminal), dtype=bool)
@@ -64,6 +67,8 @@ def terminal_features(
     if history.has_profile:
         recency |= _terminal_profile(terminal[first], day[first], history, params)
     out |= {name: unsort(values[pair], order) for name, values in recency.items()}
+    run = recency["terminal_fraud_run_days"][pair]
+    out[EARLY_ACTIVE_PROBABILITY] = unsort(_early_activity(early, day, run, history, params), order)
     if history.has_profile:
         out |= _terminal_amount_zscore(frame, out, params)
     return out
@@ -225,9 +230,9 @@ def _compromise_activity(
     compromise known) or with one in which fewer than `terminal_compromise_min_customers`
     distinct customers had confirmed fraud (one customer's fraud days, a stolen card at its
     owner's shop, are no compromise; the learnt lengths count the same runs only), 1 (and no
-    words) with one but fewer than `terminal_compromise_min_runs` ended runs to learn from. Never NaN: a model feature that is NaN on
-    every row of a training set is refused by the tree model's binning. One estimate per label
-    horizon (a loop over the few distinct days, not over rows).
+    words) with one but fewer than `terminal_compromise_min_runs` ended runs to learn from.
+    Never NaN: a model feature that is NaN on every row of a training set is refused by the
+    tree model's binning.
     """
     ongoing = run > 0
     if params.terminal_compromise_min_customers > 1 and ongoing.any():
@@ -239,24 +244,64 @@ def _compromise_activity(
         ongoing[rows[customers < params.terminal_compromise_min_customers]] = False
     probability = ongoing.astype(np.float64)
     words = np.full(len(run), None, dtype=object)
+    for rows, durations in _learnt_lengths(ongoing, newest, history, params):
+        probability[rows] = durations.active_probability(
+            run[rows] - since_fraud[rows], run[rows] + params.label_delay_days
+        )
+        words[rows] = durations.words()
+    return {ACTIVE_PROBABILITY: probability, COMPROMISE_WORDS: words}
+
+
+def _learnt_lengths(
+    asked: np.ndarray, newest: np.ndarray, history: TerminalHistory, params: FraudParameters
+) -> Iterator[tuple[np.ndarray, CompromiseDurations]]:
+    """(rows, the compromise lengths learnt by their label horizon) for the `asked` rows, one
+    estimate per horizon day (a loop over the few distinct days, not over rows); none where
+    fewer than `terminal_compromise_min_runs` compromises ended or the look-back is 0."""
     lookback = params.terminal_compromise_history_days
-    if lookback == 0 or not ongoing.any():
-        return {ACTIVE_PROBABILITY: probability, COMPROMISE_WORDS: words}
-    for horizon in np.unique(newest[ongoing]).tolist():
+    if lookback == 0 or not asked.any():
+        return
+    for horizon in np.unique(newest[asked]).tolist():
         durations = history.compromise_durations(
             horizon,
             lookback,
             min_share=params.terminal_risk_threshold,
             min_customers=params.terminal_compromise_min_customers,
         )
-        if durations.completed < params.terminal_compromise_min_runs:
-            continue
-        rows = ongoing & (newest == horizon)
+        if durations.completed >= params.terminal_compromise_min_runs:
+            yield asked & (newest == horizon), durations
+
+
+def _early_activity(
+    early: EarlyFrauds,
+    day: np.ndarray,
+    run: np.ndarray,
+    history: TerminalHistory,
+    params: FraudParameters,
+) -> np.ndarray:
+    """P(the compromise that other customers' early confirmed frauds show at the terminal
+    still goes on at the transaction's day).
+
+    Early labels say the terminal was compromised on the days of those payments, not that it
+    still is: right after a compromise ends its last days' labels still come in, and a count of
+    them alone flagged the terminal's next customers (session 20: 376 of the 435 false alarms
+    of the count rule at 2 customers on dev seed 12 at 0.5 terminals per customer, 30 % early
+    labels, came 0-6 days after a compromise's end). The compromise began at the start of the
+    labelled run of fraud days that reaches the label horizon, if there is one, else at the
+    first early confirmed fraud; it is known to have lasted to the last one. The learnt
+    compromise lengths (`engine.survival`, the same estimate as the labelled run's) give the
+    chance that it lasts to the transaction's day. 0 without early confirmed fraud, 1 with too
+    few ended compromises to learn from.
+    """
+    has = early.customers > 0
+    probability = has.astype(np.float64)
+    newest = day - params.label_delay_days
+    start = np.where(run > 0, newest - run + 1, early.first_day)
+    for rows, durations in _learnt_lengths(has, newest, history, params):
         probability[rows] = durations.active_probability(
-            run[rows] - since_fraud[rows], run[rows] + params.label_delay_days
+            early.last_day[rows] - start[rows] + 1, day[rows] - start[rows] + 1
         )
-        words[rows] = durations.words()
-    return {ACTIVE_PROBABILITY: probability, COMPROMISE_WORDS: words}
+    return probability
 
 
 #: Other customers whose payments at the terminal after the label horizon are confirmed fraud
@@ -266,6 +311,9 @@ EARLY_FRAUD_CUSTOMERS = "terminal_early_fraud_customers"
 
 #: P(the terminal's compromise still goes on at the transaction's day), see `engine.survival`.
 ACTIVE_PROBABILITY = "terminal_compromise_active_probability"
+
+#: The same for the compromise that early confirmed frauds show (`_early_activity`).
+EARLY_ACTIVE_PROBABILITY = "terminal_early_active_probability"
 
 
 #: The learnt compromise lengths in words for the reason (text: not a model feature).

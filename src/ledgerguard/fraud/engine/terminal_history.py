@@ -12,6 +12,8 @@ nightly run, the backtest and the scorer's snapshot read the same tables from th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -100,7 +102,7 @@ class TerminalHistory:
     how many customers were defrauded at a terminal over days (`run_customers`), which
     `terminal_compromise_min_customers` needs; without one (None) it refuses to guess. With
     the table's `LABELLED_DAY` it also tells which frauds after the label horizon were
-    confirmed early (`early_fraud_customers`).
+    confirmed early (`early_frauds`).
     """
 
     def __init__(self, days: pd.DataFrame, frauds: pd.DataFrame | None = None) -> None:
@@ -125,6 +127,7 @@ class TerminalHistory:
         self._frauds = None if frauds is None else self._fraud_index(frauds)
         # the frauds labelled within `days` of their payment, per `days` (see `_early_frauds`)
         self._early: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._early_users: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _fraud_index(self, frauds: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(terminal-day key, customer, labelled day) of each row of a fraud-customer table,
@@ -251,23 +254,65 @@ class TerminalHistory:
         owner, entry = self._gather(key, terminal_id, first, stop)
         return _distinct_per_query(owner, user[entry], n)
 
-    def early_fraud_customers(
+    def early_frauds(
         self, terminal_id: np.ndarray, day: np.ndarray, user_id: np.ndarray, *, days: int
-    ) -> np.ndarray:
+    ) -> EarlyFrauds:
         """Customers other than `user_id` with fraud at each query's terminal on the `days`
         days up to `day` ([day - days + 1, day], after a label horizon `days` back) whose
         label was known by `day`: fraud confirmed before the label delay (an analyst's
-        decision, an early chargeback). 0 without a fraud-customer table or its
+        decision, an early chargeback), with the first and last day of those payments (when
+        the compromise they show was going on). None without a fraud-customer table or its
         `LABELLED_DAY`. Only frauds labelled less than `days` days after their payment can
         count; they are few (none where every label comes `days` late), so this usually
         costs nothing."""
         n = len(terminal_id)
         key, user, labelled = self._early_frauds(days)
         if len(key) == 0 or n == 0:
-            return np.zeros(n, dtype=np.int64)
+            return EarlyFrauds.none(n)
         owner, entry = self._gather(key, terminal_id, day - days + 1, day + 1)
         keep = (labelled[entry] <= day[owner]) & (user[entry] != user_id[owner])
-        return _distinct_per_query(owner[keep], user[entry[keep]], n)
+        owner, entry = owner[keep], entry[keep]
+        card = self._defrauded_elsewhere(entry, day[owner], days=days)
+        owner, entry = owner[~card], entry[~card]
+        paid = (key[entry] & ((1 << _DAY_BITS) - 1)) + self.day_origin
+        early = EarlyFrauds.none(n)
+        np.minimum.at(early.first_day, owner, paid)
+        np.maximum.at(early.last_day, owner, paid)
+        return EarlyFrauds(_distinct_per_query(owner, user[entry], n), *early.days)
+
+    def _defrauded_elsewhere(self, entry: np.ndarray, day: np.ndarray, *, days: int) -> np.ndarray:
+        """Per early fraud `entry` (of `_early_frauds(days)`) seen from `day`: whether its
+        customer also had early confirmed fraud at another terminal in the same days ([day -
+        days + 1, day], labelled by `day`). Such a customer's card was stolen, and its misuse
+        at this terminal says nothing about the terminal: a compromised terminal defrauds the
+        customers who pay there, a stolen card is misused wherever it is taken (a count
+        without this flagged busy shops where two stolen cards were used within a week;
+        session 20)."""
+        if len(entry) == 0:
+            return np.zeros(0, dtype=bool)
+        key, user, labelled = self._early_frauds(days)
+        order, by_user = self._early_by_user(days)
+        mask = (1 << _DAY_BITS) - 1
+        base = user[entry] << _DAY_BITS
+        lo = np.searchsorted(by_user, base + (day - days + 1 - self.day_origin).clip(0, mask))
+        hi = np.searchsorted(by_user, base + (day + 1 - self.day_origin).clip(0, mask))
+        pair, position = expand_ranges(lo, hi - lo)
+        other = order[position]
+        elsewhere = ((key[other] >> _DAY_BITS) != (key[entry[pair]] >> _DAY_BITS)) & (
+            labelled[other] <= day[pair]
+        )
+        return np.bincount(pair[elsewhere], minlength=len(entry)) > 0
+
+    def _early_by_user(self, days: int) -> tuple[np.ndarray, np.ndarray]:
+        """The early frauds of `_early_frauds(days)` in (customer, day) order: their positions
+        and the sorted customer-day keys."""
+        cached = self._early_users.get(days)
+        if cached is None:
+            key, user, _ = self._early_frauds(days)
+            by_user = (user << _DAY_BITS) + (key & ((1 << _DAY_BITS) - 1))
+            order = np.argsort(by_user, kind="stable")
+            cached = self._early_users[days] = (order, by_user[order])
+        return cached
 
     def _early_frauds(self, days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The fraud index's rows labelled less than `days` days after their payment day."""
@@ -300,6 +345,33 @@ class TerminalHistory:
         """(transactions, frauds) on each terminal over the `days` days up to day - `lag`."""
         n_tx, n_fraud = self.sums(("n_tx", "n_fraud"), terminal_id, day, days=days, lag=lag)
         return n_tx, n_fraud
+
+
+#: The day of an `EarlyFrauds` query without any (no payment is that far from the epoch).
+NO_DAY = 1 << 40
+
+
+@dataclass(frozen=True)
+class EarlyFrauds:
+    """Per query of `TerminalHistory.early_frauds`: the other customers with early confirmed
+    fraud at the terminal, and the first and last day of those frauds (`NO_DAY` and
+    `-NO_DAY` for none)."""
+
+    customers: np.ndarray
+    first_day: np.ndarray
+    last_day: np.ndarray
+
+    @classmethod
+    def none(cls, n: int) -> EarlyFrauds:
+        return cls(
+            np.zeros(n, dtype=np.int64),
+            np.full(n, NO_DAY, dtype=np.int64),
+            np.full(n, -NO_DAY, dtype=np.int64),
+        )
+
+    @property
+    def days(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.first_day, self.last_day
 
 
 def _distinct_per_query(owner: np.ndarray, user: np.ndarray, n: int) -> np.ndarray:
